@@ -1,0 +1,247 @@
+/* alloc.c: the entry points. Holds the fast paths only: a thread-cache
+ * pop for malloc, a registry test and a thread-cache push for free.
+ * Everything else (refill, flush, large blocks, foreign pointers, set-up)
+ * is a call into the slow paths of tcache.c, large.c and foreign.c.
+ *
+ * The fast path makes no syscall, takes no lock, reads no option and
+ * logs nothing. The libc names are aliases of the hk_ functions, defined
+ * at the end unless HK_NO_LIBC_NAMES (the unit-test build, which runs
+ * beside the sanitizers' own malloc).
+ */
+#include <errno.h>
+#include <string.h>
+#include "hk_internal.h"
+
+static void *hk_malloc_large(size_t n, size_t align, bool zero)
+{
+    hk_ensure_init();
+    if (align > HK_SEG_SIZE / 2)
+        return hk_huge_aligned_alloc(n, align);
+    return hk_large_alloc(n, align, zero);
+}
+
+void *hk_malloc(size_t n)
+{
+    if (HK_LIKELY(n <= HK_SMALL_MAX)) {
+        unsigned cls = hk_class_of(n);
+        struct hk_bin *b = &hk_tls.bins[cls];
+        if (HK_LIKELY(b->n))
+            return b->slot[--b->n];
+        return hk_malloc_slow(cls);
+    }
+    return hk_malloc_large(n, 0, false);
+}
+
+void hk_free(void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    if (HK_LIKELY(hk_reg_test(a))) {
+        struct hk_seg *seg = hk_seg_of(p);
+        unsigned cls = hk_unit_cls(seg, p);
+        if (HK_LIKELY(cls < HK_NCLASS && !(a & (HK_MIN_ALIGN - 1)))) {
+            struct hk_bin *b = &hk_tls.bins[cls];
+            if (HK_LIKELY(b->n < b->cap)) {
+                b->slot[b->n++] = p;
+                return;
+            }
+        }
+        hk_free_slow(p, seg, cls);
+        return;
+    }
+    if (p)
+        hk_free_foreign(p, "free");
+}
+
+/* Small block size or large usable size of our pointer p; 0 if foreign.
+ * who names the caller for the message on an invalid pointer. */
+static size_t hk_size_of(void *p, const char *who)
+{
+    struct hk_seg *seg = hk_seg_of(p);
+    unsigned cls = hk_unit_cls(seg, p);
+    if (cls < HK_NCLASS) {
+        if (!hk_block_valid((struct hk_ss *)seg, p))
+            hk_fatal("%s(): invalid pointer %p", who, p);
+        return hk_class_size[cls];
+    }
+    if (cls == HK_CLS_LARGE)
+        return hk_large_usable((struct hk_large *)seg, p, who);
+    hk_fatal("%s(): invalid pointer %p", who, p);
+}
+
+void *hk_calloc(size_t nmemb, size_t size)
+{
+    size_t n;
+    if (__builtin_mul_overflow(nmemb, size, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (n > HK_SMALL_MAX)
+        return hk_malloc_large(n, 0, true);
+    void *p = hk_malloc(n);
+    if (p)
+        memset(p, 0, n);
+    return p;
+}
+
+void *hk_realloc(void *p, size_t n)
+{
+    if (!p)
+        return hk_malloc(n);
+    if (n == 0) {                       /* glibc: frees, returns NULL */
+        hk_free(p);
+        return NULL;
+    }
+    if (!hk_reg_test((uintptr_t)p))
+        return hk_realloc_foreign(p, n);
+
+    struct hk_seg *seg = hk_seg_of(p);
+    unsigned cls = hk_unit_cls(seg, p);
+    size_t old;
+    if (cls < HK_NCLASS) {
+        old = hk_size_of(p, "realloc");
+        if (n <= old && (n > old / 2 || old <= 32))
+            return p;                   /* shrinking by less than half */
+    } else if (cls == HK_CLS_LARGE) {
+        struct hk_large *l = (struct hk_large *)seg;
+        if (n > HK_SMALL_MAX / 2 && hk_large_realloc(l, p, n))
+            return p;
+        old = l->user_size;
+    } else {
+        hk_fatal("realloc(): invalid pointer %p", p);
+    }
+    void *q = hk_malloc(n);
+    if (!q)
+        return NULL;                    /* p untouched, errno ENOMEM */
+    memcpy(q, p, old < n ? old : n);
+    hk_free(p);
+    return q;
+}
+
+static bool is_pow2(size_t a)
+{
+    return a && !(a & (a - 1));
+}
+
+/* align: a power of two. */
+void *hk_memalign(size_t align, size_t n)
+{
+    if (align <= HK_MIN_ALIGN)
+        return hk_malloc(n);
+    int cls = hk_class_for_aligned(n, align);
+    if (cls >= 0) {
+        struct hk_bin *b = &hk_tls.bins[cls];
+        if (b->n)
+            return b->slot[--b->n];
+        return hk_malloc_slow((unsigned)cls);
+    }
+    return hk_malloc_large(n, align, false);
+}
+
+size_t hk_usable_size(void *p)
+{
+    if (!p)
+        return 0;
+    if (!hk_reg_test((uintptr_t)p))
+        return hk_usable_foreign(p);
+    return hk_size_of(p, "malloc_usable_size");
+}
+
+/* ---- the rest of the libc interface ---- */
+
+static void *hk_reallocarray(void *p, size_t nmemb, size_t size)
+{
+    size_t n;
+    if (__builtin_mul_overflow(nmemb, size, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return hk_realloc(p, n);
+}
+
+static int hk_posix_memalign(void **out, size_t align, size_t n)
+{
+    if (!is_pow2(align) || align % sizeof(void *) != 0)
+        return EINVAL;
+    int saved = errno;
+    void *p = hk_memalign(align, n);
+    if (!p) {
+        int e = errno;
+        errno = saved;
+        return e ? e : ENOMEM;
+    }
+    *out = p;
+    errno = saved;
+    return 0;
+}
+
+static void *hk_aligned_alloc(size_t align, size_t n)
+{
+    if (!is_pow2(align)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return hk_memalign(align, n);
+}
+
+/* glibc's memalign rounds an alignment that is not a power of two up. */
+static void *hk_memalign_libc(size_t align, size_t n)
+{
+    if (align > SIZE_MAX / 2 + 1) {
+        errno = EINVAL;
+        return NULL;
+    }
+    while (!is_pow2(align))
+        align = align ? (align | (align - 1)) + 1 : 1;
+    return hk_memalign(align, n);
+}
+
+static void *hk_valloc(size_t n)
+{
+    return hk_memalign(HK_PAGE, n);
+}
+
+static void *hk_pvalloc(size_t n)
+{
+    size_t r = n ? (n + HK_PAGE - 1) & ~(size_t)(HK_PAGE - 1) : HK_PAGE;
+    if (r < n) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return hk_memalign(HK_PAGE, r);
+}
+
+static int hk_malloc_trim(size_t pad)
+{
+    return hakmem_trim();
+}
+
+/* Accepted for compatibility; none of glibc's knobs applies here. */
+static int hk_mallopt(int param, int value)
+{
+    return 1;
+}
+
+#ifndef HK_NO_LIBC_NAMES
+#define HK_ALIAS(name, target) \
+    extern __typeof(target) name __attribute__((alias(#target), visibility("default")))
+HK_ALIAS(malloc, hk_malloc);
+HK_ALIAS(free, hk_free);
+HK_ALIAS(calloc, hk_calloc);
+HK_ALIAS(realloc, hk_realloc);
+HK_ALIAS(reallocarray, hk_reallocarray);
+HK_ALIAS(posix_memalign, hk_posix_memalign);
+HK_ALIAS(aligned_alloc, hk_aligned_alloc);
+HK_ALIAS(memalign, hk_memalign_libc);
+HK_ALIAS(valloc, hk_valloc);
+HK_ALIAS(pvalloc, hk_pvalloc);
+HK_ALIAS(malloc_usable_size, hk_usable_size);
+HK_ALIAS(malloc_trim, hk_malloc_trim);
+HK_ALIAS(mallopt, hk_mallopt);
+/* glibc's own names for the same functions, which some programs call */
+HK_ALIAS(__libc_malloc, hk_malloc);
+HK_ALIAS(__libc_free, hk_free);
+HK_ALIAS(__libc_calloc, hk_calloc);
+HK_ALIAS(__libc_realloc, hk_realloc);
+HK_ALIAS(__libc_memalign, hk_memalign_libc);
+HK_ALIAS(cfree, hk_free);
+#endif

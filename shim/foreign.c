@@ -1,0 +1,149 @@
+/* foreign.c: pointers the registry says are not ours.
+ *
+ * Before our first malloc runs, ld.so serves its own early allocations
+ * from a minimal allocator (in its data segment and in anonymous
+ * mappings) and may later pass them to free() or realloc(). At start we
+ * record the writable anonymous and ld.so mappings that already exist
+ * (read from /proc/self/maps, without allocating): a foreign pointer in
+ * one of them is such an early block, and is left alone (free) or copied
+ * out of (realloc). Any other foreign pointer is a bug in the program:
+ * we abort naming the function and the pointer, as glibc does, rather
+ * than guess.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+#include "hk_internal.h"
+
+#define HK_PREINIT_MAX 64
+
+struct hk_range { uintptr_t lo, hi; };
+static struct hk_range hk_preinit[HK_PREINIT_MAX];
+static unsigned hk_npreinit;
+static bool hk_preinit_known;          /* false: /proc was unreadable */
+
+static uintptr_t parse_hex(const char **s)
+{
+    uintptr_t v = 0;
+    for (;; (*s)++) {
+        char c = **s;
+        if (c >= '0' && c <= '9') v = v * 16 + (uintptr_t)(c - '0');
+        else if (c >= 'a' && c <= 'f') v = v * 16 + (uintptr_t)(c - 'a' + 10);
+        else return v;
+    }
+}
+
+/* One line of /proc/self/maps: "lo-hi perms offset dev inode   path". */
+static void note_line(const char *line)
+{
+    const char *s = line;
+    uintptr_t lo = parse_hex(&s);
+    if (*s++ != '-')
+        return;
+    uintptr_t hi = parse_hex(&s);
+    if (*s++ != ' ' || s[0] != 'r' || s[1] != 'w')
+        return;
+    /* path: the text after the fifth field, if any */
+    const char *path = s;
+    for (int f = 0; f < 4 && path; f++) {
+        path = strchr(path, ' ');
+        if (path)
+            while (*path == ' ')
+                path++;
+    }
+    bool anon = !path || *path == '\0' || *path == '\n';
+    bool rtld = path && strstr(path, "/ld-linux") != NULL;
+    if (!anon && !rtld)
+        return;
+    if (hk_npreinit > 0 && hk_preinit[hk_npreinit - 1].hi == lo) {
+        hk_preinit[hk_npreinit - 1].hi = hi;
+        return;
+    }
+    if (hk_npreinit < HK_PREINIT_MAX)
+        hk_preinit[hk_npreinit++] = (struct hk_range){ lo, hi };
+}
+
+void hk_foreign_snapshot(void)
+{
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    char buf[4096], line[512];
+    size_t ln = 0;
+    ssize_t r;
+    while ((r = read(fd, buf, sizeof(buf))) > 0) {
+        for (ssize_t i = 0; i < r; i++) {
+            if (buf[i] == '\n') {
+                line[ln] = '\0';
+                note_line(line);
+                ln = 0;
+            } else if (ln + 1 < sizeof(line)) {
+                line[ln++] = buf[i];
+            }
+        }
+    }
+    close(fd);
+    hk_preinit_known = true;
+}
+
+/* Bytes from p to the end of the early mapping holding it, or 0. */
+size_t hk_foreign_preinit_span(const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    for (unsigned i = 0; i < hk_npreinit; i++)
+        if (a >= hk_preinit[i].lo && a < hk_preinit[i].hi)
+            return hk_preinit[i].hi - a;
+    return 0;
+}
+
+/* Early blocks are 16-aligned; anything else is not a block at all. */
+static bool plausible_early(const void *p)
+{
+    if (((uintptr_t)p & (HK_MIN_ALIGN - 1)) != 0)
+        return false;
+    if (!hk_preinit_known)
+        return true;                    /* cannot tell: do no harm */
+    return hk_foreign_preinit_span(p) != 0;
+}
+
+void hk_free_foreign(void *p, const char *who)
+{
+    if (hk_huge_aligned_find(p, NULL, true))
+        return;
+    if (!plausible_early(p))
+        hk_fatal("%s(): invalid pointer %p (not allocated by hakmem)", who, p);
+    /* An early block of ld.so: not ours to reuse; leave it. */
+}
+
+size_t hk_usable_foreign(void *p)
+{
+    size_t usable;
+    if (hk_huge_aligned_find(p, &usable, false))
+        return usable;
+    if (!plausible_early(p))
+        hk_fatal("malloc_usable_size(): invalid pointer %p (not allocated by hakmem)", p);
+    return 0;                           /* size unknown */
+}
+
+/* realloc of an early block: its size is unknown, so copy n bytes or up
+ * to the end of its mapping, whichever is less; the old block stays. */
+void *hk_realloc_foreign(void *p, size_t n)
+{
+    size_t usable;
+    if (hk_huge_aligned_find(p, &usable, false)) {
+        void *q = hk_malloc(n);
+        if (q) {
+            memcpy(q, p, n < usable ? n : usable);
+            hk_huge_aligned_find(p, NULL, true);
+        }
+        return q;
+    }
+    if (!plausible_early(p) || !hk_preinit_known)
+        hk_fatal("realloc(): invalid pointer %p (not allocated by hakmem)", p);
+    size_t span = hk_foreign_preinit_span(p);
+    void *q = hk_malloc(n);
+    if (q)
+        memcpy(q, p, n < span ? n : span);
+    return q;
+}

@@ -1,0 +1,175 @@
+/* hk_internal.h: prototypes shared by the shim's files, grouped under the
+ * file that defines them, plus the few inline helpers the fast path needs
+ * (size class lookup, registry test). Nothing here allocates.
+ */
+#ifndef HK_INTERNAL_H
+#define HK_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdarg.h>
+#include "hk_types.h"
+#include "hakmem.h"
+
+/* ---- sizeclass.c ---- */
+extern const uint32_t hk_class_size[HK_NCLASS] HK_HIDDEN;
+extern const uint8_t hk_class_lut[HK_LUT_MAX / HK_MIN_ALIGN + 1] HK_HIDDEN;
+HK_HIDDEN unsigned hk_class_of_slow(size_t n);
+HK_HIDDEN unsigned hk_class_span(unsigned cls);
+HK_HIDDEN int hk_class_for_aligned(size_t n, size_t align);
+
+/* Size class of n bytes, n <= HK_SMALL_MAX. */
+static inline unsigned hk_class_of(size_t n)
+{
+    if (HK_LIKELY(n <= HK_LUT_MAX))
+        return hk_class_lut[(n + HK_MIN_ALIGN - 1) / HK_MIN_ALIGN];
+    return hk_class_of_slow(n);
+}
+
+/* ---- registry.c ---- */
+#define HK_REG_WORDS ((size_t)1 << (HK_ADDR_BITS - HK_SEG_SHIFT - 6))
+extern _Atomic uint64_t hk_regmap[HK_REG_WORDS] HK_HIDDEN;
+HK_HIDDEN void hk_reg_set(uintptr_t seg);
+HK_HIDDEN void hk_reg_clear(uintptr_t seg);
+
+/* True when the 2 MiB chunk holding a starts a hakmem segment. Reads the
+ * bitmap only, never the memory at a. */
+static inline bool hk_reg_test(uintptr_t a)
+{
+    uintptr_t idx = a >> HK_SEG_SHIFT;
+    if (HK_UNLIKELY(idx >= ((uintptr_t)1 << (HK_ADDR_BITS - HK_SEG_SHIFT))))
+        return false;
+    uint64_t w = atomic_load_explicit(&hk_regmap[idx >> 6], memory_order_relaxed);
+    return (w >> (idx & 63)) & 1;
+}
+
+static inline struct hk_seg *hk_seg_of(const void *p)
+{
+    return (struct hk_seg *)((uintptr_t)p & ~(uintptr_t)HK_SEG_MASK);
+}
+
+static inline unsigned hk_unit_cls(const struct hk_seg *seg, const void *p)
+{
+    return seg->unit_cls[((uintptr_t)p >> HK_UNIT_SHIFT) & (HK_UNITS - 1)];
+}
+
+/* ---- log.c ---- */
+HK_HIDDEN void hk_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+HK_HIDDEN void hk_fatal(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn, cold));
+HK_HIDDEN size_t hk_fmt(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- env.c ---- */
+enum hk_opt_type { HK_OPT_BOOL, HK_OPT_UINT, HK_OPT_ENUM };
+struct hk_optdef {
+    const char *name;               /* the environment variable */
+    enum hk_opt_type type;
+    uint32_t def, min, max;         /* default and range (UINT) */
+    const char *choices;            /* ENUM: "A|B|C", value = index */
+    const char *doc;
+    size_t offset;                  /* into struct hk_options */
+};
+/* Every HAKMEM_* variable: name, field, type, default, min, max, choices, doc */
+#define HK_OPTIONS(X)                                                        \
+    X(HAKMEM_SS_OS_STATS, os_stats, HK_OPT_BOOL, 0, 0, 1, NULL,              \
+      "1: print OS and lean counters on stderr at exit")
+
+struct hk_options {
+#define HK_OPT_FIELD(name, field, type, def, min, max, choices, doc) uint32_t field;
+    HK_OPTIONS(HK_OPT_FIELD)
+#undef HK_OPT_FIELD
+};
+extern struct hk_options hk_opt HK_HIDDEN;
+extern const struct hk_optdef hk_optdefs[] HK_HIDDEN;
+extern const size_t hk_noptdefs HK_HIDDEN;
+HK_HIDDEN int hk_opt_parse(const struct hk_optdef *d, const char *s, uint32_t *out);
+HK_HIDDEN void hk_env_load(char *const *envp, struct hk_options *o);
+HK_HIDDEN void hk_env_init(void);
+HK_HIDDEN size_t hk_opt_format(const struct hk_optdef *d, uint32_t v, char *buf, size_t len);
+
+/* ---- os.c (the only caller of mmap/munmap/madvise/mremap) ---- */
+HK_HIDDEN void *hk_os_map_aligned(size_t len);
+HK_HIDDEN void hk_os_unmap(void *p, size_t len);
+HK_HIDDEN bool hk_os_grow_inplace(void *p, size_t old_len, size_t new_len);
+HK_HIDDEN bool hk_os_shrink(void *p, size_t old_len, size_t new_len);
+
+/* ---- stats.c ---- */
+struct hk_counters {
+#define HK_CTR_FIELD(name, doc) _Atomic uint64_t name;
+    HAKMEM_COUNTERS(HK_CTR_FIELD)
+#undef HK_CTR_FIELD
+};
+extern struct hk_counters hk_ctr HK_HIDDEN;
+#define HK_CTR_ADD(name, v) \
+    atomic_fetch_add_explicit(&hk_ctr.name, (uint64_t)(v), memory_order_relaxed)
+#define HK_CTR_SUB(name, v) \
+    atomic_fetch_sub_explicit(&hk_ctr.name, (uint64_t)(v), memory_order_relaxed)
+
+/* ---- policy.c (pure) ---- */
+HK_HIDDEN void hk_policy_limits(enum hk_mode mode, struct hk_limits *out);
+HK_HIDDEN uint32_t hk_policy_tc_cap(const struct hk_limits *l, unsigned cls);
+HK_HIDDEN bool hk_policy_prewarm_class(unsigned cls);
+HK_HIDDEN bool hk_policy_keep_empty_slab(const struct hk_limits *l, uint32_t nempty);
+HK_HIDDEN bool hk_policy_cache_superslab(const struct hk_limits *l, uint32_t ncached);
+HK_HIDDEN bool hk_policy_cache_large(const struct hk_limits *l, size_t len);
+
+/* ---- superslab.c ---- */
+extern struct hk_class hk_classes[HK_NCLASS] HK_HIDDEN;
+HK_HIDDEN size_t hk_central_take(unsigned cls, void **out, size_t want);
+HK_HIDDEN void hk_central_put(unsigned cls, void *const *ptrs, size_t n, const char *who);
+HK_HIDDEN struct hk_slab *hk_slab_of(struct hk_ss *ss, const void *p);
+HK_HIDDEN bool hk_block_valid(struct hk_ss *ss, const void *p);
+HK_HIDDEN void hk_ss_prewarm(void);
+HK_HIDDEN bool hk_ss_trim(void);
+HK_HIDDEN void hk_ss_lock_all(void);
+HK_HIDDEN void hk_ss_unlock_all(void);
+HK_HIDDEN void hk_ss_reinit_locks(void);
+
+/* ---- large.c ---- */
+HK_HIDDEN void *hk_large_alloc(size_t n, size_t align, bool zero);
+HK_HIDDEN void hk_large_free(struct hk_large *l, void *p, const char *who);
+HK_HIDDEN void *hk_large_realloc(struct hk_large *l, void *p, size_t n);
+HK_HIDDEN size_t hk_large_usable(struct hk_large *l, const void *p, const char *who);
+HK_HIDDEN bool hk_large_trim(void);
+HK_HIDDEN void *hk_huge_aligned_alloc(size_t n, size_t align);
+HK_HIDDEN bool hk_huge_aligned_find(const void *p, size_t *usable, bool release);
+HK_HIDDEN void hk_large_lock_all(void);
+HK_HIDDEN void hk_large_unlock_all(void);
+HK_HIDDEN void hk_large_reinit_locks(void);
+
+/* ---- tcache.c (thread caches: the slow paths of alloc.c) ---- */
+extern __thread struct hk_tcache hk_tls
+    __attribute__((tls_model("initial-exec"))) HK_HIDDEN;
+HK_HIDDEN void *hk_malloc_slow(unsigned cls);
+HK_HIDDEN void hk_free_slow(void *p, struct hk_seg *seg, unsigned cls);
+HK_HIDDEN void hk_tcache_flush_all(struct hk_tcache *tc);
+HK_HIDDEN void hk_tcache_global_init(void);
+
+/* ---- foreign.c (the DSO guard's second half) ---- */
+HK_HIDDEN void hk_foreign_snapshot(void);
+HK_HIDDEN size_t hk_foreign_preinit_span(const void *p);
+HK_HIDDEN void hk_free_foreign(void *p, const char *who);
+HK_HIDDEN size_t hk_usable_foreign(void *p);
+HK_HIDDEN void *hk_realloc_foreign(void *p, size_t n);
+
+/* ---- init.c ---- */
+extern _Atomic int hk_init_state HK_HIDDEN;  /* 0 none, 1 running, 2 done */
+extern struct hk_limits hk_lim HK_HIDDEN;
+extern _Atomic uint32_t hk_epoch HK_HIDDEN;
+HK_HIDDEN void hk_init_slow(void);
+
+static inline void hk_ensure_init(void)
+{
+    if (HK_UNLIKELY(atomic_load_explicit(&hk_init_state, memory_order_acquire) != 2))
+        hk_init_slow();
+}
+
+/* ---- alloc.c (the entry points) ---- */
+HK_HIDDEN void *hk_malloc(size_t n);
+HK_HIDDEN void hk_free(void *p);
+HK_HIDDEN void *hk_calloc(size_t nmemb, size_t size);
+HK_HIDDEN void *hk_realloc(void *p, size_t n);
+HK_HIDDEN void *hk_memalign(size_t align, size_t n);
+HK_HIDDEN size_t hk_usable_size(void *p);
+
+#endif

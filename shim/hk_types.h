@@ -1,0 +1,162 @@
+/* hk_types.h: the shim's data structures and constants.
+ *
+ * Glossary
+ *   superslab   a 2 MiB region aligned on 2 MiB, mapped from the OS in one
+ *               piece. Its first unit holds the header (magic, slab table);
+ *               the other 31 units are carved into slabs.
+ *   unit        64 KiB; a superslab is 32 units.
+ *   slab        1 or 4 contiguous units of a superslab, all of one size
+ *               class. Its free blocks are a bitmap in the slab descriptor
+ *               (never inside the blocks), so free pages of a slab can be
+ *               decommitted without losing the free list.
+ *   size class  one of HK_NCLASS block sizes, 16 B to 32 KiB.
+ *   large       an allocation above 32 KiB: its own mapping, aligned on
+ *               2 MiB, with a header at its start.
+ *   segment     either of the two mappings above; both start with
+ *               struct hk_seg so that free() reads one byte to tell them
+ *               apart and finds the size class of a small block.
+ *   thread cache (tcache) per-thread stacks of free blocks, one per size
+ *               class; the only thing the fast path touches.
+ *   central     per-class lists of slabs with free blocks, under a lock
+ *               per class; the thread caches refill from and flush to it.
+ *   registry    a bitmap, one bit per 2 MiB of address space, set for the
+ *               start of every segment: "is this pointer ours?" without
+ *               reading the pointer's memory.
+ *
+ * This header holds types and constants only; prototypes live in
+ * hk_internal.h.
+ */
+#ifndef HK_TYPES_H
+#define HK_TYPES_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HK_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define HK_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define HK_HIDDEN      __attribute__((visibility("hidden")))
+#define HK_CACHELINE   64
+
+/* Segment geometry. 2 MiB matches a huge page and keeps the registry at
+ * 8 MiB of (untouched until used) address space for 47 bits. */
+#define HK_SEG_SHIFT   21
+#define HK_SEG_SIZE    ((size_t)1 << HK_SEG_SHIFT)
+#define HK_SEG_MASK    (HK_SEG_SIZE - 1)
+#define HK_UNIT_SHIFT  16
+#define HK_UNIT_SIZE   ((size_t)1 << HK_UNIT_SHIFT)
+#define HK_UNITS       32            /* units per superslab */
+#define HK_PAGE        4096
+#define HK_ADDR_BITS   47            /* user space; higher is never ours */
+
+/* Size classes: 16..128 step 16, then four per doubling up to 32 KiB. */
+#define HK_NCLASS      40
+#define HK_SMALL_MAX   32768
+#define HK_LUT_MAX     1024          /* sizes served by the lookup table */
+#define HK_MIN_ALIGN   16
+
+/* unit_cls values that are not a size class */
+#define HK_CLS_FREE    0xfe          /* unit not in any slab (or header) */
+#define HK_CLS_LARGE   0xff          /* the segment is a large allocation */
+
+/* Thread cache geometry. A bin holds at most HK_TC_SLOTS pointers; the
+ * policy sets the live capacity per class and mode. */
+#define HK_TC_SLOTS    64
+
+#define HK_SEG_MAGIC_SS    0x4853534bu  /* "KSSH" */
+#define HK_SEG_MAGIC_LARGE 0x48534c4bu  /* "KLSH" */
+
+/* Common head of every segment. unit_cls sits in the first cache line so
+ * that free() of a small block touches one line of the header. */
+struct hk_seg {
+    uint32_t magic;
+    uint32_t reserved;
+    uint8_t  unit_cls[HK_UNITS];    /* size class per unit, or HK_CLS_* */
+};
+
+/* Slab descriptor. One per unit; a slab of span > 1 uses the descriptor
+ * of its first unit. Protected by the lock of its size class once the
+ * slab is carved; by hk_ss_lock while it is free.
+ * Invariant: nfree == popcount(freemap) and a slab is on its class's
+ * partial list exactly when nfree > 0. */
+struct hk_slab {
+    struct hk_slab *next;           /* class partial list */
+    struct hk_slab *prev;
+    uint32_t nblocks;               /* blocks in the slab */
+    uint32_t nfree;                 /* free blocks in freemap */
+    uint32_t block;                 /* block size, bytes */
+    uint8_t cls;
+    uint8_t span;                   /* units; 0 in a non-head unit */
+    uint8_t head;                   /* index of the slab's first unit */
+    uint8_t unit;                   /* index of this unit */
+    uint32_t hint;                  /* first freemap word that may be set */
+    uint64_t div_magic;             /* ceil(2^40 / block): offset -> index */
+    uint64_t freemap[HK_UNIT_SIZE / HK_MIN_ALIGN / 64]; /* 1 = free */
+};
+
+/* Superslab header, at the start of unit 0.
+ * Invariant: free_units has a bit for every unit not in a slab (unit 0,
+ * the header, is never free); the superslab is empty when
+ * free_units == HK_SS_USABLE. */
+#define HK_SS_USABLE   (0xfffffffeu)
+struct hk_ss {
+    struct hk_seg seg;
+    struct hk_ss *next;             /* hk_ss_lock: avail or cache list */
+    struct hk_ss *prev;
+    uint32_t free_units;            /* bit u set: unit u is free */
+    uint32_t cached;                /* 1 while on the empty cache */
+    uint64_t last_used;             /* cache LRU tick */
+    struct hk_slab slabs[HK_UNITS];
+};
+
+/* Large allocation header, at the start of its mapping. The user block
+ * starts at base + user_off (in the same 2 MiB chunk as the header, which
+ * is what lets free() find it through the registry). */
+enum { HK_LARGE_LIVE = 1, HK_LARGE_CACHED = 2 };
+struct hk_large {
+    struct hk_seg seg;
+    size_t map_len;                 /* bytes mapped, multiple of HK_PAGE */
+    size_t user_off;                /* bytes from base to the user block */
+    size_t user_size;               /* bytes requested */
+    uint32_t state;                 /* HK_LARGE_* */
+};
+
+/* One thread-cache bin: a stack of free blocks of one class. */
+struct hk_bin {
+    uint32_t n;                     /* blocks held */
+    uint32_t cap;                   /* live capacity, <= HK_TC_SLOTS */
+    void *slot[HK_TC_SLOTS];
+};
+
+enum hk_tstate { HK_T_NEW = 0, HK_T_INITING, HK_T_READY, HK_T_DEAD };
+
+struct hk_tcache {
+    struct hk_bin bins[HK_NCLASS];
+    uint32_t state;                 /* enum hk_tstate */
+    uint32_t epoch;                 /* hk_g.epoch when caps were set */
+};
+
+/* Central per-class state. */
+struct hk_class {
+    pthread_mutex_t lock;
+    struct hk_slab *partial;        /* slabs with nfree > 0; empties last */
+    struct hk_slab *partial_tail;
+    uint32_t nempty;                /* slabs on the list with nfree == nblocks */
+} __attribute__((aligned(HK_CACHELINE)));
+
+/* Modes (DESIGN.md). */
+enum hk_mode { HK_MODE_FAST = 0, HK_MODE_LEAN = 1 };
+
+/* What the release policy keeps per mode: see policy.c. */
+struct hk_limits {
+    uint32_t tc_cap_small;          /* tcache capacity, blocks <= 1 KiB */
+    uint32_t tc_cap_large;          /* tcache capacity, bigger blocks */
+    uint32_t empty_slabs_kept;      /* per class, on the partial list */
+    uint32_t ss_cache_max;          /* empty superslabs kept mapped */
+    uint32_t large_cache_max;       /* large mappings kept */
+    size_t   large_cache_bytes;     /* ... and their total size */
+    uint32_t prewarm;               /* 1: carve hot-class slabs at start */
+};
+
+#endif

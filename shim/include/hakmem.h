@@ -1,0 +1,71 @@
+/* hakmem.h: the public API of libhakmem, beside the libc allocation
+ * functions it replaces (malloc, free, calloc, realloc, reallocarray,
+ * posix_memalign, aligned_alloc, memalign, valloc, pvalloc,
+ * malloc_usable_size, malloc_trim, mallopt).
+ *
+ * Link with -lhakmem, or load the library with LD_PRELOAD; the functions
+ * below are then available through this header (or dlsym()).
+ */
+#ifndef HAKMEM_H
+#define HAKMEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define HAKMEM_API __attribute__((visibility("default")))
+#else
+#define HAKMEM_API
+#endif
+
+#define HAKMEM_VERSION_MAJOR 0
+#define HAKMEM_VERSION_MINOR 1
+
+/* Counters, in the order hakmem_stats_print() prints them. Names are the
+ * ones used everywhere (stats output, hakmemctl, metrics). */
+#define HAKMEM_COUNTERS(X)                                                   \
+    X(mmap_calls,        "mmap(2) calls made by the allocator")              \
+    X(munmap_calls,      "munmap(2) calls")                                  \
+    X(madvise_calls,     "madvise(2) calls")                                 \
+    X(superslabs_live,   "superslabs mapped and holding at least one slab")  \
+    X(superslabs_cached, "empty superslabs kept mapped for reuse")           \
+    X(large_live,        "large (> 32 KiB) allocations live")                \
+    X(large_cached,      "large mappings kept for reuse")                    \
+    X(bytes_in_use,      "bytes in blocks handed out or in thread caches")  \
+    X(bytes_committed,   "bytes mapped and not decommitted")
+
+struct hakmem_stats {
+#define HAKMEM_FIELD(name, doc) uint64_t name;
+    HAKMEM_COUNTERS(HAKMEM_FIELD)
+#undef HAKMEM_FIELD
+};
+
+/* Fill *out with a snapshot of the counters. size is sizeof(*out) as the
+ * caller knows it (for forward compatibility). Returns 0, or -1 with
+ * errno EINVAL when out is NULL or size is too small. */
+HAKMEM_API int hakmem_stats_get(struct hakmem_stats *out, size_t size);
+
+/* One counter by name. Returns 0, or -1 with errno ENOENT. */
+HAKMEM_API int hakmem_counter(const char *name, uint64_t *value);
+
+/* Print every counter as "name value\n" to fd (what HAKMEM_SS_OS_STATS=1
+ * prints at exit). */
+HAKMEM_API void hakmem_stats_print(int fd);
+
+/* Print the value of every HAKMEM_* option as "NAME=value\n" to fd. */
+HAKMEM_API void hakmem_config_print(int fd);
+
+/* Give back what can be given back now: the calling thread's cache, cached
+ * superslabs and large mappings. Returns 1 if memory was released, else 0
+ * (the same contract as malloc_trim). */
+HAKMEM_API int hakmem_trim(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,64 @@
+/* init.c: process-wide start-up and the fork and exit hooks.
+ * Start-up runs once, at the first allocation (which may come from ld.so
+ * before any constructor) or from our constructor, whichever is first.
+ * Until it completes nothing is cached per thread; it allocates nothing
+ * until the allocator itself is usable.
+ */
+#include <sched.h>
+#include <unistd.h>
+#include "hk_internal.h"
+
+_Atomic int hk_init_state;
+struct hk_limits hk_lim;
+_Atomic uint32_t hk_epoch;
+
+static void hk_atfork_prepare(void)
+{
+    hk_ss_lock_all();
+    hk_large_lock_all();
+}
+
+static void hk_atfork_parent(void)
+{
+    hk_large_unlock_all();
+    hk_ss_unlock_all();
+}
+
+/* The child has one thread: every lock is free again. */
+static void hk_atfork_child(void)
+{
+    hk_large_reinit_locks();
+    hk_ss_reinit_locks();
+}
+
+void hk_init_slow(void)
+{
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&hk_init_state, &expected, 1)) {
+        while (atomic_load_explicit(&hk_init_state, memory_order_acquire) != 2)
+            sched_yield();
+        return;
+    }
+    hk_env_init();
+    hk_ss_reinit_locks();
+    hk_policy_limits(HK_MODE_FAST, &hk_lim);
+    hk_foreign_snapshot();
+    hk_tcache_global_init();
+    atomic_store_explicit(&hk_init_state, 2, memory_order_release);
+
+    /* From here on malloc works: what follows may allocate. */
+    if (hk_lim.prewarm)
+        hk_ss_prewarm();
+    pthread_atfork(hk_atfork_prepare, hk_atfork_parent, hk_atfork_child);
+}
+
+__attribute__((constructor)) static void hk_ctor(void)
+{
+    hk_ensure_init();
+}
+
+__attribute__((destructor)) static void hk_dtor(void)
+{
+    if (hk_opt.os_stats)
+        hakmem_stats_print(STDERR_FILENO);
+}

@@ -1,0 +1,273 @@
+/* large.c: allocations above 32 KiB. Each is its own mapping, aligned on
+ * 2 MiB with a struct hk_large header at its start, so that the registry
+ * finds it like a superslab. FAST mode keeps a few freed mappings for
+ * reuse (the policy says how many); realloc grows in place when the
+ * address space after the mapping is free.
+ *
+ * Alignments above 1 MiB cannot keep the header in the user block's
+ * 2 MiB chunk; those few blocks are kept in a small table instead
+ * (hk_huge_*), consulted only when the registry says "not ours".
+ */
+#include <errno.h>
+#include <string.h>
+#include "hk_internal.h"
+
+#define HK_LARGE_HDR   128              /* header bytes before a block */
+#define HK_LCACHE_MAX  16               /* slots; the policy may use fewer */
+#define HK_HUGE_MAX    64               /* live blocks aligned above 1 MiB */
+
+static pthread_mutex_t hk_large_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hk_large *hk_lcache[HK_LCACHE_MAX];   /* oldest first */
+static uint32_t hk_lcache_n;
+static size_t hk_lcache_bytes;
+
+_Static_assert(sizeof(struct hk_large) <= HK_LARGE_HDR, "large header size");
+
+static size_t round_up(size_t n, size_t to)
+{
+    return (n + to - 1) & ~(to - 1);
+}
+
+static void lcache_remove(uint32_t i)
+{
+    hk_lcache_bytes -= hk_lcache[i]->map_len;
+    memmove(&hk_lcache[i], &hk_lcache[i + 1], (hk_lcache_n - i - 1) * sizeof(hk_lcache[0]));
+    hk_lcache_n--;
+    HK_CTR_SUB(large_cached, 1);
+}
+
+static void large_unmap(struct hk_large *l)
+{
+    hk_reg_clear((uintptr_t)l);
+    HK_CTR_SUB(bytes_committed, l->map_len);
+    hk_os_unmap(l, l->map_len);
+}
+
+/* A cached mapping of at least need bytes and not much more (so a small
+ * request does not pin a big mapping), smallest first. */
+static struct hk_large *lcache_take(size_t need)
+{
+    struct hk_large *best = NULL;
+    uint32_t bi = 0;
+    pthread_mutex_lock(&hk_large_lock);
+    for (uint32_t i = 0; i < hk_lcache_n; i++) {
+        struct hk_large *l = hk_lcache[i];
+        if (l->map_len >= need && l->map_len - need <= need / 2 &&
+            (!best || l->map_len < best->map_len)) {
+            best = l;
+            bi = i;
+        }
+    }
+    if (best)
+        lcache_remove(bi);
+    pthread_mutex_unlock(&hk_large_lock);
+    return best;
+}
+
+/* n bytes aligned on align (a power of two, at most HK_SEG_SIZE / 2).
+ * zero: the caller needs zeroed memory. NULL with ENOMEM on failure. */
+void *hk_large_alloc(size_t n, size_t align, bool zero)
+{
+    size_t off = align > HK_LARGE_HDR ? align : HK_LARGE_HDR;
+    if (n > SIZE_MAX / 2 - off - HK_SEG_SIZE) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t need = round_up(off + n, HK_PAGE);
+    struct hk_large *l = lcache_take(need);
+    bool fresh = l == NULL;
+    if (fresh) {
+        l = hk_os_map_aligned(need);
+        if (!l)
+            return NULL;                /* errno ENOMEM from the OS box */
+        l->seg.magic = HK_SEG_MAGIC_LARGE;
+        memset(l->seg.unit_cls, HK_CLS_LARGE, sizeof(l->seg.unit_cls));
+        l->map_len = need;
+        HK_CTR_ADD(bytes_committed, need);
+        hk_reg_set((uintptr_t)l);
+    }
+    l->user_off = off;
+    l->user_size = n;
+    l->state = HK_LARGE_LIVE;
+    HK_CTR_ADD(large_live, 1);
+    HK_CTR_ADD(bytes_in_use, n);
+    char *p = (char *)l + off;
+    if (zero && !fresh)
+        memset(p, 0, n);
+    return p;
+}
+
+static void large_check(struct hk_large *l, const void *p, const char *who)
+{
+    if (l->seg.magic != HK_SEG_MAGIC_LARGE || (const char *)l + l->user_off != p)
+        hk_fatal("%s(): invalid pointer %p", who, (void *)p);
+    if (l->state != HK_LARGE_LIVE)
+        hk_fatal("%s(): double free or corruption %p", who, (void *)p);
+}
+
+void hk_large_free(struct hk_large *l, void *p, const char *who)
+{
+    large_check(l, p, who);
+    l->state = HK_LARGE_CACHED;
+    HK_CTR_SUB(large_live, 1);
+    HK_CTR_SUB(bytes_in_use, l->user_size);
+
+    struct hk_large *evict[HK_LCACHE_MAX];
+    uint32_t nevict = 0;
+    bool keep = hk_policy_cache_large(&hk_lim, l->map_len);
+    if (keep) {
+        pthread_mutex_lock(&hk_large_lock);
+        uint32_t max = hk_lim.large_cache_max < HK_LCACHE_MAX ? hk_lim.large_cache_max : HK_LCACHE_MAX;
+        while (hk_lcache_n > 0 && (hk_lcache_n >= max ||
+               hk_lcache_bytes + l->map_len > hk_lim.large_cache_bytes)) {
+            evict[nevict++] = hk_lcache[0];
+            lcache_remove(0);
+        }
+        hk_lcache[hk_lcache_n++] = l;
+        hk_lcache_bytes += l->map_len;
+        HK_CTR_ADD(large_cached, 1);
+        pthread_mutex_unlock(&hk_large_lock);
+    }
+    for (uint32_t i = 0; i < nevict; i++)
+        large_unmap(evict[i]);
+    if (!keep)
+        large_unmap(l);
+}
+
+size_t hk_large_usable(struct hk_large *l, const void *p, const char *who)
+{
+    large_check(l, p, who);
+    return l->map_len - l->user_off;
+}
+
+/* Resize in place: shrink by unmapping the tail (when that frees at least
+ * a quarter), grow with mremap when the next pages are free. Returns p, or
+ * NULL when the caller must move the block. */
+void *hk_large_realloc(struct hk_large *l, void *p, size_t n)
+{
+    large_check(l, p, "realloc");
+    if (n > SIZE_MAX / 2)
+        return NULL;
+    size_t need = round_up(l->user_off + n, HK_PAGE);
+    if (need <= l->map_len) {
+        size_t spare = l->map_len - need;
+        if (spare >= l->map_len / 4 && spare >= 16 * HK_PAGE && hk_os_shrink(l, l->map_len, need)) {
+            HK_CTR_SUB(bytes_committed, spare);
+            l->map_len = need;
+        }
+    } else if (hk_os_grow_inplace(l, l->map_len, need)) {
+        HK_CTR_ADD(bytes_committed, need - l->map_len);
+        l->map_len = need;
+    } else {
+        return NULL;
+    }
+    HK_CTR_SUB(bytes_in_use, l->user_size);
+    HK_CTR_ADD(bytes_in_use, n);
+    l->user_size = n;
+    return p;
+}
+
+bool hk_large_trim(void)
+{
+    struct hk_large *all[HK_LCACHE_MAX];
+    pthread_mutex_lock(&hk_large_lock);
+    uint32_t n = hk_lcache_n;
+    memcpy(all, hk_lcache, n * sizeof(all[0]));
+    while (hk_lcache_n)
+        lcache_remove(hk_lcache_n - 1);
+    pthread_mutex_unlock(&hk_large_lock);
+    for (uint32_t i = 0; i < n; i++)
+        large_unmap(all[i]);
+    return n > 0;
+}
+
+/* ---- alignments above HK_SEG_SIZE / 2 (always fresh, so zeroed) ---- */
+
+struct hk_huge {
+    void *user;                         /* NULL: slot free */
+    void *map;
+    size_t map_len;
+    size_t size;                        /* bytes requested */
+};
+static struct hk_huge hk_huge[HK_HUGE_MAX];
+
+void *hk_huge_aligned_alloc(size_t n, size_t align)
+{
+    if (n > SIZE_MAX / 4 || align > SIZE_MAX / 4) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t len = round_up(n + align, HK_PAGE);
+    pthread_mutex_lock(&hk_large_lock);
+    struct hk_huge *h = NULL;
+    for (unsigned i = 0; i < HK_HUGE_MAX && !h; i++)
+        if (!hk_huge[i].map)
+            h = &hk_huge[i];
+    if (h)
+        h->map = (void *)1;             /* reserve the slot */
+    pthread_mutex_unlock(&hk_large_lock);
+    if (!h) {
+        hk_log("more than %d live blocks aligned above 1 MiB; refusing", HK_HUGE_MAX);
+        errno = ENOMEM;
+        return NULL;
+    }
+    char *map = hk_os_map_aligned(len);
+    if (!map) {
+        h->map = NULL;
+        return NULL;
+    }
+    HK_CTR_ADD(bytes_committed, len);
+    HK_CTR_ADD(bytes_in_use, n);
+    HK_CTR_ADD(large_live, 1);
+    pthread_mutex_lock(&hk_large_lock);
+    h->map_len = len;
+    h->size = n;
+    h->user = (void *)round_up((uintptr_t)map, align);
+    h->map = map;
+    void *user = h->user;
+    pthread_mutex_unlock(&hk_large_lock);
+    return user;
+}
+
+/* Is p a block from hk_huge_aligned_alloc? Sets *usable; with release,
+ * also frees it. */
+bool hk_huge_aligned_find(const void *p, size_t *usable, bool release)
+{
+    struct hk_huge found = { 0 };
+    pthread_mutex_lock(&hk_large_lock);
+    for (unsigned i = 0; i < HK_HUGE_MAX; i++) {
+        if (hk_huge[i].user == p) {
+            found = hk_huge[i];
+            if (release)
+                hk_huge[i] = (struct hk_huge){ 0 };
+            break;
+        }
+    }
+    pthread_mutex_unlock(&hk_large_lock);
+    if (!found.user)
+        return false;
+    if (usable)
+        *usable = found.map_len - (size_t)((char *)found.user - (char *)found.map);
+    if (release) {
+        HK_CTR_SUB(bytes_committed, found.map_len);
+        HK_CTR_SUB(bytes_in_use, found.size);
+        HK_CTR_SUB(large_live, 1);
+        hk_os_unmap(found.map, found.map_len);
+    }
+    return true;
+}
+
+void hk_large_lock_all(void)
+{
+    pthread_mutex_lock(&hk_large_lock);
+}
+
+void hk_large_unlock_all(void)
+{
+    pthread_mutex_unlock(&hk_large_lock);
+}
+
+void hk_large_reinit_locks(void)
+{
+    pthread_mutex_init(&hk_large_lock, NULL);
+}

@@ -1,0 +1,100 @@
+/* os.c: the OS box. The only file that calls mmap, munmap, mremap and
+ * madvise; every call is counted (mremap counts as an mmap call). Knows
+ * nothing of slabs or policy: it maps, unmaps and resizes what it is told.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sys/mman.h>
+#include "hk_internal.h"
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+/* Segments grow down from the last aligned mapping: mapping at a hint
+ * just below it is one syscall and is aligned by construction; only when
+ * the hint is taken do we over-map and trim (three calls). */
+static _Atomic uintptr_t hk_os_hint;
+
+static void *hk_mmap(void *addr, size_t len, int extra)
+{
+    HK_CTR_ADD(mmap_calls, 1);
+    return mmap(addr, len, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | extra, -1, 0);
+}
+
+static void hk_munmap(void *p, size_t len)
+{
+    HK_CTR_ADD(munmap_calls, 1);
+    if (munmap(p, len) != 0)
+        hk_log("munmap(%p, %zu) failed: errno %d", p, len, errno);
+}
+
+static size_t hk_round(size_t n, size_t to)
+{
+    return (n + to - 1) & ~(to - 1);
+}
+
+/* Map len bytes (rounded up to pages) at a 2 MiB boundary. NULL with
+ * errno ENOMEM when the OS refuses. */
+void *hk_os_map_aligned(size_t len)
+{
+    len = hk_round(len, HK_PAGE);
+    size_t span = hk_round(len, HK_SEG_SIZE);
+    if (len == 0 || span < len)
+        goto nomem;
+
+    uintptr_t hint = atomic_load_explicit(&hk_os_hint, memory_order_relaxed);
+    if (hint > span + ((uintptr_t)1 << 32)) {
+        void *want = (void *)(hint - span);
+        void *p = hk_mmap(want, len, MAP_FIXED_NOREPLACE);
+        if (p == want) {
+            atomic_store_explicit(&hk_os_hint, (uintptr_t)p, memory_order_relaxed);
+            return p;
+        }
+        if (p != MAP_FAILED)            /* a kernel that took it as a hint */
+            hk_munmap(p, len);
+    }
+
+    size_t over = len + HK_SEG_SIZE;
+    if (over < len)
+        goto nomem;
+    char *raw = hk_mmap(NULL, over, 0);
+    if (raw == MAP_FAILED)
+        goto nomem;
+    uintptr_t a = hk_round((uintptr_t)raw, HK_SEG_SIZE);
+    size_t head = a - (uintptr_t)raw;
+    size_t tail = over - head - len;
+    if (head)
+        hk_munmap(raw, head);
+    if (tail)
+        hk_munmap((char *)a + len, tail);
+    atomic_store_explicit(&hk_os_hint, a, memory_order_relaxed);
+    return (void *)a;
+
+nomem:
+    errno = ENOMEM;
+    return NULL;
+}
+
+void hk_os_unmap(void *p, size_t len)
+{
+    hk_munmap(p, hk_round(len, HK_PAGE));
+}
+
+/* Grow the mapping at p in place (never moves: segments must stay where
+ * the registry says they are). */
+bool hk_os_grow_inplace(void *p, size_t old_len, size_t new_len)
+{
+    HK_CTR_ADD(mmap_calls, 1);
+    return mremap(p, old_len, new_len, 0) == p;
+}
+
+/* Give back the tail of a mapping beyond new_len. */
+bool hk_os_shrink(void *p, size_t old_len, size_t new_len)
+{
+    if (new_len >= old_len)
+        return false;
+    hk_munmap((char *)p + new_len, old_len - new_len);
+    return true;
+}

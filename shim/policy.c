@@ -1,0 +1,69 @@
+/* policy.c: the release policy box. Pure functions of (mode, state) that
+ * say what to keep warm and what to give back; superslab.c, large.c and
+ * tcache.c ask and the OS box executes. No state, no locks, no syscalls.
+ */
+#include "hk_internal.h"
+
+void hk_policy_limits(enum hk_mode mode, struct hk_limits *out)
+{
+    if (mode == HK_MODE_FAST) {
+        /* Keep memory warm: caches big enough that steady churn never
+         * reaches the OS (a superslab map/unmap costs ~10 us). */
+        *out = (struct hk_limits){
+            .tc_cap_small = 64,
+            .tc_cap_large = 16,
+            .empty_slabs_kept = 2,
+            .ss_cache_max = 4,
+            .large_cache_max = 8,
+            .large_cache_bytes = (size_t)32 << 20,
+            .prewarm = 1,
+        };
+    } else {
+        /* LEAN: small caches, nothing kept empty. */
+        *out = (struct hk_limits){
+            .tc_cap_small = 16,
+            .tc_cap_large = 4,
+            .empty_slabs_kept = 0,
+            .ss_cache_max = 0,
+            .large_cache_max = 0,
+            .large_cache_bytes = 0,
+            .prewarm = 0,
+        };
+    }
+}
+
+/* Thread-cache capacity of a class: generous for small blocks, where
+ * refills are frequent, small for big ones, where each block is memory. */
+uint32_t hk_policy_tc_cap(const struct hk_limits *l, unsigned cls)
+{
+    uint32_t cap = hk_class_size[cls] <= 1024 ? l->tc_cap_small : l->tc_cap_large;
+    return cap > HK_TC_SLOTS ? HK_TC_SLOTS : cap;
+}
+
+/* Classes whose first slab is carved at start in FAST mode: the small
+ * sizes nearly every program allocates at once. */
+bool hk_policy_prewarm_class(unsigned cls)
+{
+    return hk_class_size[cls] <= 256;
+}
+
+/* A slab just became empty and its class already keeps nempty empty
+ * slabs: keep this one too, or give its units back? */
+bool hk_policy_keep_empty_slab(const struct hk_limits *l, uint32_t nempty)
+{
+    return nempty < l->empty_slabs_kept;
+}
+
+/* A superslab just became empty with ncached already cached: cache it
+ * (stays mapped) or retire it (unmap)? */
+bool hk_policy_cache_superslab(const struct hk_limits *l, uint32_t ncached)
+{
+    return ncached < l->ss_cache_max;
+}
+
+/* A large mapping of len bytes is freed; the cache holds n mappings of
+ * bytes in total. Cache it? (The caller evicts the oldest to make room.) */
+bool hk_policy_cache_large(const struct hk_limits *l, size_t len)
+{
+    return l->large_cache_max > 0 && len <= l->large_cache_bytes / 2;
+}

@@ -1,0 +1,61 @@
+/* sizeclass.c: the size class table and the size -> class mapping.
+ * Pure functions and constant tables; no state. Classes: 16..128 in steps
+ * of 16, then four per doubling up to 32 KiB (at most 25% internal waste
+ * above 128 B, as in jemalloc's spacing).
+ */
+#include "hk_internal.h"
+
+const uint32_t hk_class_size[HK_NCLASS] = {
+    16, 32, 48, 64, 80, 96, 112, 128,
+    160, 192, 224, 256,
+    320, 384, 448, 512,
+    640, 768, 896, 1024,
+    1280, 1536, 1792, 2048,
+    2560, 3072, 3584, 4096,
+    5120, 6144, 7168, 8192,
+    10240, 12288, 14336, 16384,
+    20480, 24576, 28672, 32768,
+};
+
+/* Class of every size up to HK_LUT_MAX, indexed by ceil(size / 16). */
+const uint8_t hk_class_lut[HK_LUT_MAX / HK_MIN_ALIGN + 1] = {
+    /* 0, 16 .. 128 */
+    0, 0, 1, 2, 3, 4, 5, 6, 7,
+    /* 144 .. 256: 160 192 224 256 */
+    8, 8, 9, 9, 10, 10, 11, 11,
+    /* 272 .. 512: 320 x3, 384 x4, 448 x4, 512 x4 ... 272,288,304,320 */
+    12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15,
+    /* 528 .. 1024: 640 768 896 1024, 8 each */
+    16, 16, 16, 16, 16, 16, 16, 16, 17, 17, 17, 17, 17, 17, 17, 17,
+    18, 18, 18, 18, 18, 18, 18, 18, 19, 19, 19, 19, 19, 19, 19, 19,
+};
+
+/* Class of n bytes for 128 < n <= HK_SMALL_MAX, computed: the top bit
+ * picks the doubling, the next two bits the quarter within it. */
+unsigned hk_class_of_slow(size_t n)
+{
+    if (n <= 128)
+        return n == 0 ? 0 : (unsigned)((n + 15) / 16 - 1);
+    size_t x = n - 1;
+    unsigned b = 63u - (unsigned)__builtin_clzl(x);
+    return 8 + (b - 7) * 4 + (unsigned)((x >> (b - 2)) & 3);
+}
+
+/* Units per slab: at least 8 blocks per slab, 16 for classes <= 4 KiB. */
+unsigned hk_class_span(unsigned cls)
+{
+    return hk_class_size[cls] <= 4096 ? 1 : 4;
+}
+
+/* Smallest class whose blocks are all aligned on align (a power of two)
+ * and hold n bytes: a slab starts on a 64 KiB boundary, so a block size
+ * that is a multiple of align keeps every block aligned. -1 if none. */
+int hk_class_for_aligned(size_t n, size_t align)
+{
+    if (n > HK_SMALL_MAX)
+        return -1;
+    for (unsigned c = hk_class_of(n ? n : 1); c < HK_NCLASS; c++)
+        if ((hk_class_size[c] & (align - 1)) == 0)
+            return (int)c;
+    return -1;
+}

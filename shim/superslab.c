@@ -1,0 +1,426 @@
+/* superslab.c: superslabs, their slabs, and the central per-class lists.
+ *
+ * Owns: carving slabs out of superslabs, the free-block bitmaps, the
+ * per-class partial lists (hk_classes), the list of superslabs with free
+ * units and the cache of empty ones. Asks policy.c what to keep; calls
+ * the OS box to map and unmap. Never called on the fast path: thread
+ * caches come here in batches.
+ *
+ * Locks: a class's lock guards its partial list and the descriptors of
+ * its slabs; hk_ss_lock guards superslab unit masks and lists. Order:
+ * class lock, then hk_ss_lock. Neither is held across a call that may
+ * allocate.
+ */
+#include <string.h>
+#include "hk_internal.h"
+
+_Static_assert(sizeof(struct hk_ss) <= HK_UNIT_SIZE, "superslab header fits unit 0");
+_Static_assert(offsetof(struct hk_ss, seg) == 0, "segment head first");
+_Static_assert(offsetof(struct hk_large, seg) == 0, "segment head first");
+_Static_assert(HK_CLS_FREE >= HK_NCLASS && HK_CLS_LARGE >= HK_NCLASS, "markers");
+
+struct hk_class hk_classes[HK_NCLASS];
+
+static pthread_mutex_t hk_ss_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hk_ss *hk_ss_avail;       /* superslabs with a free unit */
+static struct hk_ss *hk_ss_cache;       /* empty ones; head = most recent */
+static uint32_t hk_ss_ncached;
+
+/* ---- intrusive lists ---- */
+
+static void ss_push(struct hk_ss **head, struct hk_ss *ss)
+{
+    ss->prev = NULL;
+    ss->next = *head;
+    if (*head)
+        (*head)->prev = ss;
+    *head = ss;
+}
+
+static void ss_unlink(struct hk_ss **head, struct hk_ss *ss)
+{
+    if (ss->prev)
+        ss->prev->next = ss->next;
+    else
+        *head = ss->next;
+    if (ss->next)
+        ss->next->prev = ss->prev;
+    ss->next = ss->prev = NULL;
+}
+
+static void slab_push_head(struct hk_class *c, struct hk_slab *s)
+{
+    s->prev = NULL;
+    s->next = c->partial;
+    if (c->partial)
+        c->partial->prev = s;
+    else
+        c->partial_tail = s;
+    c->partial = s;
+}
+
+static void slab_push_tail(struct hk_class *c, struct hk_slab *s)
+{
+    s->next = NULL;
+    s->prev = c->partial_tail;
+    if (c->partial_tail)
+        c->partial_tail->next = s;
+    else
+        c->partial = s;
+    c->partial_tail = s;
+}
+
+static void slab_unlink(struct hk_class *c, struct hk_slab *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        c->partial = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    else
+        c->partial_tail = s->prev;
+    s->next = s->prev = NULL;
+}
+
+/* ---- geometry ---- */
+
+static struct hk_ss *ss_of_slab(const struct hk_slab *s)
+{
+    return (struct hk_ss *)((uintptr_t)s & ~(uintptr_t)HK_SEG_MASK);
+}
+
+static char *slab_base(const struct hk_slab *s)
+{
+    return (char *)ss_of_slab(s) + ((size_t)s->unit << HK_UNIT_SHIFT);
+}
+
+struct hk_slab *hk_slab_of(struct hk_ss *ss, const void *p)
+{
+    unsigned u = ((uintptr_t)p >> HK_UNIT_SHIFT) & (HK_UNITS - 1);
+    return &ss->slabs[ss->slabs[u].head];
+}
+
+static uint32_t slab_words(const struct hk_slab *s)
+{
+    return (s->nblocks + 63) / 64;
+}
+
+/* Index of the block at p, or UINT32_MAX when p is not a block start. */
+static uint32_t slab_index(const struct hk_slab *s, const void *p)
+{
+    uint64_t off = (uint64_t)((const char *)p - slab_base(s));
+    uint64_t idx = (off * s->div_magic) >> 40;
+    if (idx >= s->nblocks || idx * s->block != off)
+        return UINT32_MAX;
+    return (uint32_t)idx;
+}
+
+bool hk_block_valid(struct hk_ss *ss, const void *p)
+{
+    return slab_index(hk_slab_of(ss, p), p) != UINT32_MAX;
+}
+
+/* ---- superslabs (hk_ss_lock held unless said) ---- */
+
+/* First unit of a run of span free units in mask, or -1. */
+static int find_run(uint32_t mask, unsigned span)
+{
+    uint32_t m = mask;
+    for (unsigned i = 1; i < span; i++)
+        m &= mask >> i;
+    return m ? __builtin_ctz(m) : -1;
+}
+
+/* A new superslab, mapped and registered. Called without locks. */
+static struct hk_ss *ss_map(void)
+{
+    struct hk_ss *ss = hk_os_map_aligned(HK_SEG_SIZE);
+    if (!ss)
+        return NULL;
+    ss->seg.magic = HK_SEG_MAGIC_SS;
+    memset(ss->seg.unit_cls, HK_CLS_FREE, sizeof(ss->seg.unit_cls));
+    ss->free_units = HK_SS_USABLE;
+    for (unsigned u = 0; u < HK_UNITS; u++)
+        ss->slabs[u].unit = (uint8_t)u;
+    HK_CTR_ADD(bytes_committed, HK_SEG_SIZE);
+    hk_reg_set((uintptr_t)ss);
+    return ss;
+}
+
+static void ss_retire(struct hk_ss *ss)
+{
+    hk_reg_clear((uintptr_t)ss);
+    HK_CTR_SUB(bytes_committed, HK_SEG_SIZE);
+    hk_os_unmap(ss, HK_SEG_SIZE);
+}
+
+/* Take span free units for a slab of class cls. Returns the slab (its
+ * descriptor initialised, every block free) or NULL when out of memory. */
+static struct hk_slab *slab_carve(unsigned cls)
+{
+    unsigned span = hk_class_span(cls);
+    struct hk_ss *ss, *fresh = NULL;
+    int u = -1;
+
+    pthread_mutex_lock(&hk_ss_lock);
+    for (;;) {
+        for (ss = hk_ss_avail; ss; ss = ss->next)
+            if ((u = find_run(ss->free_units, span)) >= 0)
+                break;
+        if (ss)
+            break;
+        if (fresh) {                    /* mapped below, now usable */
+            ss = fresh;
+            fresh = NULL;
+        } else if (hk_ss_cache) {
+            ss = hk_ss_cache;
+            ss_unlink(&hk_ss_cache, ss);
+            ss->cached = 0;
+            hk_ss_ncached--;
+            HK_CTR_SUB(superslabs_cached, 1);
+        } else {
+            pthread_mutex_unlock(&hk_ss_lock);
+            fresh = ss_map();
+            pthread_mutex_lock(&hk_ss_lock);
+            if (!fresh) {
+                pthread_mutex_unlock(&hk_ss_lock);
+                return NULL;
+            }
+            continue;                   /* another thread may have freed units */
+        }
+        ss_push(&hk_ss_avail, ss);
+    }
+    if (ss->free_units == HK_SS_USABLE)
+        HK_CTR_ADD(superslabs_live, 1);
+    ss->free_units &= ~((((uint32_t)1 << span) - 1) << u);
+    if (ss->free_units == 0)
+        ss_unlink(&hk_ss_avail, ss);
+    pthread_mutex_unlock(&hk_ss_lock);
+
+    if (fresh) {                        /* raced: keep it for later */
+        pthread_mutex_lock(&hk_ss_lock);
+        fresh->cached = 1;
+        ss_push(&hk_ss_cache, fresh);
+        hk_ss_ncached++;
+        HK_CTR_ADD(superslabs_cached, 1);
+        pthread_mutex_unlock(&hk_ss_lock);
+    }
+
+    struct hk_slab *s = &ss->slabs[u];
+    uint32_t block = hk_class_size[cls];
+    s->block = block;
+    s->cls = (uint8_t)cls;
+    s->span = (uint8_t)span;
+    s->nblocks = (uint32_t)((span * HK_UNIT_SIZE) / block);
+    s->nfree = s->nblocks;
+    s->hint = 0;
+    s->div_magic = (((uint64_t)1 << 40) + block - 1) / block;
+    s->next = s->prev = NULL;
+    uint32_t words = slab_words(s);
+    memset(s->freemap, 0xff, (size_t)words * 8);
+    if (s->nblocks % 64)
+        s->freemap[words - 1] = ((uint64_t)1 << (s->nblocks % 64)) - 1;
+    for (unsigned i = 0; i < span; i++) {
+        ss->slabs[u + i].head = (uint8_t)u;
+        ss->seg.unit_cls[u + i] = (uint8_t)cls;
+    }
+    return s;
+}
+
+/* Give the units of an empty slab back to its superslab; an empty
+ * superslab is cached or retired as the policy says. */
+static void slab_release(struct hk_slab *s)
+{
+    struct hk_ss *ss = ss_of_slab(s);
+    unsigned u = s->unit, span = s->span;
+    memset(&ss->seg.unit_cls[u], HK_CLS_FREE, span);
+    s->span = 0;
+
+    pthread_mutex_lock(&hk_ss_lock);
+    if (ss->free_units == 0)
+        ss_push(&hk_ss_avail, ss);
+    ss->free_units |= (((uint32_t)1 << span) - 1) << u;
+    bool retire = false;
+    if (ss->free_units == HK_SS_USABLE) {
+        ss_unlink(&hk_ss_avail, ss);
+        HK_CTR_SUB(superslabs_live, 1);
+        if (hk_policy_cache_superslab(&hk_lim, hk_ss_ncached)) {
+            ss->cached = 1;
+            ss_push(&hk_ss_cache, ss);
+            hk_ss_ncached++;
+            HK_CTR_ADD(superslabs_cached, 1);
+        } else {
+            retire = true;
+        }
+    }
+    pthread_mutex_unlock(&hk_ss_lock);
+    if (retire)
+        ss_retire(ss);
+}
+
+/* ---- central lists ---- */
+
+/* Pop up to want free blocks of s into out (lowest addresses first). */
+static size_t slab_pop(struct hk_slab *s, void **out, size_t want)
+{
+    char *base = slab_base(s);
+    uint32_t words = slab_words(s), w = s->hint;
+    size_t n = 0;
+    while (n < want && w < words) {
+        uint64_t bits = s->freemap[w];
+        while (bits && n < want) {
+            unsigned b = (unsigned)__builtin_ctzll(bits);
+            bits &= bits - 1;
+            out[n++] = base + ((size_t)w * 64 + b) * s->block;
+        }
+        s->freemap[w] = bits;
+        if (!bits)
+            w++;
+    }
+    s->hint = w;
+    s->nfree -= (uint32_t)n;
+    return n;
+}
+
+size_t hk_central_take(unsigned cls, void **out, size_t want)
+{
+    struct hk_class *c = &hk_classes[cls];
+    size_t got = 0;
+
+    pthread_mutex_lock(&c->lock);
+    while (got < want) {
+        struct hk_slab *s = c->partial;
+        if (!s) {
+            s = slab_carve(cls);
+            if (!s)
+                break;
+            slab_push_head(c, s);
+            c->nempty++;
+        }
+        if (s->nfree == s->nblocks)
+            c->nempty--;
+        got += slab_pop(s, out + got, want - got);
+        if (s->nfree == 0)
+            slab_unlink(c, s);
+    }
+    pthread_mutex_unlock(&c->lock);
+    HK_CTR_ADD(bytes_in_use, got * hk_class_size[cls]);
+    return got;
+}
+
+/* Return n blocks of class cls. who names the libc function for the
+ * message when a pointer is not a live block. */
+void hk_central_put(unsigned cls, void *const *ptrs, size_t n, const char *who)
+{
+    struct hk_class *c = &hk_classes[cls];
+
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < n; i++) {
+        void *p = ptrs[i];
+        struct hk_ss *ss = (struct hk_ss *)hk_seg_of(p);
+        struct hk_slab *s = hk_slab_of(ss, p);
+        uint32_t idx = slab_index(s, p);
+        if (idx == UINT32_MAX || s->cls != cls) {
+            pthread_mutex_unlock(&c->lock);
+            hk_fatal("%s(): invalid pointer %p", who, p);
+        }
+        uint64_t bit = (uint64_t)1 << (idx & 63);
+        if (s->freemap[idx / 64] & bit) {
+            pthread_mutex_unlock(&c->lock);
+            hk_fatal("%s(): double free or corruption %p", who, p);
+        }
+        s->freemap[idx / 64] |= bit;
+        if (idx / 64 < s->hint)
+            s->hint = idx / 64;
+        if (s->nfree++ == 0)
+            slab_push_head(c, s);
+        if (s->nfree == s->nblocks) {
+            if (hk_policy_keep_empty_slab(&hk_lim, c->nempty)) {
+                slab_unlink(c, s);
+                slab_push_tail(c, s);
+                c->nempty++;
+            } else {
+                slab_unlink(c, s);
+                slab_release(s);
+            }
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    HK_CTR_SUB(bytes_in_use, n * hk_class_size[cls]);
+}
+
+/* FAST mode start: carve the first slab of each hot class, so that the
+ * first allocations of a program do not each wait for a refill from the
+ * OS. Touches slab descriptors only, not block memory. */
+void hk_ss_prewarm(void)
+{
+    for (unsigned cls = 0; cls < HK_NCLASS; cls++) {
+        if (!hk_policy_prewarm_class(cls))
+            continue;
+        struct hk_class *c = &hk_classes[cls];
+        pthread_mutex_lock(&c->lock);
+        if (!c->partial) {
+            struct hk_slab *s = slab_carve(cls);
+            if (s) {
+                slab_push_tail(c, s);
+                c->nempty++;
+            }
+        }
+        pthread_mutex_unlock(&c->lock);
+    }
+}
+
+/* Release every empty slab and every cached superslab. True if anything
+ * went back to the OS. */
+bool hk_ss_trim(void)
+{
+    for (unsigned cls = 0; cls < HK_NCLASS; cls++) {
+        struct hk_class *c = &hk_classes[cls];
+        pthread_mutex_lock(&c->lock);
+        struct hk_slab *s = c->partial_tail;
+        while (s && s->nfree == s->nblocks) {
+            struct hk_slab *prev = s->prev;
+            slab_unlink(c, s);
+            c->nempty--;
+            slab_release(s);
+            s = prev;
+        }
+        pthread_mutex_unlock(&c->lock);
+    }
+
+    pthread_mutex_lock(&hk_ss_lock);
+    struct hk_ss *list = hk_ss_cache;
+    bool any = list != NULL;
+    hk_ss_cache = NULL;
+    HK_CTR_SUB(superslabs_cached, hk_ss_ncached);
+    hk_ss_ncached = 0;
+    pthread_mutex_unlock(&hk_ss_lock);
+    while (list) {
+        struct hk_ss *next = list->next;
+        ss_retire(list);
+        list = next;
+    }
+    return any;
+}
+
+void hk_ss_lock_all(void)
+{
+    for (unsigned cls = 0; cls < HK_NCLASS; cls++)
+        pthread_mutex_lock(&hk_classes[cls].lock);
+    pthread_mutex_lock(&hk_ss_lock);
+}
+
+void hk_ss_unlock_all(void)
+{
+    pthread_mutex_unlock(&hk_ss_lock);
+    for (unsigned cls = HK_NCLASS; cls-- > 0;)
+        pthread_mutex_unlock(&hk_classes[cls].lock);
+}
+
+void hk_ss_reinit_locks(void)
+{
+    pthread_mutex_init(&hk_ss_lock, NULL);
+    for (unsigned cls = 0; cls < HK_NCLASS; cls++)
+        pthread_mutex_init(&hk_classes[cls].lock, NULL);
+}

@@ -148,7 +148,7 @@ size_t hk_usable_size(void *p)
 
 /* ---- the rest of the libc interface ---- */
 
-static void *hk_reallocarray(void *p, size_t nmemb, size_t size)
+void *hk_reallocarray(void *p, size_t nmemb, size_t size)
 {
     size_t n;
     if (__builtin_mul_overflow(nmemb, size, &n)) {
@@ -158,7 +158,7 @@ static void *hk_reallocarray(void *p, size_t nmemb, size_t size)
     return hk_realloc(p, n);
 }
 
-static int hk_posix_memalign(void **out, size_t align, size_t n)
+int hk_posix_memalign(void **out, size_t align, size_t n)
 {
     if (!is_pow2(align) || align % sizeof(void *) != 0)
         return EINVAL;
@@ -174,7 +174,7 @@ static int hk_posix_memalign(void **out, size_t align, size_t n)
     return 0;
 }
 
-static void *hk_aligned_alloc(size_t align, size_t n)
+void *hk_aligned_alloc(size_t align, size_t n)
 {
     if (!is_pow2(align)) {
         errno = EINVAL;
@@ -184,7 +184,7 @@ static void *hk_aligned_alloc(size_t align, size_t n)
 }
 
 /* glibc's memalign rounds an alignment that is not a power of two up. */
-static void *hk_memalign_libc(size_t align, size_t n)
+void *hk_memalign_libc(size_t align, size_t n)
 {
     if (align > SIZE_MAX / 2 + 1) {
         errno = EINVAL;
@@ -195,12 +195,12 @@ static void *hk_memalign_libc(size_t align, size_t n)
     return hk_memalign(align, n);
 }
 
-static void *hk_valloc(size_t n)
+void *hk_valloc(size_t n)
 {
     return hk_memalign(HK_PAGE, n);
 }
 
-static void *hk_pvalloc(size_t n)
+void *hk_pvalloc(size_t n)
 {
     size_t r = n ? (n + HK_PAGE - 1) & ~(size_t)(HK_PAGE - 1) : HK_PAGE;
     if (r < n) {
@@ -210,13 +210,13 @@ static void *hk_pvalloc(size_t n)
     return hk_memalign(HK_PAGE, r);
 }
 
-static int hk_malloc_trim(size_t pad)
+int hk_malloc_trim(size_t pad)
 {
     return hakmem_trim();
 }
 
 /* Accepted for compatibility; none of glibc's knobs applies here. */
-static int hk_mallopt(int param, int value)
+int hk_mallopt(int param, int value)
 {
     return 1;
 }

@@ -171,5 +171,13 @@ HK_HIDDEN void *hk_calloc(size_t nmemb, size_t size);
 HK_HIDDEN void *hk_realloc(void *p, size_t n);
 HK_HIDDEN void *hk_memalign(size_t align, size_t n);
 HK_HIDDEN size_t hk_usable_size(void *p);
+HK_HIDDEN void *hk_reallocarray(void *p, size_t nmemb, size_t size);
+HK_HIDDEN int hk_posix_memalign(void **out, size_t align, size_t n);
+HK_HIDDEN void *hk_aligned_alloc(size_t align, size_t n);
+HK_HIDDEN void *hk_memalign_libc(size_t align, size_t n);
+HK_HIDDEN void *hk_valloc(size_t n);
+HK_HIDDEN void *hk_pvalloc(size_t n);
+HK_HIDDEN int hk_malloc_trim(size_t pad);
+HK_HIDDEN int hk_mallopt(int param, int value);
 
 #endif

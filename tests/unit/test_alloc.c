@@ -1,0 +1,372 @@
+/* test_alloc.c: the entry points (alloc.c) through their hk_ names:
+ * sizes from 0 to 64 MiB, calloc zeroing on reuse, realloc across small
+ * and large, alignments up to 4 MiB, usable sizes, overflow and
+ * out-of-memory (NULL with ENOMEM under a small RLIMIT_AS), foreign and
+ * invalid pointers, thread exit returning its cache. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <link.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include "hk_internal.h"
+#include "test_main.h"
+
+static uint64_t ctr(const char *name)
+{
+    uint64_t v = 0;
+    ck_assert_int_eq(hakmem_counter(name, &v), 0);
+    return v;
+}
+
+static void fill(void *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        ((unsigned char *)p)[i] = (unsigned char)(seed + i * 7);
+}
+
+static int check(const void *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        if (((const unsigned char *)p)[i] != (unsigned char)(seed + i * 7))
+            return 0;
+    return 1;
+}
+
+START_TEST(test_sizes)
+{
+    static const size_t sizes[] = { 0, 1, 15, 16, 17, 100, 1000, 1024, 1025, 4096, 32767,
+                                    32768, 32769, 100000, 1 << 20, 3 << 20, 64 << 20 };
+    void *p[sizeof(sizes) / sizeof(sizes[0])];
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        p[i] = hk_malloc(sizes[i]);
+        ck_assert_ptr_nonnull(p[i]);
+        ck_assert_uint_eq((uintptr_t)p[i] % 16, 0);
+        ck_assert_uint_ge(hk_usable_size(p[i]), sizes[i]);
+        fill(p[i], sizes[i], (unsigned)i);
+    }
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        ck_assert(check(p[i], sizes[i], (unsigned)i));
+        hk_free(p[i]);
+    }
+    hk_free(NULL);
+    ck_assert_uint_eq(hk_usable_size(NULL), 0);
+}
+END_TEST
+
+START_TEST(test_calloc_zero_on_reuse)
+{
+    for (size_t n = 16; n <= (1 << 20); n *= 4) {
+        void *p = hk_malloc(n);
+        memset(p, 0xff, n);
+        hk_free(p);
+        unsigned char *q = hk_calloc(1, n);
+        ck_assert_ptr_nonnull(q);
+        for (size_t i = 0; i < n; i++)
+            ck_assert_msg(q[i] == 0, "calloc(%zu) byte %zu is %u", n, i, q[i]);
+        hk_free(q);
+    }
+    errno = 0;
+    ck_assert_ptr_null(hk_calloc(SIZE_MAX / 2, 3));
+    ck_assert_int_eq(errno, ENOMEM);
+}
+END_TEST
+
+START_TEST(test_realloc_chain)
+{
+    size_t n = 1;
+    char *p = hk_realloc(NULL, n);
+    fill(p, n, 3);
+    while (n < (8 << 20)) {             /* small -> large -> bigger */
+        size_t m = n * 3 + 5;
+        p = hk_realloc(p, m);
+        ck_assert_ptr_nonnull(p);
+        ck_assert(check(p, n, 3));
+        fill(p, m, 3);
+        n = m;
+    }
+    while (n > 8) {                     /* and back down */
+        n /= 5;
+        p = hk_realloc(p, n);
+        ck_assert_ptr_nonnull(p);
+        ck_assert(check(p, n, 3));
+    }
+    errno = 0;
+    ck_assert_ptr_null(hk_realloc(p, SIZE_MAX - 4096));
+    ck_assert_int_eq(errno, ENOMEM);
+    ck_assert(check(p, n, 3));          /* untouched on failure */
+    ck_assert_ptr_null(hk_realloc(p, 0)); /* frees */
+}
+END_TEST
+
+START_TEST(test_alignments)
+{
+    for (size_t align = 16; align <= (4 << 20); align *= 2) {
+        for (size_t n = 1; n < 300000; n = n * 7 + 3) {
+            void *p = hk_memalign(align, n);
+            ck_assert_ptr_nonnull(p);
+            ck_assert_msg((uintptr_t)p % align == 0, "memalign(%zu, %zu) = %p", align, n, p);
+            ck_assert_uint_ge(hk_usable_size(p), n);
+            fill(p, n, 1);
+            ck_assert(check(p, n, 1));
+            hk_free(p);
+        }
+    }
+}
+END_TEST
+
+START_TEST(test_huge_is_enomem)
+{
+    errno = 0;
+    ck_assert_ptr_null(hk_malloc(SIZE_MAX));
+    ck_assert_int_eq(errno, ENOMEM);
+    errno = 0;
+    ck_assert_ptr_null(hk_malloc((size_t)1 << 62));
+    ck_assert_int_eq(errno, ENOMEM);
+    errno = 0;
+    ck_assert_ptr_null(hk_memalign(4 << 20, SIZE_MAX / 2));
+    ck_assert_int_eq(errno, ENOMEM);
+}
+END_TEST
+
+START_TEST(test_large_cache_and_counters)
+{
+    uint64_t live = ctr("large_live");
+    void *p = hk_malloc(200000);
+    ck_assert_uint_eq(ctr("large_live"), live + 1);
+    hk_free(p);
+    ck_assert_uint_eq(ctr("large_live"), live);
+    uint64_t maps = ctr("mmap_calls");
+    void *q = hk_malloc(190000);        /* reuses the cached mapping */
+    ck_assert_uint_eq(ctr("mmap_calls"), maps);
+    hk_free(q);
+    ck_assert_int_eq(hakmem_trim(), 1);
+    ck_assert_uint_eq(ctr("large_cached"), 0);
+    ck_assert_int_eq(hakmem_counter("no_such_counter", NULL), -1);
+    ck_assert_int_eq(errno, ENOENT);
+    struct hakmem_stats st;
+    ck_assert_int_eq(hakmem_stats_get(&st, sizeof(st)), 0);
+    ck_assert_uint_eq(st.large_live, live);
+    ck_assert_int_eq(hakmem_stats_get(&st, 8), -1);
+}
+END_TEST
+
+START_TEST(test_stats_print_format)
+{
+    char path[] = "/tmp/hk_statsXXXXXX";
+    int fd = mkstemp(path);
+    unlink(path);
+    hakmem_stats_print(fd);
+    char buf[2048] = { 0 };
+    ck_assert_int_gt(pread(fd, buf, sizeof(buf) - 1, 0), 0);
+    close(fd);
+    int lines = 0;
+    for (char *l = strtok(buf, "\n"); l; l = strtok(NULL, "\n"), lines++) {
+        char name[64];
+        unsigned long long v;
+        ck_assert_int_eq(sscanf(l, "%63s %llu", name, &v), 2);
+        ck_assert_int_eq(hakmem_counter(name, NULL), 0);
+    }
+    ck_assert_int_ge(lines, 9);
+}
+END_TEST
+
+static void *churn_thread(void *arg)
+{
+    void *p[1000];
+    for (int i = 0; i < 1000; i++)
+        p[i] = hk_malloc(64 + (size_t)(i % 7) * 100);
+    for (int i = 0; i < 1000; i++)
+        hk_free(p[i]);
+    return arg;
+}
+
+START_TEST(test_thread_exit_returns_cache)
+{
+    void *warm = hk_malloc(64);         /* this thread's cache is set up */
+    hk_free(warm);
+    uint64_t before = ctr("bytes_in_use");
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, churn_thread, NULL), 0);
+    pthread_join(t, NULL);
+    ck_assert_uint_eq(ctr("bytes_in_use"), before);
+}
+END_TEST
+
+START_TEST(test_foreign_invalid_aborts)
+{
+    void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(m, MAP_FAILED);
+    hk_free((char *)m + 64);            /* made after start: not an early block */
+}
+END_TEST
+
+START_TEST(test_foreign_misaligned_aborts)
+{
+    static char buf[64];
+    hk_free(buf + 3);
+}
+END_TEST
+
+/* An address in ld.so's writable segment, where its early (pre-malloc)
+ * allocations live. */
+static int find_rtld_data(struct dl_phdr_info *info, size_t size, void *out)
+{
+    if (!info->dlpi_name || !strstr(info->dlpi_name, "ld-linux"))
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_W)) {
+            uintptr_t a = info->dlpi_addr + ph->p_vaddr + ph->p_memsz - 64;
+            *(void **)out = (void *)(a & ~(uintptr_t)15);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+START_TEST(test_foreign_early_block_left_alone)
+{
+    void *p = NULL;
+    dl_iterate_phdr(find_rtld_data, &p);
+    ck_assert_ptr_nonnull(p);
+    unsigned char before[16];
+    memcpy(before, p, 16);
+    hk_free(p);
+    hk_free(p);                         /* still left alone */
+    ck_assert_mem_eq(p, before, 16);    /* not written */
+    ck_assert_uint_eq(hk_usable_size(p), 0);
+    char *q = hk_realloc(p, 16);        /* copied out, old block left */
+    ck_assert_ptr_nonnull(q);
+    ck_assert_mem_eq(q, p, 16);
+    hk_free(q);
+}
+END_TEST
+
+START_TEST(test_large_double_free_aborts)
+{
+    void *p = hk_malloc(1 << 20);
+    hk_free(p);
+    hk_free(p);
+}
+END_TEST
+
+START_TEST(test_header_pointer_aborts)
+{
+    char *p = hk_malloc(64);
+    hk_free((void *)((uintptr_t)p & ~(uintptr_t)HK_SEG_MASK) + 256); /* superslab header */
+}
+END_TEST
+
+START_TEST(test_libc_interface)
+{
+    void *p = (void *)1;
+    ck_assert_int_eq(hk_posix_memalign(&p, 24, 10), EINVAL);
+    ck_assert_int_eq(hk_posix_memalign(&p, 0, 10), EINVAL);
+    ck_assert_ptr_eq(p, (void *)1);     /* untouched on error */
+    ck_assert_int_eq(hk_posix_memalign(&p, 256, 10), 0);
+    ck_assert_uint_eq((uintptr_t)p % 256, 0);
+    hk_free(p);
+    ck_assert_int_eq(hk_posix_memalign(&p, 64, SIZE_MAX / 2), ENOMEM);
+    errno = 0;
+    ck_assert_ptr_null(hk_aligned_alloc(48, 96));
+    ck_assert_int_eq(errno, EINVAL);
+    p = hk_memalign_libc(48, 10);       /* glibc rounds up to 64 */
+    ck_assert_uint_eq((uintptr_t)p % 64, 0);
+    hk_free(p);
+    p = hk_valloc(5);
+    ck_assert_uint_eq((uintptr_t)p % 4096, 0);
+    hk_free(p);
+    p = hk_pvalloc(5000);
+    ck_assert_uint_eq((uintptr_t)p % 4096, 0);
+    ck_assert_uint_ge(hk_usable_size(p), 8192);
+    hk_free(p);
+    errno = 0;
+    ck_assert_ptr_null(hk_reallocarray(NULL, SIZE_MAX / 8, 16));
+    ck_assert_int_eq(errno, ENOMEM);
+    p = hk_reallocarray(NULL, 10, 10);
+    ck_assert_uint_ge(hk_usable_size(p), 100);
+    hk_free(p);
+    ck_assert_int_eq(hk_mallopt(1, 1), 1);
+    ck_assert_int_ge(hk_malloc_trim(0), 0);
+}
+END_TEST
+
+static size_t vm_size(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    size_t kb = 0;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmSize: %zu kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb * 1024;
+}
+
+START_TEST(test_oom_under_rlimit_as)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    return;                             /* ASan reserves terabytes of shadow */
+#endif
+    struct rlimit rl = { vm_size() + (64 << 20), RLIM_INFINITY };
+    rl.rlim_max = rl.rlim_cur;
+    ck_assert_int_eq(setrlimit(RLIMIT_AS, &rl), 0);
+    static void *big[1000], *small[400000];
+    size_t nb = 0, ns = 0;
+    errno = 0;
+    while (nb < 1000 && (big[nb] = hk_malloc(1 << 20)) != NULL)
+        nb++;
+    ck_assert_uint_lt(nb, 1000);
+    ck_assert_uint_gt(nb, 10);
+    ck_assert_int_eq(errno, ENOMEM);
+    errno = 0;
+    while (ns < 400000 && (small[ns] = hk_malloc(1000)) != NULL)
+        ns++;
+    ck_assert_int_eq(errno, ENOMEM);
+    ck_assert_ptr_null(hk_calloc(1, 5 << 20));
+    ck_assert_ptr_null(hk_memalign(1 << 21, 1 << 20));
+    while (nb)
+        hk_free(big[--nb]);
+    while (ns)
+        hk_free(small[--ns]);
+    void *again = hk_malloc(1 << 20);   /* memory came back */
+    ck_assert_ptr_nonnull(again);
+    hk_free(again);
+}
+END_TEST
+
+static void setup(void)
+{
+    hk_ensure_init();
+}
+
+static Suite *alloc_suite(void)
+{
+    Suite *s = suite_create("alloc");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_sizes);
+    tcase_add_test(tc, test_libc_interface);
+    tcase_add_test(tc, test_calloc_zero_on_reuse);
+    tcase_add_test(tc, test_realloc_chain);
+    tcase_add_test(tc, test_alignments);
+    tcase_add_test(tc, test_huge_is_enomem);
+    tcase_add_test(tc, test_large_cache_and_counters);
+    tcase_add_test(tc, test_stats_print_format);
+    tcase_add_test(tc, test_thread_exit_returns_cache);
+    tcase_add_test(tc, test_foreign_early_block_left_alone);
+    tcase_add_test(tc, test_oom_under_rlimit_as);
+    tcase_add_test_raise_signal(tc, test_foreign_invalid_aborts, SIGABRT);
+    tcase_add_test_raise_signal(tc, test_foreign_misaligned_aborts, SIGABRT);
+    tcase_add_test_raise_signal(tc, test_large_double_free_aborts, SIGABRT);
+    tcase_add_test_raise_signal(tc, test_header_pointer_aborts, SIGABRT);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+TEST_MAIN(alloc_suite)

@@ -1,0 +1,82 @@
+/* test_sizeclass.c: the size class table and size -> class mapping
+ * (sizeclass.c): smallest fitting class, lookup table against the
+ * computed path, bounded waste, aligned classes. */
+#include "hk_internal.h"
+#include "test_main.h"
+
+START_TEST(test_smallest_fit)
+{
+    for (size_t n = 0; n <= HK_SMALL_MAX; n++) {
+        unsigned c = hk_class_of(n);
+        ck_assert_uint_lt(c, HK_NCLASS);
+        ck_assert_uint_ge(hk_class_size[c], n);
+        if (c > 0)
+            ck_assert_msg(hk_class_size[c - 1] < n || n == 0,
+                          "size %zu: class %u is not the smallest", n, c);
+    }
+}
+END_TEST
+
+START_TEST(test_lut_matches_computed)
+{
+    for (size_t n = 1; n <= HK_LUT_MAX; n++)
+        ck_assert_msg(hk_class_lut[(n + 15) / 16] == hk_class_of_slow(n),
+                      "size %zu: lut %u computed %u", n, hk_class_lut[(n + 15) / 16],
+                      hk_class_of_slow(n));
+}
+END_TEST
+
+START_TEST(test_table_shape)
+{
+    for (unsigned c = 0; c < HK_NCLASS; c++) {
+        ck_assert_uint_eq(hk_class_size[c] % HK_MIN_ALIGN, 0);
+        if (c > 0)
+            ck_assert_uint_gt(hk_class_size[c], hk_class_size[c - 1]);
+        /* at least 8 blocks per slab */
+        ck_assert_uint_ge(hk_class_span(c) * HK_UNIT_SIZE / hk_class_size[c], 8);
+    }
+    ck_assert_uint_eq(hk_class_size[HK_NCLASS - 1], HK_SMALL_MAX);
+}
+END_TEST
+
+START_TEST(test_waste_bounded)
+{
+    for (size_t n = 129; n <= HK_SMALL_MAX; n++) {
+        unsigned c = hk_class_of(n);
+        ck_assert_msg((hk_class_size[c] - n) * 4 < n,
+                      "size %zu wastes %u bytes", n, hk_class_size[c] - (unsigned)n);
+    }
+}
+END_TEST
+
+START_TEST(test_aligned_class)
+{
+    for (size_t align = 32; align <= 32768; align *= 2) {
+        for (size_t n = 1; n <= HK_SMALL_MAX; n += 37) {
+            int c = hk_class_for_aligned(n, align);
+            if (c < 0) {
+                ck_assert_uint_gt(n, HK_SMALL_MAX - align + 1);
+                continue;
+            }
+            ck_assert_uint_ge(hk_class_size[c], n);
+            ck_assert_uint_eq(hk_class_size[c] % align, 0);
+        }
+    }
+    ck_assert_int_eq(hk_class_for_aligned(HK_SMALL_MAX + 1, 64), -1);
+}
+END_TEST
+
+static Suite *sizeclass_suite(void)
+{
+    Suite *s = suite_create("sizeclass");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_smallest_fit);
+    tcase_add_test(tc, test_lut_matches_computed);
+    tcase_add_test(tc, test_table_shape);
+    tcase_add_test(tc, test_waste_bounded);
+    tcase_add_test(tc, test_aligned_class);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+TEST_MAIN(sizeclass_suite)

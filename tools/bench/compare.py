@@ -1,0 +1,364 @@
+#!/usr/bin/env python3
+"""compare.py -- runs the hakmem benchmarks under hakmem and its peers.
+
+Owns: the list of benchmark configurations, the interleaved run order, the
+environment each allocator gets, and the markdown table of medians. Every
+allocator runs through LD_PRELOAD of an unmodified benchmark binary (glibc
+runs without a preload); nothing here builds or links anything. Standard
+library only.
+"""
+
+import argparse
+import json
+import os
+import re
+import resource
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+LIBDIR = Path("/lib/x86_64-linux-gnu")
+
+# Peers in table order. glibc has no library: it is what runs without a
+# preload.
+PEERS = [
+    ("glibc", None),
+    ("jemalloc", LIBDIR / "libjemalloc.so.2"),
+    ("mimalloc", LIBDIR / "libmimalloc.so.2"),
+    ("tcmalloc", LIBDIR / "libtcmalloc_minimal.so.4"),
+]
+BASELINE = "mimalloc"  # the ratio columns compare hakmem with this one
+
+# (name, program, arguments, --quick arguments). Defaults of the programs
+# keep one run near 1 s under glibc, so a full compare.py with 5 runs of 5
+# allocators stays within a few minutes.
+CONFIGS = [
+    ("churn WS=400 1T", "bench_churn", ["--ws", "400", "--threads", "1"], ["--ops", "500k"]),
+    ("churn WS=400 2T", "bench_churn", ["--ws", "400", "--threads", "2"], ["--ops", "500k"]),
+    ("churn WS=4000 1T", "bench_churn", ["--ws", "4000", "--threads", "1"], ["--ops", "500k"]),
+    ("churn WS=4000 2T", "bench_churn", ["--ws", "4000", "--threads", "2"], ["--ops", "500k"]),
+    ("larson 1 pair", "bench_larson", ["--pairs", "1"], ["--ops", "200k"]),
+    ("larson 2 pairs", "bench_larson", ["--pairs", "2"], ["--ops", "200k"]),
+]
+
+# Inherited settings that would make a run "special": removed for everyone,
+# so peers run with their defaults and hakmem gets only --extra-env/--lean.
+SCRUB_EXACT = {"LD_PRELOAD", "GLIBC_TUNABLES", "MALLOC_CONF", "JE_MALLOC_CONF"}
+SCRUB_PREFIX = ("HAKMEM_", "MALLOC_", "MIMALLOC_", "TCMALLOC_")
+
+NOISY = 0.10  # (max - min) / median of ops/s above which a cell is flagged
+RESULT_RE = re.compile(r"^ops_per_sec=\S+ ")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        description="Run the hakmem benchmarks under hakmem, glibc, jemalloc, "
+        "mimalloc and tcmalloc, interleaved, and print a markdown table of medians.")
+    p.add_argument("--lib", default=str(ROOT / "build" / "shim" / "libhakmem.so"),
+                   help="hakmem shared library to preload (default: %(default)s)")
+    p.add_argument("--bench-dir", default=str(ROOT / "build" / "tools" / "bench"),
+                   help="where bench_churn and bench_larson are (default: %(default)s)")
+    p.add_argument("--runs", type=int, default=5, help="runs per allocator and config (default 5)")
+    p.add_argument("--quick", action="store_true", help="few ops per run: a smoke check, not a measurement")
+    p.add_argument("--only", metavar="REGEX", help="run only the configs whose name matches (re.search)")
+    p.add_argument("--alloc", metavar="LIST",
+                   help="comma-separated allocators to run (default: all; names as in the table)")
+    p.add_argument("--extra-env", metavar="KEY=VAL", action="append", default=[],
+                   help="environment for the hakmem runs only, e.g. HAKMEM_SS_MEM_LEAN=1 (repeatable)")
+    p.add_argument("--lean", action="store_true",
+                   help="add a hakmem-lean column (hakmem with HAKMEM_SS_MEM_LEAN=1) and lean/hakmem ratios")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds before one run counts as failed (default 300)")
+    p.add_argument("--json", metavar="FILE", help="write every run and the medians as JSON to FILE ('-': stdout, and the table to stderr)")
+    args = p.parse_args(argv)
+    if args.runs < 1:
+        p.error("--runs must be at least 1")
+    if args.only:
+        try:
+            re.compile(args.only)
+        except re.error as e:
+            p.error(f"--only: {e}")
+    for kv in args.extra_env:
+        if "=" not in kv or kv.startswith("="):
+            p.error(f"--extra-env wants KEY=VAL, got {kv!r}")
+    return args
+
+
+def note(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def load_note():
+    """A warning when the machine is already busy, or None."""
+    try:
+        load1 = float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    ncpu = os.cpu_count() or 1
+    if load1 < 0.25 * ncpu:
+        return None
+    return (f"machine busy at start (load {load1:.2f} on {ncpu} CPUs): "
+            f"expect noise, compare only within this table")
+
+
+def base_env():
+    env = {}
+    scrubbed = []
+    for k, v in os.environ.items():
+        if k in SCRUB_EXACT or k.startswith(SCRUB_PREFIX):
+            scrubbed.append(k)
+        else:
+            env[k] = v
+    if scrubbed:
+        note("note: not passing on " + ", ".join(sorted(scrubbed)))
+    return env
+
+
+def allocators(args):
+    """[(name, library or None, extra env)] of the allocators that can run."""
+    extra = dict(kv.split("=", 1) for kv in args.extra_env)
+    lib = Path(args.lib)
+    cands = [("hakmem", lib, extra)]
+    if args.lean:
+        cands.append(("hakmem-lean", lib, {**extra, "HAKMEM_SS_MEM_LEAN": "1"}))
+    cands += [(name, path, {}) for name, path in PEERS]
+    if args.alloc:
+        want = {a.strip() for a in args.alloc.split(",") if a.strip()}
+        unknown = want - {c[0] for c in cands}
+        if unknown:
+            sys.exit(f"compare.py: --alloc: unknown {', '.join(sorted(unknown))}")
+        cands = [c for c in cands if c[0] in want]
+    out = []
+    for name, path, env in cands:
+        if path is not None and not path.is_file():
+            note(f"note: skipping {name}: {path} is missing")
+            continue
+        out.append((name, path, env))
+    return out
+
+
+def run_one(bench_dir, cfg, alloc, env0, args):
+    name, prog, cargs, qargs = cfg
+    aname, lib, aenv = alloc
+    cmd = [str(bench_dir / prog)] + cargs + (qargs if args.quick else [])
+    env = dict(env0)
+    env.update(aenv)
+    if lib is not None:
+        env["LD_PRELOAD"] = str(lib)
+    rec = {"config": name, "allocator": aname, "cmd": cmd,
+           "env": {**aenv, **({"LD_PRELOAD": str(lib)} if lib else {})}}
+    t0 = time.monotonic()
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+        cp = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        rec.update(ok=False, error=f"timed out after {args.timeout:g} s")
+        return rec
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    rec["wall_s"] = round(time.monotonic() - t0, 3)
+    # CPU time of the whole process (setup included): next to wall_s it
+    # tells a run slowed by other load from one that did more work.
+    rec["cpu_s"] = round(ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime, 3)
+    rec["rc"] = cp.returncode
+    # A library ld.so cannot load is ignored with a warning and the run
+    # silently measures glibc: treat that as a failure.
+    if "cannot be preloaded" in cp.stderr:
+        rec.update(ok=False, error=cp.stderr.strip().splitlines()[0])
+        return rec
+    if cp.returncode != 0:
+        why = f"signal {-cp.returncode}" if cp.returncode < 0 else f"exit {cp.returncode}"
+        tail = cp.stderr.strip().splitlines()[-1:] or [""]
+        rec.update(ok=False, error=f"{why}: {tail[0]}".rstrip(": "))
+        return rec
+    lines = [l for l in cp.stdout.splitlines() if RESULT_RE.match(l)]
+    if not lines:
+        rec.update(ok=False, error="no result line on stdout")
+        return rec
+    try:
+        fields = dict(kv.split("=", 1) for kv in lines[-1].split())
+        rec.update(ok=True,
+                   ops_per_sec=float(fields["ops_per_sec"]),
+                   peak_rss_kb=int(fields["peak_rss_kb"]),
+                   ops=int(fields["ops"]),
+                   threads=int(fields["threads"]),
+                   ws=int(fields["ws"]))
+    except (KeyError, ValueError) as e:
+        rec.update(ok=False, error=f"bad result line {lines[-1]!r}: {e}")
+    return rec
+
+
+def summarize(runs, configs, allocs):
+    """{config: {allocator: {...medians...}}} over the runs done so far."""
+    med = {}
+    for cname in configs:
+        med[cname] = {}
+        for aname in allocs:
+            rs = [r for r in runs if r["config"] == cname and r["allocator"] == aname]
+            if not rs:
+                continue
+            ok = [r for r in rs if r["ok"]]
+            fails = [r for r in rs if not r["ok"]]
+            cell = {"runs": len(rs), "failed": len(fails)}
+            if fails:
+                cell["error"] = fails[0]["error"]
+            if ok:
+                ops = [r["ops_per_sec"] for r in ok]
+                m = statistics.median(ops)
+                cell.update(ops_per_sec=m,
+                            peak_rss_kb=statistics.median(r["peak_rss_kb"] for r in ok),
+                            spread=(max(ops) - min(ops)) / m if m > 0 else 0.0)
+            med[cname][aname] = cell
+    return med
+
+
+def fmt_ops(cell):
+    if not cell or "ops_per_sec" not in cell:
+        return "FAIL" if cell else "-"
+    s = f"{cell['ops_per_sec'] / 1e6:.2f}"
+    return s + " (!)" if cell["failed"] else s
+
+
+def fmt_rss(cell):
+    if not cell or "peak_rss_kb" not in cell:
+        return "FAIL" if cell else "-"
+    return f"{cell['peak_rss_kb'] / 1024:.1f}"
+
+
+def ratio(a, b, key):
+    if not a or not b or a.get("failed") or b.get("failed") or key not in a or key not in b or not b[key]:
+        return "n/a"
+    return f"{a[key] / b[key]:.2f}"
+
+
+def table(med, configs, allocs):
+    pairs = []  # (label, numerator, denominator) of the ratio columns
+    if "hakmem" in allocs and BASELINE in allocs:
+        pairs.append(("hakmem/mimalloc", "hakmem", BASELINE))
+    if "hakmem-lean" in allocs and "hakmem" in allocs:
+        pairs.append(("lean/hakmem", "hakmem-lean", "hakmem"))
+    head = ["config"]
+    for a in allocs:
+        head += [f"{a} Mops/s", f"{a} RSS MiB"]
+    for label, _, _ in pairs:
+        head += [f"{label} ops", f"{label} RSS"]
+    out = ["| " + " | ".join(head) + " |",
+           "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for cname in configs:
+        row = [cname]
+        for a in allocs:
+            cell = med[cname].get(a)
+            row += [fmt_ops(cell), fmt_rss(cell)]
+        for _, num, den in pairs:
+            row += [ratio(med[cname].get(num), med[cname].get(den), "ops_per_sec"),
+                    ratio(med[cname].get(num), med[cname].get(den), "peak_rss_kb")]
+        out.append("| " + " | ".join(row) + " |")
+    return out
+
+
+def footnotes(med, configs, allocs, quick):
+    """Failed runs always; noisy cells only for real runs (--quick runs
+    last milliseconds and are all noisy)."""
+    out = []
+    for cname in configs:
+        for a in allocs:
+            cell = med[cname].get(a)
+            if not cell:
+                continue
+            if cell["failed"]:
+                out.append(f"- {cname} / {a}: {cell['failed']} of {cell['runs']} runs failed: {cell['error']}")
+            elif not quick and cell.get("spread", 0.0) > NOISY:
+                out.append(f"- {cname} / {a}: noisy, ops/s spread (max-min)/median = {cell['spread']:.0%}")
+    return out
+
+
+def main(argv):
+    args = parse_args(argv)
+    bench_dir = Path(args.bench_dir)
+    for prog in {c[1] for c in CONFIGS}:
+        if not os.access(bench_dir / prog, os.X_OK):
+            sys.exit(f"compare.py: {bench_dir / prog} not found; build first: "
+                     f"meson setup build && ninja -C build")
+    configs = [c for c in CONFIGS if not args.only or re.search(args.only, c[0])]
+    if not configs:
+        sys.exit(f"compare.py: --only {args.only!r} matches no config; configs: "
+                 + ", ".join(c[0] for c in CONFIGS))
+    allocs = allocators(args)
+    if not allocs:
+        sys.exit("compare.py: no allocator left to run")
+    if args.extra_env and not any(a[0].startswith("hakmem") for a in allocs):
+        note("note: --extra-env given but hakmem is not run")
+    env0 = base_env()
+    busy = load_note()
+    if busy:
+        note("note: " + busy)
+    anames = [a[0] for a in allocs]
+    cnames = [c[0] for c in configs]
+
+    total = len(configs) * args.runs * len(allocs)
+    note(f"{total} runs: {len(configs)} configs x {args.runs} runs x {len(allocs)} allocators"
+         + (" (quick)" if args.quick else ""))
+    runs = []
+    started = time.monotonic()
+    interrupted = False
+    try:
+        for cfg in configs:
+            for i in range(args.runs):
+                # Interleaved, and the starting allocator rotates so that
+                # none is always the one that runs right after a switch.
+                k = i % len(allocs)
+                for alloc in allocs[k:] + allocs[:k]:
+                    rec = run_one(bench_dir, cfg, alloc, env0, args)
+                    rec["run"] = i + 1
+                    runs.append(rec)
+                    if rec["ok"]:
+                        res = (f"{rec['ops_per_sec'] / 1e6:.2f} Mops/s "
+                               f"{rec['peak_rss_kb'] / 1024:.1f} MiB")
+                    else:
+                        res = "FAILED: " + rec["error"]
+                    note(f"[{len(runs)}/{total}] {cfg[0]} / {alloc[0]} run {i + 1}: {res}")
+    except KeyboardInterrupt:
+        interrupted = True
+        note("interrupted: table of the runs done so far")
+    elapsed = time.monotonic() - started
+
+    med = summarize(runs, cnames, anames)
+    envs = " ".join(shlex.quote(kv) for kv in args.extra_env)
+    lines = [
+        f"Medians of {args.runs} interleaved run(s)"
+        + (" (--quick: a smoke check, not a measurement)" if args.quick else "") + ".",
+        "Mops/s: million ops per second (churn: free+malloc pairs, larson: allocations);",
+        "RSS MiB: peak RSS (VmHWM); ratios: of the medians.",
+        f"hakmem: `{args.lib}`" + (f" with `{envs}`" if envs else "") + f"; total time {elapsed:.0f} s.",
+    ]
+    if busy:
+        lines.append(f"Note: {busy}.")
+    lines.append("")
+    lines += table(med, cnames, anames)
+    notes = footnotes(med, cnames, anames, args.quick)
+    if notes:
+        lines += [""] + notes
+    # With --json - stdout carries only the JSON; the table goes to stderr.
+    print("\n".join(lines), file=sys.stderr if args.json == "-" else sys.stdout, flush=True)
+
+    if args.json:
+        doc = {"meta": {"lib": args.lib, "runs": args.runs, "quick": args.quick,
+                        "extra_env": args.extra_env, "allocators": anames,
+                        "configs": cnames, "elapsed_s": round(elapsed, 1),
+                        "load_note": busy,
+                        "interrupted": interrupted},
+               "runs": runs, "medians": med}
+        text = json.dumps(doc, indent=2)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n")
+    if interrupted:
+        return 130
+    return 1 if any(not r["ok"] for r in runs) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

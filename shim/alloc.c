@@ -40,7 +40,7 @@ void hk_free(void *p)
         unsigned cls = hk_unit_cls(seg, p);
         if (HK_LIKELY(cls < HK_NCLASS && !(a & (HK_MIN_ALIGN - 1)))) {
             struct hk_bin *b = &hk_tls.bins[cls];
-            if (HK_LIKELY(b->n < b->cap)) {
+            if (HK_LIKELY(b->n < atomic_load_explicit(&b->cap, memory_order_relaxed))) {
                 b->slot[b->n++] = p;
                 return;
             }

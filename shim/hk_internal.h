@@ -71,8 +71,15 @@ struct hk_optdef {
 };
 /* Every HAKMEM_* variable: name, field, type, default, min, max, choices, doc */
 #define HK_OPTIONS(X)                                                        \
+    X(HAKMEM_SS_MEM_LEAN, lean, HK_OPT_BOOL, 0, 0, 1, NULL,                  \
+      "1: start in LEAN mode")                                               \
+    X(HAKMEM_SS_MEM_LEAN_DECOMMIT, decommit, HK_OPT_ENUM, 0, 0, 1,           \
+      "FREE|DONTNEED", "how LEAN decommits: MADV_FREE (lazy) or MADV_DONTNEED (eager)") \
+    X(HAKMEM_SS_LEAN_DELAY_MS, lean_delay_ms, HK_OPT_UINT, 200, 1, 60000, NULL, \
+      "LEAN: free memory is decommitted once it has stayed free this long (ms)") \
     X(HAKMEM_SS_OS_STATS, os_stats, HK_OPT_BOOL, 0, 0, 1, NULL,              \
       "1: print OS and lean counters on stderr at exit")
+enum { HK_DECOMMIT_FREE = 0, HK_DECOMMIT_DONTNEED = 1 };
 
 struct hk_options {
 #define HK_OPT_FIELD(name, field, type, def, min, max, choices, doc) uint32_t field;
@@ -92,6 +99,9 @@ HK_HIDDEN void *hk_os_map_aligned(size_t len);
 HK_HIDDEN void hk_os_unmap(void *p, size_t len);
 HK_HIDDEN bool hk_os_grow_inplace(void *p, size_t old_len, size_t new_len);
 HK_HIDDEN bool hk_os_shrink(void *p, size_t old_len, size_t new_len);
+#define HK_SS_PAGES (HK_SEG_SIZE / HK_PAGE)
+HK_HIDDEN size_t ss_maybe_decommit_superslab(struct hk_ss *ss,
+    const uint64_t mask[HK_SS_PAGES / 64], bool eager);
 
 /* ---- stats.c ---- */
 struct hk_counters {
@@ -112,6 +122,8 @@ HK_HIDDEN bool hk_policy_prewarm_class(unsigned cls);
 HK_HIDDEN bool hk_policy_keep_empty_slab(const struct hk_limits *l, uint32_t nempty);
 HK_HIDDEN bool hk_policy_cache_superslab(const struct hk_limits *l, uint32_t ncached);
 HK_HIDDEN bool hk_policy_cache_large(const struct hk_limits *l, size_t len);
+HK_HIDDEN uint64_t hk_policy_decommit_mask(uint64_t free_now, uint64_t decommitted,
+                                           uint64_t free_seen, bool now);
 
 /* ---- superslab.c ---- */
 extern struct hk_class hk_classes[HK_NCLASS] HK_HIDDEN;
@@ -120,7 +132,11 @@ HK_HIDDEN void hk_central_put(unsigned cls, void *const *ptrs, size_t n, const c
 HK_HIDDEN struct hk_slab *hk_slab_of(struct hk_ss *ss, const void *p);
 HK_HIDDEN bool hk_block_valid(struct hk_ss *ss, const void *p);
 HK_HIDDEN void hk_ss_prewarm(void);
-HK_HIDDEN bool hk_ss_trim(void);
+HK_HIDDEN bool hk_ss_purge(bool now, bool eager, bool *pending);
+
+/* ---- purge.c (LEAN's periodic work: the background purge thread) ---- */
+HK_HIDDEN void hk_purge_note(void);
+HK_HIDDEN void hk_purge_after_fork_child(void);
 HK_HIDDEN void hk_ss_lock_all(void);
 HK_HIDDEN void hk_ss_unlock_all(void);
 HK_HIDDEN void hk_ss_reinit_locks(void);
@@ -144,6 +160,17 @@ HK_HIDDEN void *hk_malloc_slow(unsigned cls);
 HK_HIDDEN void hk_free_slow(void *p, struct hk_seg *seg, unsigned cls);
 HK_HIDDEN void hk_tcache_flush_all(struct hk_tcache *tc);
 HK_HIDDEN void hk_tcache_global_init(void);
+HK_HIDDEN void hk_tcache_force_slow_all(void);
+HK_HIDDEN void hk_tcache_lock_all(void);
+HK_HIDDEN void hk_tcache_unlock_all(void);
+HK_HIDDEN void hk_tcache_after_fork_child(void);
+
+/* ---- mode.c (modes and pressure levels: the one place they change) ---- */
+HK_HIDDEN void hk_mode_init(void);
+HK_HIDDEN int hk_set_mode(enum hk_mode m);
+HK_HIDDEN int hk_apply_level(int level);
+HK_HIDDEN bool hk_release_now(bool eager);
+HK_HIDDEN void hk_mode_reinit_locks(void);
 
 /* ---- foreign.c (the DSO guard's second half) ---- */
 HK_HIDDEN void hk_foreign_snapshot(void);

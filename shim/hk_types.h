@@ -92,6 +92,8 @@ struct hk_slab {
     uint8_t unit;                   /* index of this unit */
     uint32_t hint;                  /* first freemap word that may be set */
     uint64_t div_magic;             /* ceil(2^40 / block): offset -> index */
+    uint64_t decommitted;           /* bit p: page p of the slab decommitted */
+    uint64_t free_seen;             /* pages wholly free at the last purge */
     uint64_t freemap[HK_UNIT_SIZE / HK_MIN_ALIGN / 64]; /* 1 = free */
 };
 
@@ -105,8 +107,10 @@ struct hk_ss {
     struct hk_ss *next;             /* hk_ss_lock: avail or cache list */
     struct hk_ss *prev;
     uint32_t free_units;            /* bit u set: unit u is free */
+    uint32_t decommitted_units;     /* free units whose pages are decommitted */
+    uint32_t free_seen;             /* free units seen at the last purge */
     uint32_t cached;                /* 1 while on the empty cache */
-    uint64_t last_used;             /* cache LRU tick */
+    uint64_t empty_since;           /* purge round in which it became empty */
     struct hk_slab slabs[HK_UNITS];
 };
 
@@ -125,7 +129,9 @@ struct hk_large {
 /* One thread-cache bin: a stack of free blocks of one class. */
 struct hk_bin {
     uint32_t n;                     /* blocks held */
-    uint32_t cap;                   /* live capacity, <= HK_TC_SLOTS */
+    _Atomic uint32_t cap;           /* live capacity, <= HK_TC_SLOTS; set to 0
+                                       by another thread to force this thread's
+                                       next free onto the slow path */
     void *slot[HK_TC_SLOTS];
 };
 
@@ -134,7 +140,9 @@ enum hk_tstate { HK_T_NEW = 0, HK_T_INITING, HK_T_READY, HK_T_DEAD };
 struct hk_tcache {
     struct hk_bin bins[HK_NCLASS];
     uint32_t state;                 /* enum hk_tstate */
-    uint32_t epoch;                 /* hk_g.epoch when caps were set */
+    uint32_t epoch;                 /* hk_epoch when the caps were set */
+    struct hk_tcache *next;         /* all ready caches, under hk_tc_lock */
+    struct hk_tcache *prev;
 };
 
 /* Central per-class state. */
@@ -157,6 +165,8 @@ struct hk_limits {
     uint32_t large_cache_max;       /* large mappings kept */
     size_t   large_cache_bytes;     /* ... and their total size */
     uint32_t prewarm;               /* 1: carve hot-class slabs at start */
+    uint32_t purge;                 /* 1: decommit free pages, retire empty
+                                       superslabs (at the purge rounds) */
 };
 
 #endif

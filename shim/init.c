@@ -16,10 +16,12 @@ static void hk_atfork_prepare(void)
 {
     hk_ss_lock_all();
     hk_large_lock_all();
+    hk_tcache_lock_all();
 }
 
 static void hk_atfork_parent(void)
 {
+    hk_tcache_unlock_all();
     hk_large_unlock_all();
     hk_ss_unlock_all();
 }
@@ -27,8 +29,11 @@ static void hk_atfork_parent(void)
 /* The child has one thread: every lock is free again. */
 static void hk_atfork_child(void)
 {
+    hk_tcache_after_fork_child();
+    hk_purge_after_fork_child();
     hk_large_reinit_locks();
     hk_ss_reinit_locks();
+    hk_mode_reinit_locks();
 }
 
 void hk_init_slow(void)
@@ -41,7 +46,7 @@ void hk_init_slow(void)
     }
     hk_env_init();
     hk_ss_reinit_locks();
-    hk_policy_limits(HK_MODE_FAST, &hk_lim);
+    hk_mode_init();
     hk_foreign_snapshot();
     hk_tcache_global_init();
     atomic_store_explicit(&hk_init_state, 2, memory_order_release);

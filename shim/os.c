@@ -98,3 +98,44 @@ bool hk_os_shrink(void *p, size_t old_len, size_t new_len)
     hk_munmap((char *)p + new_len, old_len - new_len);
     return true;
 }
+
+static int hk_madvise(void *p, size_t len, bool eager)
+{
+    HK_CTR_ADD(madvise_calls, 1);
+    if (!eager && madvise(p, len, MADV_FREE) == 0)
+        return 0;
+    if (!eager)                         /* a kernel without MADV_FREE */
+        HK_CTR_ADD(madvise_calls, 1);
+    return madvise(p, len, MADV_DONTNEED);
+}
+
+/* The one conversion point for decommit: give back the pages of ss whose
+ * bits are set in mask (bit p: page p of the superslab), one madvise per
+ * run of pages, MADV_DONTNEED when eager, else MADV_FREE. The caller holds
+ * whatever lock keeps those pages free. Returns the bytes decommitted. */
+size_t ss_maybe_decommit_superslab(struct hk_ss *ss, const uint64_t mask[HK_SS_PAGES / 64],
+                                   bool eager)
+{
+    size_t total = 0;
+    unsigned p = 0;
+    while (p < HK_SS_PAGES) {
+        uint64_t w = mask[p / 64] >> (p % 64);
+        if (!w) {
+            p = (p / 64 + 1) * 64;
+            continue;
+        }
+        p += (unsigned)__builtin_ctzll(w);
+        unsigned q = p;
+        while (q < HK_SS_PAGES && (mask[q / 64] >> (q % 64)) & 1)
+            q++;
+        size_t len = (size_t)(q - p) * HK_PAGE;
+        if (hk_madvise((char *)ss + (size_t)p * HK_PAGE, len, eager) == 0) {
+            total += len;
+            HK_CTR_ADD(lean_decommit, 1);
+        }
+        p = q;
+    }
+    HK_CTR_ADD(bytes_decommitted, total);
+    HK_CTR_SUB(bytes_committed, total);
+    return total;
+}

@@ -17,17 +17,22 @@ void hk_policy_limits(enum hk_mode mode, struct hk_limits *out)
             .large_cache_max = 8,
             .large_cache_bytes = (size_t)32 << 20,
             .prewarm = 1,
+            .purge = 0,
         };
     } else {
-        /* LEAN: small caches, nothing kept empty. */
+        /* LEAN: small caches, no empty slab kept, free memory decommitted
+         * and empty superslabs retired at the purge rounds (they wait on
+         * the cache list until then, so that a superslab emptied and
+         * refilled within one round costs no syscall). */
         *out = (struct hk_limits){
             .tc_cap_small = 16,
             .tc_cap_large = 4,
             .empty_slabs_kept = 0,
-            .ss_cache_max = 0,
+            .ss_cache_max = 4,
             .large_cache_max = 0,
             .large_cache_bytes = 0,
             .prewarm = 0,
+            .purge = 1,
         };
     }
 }
@@ -66,4 +71,15 @@ bool hk_policy_cache_superslab(const struct hk_limits *l, uint32_t ncached)
 bool hk_policy_cache_large(const struct hk_limits *l, size_t len)
 {
     return l->large_cache_max > 0 && len <= l->large_cache_bytes / 2;
+}
+
+/* Which of the pages (or units) wholly free now to decommit: those not
+ * decommitted yet that were also free at the previous purge round (so
+ * memory that churns within one round is never decommitted), or all of
+ * them when the decommit must happen now (pressure, trim, mode switch). */
+uint64_t hk_policy_decommit_mask(uint64_t free_now, uint64_t decommitted,
+                                 uint64_t free_seen, bool now)
+{
+    uint64_t cand = free_now & ~decommitted;
+    return now ? cand : cand & free_seen;
 }

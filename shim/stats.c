@@ -68,9 +68,5 @@ void hakmem_stats_print(int fd)
 int hakmem_trim(void)
 {
     hk_ensure_init();
-    if (hk_tls.state == HK_T_READY)
-        hk_tcache_flush_all(&hk_tls);
-    bool a = hk_ss_trim();
-    bool b = hk_large_trim();
-    return a || b;
+    return hk_release_now(true);
 }

@@ -25,6 +25,7 @@ static pthread_mutex_t hk_ss_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hk_ss *hk_ss_avail;       /* superslabs with a free unit */
 static struct hk_ss *hk_ss_cache;       /* empty ones; head = most recent */
 static uint32_t hk_ss_ncached;
+static uint64_t hk_purge_round;         /* hk_ss_lock: purge rounds so far */
 
 /* ---- intrusive lists ---- */
 
@@ -151,7 +152,9 @@ static struct hk_ss *ss_map(void)
 static void ss_retire(struct hk_ss *ss)
 {
     hk_reg_clear((uintptr_t)ss);
-    HK_CTR_SUB(bytes_committed, HK_SEG_SIZE);
+    HK_CTR_SUB(bytes_committed, HK_SEG_SIZE -
+               (size_t)__builtin_popcount(ss->decommitted_units) * HK_UNIT_SIZE);
+    HK_CTR_ADD(lean_retire, 1);
     hk_os_unmap(ss, HK_SEG_SIZE);
 }
 
@@ -174,7 +177,7 @@ static struct hk_slab *slab_carve(unsigned cls)
             ss = fresh;
             fresh = NULL;
         } else if (hk_ss_cache) {
-            ss = hk_ss_cache;
+            ss = hk_ss_cache;           /* the most recently emptied */
             ss_unlink(&hk_ss_cache, ss);
             ss->cached = 0;
             hk_ss_ncached--;
@@ -193,7 +196,14 @@ static struct hk_slab *slab_carve(unsigned cls)
     }
     if (ss->free_units == HK_SS_USABLE)
         HK_CTR_ADD(superslabs_live, 1);
-    ss->free_units &= ~((((uint32_t)1 << span) - 1) << u);
+    uint32_t bits = (((uint32_t)1 << span) - 1) << u;
+    ss->free_units &= ~bits;
+    ss->free_seen &= ~bits;
+    if (ss->decommitted_units & bits) {  /* the pages come back on touch */
+        HK_CTR_ADD(bytes_committed, (size_t)__builtin_popcount(ss->decommitted_units & bits) *
+                   HK_UNIT_SIZE);
+        ss->decommitted_units &= ~bits;
+    }
     if (ss->free_units == 0)
         ss_unlink(&hk_ss_avail, ss);
     pthread_mutex_unlock(&hk_ss_lock);
@@ -216,6 +226,8 @@ static struct hk_slab *slab_carve(unsigned cls)
     s->nfree = s->nblocks;
     s->hint = 0;
     s->div_magic = (((uint64_t)1 << 40) + block - 1) / block;
+    s->decommitted = 0;
+    s->free_seen = 0;
     s->next = s->prev = NULL;
     uint32_t words = slab_words(s);
     memset(s->freemap, 0xff, (size_t)words * 8);
@@ -236,6 +248,9 @@ static void slab_release(struct hk_slab *s)
     unsigned u = s->unit, span = s->span;
     memset(&ss->seg.unit_cls[u], HK_CLS_FREE, span);
     s->span = 0;
+    /* The freed units are dirty as a whole until the next purge. */
+    HK_CTR_ADD(bytes_committed, (size_t)__builtin_popcountll(s->decommitted) * HK_PAGE);
+    s->decommitted = 0;
 
     pthread_mutex_lock(&hk_ss_lock);
     if (ss->free_units == 0)
@@ -247,6 +262,7 @@ static void slab_release(struct hk_slab *s)
         HK_CTR_SUB(superslabs_live, 1);
         if (hk_policy_cache_superslab(&hk_lim, hk_ss_ncached)) {
             ss->cached = 1;
+            ss->empty_since = hk_purge_round;
             ss_push(&hk_ss_cache, ss);
             hk_ss_ncached++;
             HK_CTR_ADD(superslabs_cached, 1);
@@ -267,12 +283,16 @@ static size_t slab_pop(struct hk_slab *s, void **out, size_t want)
     char *base = slab_base(s);
     uint32_t words = slab_words(s), w = s->hint;
     size_t n = 0;
+    uint64_t touched = 0;               /* pages of the blocks handed out */
     while (n < want && w < words) {
         uint64_t bits = s->freemap[w];
         while (bits && n < want) {
             unsigned b = (unsigned)__builtin_ctzll(bits);
             bits &= bits - 1;
-            out[n++] = base + ((size_t)w * 64 + b) * s->block;
+            size_t off = ((size_t)w * 64 + b) * s->block;
+            out[n++] = base + off;
+            unsigned p0 = (unsigned)(off / HK_PAGE), p1 = (unsigned)((off + s->block - 1) / HK_PAGE);
+            touched |= (p1 - p0 >= 63 ? ~(uint64_t)0 : (((uint64_t)2 << (p1 - p0)) - 1)) << p0;
         }
         s->freemap[w] = bits;
         if (!bits)
@@ -280,6 +300,11 @@ static size_t slab_pop(struct hk_slab *s, void **out, size_t want)
     }
     s->hint = w;
     s->nfree -= (uint32_t)n;
+    s->free_seen &= ~touched;
+    if (s->decommitted & touched) {     /* they come back on first touch */
+        HK_CTR_ADD(bytes_committed, (size_t)__builtin_popcountll(s->decommitted & touched) * HK_PAGE);
+        s->decommitted &= ~touched;
+    }
     return n;
 }
 
@@ -306,6 +331,7 @@ size_t hk_central_take(unsigned cls, void **out, size_t want)
     }
     pthread_mutex_unlock(&c->lock);
     HK_CTR_ADD(bytes_in_use, got * hk_class_size[cls]);
+    hk_purge_note();
     return got;
 }
 
@@ -348,6 +374,7 @@ void hk_central_put(unsigned cls, void *const *ptrs, size_t n, const char *who)
     }
     pthread_mutex_unlock(&c->lock);
     HK_CTR_SUB(bytes_in_use, n * hk_class_size[cls]);
+    hk_purge_note();
 }
 
 /* FAST mode start: carve the first slab of each hot class, so that the
@@ -371,35 +398,113 @@ void hk_ss_prewarm(void)
     }
 }
 
-/* Release every empty slab and every cached superslab. True if anything
- * went back to the OS. */
-bool hk_ss_trim(void)
+/* Pages of s wholly free (every block overlapping them free), as bits
+ * from page 0 of the slab. Pages past the last block count as free. */
+static uint64_t slab_free_pages(const struct hk_slab *s)
 {
+    uint64_t m = 0;
+    unsigned npages = (unsigned)(s->span * HK_UNIT_SIZE / HK_PAGE);
+    for (unsigned p = 0; p < npages; p++) {
+        uint64_t first = (uint64_t)p * HK_PAGE / s->block;
+        uint64_t last = ((uint64_t)p * HK_PAGE + HK_PAGE - 1) / s->block;
+        bool free = true;
+        if (last >= s->nblocks)
+            last = s->nblocks - 1;
+        for (uint64_t i = first; i <= last && first < s->nblocks && free; i++)
+            free = (s->freemap[i / 64] >> (i % 64)) & 1;
+        if (free)
+            m |= (uint64_t)1 << p;
+    }
+    return m;
+}
+
+static void mask_set_run(uint64_t *mask, unsigned first, uint64_t bits)
+{
+    for (unsigned i = 0; bits; i++, bits >>= 1)
+        if (bits & 1)
+            mask[(first + i) / 64] |= (uint64_t)1 << ((first + i) % 64);
+}
+
+/* Decommit the free pages of a partly used slab (class lock held). */
+static size_t slab_purge(struct hk_slab *s, bool now, bool eager)
+{
+    uint64_t free_now = slab_free_pages(s);
+    uint64_t dec = hk_policy_decommit_mask(free_now, s->decommitted, s->free_seen, now);
+    s->free_seen = free_now & ~s->decommitted & ~dec;
+    if (!dec)
+        return 0;
+    uint64_t mask[HK_SS_PAGES / 64] = { 0 };
+    mask_set_run(mask, s->unit * (unsigned)(HK_UNIT_SIZE / HK_PAGE), dec);
+    s->decommitted |= dec;
+    return ss_maybe_decommit_superslab(ss_of_slab(s), mask, eager);
+}
+
+/* One purge round: release empty slabs (all of them when now, else as the
+ * policy keeps), decommit free pages of partly used slabs and free units
+ * of superslabs, retire cached empty superslabs. now: everything free at
+ * once (pressure, trim, switch to LEAN); otherwise only what was free at
+ * the previous round too. True if any memory went back to the OS. */
+bool hk_ss_purge(bool now, bool eager, bool *pending)
+{
+    size_t released = 0;
+    bool waiting = false;               /* free memory left for a later round */
     for (unsigned cls = 0; cls < HK_NCLASS; cls++) {
         struct hk_class *c = &hk_classes[cls];
         pthread_mutex_lock(&c->lock);
-        struct hk_slab *s = c->partial_tail;
-        while (s && s->nfree == s->nblocks) {
-            struct hk_slab *prev = s->prev;
-            slab_unlink(c, s);
-            c->nempty--;
-            slab_release(s);
-            s = prev;
+        struct hk_slab *s = c->partial;
+        while (s) {
+            struct hk_slab *next = s->next;
+            if (s->nfree == s->nblocks &&
+                (now || !hk_policy_keep_empty_slab(&hk_lim, c->nempty - 1))) {
+                slab_unlink(c, s);
+                c->nempty--;
+                slab_release(s);
+            } else if (s->nfree) {
+                released += slab_purge(s, now, eager);
+                waiting |= s->free_seen != 0;
+            }
+            s = next;
         }
         pthread_mutex_unlock(&c->lock);
     }
 
+    struct hk_ss *retire = NULL;
     pthread_mutex_lock(&hk_ss_lock);
-    struct hk_ss *list = hk_ss_cache;
-    bool any = list != NULL;
-    hk_ss_cache = NULL;
-    HK_CTR_SUB(superslabs_cached, hk_ss_ncached);
-    hk_ss_ncached = 0;
+    hk_purge_round++;
+    for (struct hk_ss *ss = hk_ss_avail; ss; ss = ss->next) {
+        uint32_t free_now = ss->free_units & ~ss->decommitted_units;
+        uint32_t dec = (uint32_t)hk_policy_decommit_mask(free_now, 0, ss->free_seen, now);
+        ss->free_seen = free_now & ~dec;
+        waiting |= ss->free_seen != 0;
+        if (!dec)
+            continue;
+        uint64_t mask[HK_SS_PAGES / 64] = { 0 };
+        for (unsigned u = 0; u < HK_UNITS; u++)
+            if (dec >> u & 1)
+                mask_set_run(mask, u * (unsigned)(HK_UNIT_SIZE / HK_PAGE), ~(uint64_t)0 >> 48);
+        ss->decommitted_units |= dec;
+        released += ss_maybe_decommit_superslab(ss, mask, eager);
+    }
+    for (struct hk_ss *ss = hk_ss_cache, *next; ss; ss = next) {
+        next = ss->next;
+        if (now || ss->empty_since + 1 < hk_purge_round) {
+            ss_unlink(&hk_ss_cache, ss);
+            hk_ss_ncached--;
+            HK_CTR_SUB(superslabs_cached, 1);
+            ss->next = retire;
+            retire = ss;
+        } else {
+            waiting = true;
+        }
+    }
     pthread_mutex_unlock(&hk_ss_lock);
-    while (list) {
-        struct hk_ss *next = list->next;
-        ss_retire(list);
-        list = next;
+    bool any = released > 0 || retire != NULL;
+    if (pending)
+        *pending = waiting;
+    while (retire) {
+        struct hk_ss *next = retire->next;
+        ss_retire(retire);
+        retire = next;
     }
     return any;
 }

@@ -16,13 +16,65 @@ __thread struct hk_tcache hk_tls __attribute__((tls_model("initial-exec")));
 static pthread_key_t hk_tkey;
 static bool hk_tkey_ok;
 
+/* Every ready cache, so that a mode switch can reach them. */
+static pthread_mutex_t hk_tc_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hk_tcache *hk_tc_all;
+
+static void set_cap(struct hk_bin *b, uint32_t cap)
+{
+    atomic_store_explicit(&b->cap, cap, memory_order_relaxed);
+}
+
 static void tcache_exit(void *arg)
 {
     struct hk_tcache *tc = arg;
-    hk_tcache_flush_all(tc);
+    pthread_mutex_lock(&hk_tc_lock);
+    if (tc->prev)
+        tc->prev->next = tc->next;
+    else if (hk_tc_all == tc)
+        hk_tc_all = tc->next;
+    if (tc->next)
+        tc->next->prev = tc->prev;
+    tc->next = tc->prev = NULL;
     for (unsigned c = 0; c < HK_NCLASS; c++)
-        tc->bins[c].cap = 0;
+        set_cap(&tc->bins[c], 0);
     tc->state = HK_T_DEAD;
+    pthread_mutex_unlock(&hk_tc_lock);
+    hk_tcache_flush_all(tc);
+}
+
+/* Make every thread's next free take the slow path, where it sees the
+ * new epoch: flushes its cache and takes the new caps. (Its next mallocs
+ * still drain what its cache holds.) */
+void hk_tcache_force_slow_all(void)
+{
+    pthread_mutex_lock(&hk_tc_lock);
+    for (struct hk_tcache *tc = hk_tc_all; tc; tc = tc->next)
+        for (unsigned c = 0; c < HK_NCLASS; c++)
+            set_cap(&tc->bins[c], 0);
+    pthread_mutex_unlock(&hk_tc_lock);
+}
+
+void hk_tcache_lock_all(void)
+{
+    pthread_mutex_lock(&hk_tc_lock);
+}
+
+void hk_tcache_unlock_all(void)
+{
+    pthread_mutex_unlock(&hk_tc_lock);
+}
+
+/* In the child of fork only the forking thread is left. */
+void hk_tcache_after_fork_child(void)
+{
+    pthread_mutex_init(&hk_tc_lock, NULL);
+    hk_tc_all = NULL;
+    struct hk_tcache *tc = &hk_tls;
+    if (tc->state == HK_T_READY) {
+        tc->next = tc->prev = NULL;
+        hk_tc_all = tc;
+    }
 }
 
 void hk_tcache_global_init(void)
@@ -36,7 +88,7 @@ static void tcache_set_caps(struct hk_tcache *tc)
 {
     tc->epoch = atomic_load_explicit(&hk_epoch, memory_order_acquire);
     for (unsigned c = 0; c < HK_NCLASS; c++)
-        tc->bins[c].cap = hk_policy_tc_cap(&hk_lim, c);
+        set_cap(&tc->bins[c], hk_policy_tc_cap(&hk_lim, c));
 }
 
 static void tcache_setup(struct hk_tcache *tc)
@@ -45,8 +97,25 @@ static void tcache_setup(struct hk_tcache *tc)
     /* May allocate (keys past the first 32): served uncached meanwhile. */
     if (hk_tkey_ok)
         pthread_setspecific(hk_tkey, tc);
+    pthread_mutex_lock(&hk_tc_lock);
     tcache_set_caps(tc);
+    tc->prev = NULL;
+    tc->next = hk_tc_all;
+    if (hk_tc_all)
+        hk_tc_all->prev = tc;
+    hk_tc_all = tc;
     tc->state = HK_T_READY;
+    pthread_mutex_unlock(&hk_tc_lock);
+}
+
+/* The mode changed since this cache took its caps: give everything back
+ * and take the new caps. */
+static void tcache_new_epoch(struct hk_tcache *tc)
+{
+    hk_tcache_flush_all(tc);
+    pthread_mutex_lock(&hk_tc_lock);
+    tcache_set_caps(tc);
+    pthread_mutex_unlock(&hk_tc_lock);
 }
 
 void hk_tcache_flush_all(struct hk_tcache *tc)
@@ -69,6 +138,8 @@ static struct hk_tcache *tcache_get(void)
             return NULL;
         tcache_setup(tc);
     }
+    if (HK_UNLIKELY(tc->epoch != atomic_load_explicit(&hk_epoch, memory_order_acquire)))
+        tcache_new_epoch(tc);
     return tc;
 }
 
@@ -86,7 +157,8 @@ void *hk_malloc_slow(unsigned cls)
     struct hk_bin *b = &tc->bins[cls];
     if (b->n)
         return b->slot[--b->n];
-    size_t want = b->cap / 2 ? b->cap / 2 : 1;
+    uint32_t cap = atomic_load_explicit(&b->cap, memory_order_relaxed);
+    size_t want = cap / 2 ? cap / 2 : 1;
     size_t got = hk_central_take(cls, b->slot, want);
     if (got == 0) {
         errno = ENOMEM;
@@ -111,12 +183,13 @@ void hk_free_slow(void *p, struct hk_seg *seg, unsigned cls)
     if (cls >= HK_NCLASS || ((uintptr_t)p & (HK_MIN_ALIGN - 1)))
         hk_fatal("free(): invalid pointer %p", p);
     struct hk_tcache *tc = tcache_get();
-    if (!tc || tc->bins[cls].cap == 0) {
+    uint32_t cap = tc ? atomic_load_explicit(&tc->bins[cls].cap, memory_order_relaxed) : 0;
+    if (cap == 0) {
         hk_central_put(cls, &p, 1, "free");
         return;
     }
     struct hk_bin *b = &tc->bins[cls];
-    if (b->n >= b->cap) {
+    if (b->n >= cap) {
         /* Flush the older half: the newer blocks are the cache-warm ones. */
         uint32_t half = b->n / 2 ? b->n / 2 : 1;
         hk_central_put(cls, b->slot, half, "free");

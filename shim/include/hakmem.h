@@ -36,7 +36,13 @@ extern "C" {
     X(large_live,        "large (> 32 KiB) allocations live")                \
     X(large_cached,      "large mappings kept for reuse")                    \
     X(bytes_in_use,      "bytes in blocks handed out or in thread caches")  \
-    X(bytes_committed,   "bytes mapped and not decommitted")
+    X(bytes_committed,   "bytes mapped and not decommitted")                 \
+    X(bytes_decommitted, "bytes given back with madvise, in total")          \
+    X(lean_decommit,     "decommit operations (madvise calls on free memory)") \
+    X(lean_retire,       "empty superslabs unmapped")                        \
+    X(mode_switches,     "switches between FAST and LEAN")                   \
+    X(mode,              "current mode: 0 FAST, 1 LEAN")                     \
+    X(level,             "last pressure level applied: 0 NONE .. 3 CRITICAL")
 
 struct hakmem_stats {
 #define HAKMEM_FIELD(name, doc) uint64_t name;
@@ -59,9 +65,35 @@ HAKMEM_API void hakmem_stats_print(int fd);
 /* Print the value of every HAKMEM_* option as "NAME=value\n" to fd. */
 HAKMEM_API void hakmem_config_print(int fd);
 
-/* Give back what can be given back now: the calling thread's cache, cached
- * superslabs and large mappings. Returns 1 if memory was released, else 0
- * (the same contract as malloc_trim). */
+/* Modes: FAST keeps memory warm; LEAN gives free memory back. */
+#define HAKMEM_MODE_FAST 0
+#define HAKMEM_MODE_LEAN 1
+
+/* Switch mode, from any thread at any time. Switching to LEAN empties the
+ * caches of empty superslabs and large mappings and decommits free memory
+ * at once; other threads flush their caches at their next free. Returns 0,
+ * or -1 with errno EINVAL for an unknown mode. */
+HAKMEM_API int hakmem_set_mode(int mode);
+
+/* The current mode (HAKMEM_MODE_*). */
+HAKMEM_API int hakmem_get_mode(void);
+
+/* Pressure levels, as hakmemd sends them. */
+#define HAKMEM_PRESSURE_NONE     0  /* back to the mode chosen at start */
+#define HAKMEM_PRESSURE_LOW      1  /* LEAN from now on */
+#define HAKMEM_PRESSURE_MEDIUM   2  /* LEAN, and decommit free memory now */
+#define HAKMEM_PRESSURE_CRITICAL 3  /* as MEDIUM, eagerly (MADV_DONTNEED),
+                                       and thread caches trimmed */
+
+/* Apply a pressure level (what the daemon's listener calls). Returns 0, or
+ * -1 with errno EINVAL for an unknown level. */
+HAKMEM_API int hakmem_apply_pressure(int level);
+
+/* Give back what can be given back now, as a CRITICAL pressure level does
+ * but without changing the mode: the calling thread's cache, cached
+ * superslabs and large mappings, empty slabs, and free pages inside
+ * partly used slabs (MADV_DONTNEED). Returns 1 if memory was released,
+ * else 0 (the contract of malloc_trim, which calls it). */
 HAKMEM_API int hakmem_trim(void);
 
 #ifdef __cplusplus

@@ -14,7 +14,8 @@ START_TEST(test_fast_keeps_lean_releases)
     ck_assert(!hk_policy_keep_empty_slab(&l, 0));
     ck_assert(hk_policy_cache_superslab(&f, 0));
     ck_assert(!hk_policy_cache_superslab(&f, f.ss_cache_max));
-    ck_assert(!hk_policy_cache_superslab(&l, 0));
+    ck_assert(f.purge == 0 && l.purge == 1);   /* LEAN retires at purge rounds */
+    ck_assert_uint_le(l.ss_cache_max, f.ss_cache_max);
     ck_assert(hk_policy_cache_large(&f, 1 << 20));
     ck_assert(!hk_policy_cache_large(&f, f.large_cache_bytes));
     ck_assert(!hk_policy_cache_large(&l, 1 << 16));
@@ -36,12 +37,24 @@ START_TEST(test_caps)
 }
 END_TEST
 
+START_TEST(test_decommit_mask_two_rounds)
+{
+    /* pages 0-3 free now; page 0 already decommitted; pages 1, 2 free at
+     * the previous round too: only 1 and 2 go, unless now */
+    ck_assert_uint_eq(hk_policy_decommit_mask(0xf, 0x1, 0x6, false), 0x6);
+    ck_assert_uint_eq(hk_policy_decommit_mask(0xf, 0x1, 0x6, true), 0xe);
+    ck_assert_uint_eq(hk_policy_decommit_mask(0x0, 0x0, 0xff, true), 0);
+    ck_assert_uint_eq(hk_policy_decommit_mask(0x3, 0x0, 0x0, false), 0);
+}
+END_TEST
+
 static Suite *policy_suite(void)
 {
     Suite *s = suite_create("policy");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_fast_keeps_lean_releases);
     tcase_add_test(tc, test_caps);
+    tcase_add_test(tc, test_decommit_mask_two_rounds);
     suite_add_tcase(s, tc);
     return s;
 }

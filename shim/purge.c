@@ -1,0 +1,129 @@
+/* purge.c: LEAN mode's periodic work. Free memory is decommitted, and
+ * empty superslabs retired, once it has stayed free for
+ * HAKMEM_SS_LEAN_DELAY_MS: a background thread (like jemalloc's
+ * background_thread) runs purge rounds while there is free memory to
+ * look at, and sleeps otherwise, so an idle process gives its memory back
+ * too. The slow paths only note that memory was freed (hk_purge_note);
+ * they never purge themselves unless the thread could not be started.
+ *
+ * The thread starts at the first note in LEAN mode, never inside the
+ * first malloc, and is started again in a forked child when needed. It
+ * blocks all signals.
+ */
+#include <signal.h>
+#include <time.h>
+#include "hk_internal.h"
+
+enum { PURGER_NONE, PURGER_STARTING, PURGER_RUNNING, PURGER_FAILED };
+
+static pthread_mutex_t hk_purge_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hk_purge_cond = PTHREAD_COND_INITIALIZER;
+static _Atomic int hk_purger = PURGER_NONE;
+static _Atomic int hk_purge_dirty;      /* memory freed since the last round */
+static bool hk_purger_waiting;          /* hk_purge_lock: asleep on the cond */
+static _Atomic uint64_t hk_purge_next;  /* inline fallback: next round, ns */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static bool eager(void)
+{
+    return hk_opt.decommit == HK_DECOMMIT_DONTNEED;
+}
+
+static void *purger_main(void *arg)
+{
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    for (;;) {
+        pthread_mutex_lock(&hk_purge_lock);
+        while (!atomic_exchange_explicit(&hk_purge_dirty, 0, memory_order_acq_rel)) {
+            hk_purger_waiting = true;
+            pthread_cond_wait(&hk_purge_cond, &hk_purge_lock);
+            hk_purger_waiting = false;
+        }
+        pthread_mutex_unlock(&hk_purge_lock);
+
+        struct timespec d = {
+            .tv_sec = hk_opt.lean_delay_ms / 1000,
+            .tv_nsec = (long)(hk_opt.lean_delay_ms % 1000) * 1000000,
+        };
+        while (nanosleep(&d, &d) != 0)
+            ;
+        if (!hk_lim.purge)
+            continue;                   /* back in FAST: nothing to age */
+        bool pending = false;
+        hk_ss_purge(false, eager(), &pending);
+        if (pending)                    /* candidates seen: a second round */
+            atomic_store_explicit(&hk_purge_dirty, 1, memory_order_release);
+    }
+    return arg;
+}
+
+static void purger_start(void)
+{
+    int expected = PURGER_NONE;
+    if (!atomic_compare_exchange_strong(&hk_purger, &expected, PURGER_STARTING))
+        return;
+    pthread_attr_t attr;
+    pthread_t t;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    int rc = pthread_create(&t, &attr, purger_main, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0)
+        hk_log("cannot start the purge thread (error %d): LEAN purges from allocation slow paths only", rc);
+    atomic_store(&hk_purger, rc == 0 ? PURGER_RUNNING : PURGER_FAILED);
+}
+
+/* Without the thread: a round from this slow path, at most once per delay. */
+static void purge_inline(void)
+{
+    uint64_t now = now_ns();
+    uint64_t next = atomic_load_explicit(&hk_purge_next, memory_order_relaxed);
+    if (now < next || !atomic_compare_exchange_strong(&hk_purge_next, &next,
+                                                      now + (uint64_t)hk_opt.lean_delay_ms * 1000000u))
+        return;
+    hk_ss_purge(false, eager(), NULL);
+}
+
+/* Memory was freed on a slow path (no lock held). In LEAN mode, make sure
+ * a purge round will look at it. */
+void hk_purge_note(void)
+{
+    if (!hk_lim.purge)
+        return;
+    if (atomic_load_explicit(&hk_purge_dirty, memory_order_relaxed))
+        return;                         /* a round is due already */
+    atomic_store_explicit(&hk_purge_dirty, 1, memory_order_release);
+    switch (atomic_load_explicit(&hk_purger, memory_order_acquire)) {
+    case PURGER_NONE:
+        purger_start();
+        break;
+    case PURGER_RUNNING:
+        pthread_mutex_lock(&hk_purge_lock);
+        if (hk_purger_waiting)
+            pthread_cond_signal(&hk_purge_cond);
+        pthread_mutex_unlock(&hk_purge_lock);
+        break;
+    case PURGER_FAILED:
+        purge_inline();
+        break;
+    }
+}
+
+/* Threads do not survive fork: the child starts its own when needed. */
+void hk_purge_after_fork_child(void)
+{
+    pthread_mutex_init(&hk_purge_lock, NULL);
+    pthread_cond_init(&hk_purge_cond, NULL);
+    hk_purger_waiting = false;
+    if (atomic_load(&hk_purger) != PURGER_FAILED)
+        atomic_store(&hk_purger, PURGER_NONE);
+}

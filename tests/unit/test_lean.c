@@ -1,0 +1,210 @@
+/* test_lean.c: LEAN mode and pressure levels (mode.c, purge.c, the
+ * decommit paths of superslab.c and os.c): counters move when memory is
+ * given back, decommitted memory is reused correctly (calloc zeroes after
+ * MADV_FREE, retired address ranges come back), the background purge
+ * gives back an idle process's memory, and mode switches racing threads
+ * that check their blocks' contents lose nothing. */
+#include <errno.h>
+#include <time.h>
+#include <unistd.h>
+#include "hk_internal.h"
+#include "test_main.h"
+
+static uint64_t ctr(const char *name)
+{
+    uint64_t v = 0;
+    ck_assert_int_eq(hakmem_counter(name, &v), 0);
+    return v;
+}
+
+static void setup(void)
+{
+    hk_ensure_init();
+}
+
+#define NB 20000
+
+/* Allocate NB blocks of 16..1024 bytes, fill them, free them all. */
+static void grow_and_free(unsigned seed)
+{
+    static void *p[NB];
+    for (int i = 0; i < NB; i++) {
+        size_t n = 16 + (seed = seed * 1103515245u + 12345u) % 1009;
+        p[i] = hk_malloc(n);
+        ck_assert_ptr_nonnull(p[i]);
+        memset(p[i], 0x5a, n);
+    }
+    for (int i = 0; i < NB; i++)
+        hk_free(p[i]);
+}
+
+START_TEST(test_modes_and_levels)
+{
+    ck_assert_int_eq(hakmem_get_mode(), HAKMEM_MODE_FAST);
+    uint64_t sw = ctr("mode_switches");
+    ck_assert_int_eq(hakmem_set_mode(HAKMEM_MODE_LEAN), 0);
+    ck_assert_int_eq(hakmem_get_mode(), HAKMEM_MODE_LEAN);
+    ck_assert_uint_eq(ctr("mode"), 1);
+    ck_assert_int_eq(hakmem_set_mode(HAKMEM_MODE_LEAN), 0);   /* no change */
+    ck_assert_uint_eq(ctr("mode_switches"), sw + 1);
+    ck_assert_int_eq(hakmem_apply_pressure(HAKMEM_PRESSURE_NONE), 0);
+    ck_assert_int_eq(hakmem_get_mode(), HAKMEM_MODE_FAST);     /* the start mode */
+    ck_assert_int_eq(hakmem_apply_pressure(HAKMEM_PRESSURE_LOW), 0);
+    ck_assert_int_eq(hakmem_get_mode(), HAKMEM_MODE_LEAN);
+    ck_assert_uint_eq(ctr("level"), HAKMEM_PRESSURE_LOW);
+    errno = 0;
+    ck_assert_int_eq(hakmem_apply_pressure(7), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_int_eq(hakmem_set_mode(5), -1);
+}
+END_TEST
+
+START_TEST(test_medium_decommits_and_retires)
+{
+    grow_and_free(1);                   /* FAST: memory stays */
+    uint64_t committed = ctr("bytes_committed");
+    uint64_t dec = ctr("lean_decommit"), ret = ctr("lean_retire");
+    ck_assert_int_eq(hakmem_apply_pressure(HAKMEM_PRESSURE_MEDIUM), 0);
+    ck_assert_uint_gt(ctr("lean_decommit") + ctr("lean_retire"), dec + ret);
+    ck_assert_uint_lt(ctr("bytes_committed"), committed);
+    ck_assert_uint_eq(ctr("superslabs_cached"), 0);
+}
+END_TEST
+
+START_TEST(test_calloc_zero_after_madv_free_reuse)
+{
+    ck_assert_int_eq(hakmem_set_mode(HAKMEM_MODE_LEAN), 0);
+    enum { N = 4000 };
+    static unsigned char *p[N];
+    for (int i = 0; i < N; i++) {       /* two full 64 KiB slabs of 64 B ... */
+        p[i] = hk_malloc(64);
+        memset(p[i], 0xff, 64);
+    }
+    void *keep = hk_malloc(64);         /* ... and one block that stays */
+    for (int i = 0; i < N; i++)
+        hk_free(p[i]);
+    hk_release_now(false);              /* MADV_FREE: old bytes may stay */
+    ck_assert_uint_gt(ctr("bytes_decommitted"), 0);
+    for (int i = 0; i < N; i++) {
+        p[i] = hk_calloc(1, 64);
+        for (int j = 0; j < 64; j++)
+            ck_assert_msg(p[i][j] == 0, "calloc block %d byte %d = %u", i, j, p[i][j]);
+        memset(p[i], i & 0xff, 64);
+    }
+    for (int i = 0; i < N; i++) {
+        for (int j = 0; j < 64; j++)
+            ck_assert_uint_eq(p[i][j], (unsigned)(i & 0xff));
+        hk_free(p[i]);
+    }
+    hk_free(keep);
+}
+END_TEST
+
+START_TEST(test_retire_then_reuse)
+{
+    ck_assert_int_eq(hakmem_set_mode(HAKMEM_MODE_LEAN), 0);
+    uint64_t ret = ctr("lean_retire");
+    grow_and_free(2);
+    hakmem_trim();
+    ck_assert_uint_gt(ctr("lean_retire"), ret);
+    ck_assert_uint_eq(ctr("superslabs_live"), 0);
+    /* the address space comes back (the OS box maps at the last hint) */
+    grow_and_free(3);
+    char *q = hk_malloc(100);
+    ck_assert(hk_reg_test((uintptr_t)q));
+    memset(q, 1, 100);
+    hk_free(q);
+}
+END_TEST
+
+START_TEST(test_idle_process_gives_back)
+{
+    ck_assert_int_eq(hakmem_set_mode(HAKMEM_MODE_LEAN), 0);
+    uint64_t dec = ctr("bytes_decommitted") , ret = ctr("lean_retire");
+    grow_and_free(4);
+    /* no allocation from now on: only the background purge can act */
+    for (int i = 0; i < 40 && ctr("bytes_decommitted") == dec && ctr("lean_retire") == ret; i++)
+        usleep(100 * 1000);
+    ck_assert_msg(ctr("bytes_decommitted") > dec || ctr("lean_retire") > ret,
+                  "nothing given back after 4 s idle in LEAN");
+}
+END_TEST
+
+/* Threads churn blocks and check their contents while the main thread
+ * switches modes and applies pressure levels. */
+static _Atomic int stop_flag;
+
+static void *checker(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    enum { SLOTS = 512 };
+    unsigned char *p[SLOTS] = { 0 };
+    size_t len[SLOTS] = { 0 };
+    unsigned char tag[SLOTS] = { 0 };
+    long bad = 0;
+    while (!atomic_load(&stop_flag)) {
+        unsigned i = (seed = seed * 1103515245u + 12345u) % SLOTS;
+        if (p[i]) {
+            for (size_t j = 0; j < len[i]; j++)
+                bad += p[i][j] != tag[i];
+            hk_free(p[i]);
+        }
+        len[i] = 1 + (seed >> 8) % ((seed & 15) == 0 ? 70000 : 2000);
+        p[i] = hk_malloc(len[i]);
+        if (!p[i])
+            return (void *)-1L;
+        tag[i] = (unsigned char)(seed >> 3);
+        memset(p[i], tag[i], len[i]);
+    }
+    for (unsigned i = 0; i < SLOTS; i++) {
+        for (size_t j = 0; p[i] && j < len[i]; j++)
+            bad += p[i][j] != tag[i];
+        hk_free(p[i]);
+    }
+    return (void *)bad;
+}
+
+START_TEST(test_switches_race_threads)
+{
+    enum { T = 4 };
+    pthread_t t[T];
+    atomic_store(&stop_flag, 0);
+    for (int i = 0; i < T; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, checker, (void *)(uintptr_t)(i + 1)), 0);
+    for (int k = 0; k < 300; k++) {
+        switch (k % 5) {
+        case 0: hakmem_set_mode(HAKMEM_MODE_LEAN); break;
+        case 1: hakmem_apply_pressure(HAKMEM_PRESSURE_MEDIUM); break;
+        case 2: hakmem_set_mode(HAKMEM_MODE_FAST); break;
+        case 3: hakmem_apply_pressure(HAKMEM_PRESSURE_CRITICAL); break;
+        case 4: hakmem_apply_pressure(HAKMEM_PRESSURE_NONE); break;
+        }
+        usleep(2000);
+    }
+    atomic_store(&stop_flag, 1);
+    for (int i = 0; i < T; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        ck_assert_msg(r == NULL, "thread %d: %ld bad bytes (or -1: NULL)", i, (long)r);
+    }
+    ck_assert_uint_ge(ctr("mode_switches"), 100);
+}
+END_TEST
+
+static Suite *lean_suite(void)
+{
+    Suite *s = suite_create("lean");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_modes_and_levels);
+    tcase_add_test(tc, test_medium_decommits_and_retires);
+    tcase_add_test(tc, test_calloc_zero_after_madv_free_reuse);
+    tcase_add_test(tc, test_retire_then_reuse);
+    tcase_add_test(tc, test_idle_process_gives_back);
+    tcase_add_test(tc, test_switches_race_threads);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+TEST_MAIN(lean_suite)

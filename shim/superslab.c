@@ -256,23 +256,30 @@ static void slab_release(struct hk_slab *s)
     if (ss->free_units == 0)
         ss_push(&hk_ss_avail, ss);
     ss->free_units |= (((uint32_t)1 << span) - 1) << u;
-    bool retire = false;
+    struct hk_ss *retire = NULL;
     if (ss->free_units == HK_SS_USABLE) {
         ss_unlink(&hk_ss_avail, ss);
         HK_CTR_SUB(superslabs_live, 1);
-        if (hk_policy_cache_superslab(&hk_lim, hk_ss_ncached)) {
-            ss->cached = 1;
-            ss->empty_since = hk_purge_round;
-            ss_push(&hk_ss_cache, ss);
-            hk_ss_ncached++;
-            HK_CTR_ADD(superslabs_cached, 1);
-        } else {
-            retire = true;
+        /* Cache it (most recent first); past the policy's limit, the
+         * least recently emptied one goes. */
+        ss->cached = 1;
+        ss->empty_since = hk_purge_round;
+        ss_push(&hk_ss_cache, ss);
+        hk_ss_ncached++;
+        HK_CTR_ADD(superslabs_cached, 1);
+        if (!hk_policy_cache_superslab(&hk_lim, hk_ss_ncached - 1)) {
+            struct hk_ss *lru = hk_ss_cache;
+            while (lru->next)
+                lru = lru->next;
+            ss_unlink(&hk_ss_cache, lru);
+            hk_ss_ncached--;
+            HK_CTR_SUB(superslabs_cached, 1);
+            retire = lru;
         }
     }
     pthread_mutex_unlock(&hk_ss_lock);
     if (retire)
-        ss_retire(ss);
+        ss_retire(retire);
 }
 
 /* ---- central lists ---- */

@@ -57,17 +57,17 @@ int hk_set_mode(enum hk_mode m)
 int hk_apply_level(int level)
 {
     switch (level) {
-    case HAKMEM_PRESSURE_NONE:
+    case HAKMEM_LEVEL_NONE:
         hk_set_mode(hk_mode_base);
         break;
-    case HAKMEM_PRESSURE_LOW:
+    case HAKMEM_LEVEL_LOW:
         hk_set_mode(HK_MODE_LEAN);
         break;
-    case HAKMEM_PRESSURE_MEDIUM:
+    case HAKMEM_LEVEL_MEDIUM:
         hk_set_mode(HK_MODE_LEAN);
         hk_release_now(hk_opt.decommit == HK_DECOMMIT_DONTNEED);
         break;
-    case HAKMEM_PRESSURE_CRITICAL:
+    case HAKMEM_LEVEL_CRITICAL:
         hk_set_mode(HK_MODE_LEAN);
         hk_tcache_force_slow_all();     /* others flush at their next free */
         hk_release_now(true);

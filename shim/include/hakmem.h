@@ -66,8 +66,10 @@ HAKMEM_API void hakmem_stats_print(int fd);
 HAKMEM_API void hakmem_config_print(int fd);
 
 /* Modes: FAST keeps memory warm; LEAN gives free memory back. */
-#define HAKMEM_MODE_FAST 0
-#define HAKMEM_MODE_LEAN 1
+enum hakmem_mode {
+    HAKMEM_MODE_FAST = 0,
+    HAKMEM_MODE_LEAN = 1,
+};
 
 /* Switch mode, from any thread at any time. Switching to LEAN empties the
  * caches of empty superslabs and large mappings and decommits free memory
@@ -78,12 +80,14 @@ HAKMEM_API int hakmem_set_mode(int mode);
 /* The current mode (HAKMEM_MODE_*). */
 HAKMEM_API int hakmem_get_mode(void);
 
-/* Pressure levels, as hakmemd sends them. */
-#define HAKMEM_PRESSURE_NONE     0  /* back to the mode chosen at start */
-#define HAKMEM_PRESSURE_LOW      1  /* LEAN from now on */
-#define HAKMEM_PRESSURE_MEDIUM   2  /* LEAN, and decommit free memory now */
-#define HAKMEM_PRESSURE_CRITICAL 3  /* as MEDIUM, eagerly (MADV_DONTNEED),
-                                       and thread caches trimmed */
+/* Pressure levels, as hakmemd sends them (the same values on the wire). */
+enum hakmem_level {
+    HAKMEM_LEVEL_NONE = 0,      /* back to the mode chosen at start */
+    HAKMEM_LEVEL_LOW = 1,       /* LEAN from now on */
+    HAKMEM_LEVEL_MEDIUM = 2,    /* LEAN, and decommit free memory now */
+    HAKMEM_LEVEL_CRITICAL = 3,  /* as MEDIUM, eagerly (MADV_DONTNEED),
+                                   and thread caches trimmed */
+};
 
 /* Apply a pressure level (what the daemon's listener calls). Returns 0, or
  * -1 with errno EINVAL for an unknown level. */

@@ -47,11 +47,11 @@ START_TEST(test_modes_and_levels)
     ck_assert_uint_eq(ctr("mode"), 1);
     ck_assert_int_eq(hakmem_set_mode(HAKMEM_MODE_LEAN), 0);   /* no change */
     ck_assert_uint_eq(ctr("mode_switches"), sw + 1);
-    ck_assert_int_eq(hakmem_apply_pressure(HAKMEM_PRESSURE_NONE), 0);
+    ck_assert_int_eq(hakmem_apply_pressure(HAKMEM_LEVEL_NONE), 0);
     ck_assert_int_eq(hakmem_get_mode(), HAKMEM_MODE_FAST);     /* the start mode */
-    ck_assert_int_eq(hakmem_apply_pressure(HAKMEM_PRESSURE_LOW), 0);
+    ck_assert_int_eq(hakmem_apply_pressure(HAKMEM_LEVEL_LOW), 0);
     ck_assert_int_eq(hakmem_get_mode(), HAKMEM_MODE_LEAN);
-    ck_assert_uint_eq(ctr("level"), HAKMEM_PRESSURE_LOW);
+    ck_assert_uint_eq(ctr("level"), HAKMEM_LEVEL_LOW);
     errno = 0;
     ck_assert_int_eq(hakmem_apply_pressure(7), -1);
     ck_assert_int_eq(errno, EINVAL);
@@ -64,7 +64,7 @@ START_TEST(test_medium_decommits_and_retires)
     grow_and_free(1);                   /* FAST: memory stays */
     uint64_t committed = ctr("bytes_committed");
     uint64_t dec = ctr("lean_decommit"), ret = ctr("lean_retire");
-    ck_assert_int_eq(hakmem_apply_pressure(HAKMEM_PRESSURE_MEDIUM), 0);
+    ck_assert_int_eq(hakmem_apply_pressure(HAKMEM_LEVEL_MEDIUM), 0);
     ck_assert_uint_gt(ctr("lean_decommit") + ctr("lean_retire"), dec + ret);
     ck_assert_uint_lt(ctr("bytes_committed"), committed);
     ck_assert_uint_eq(ctr("superslabs_cached"), 0);
@@ -174,10 +174,10 @@ START_TEST(test_switches_race_threads)
     for (int k = 0; k < 300; k++) {
         switch (k % 5) {
         case 0: hakmem_set_mode(HAKMEM_MODE_LEAN); break;
-        case 1: hakmem_apply_pressure(HAKMEM_PRESSURE_MEDIUM); break;
+        case 1: hakmem_apply_pressure(HAKMEM_LEVEL_MEDIUM); break;
         case 2: hakmem_set_mode(HAKMEM_MODE_FAST); break;
-        case 3: hakmem_apply_pressure(HAKMEM_PRESSURE_CRITICAL); break;
-        case 4: hakmem_apply_pressure(HAKMEM_PRESSURE_NONE); break;
+        case 3: hakmem_apply_pressure(HAKMEM_LEVEL_CRITICAL); break;
+        case 4: hakmem_apply_pressure(HAKMEM_LEVEL_NONE); break;
         }
         usleep(2000);
     }

@@ -11,8 +11,13 @@
 #include <unistd.h>
 #include "hk_internal.h"
 
+#define HK_OPT_INIT_HK_OPT_BOOL(f, def, choices) .f = (def),
+#define HK_OPT_INIT_HK_OPT_UINT(f, def, choices) .f = (def),
+#define HK_OPT_INIT_HK_OPT_ENUM(f, def, choices) .f = (def),
+#define HK_OPT_INIT_HK_OPT_PATH(f, def, choices) .f = choices,
 struct hk_options hk_opt = {
-#define HK_OPT_INIT(name, field, type, def, min, max, choices, doc) .field = (def),
+#define HK_OPT_INIT(name, field, type, def, min, max, choices, doc) \
+    HK_OPT_INIT_##type(field, def, choices)
     HK_OPTIONS(HK_OPT_INIT)
 #undef HK_OPT_INIT
 };
@@ -75,20 +80,47 @@ static int hk_parse_enum(const struct hk_optdef *d, const char *s, uint32_t *out
     return -1;
 }
 
-/* Parse s for option d into *out. Returns 0, or -1 leaving *out as is. */
-int hk_opt_parse(const struct hk_optdef *d, const char *s, uint32_t *out)
+/* An absolute path of at most d->max bytes. */
+static int hk_parse_path(const struct hk_optdef *d, const char *s, char *out)
 {
-    switch (d->type) {
-    case HK_OPT_BOOL: return hk_parse_bool(s, out);
-    case HK_OPT_UINT: return hk_parse_uint(d, s, out);
-    case HK_OPT_ENUM: return hk_parse_enum(d, s, out);
-    }
-    return -1;
+    size_t n = strlen(s);
+    if (s[0] != '/' || n > d->max)
+        return -1;
+    memcpy(out, s, n + 1);
+    return 0;
 }
 
-/* The text of value v of option d ("1", "DONTNEED"). */
-size_t hk_opt_format(const struct hk_optdef *d, uint32_t v, char *buf, size_t len)
+/* Parse s for option d into *out (a uint32_t, or a char[HK_PATH_MAX] for
+ * PATH). Returns 0, or -1 leaving *out as is. */
+int hk_opt_parse(const struct hk_optdef *d, const char *s, void *out)
 {
+    uint32_t v;
+    int rc = -1;
+    switch (d->type) {
+    case HK_OPT_BOOL: rc = hk_parse_bool(s, &v); break;
+    case HK_OPT_UINT: rc = hk_parse_uint(d, s, &v); break;
+    case HK_OPT_ENUM: rc = hk_parse_enum(d, s, &v); break;
+    case HK_OPT_PATH: return hk_parse_path(d, s, out);
+    }
+    if (rc == 0)
+        *(uint32_t *)out = v;
+    return rc;
+}
+
+void hk_opt_default(const struct hk_optdef *d, void *out)
+{
+    if (d->type == HK_OPT_PATH)
+        hk_fmt(out, HK_PATH_MAX, "%s", d->choices);
+    else
+        *(uint32_t *)out = d->def;
+}
+
+/* The text of the value at pv of option d ("1", "DONTNEED", "/run/x"). */
+size_t hk_opt_format(const struct hk_optdef *d, const void *pv, char *buf, size_t len)
+{
+    if (d->type == HK_OPT_PATH)
+        return hk_fmt(buf, len, "%s", (const char *)pv);
+    uint32_t v = *(const uint32_t *)pv;
     if (d->type == HK_OPT_ENUM) {
         const char *w = d->choices;
         for (uint32_t i = 0; w && *w; i++) {
@@ -108,6 +140,7 @@ static void hk_expected(const struct hk_optdef *d, char *buf, size_t len)
     case HK_OPT_BOOL: hk_fmt(buf, len, "0 or 1"); break;
     case HK_OPT_UINT: hk_fmt(buf, len, "an integer from %u to %u", d->min, d->max); break;
     case HK_OPT_ENUM: hk_fmt(buf, len, "one of %s", d->choices); break;
+    case HK_OPT_PATH: hk_fmt(buf, len, "an absolute path of at most %u bytes", d->max); break;
     }
 }
 
@@ -131,16 +164,13 @@ void hk_env_load(char *const *envp, struct hk_options *o)
             hk_log("unknown variable %.*s ignored", (int)nlen, e);
             continue;
         }
-        uint32_t *field = (uint32_t *)((char *)o + d->offset);
-        uint32_t v;
-        if (hk_opt_parse(d, eq + 1, &v) == 0) {
-            *field = v;
-        } else {
-            char exp[96], defs[32];
+        void *field = (char *)o + d->offset;
+        if (hk_opt_parse(d, eq + 1, field) != 0) {
+            char exp[96], defs[HK_PATH_MAX];
+            hk_opt_default(d, field);
             hk_expected(d, exp, sizeof(exp));
-            hk_opt_format(d, d->def, defs, sizeof(defs));
+            hk_opt_format(d, field, defs, sizeof(defs));
             hk_log("%s='%.40s' is not valid (expected %s); using %s", d->name, eq + 1, exp, defs);
-            *field = d->def;
         }
     }
 }
@@ -182,12 +212,11 @@ void hk_env_init(void)
 
 void hakmem_config_print(int fd)
 {
-    char line[160];
+    char line[256];
     for (size_t i = 0; i < hk_noptdefs; i++) {
         const struct hk_optdef *d = &hk_optdefs[i];
-        uint32_t v = *(const uint32_t *)((const char *)&hk_opt + d->offset);
-        char val[32];
-        hk_opt_format(d, v, val, sizeof(val));
+        char val[HK_PATH_MAX];
+        hk_opt_format(d, (const char *)&hk_opt + d->offset, val, sizeof(val));
         size_t n = hk_fmt(line, sizeof(line), "%s=%s\n", d->name, val);
         if (write(fd, line, n) < 0)
             return;

@@ -60,15 +60,16 @@ HK_HIDDEN size_t hk_fmt(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* ---- env.c ---- */
-enum hk_opt_type { HK_OPT_BOOL, HK_OPT_UINT, HK_OPT_ENUM };
+enum hk_opt_type { HK_OPT_BOOL, HK_OPT_UINT, HK_OPT_ENUM, HK_OPT_PATH };
 struct hk_optdef {
     const char *name;               /* the environment variable */
     enum hk_opt_type type;
-    uint32_t def, min, max;         /* default and range (UINT) */
-    const char *choices;            /* ENUM: "A|B|C", value = index */
+    uint32_t def, min, max;         /* default and range (UINT); PATH: max length */
+    const char *choices;            /* ENUM: "A|B|C", value = index; PATH: default */
     const char *doc;
     size_t offset;                  /* into struct hk_options */
 };
+#define HK_PATH_MAX 96              /* a runtime dir plus a socket name fits sun_path */
 /* Every HAKMEM_* variable: name, field, type, default, min, max, choices, doc */
 #define HK_OPTIONS(X)                                                        \
     X(HAKMEM_SS_MEM_LEAN, lean, HK_OPT_BOOL, 0, 0, 1, NULL,                  \
@@ -78,21 +79,32 @@ struct hk_optdef {
     X(HAKMEM_SS_LEAN_DELAY_MS, lean_delay_ms, HK_OPT_UINT, 200, 1, 60000, NULL, \
       "LEAN: free memory is decommitted once it has stayed free this long (ms)") \
     X(HAKMEM_SS_OS_STATS, os_stats, HK_OPT_BOOL, 0, 0, 1, NULL,              \
-      "1: print OS and lean counters on stderr at exit")
+      "1: print OS and lean counters on stderr at exit")                     \
+    X(HAKMEM_DAEMON, daemon, HK_OPT_BOOL, 1, 0, 1, NULL,                     \
+      "1: register with hakmemd when its socket exists and follow its levels") \
+    X(HAKMEM_RUNTIME_DIR, runtime_dir, HK_OPT_PATH, 0, 0, HK_PATH_MAX - 1,   \
+      "/run/hakmem", "directory of hakmemd.sock")                            \
+    X(HAKMEM_DAEMON_TIMEOUT_MS, daemon_timeout_ms, HK_OPT_UINT, 5000, 500, 600000, NULL, \
+      "back to the start mode when the daemon's heartbeat is silent this long (ms)")
+#define HK_OPT_FIELD_HK_OPT_BOOL(f) uint32_t f;
+#define HK_OPT_FIELD_HK_OPT_UINT(f) uint32_t f;
+#define HK_OPT_FIELD_HK_OPT_ENUM(f) uint32_t f;
+#define HK_OPT_FIELD_HK_OPT_PATH(f) char f[HK_PATH_MAX];
 enum { HK_DECOMMIT_FREE = 0, HK_DECOMMIT_DONTNEED = 1 };
 
 struct hk_options {
-#define HK_OPT_FIELD(name, field, type, def, min, max, choices, doc) uint32_t field;
+#define HK_OPT_FIELD(name, field, type, def, min, max, choices, doc) HK_OPT_FIELD_##type(field)
     HK_OPTIONS(HK_OPT_FIELD)
 #undef HK_OPT_FIELD
 };
 extern struct hk_options hk_opt HK_HIDDEN;
 extern const struct hk_optdef hk_optdefs[] HK_HIDDEN;
 extern const size_t hk_noptdefs HK_HIDDEN;
-HK_HIDDEN int hk_opt_parse(const struct hk_optdef *d, const char *s, uint32_t *out);
+HK_HIDDEN int hk_opt_parse(const struct hk_optdef *d, const char *s, void *out);
+HK_HIDDEN void hk_opt_default(const struct hk_optdef *d, void *out);
 HK_HIDDEN void hk_env_load(char *const *envp, struct hk_options *o);
 HK_HIDDEN void hk_env_init(void);
-HK_HIDDEN size_t hk_opt_format(const struct hk_optdef *d, uint32_t v, char *buf, size_t len);
+HK_HIDDEN size_t hk_opt_format(const struct hk_optdef *d, const void *v, char *buf, size_t len);
 
 /* ---- os.c (the only caller of mmap/munmap/madvise/mremap) ---- */
 HK_HIDDEN void *hk_os_map_aligned(size_t len);

@@ -54,22 +54,41 @@ START_TEST(test_parse_enum)
     ck_assert_int_eq(hk_opt_parse(&d_enum, "FREEX", &v), -1);
     ck_assert_int_eq(hk_opt_parse(&d_enum, "", &v), -1);
     char buf[16];
-    hk_opt_format(&d_enum, 1, buf, sizeof(buf));
+    uint32_t one = 1, n42 = 42;
+    hk_opt_format(&d_enum, &one, buf, sizeof(buf));
     ck_assert_str_eq(buf, "DONTNEED");
-    hk_opt_format(&d_uint, 42, buf, sizeof(buf));
+    hk_opt_format(&d_uint, &n42, buf, sizeof(buf));
     ck_assert_str_eq(buf, "42");
+}
+END_TEST
+
+START_TEST(test_parse_path)
+{
+    static const struct hk_optdef d_path = { "T_PATH", HK_OPT_PATH, 0, 0, 10, "/def", "", 0 };
+    char buf[HK_PATH_MAX] = "unchanged";
+    ck_assert_int_eq(hk_opt_parse(&d_path, "/run/x", buf), 0);
+    ck_assert_str_eq(buf, "/run/x");
+    ck_assert_int_eq(hk_opt_parse(&d_path, "relative", buf), -1);
+    ck_assert_int_eq(hk_opt_parse(&d_path, "/much/too/long/path", buf), -1);
+    ck_assert_str_eq(buf, "/run/x");
+    hk_opt_default(&d_path, buf);
+    ck_assert_str_eq(buf, "/def");
 }
 END_TEST
 
 START_TEST(test_load_valid)
 {
     struct hk_options o = { 0 };
-    char *env[] = { "PATH=/bin", "HAKMEM_SS_OS_STATS=1", NULL };
+    char *env[] = { "PATH=/bin", "HAKMEM_SS_OS_STATS=1", "HAKMEM_SS_MEM_LEAN_DECOMMIT=dontneed",
+                    "HAKMEM_RUNTIME_DIR=/tmp/hk", "HAKMEM_SS_LEAN_DELAY_MS=50", NULL };
     struct capture c;
     capture_begin(&c);
     hk_env_load(env, &o);
     ck_assert_str_eq(capture_end(&c), "");
     ck_assert_uint_eq(o.os_stats, 1);
+    ck_assert_uint_eq(o.decommit, HK_DECOMMIT_DONTNEED);
+    ck_assert_str_eq(o.runtime_dir, "/tmp/hk");
+    ck_assert_uint_eq(o.lean_delay_ms, 50);
 }
 END_TEST
 
@@ -85,6 +104,24 @@ START_TEST(test_load_bad_value_warns_keeps_default)
     ck_assert_ptr_nonnull(strstr(out, "HAKMEM_SS_OS_STATS='banana' is not valid"));
     ck_assert_ptr_nonnull(strstr(out, "using 0"));
     ck_assert_ptr_eq(strstr(strstr(out, "banana") + 1, "banana"), NULL); /* once */
+}
+END_TEST
+
+START_TEST(test_load_bad_values_each_type)
+{
+    struct hk_options o = hk_opt;
+    char *env[] = { "HAKMEM_SS_MEM_LEAN_DECOMMIT=SOMETIMES", "HAKMEM_SS_LEAN_DELAY_MS=0",
+                    "HAKMEM_RUNTIME_DIR=run", NULL };
+    struct capture c;
+    capture_begin(&c);
+    hk_env_load(env, &o);
+    const char *out = capture_end(&c);
+    ck_assert_uint_eq(o.decommit, HK_DECOMMIT_FREE);
+    ck_assert_uint_eq(o.lean_delay_ms, 200);
+    ck_assert_str_eq(o.runtime_dir, "/run/hakmem");
+    ck_assert_ptr_nonnull(strstr(out, "HAKMEM_SS_MEM_LEAN_DECOMMIT='SOMETIMES' is not valid (expected one of FREE|DONTNEED); using FREE"));
+    ck_assert_ptr_nonnull(strstr(out, "HAKMEM_SS_LEAN_DELAY_MS='0' is not valid (expected an integer from 1 to 60000); using 200"));
+    ck_assert_ptr_nonnull(strstr(out, "HAKMEM_RUNTIME_DIR='run' is not valid"));
 }
 END_TEST
 
@@ -125,7 +162,9 @@ static Suite *env_suite(void)
     tcase_add_test(tc, test_parse_bool);
     tcase_add_test(tc, test_parse_uint_range);
     tcase_add_test(tc, test_parse_enum);
+    tcase_add_test(tc, test_parse_path);
     tcase_add_test(tc, test_load_valid);
+    tcase_add_test(tc, test_load_bad_values_each_type);
     tcase_add_test(tc, test_load_bad_value_warns_keeps_default);
     tcase_add_test(tc, test_load_unknown_warns);
     tcase_add_test(tc, test_config_print);

@@ -158,7 +158,8 @@ def fork_while_threads_run():
                 d = {str(k): [k] * (k % 17) for k in range(5000)}
                 s = sum(len(v) for v in d.values())
                 blob = zlib.compress(json.dumps(d).encode())
-                code = 0 if s == sum(k % 17 for k in range(5000)) and zlib.decompress(blob) else 3
+                want = sum(k % 17 for k in range(5000))
+                code = 0 if s == want and zlib.decompress(blob) else 3
             finally:
                 os._exit(code)
         _, status = os.waitpid(pid, 0)

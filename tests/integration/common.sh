@@ -8,7 +8,10 @@
 #   - the shim printed "mmap_calls N" with N > 0 (HAKMEM_SS_OS_STATS=1), in
 #     at least MIN_PROCS processes: the proof that it was really loaded.
 # It must not decide anything about one program; the scripts do that.
+# Other HAKMEM_* variables pass through to the shim run, so the suite can
+# run in LEAN mode: HAKMEM_SS_MEM_LEAN=1 meson test --suite integration.
 # Exit status of a script: 0 pass, 1 fail, 77 skip (reason printed).
+# shellcheck shell=bash disable=SC2034  # IT_DIR, SHIM: used by the scripts
 
 set -euo pipefail
 
@@ -28,6 +31,8 @@ SHIM=$(realpath "$1")
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/hakmem-it-$IT_NAME.XXXXXX")
 trap 'cd / && rm -rf "$WORK"' EXIT
+trap 'exit 130' INT             # so that EXIT runs when meson times out
+trap 'exit 143' TERM
 
 skip() {
     echo "$IT_NAME: SKIP: $*"
@@ -79,7 +84,8 @@ run_pair() {
         secs[$mode]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
         mv "$WORK/run" "$WORK/$label.$mode"
     done
-    echo "$IT_NAME: $label: without shim ${secs[base]} s (exit ${status[base]}), with shim ${secs[shim]} s (exit ${status[shim]})"
+    echo "$IT_NAME: $label: without shim ${secs[base]} s (exit ${status[base]})," \
+         "with shim ${secs[shim]} s (exit ${status[shim]})"
 
     local ok=1
     if [[ ${status[base]} -ne 0 ]]; then

@@ -44,7 +44,8 @@ gen() {
 
 commit() {
     local n=$1 msg=$2
-    export GIT_AUTHOR_DATE="2024-01-0${n}T12:00:00Z" GIT_COMMITTER_DATE="2024-01-0${n}T12:30:00Z"
+    export GIT_AUTHOR_DATE="2024-01-0${n}T12:00:00Z"
+    export GIT_COMMITTER_DATE="2024-01-0${n}T12:30:00Z"
     git add -A
     git commit -q -m "$msg"
 }

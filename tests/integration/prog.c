@@ -193,26 +193,71 @@ static uint64_t test_bignum(int n)
 }
 
 /* ---- a small stack VM ---- */
-enum op { OP_PUSH, OP_ADD, OP_MUL, OP_XOR, OP_DUP, OP_SWAP, OP_DROP, OP_JNZ, OP_DEC, OP_HALT };
+enum op {
+    OP_PUSH, OP_ADD, OP_MUL, OP_XOR, OP_DUP, OP_SWAP, OP_DROP, OP_JNZ, OP_DEC, OP_HALT,
+};
 
 static uint64_t run_vm(const uint8_t *code, size_t n, uint64_t arg)
 {
-    uint64_t stack[64];
+    uint64_t stack[64], t;
     int sp = 0;
     size_t pc = 0;
     stack[sp++] = arg;
     for (long steps = 0; pc < n && steps < 20000; steps++) {
         switch ((enum op)code[pc++]) {
-        case OP_PUSH: if (sp < 64) stack[sp++] = code[pc]; pc++; break;
-        case OP_ADD: if (sp > 1) { sp--; stack[sp - 1] += stack[sp]; } break;
-        case OP_MUL: if (sp > 1) { sp--; stack[sp - 1] *= stack[sp] | 1; } break;
-        case OP_XOR: if (sp > 1) { sp--; stack[sp - 1] ^= stack[sp] << 7; } break;
-        case OP_DUP: if (sp > 0 && sp < 64) { stack[sp] = stack[sp - 1]; sp++; } break;
-        case OP_SWAP: if (sp > 1) { uint64_t t = stack[sp - 1]; stack[sp - 1] = stack[sp - 2]; stack[sp - 2] = t; } break;
-        case OP_DROP: if (sp > 1) sp--; break;
-        case OP_JNZ: if (sp > 0 && stack[0] != 0) pc = code[pc] % n; else pc++; break;
-        case OP_DEC: if (sp > 0 && stack[0] > 0) stack[0]--; break;
-        case OP_HALT: pc = n; break;
+        case OP_PUSH:
+            if (sp < 64)
+                stack[sp++] = code[pc];
+            pc++;
+            break;
+        case OP_ADD:
+            if (sp > 1) {
+                sp--;
+                stack[sp - 1] += stack[sp];
+            }
+            break;
+        case OP_MUL:
+            if (sp > 1) {
+                sp--;
+                stack[sp - 1] *= stack[sp] | 1;
+            }
+            break;
+        case OP_XOR:
+            if (sp > 1) {
+                sp--;
+                stack[sp - 1] ^= stack[sp] << 7;
+            }
+            break;
+        case OP_DUP:
+            if (sp > 0 && sp < 64) {
+                stack[sp] = stack[sp - 1];
+                sp++;
+            }
+            break;
+        case OP_SWAP:
+            if (sp > 1) {
+                t = stack[sp - 1];
+                stack[sp - 1] = stack[sp - 2];
+                stack[sp - 2] = t;
+            }
+            break;
+        case OP_DROP:
+            if (sp > 1)
+                sp--;
+            break;
+        case OP_JNZ:
+            if (sp > 0 && stack[0] != 0)
+                pc = code[pc] % n;
+            else
+                pc++;
+            break;
+        case OP_DEC:
+            if (sp > 0 && stack[0] > 0)
+                stack[0]--;
+            break;
+        case OP_HALT:
+            pc = n;
+            break;
         }
     }
     uint64_t h = (uint64_t)sp;
@@ -223,7 +268,7 @@ static uint64_t run_vm(const uint8_t *code, size_t n, uint64_t arg)
 
 static uint64_t test_vm(void)
 {
-    /* counts stack[0] down to 0, mixing into the rest */
+    /* squares and mixes stack[0] until it reaches 0 or the step limit */
     static const uint8_t prog[] = {
         OP_PUSH, 3, OP_DUP, OP_MUL, OP_PUSH, 5, OP_XOR, OP_ADD, OP_DROP,
         OP_DEC, OP_JNZ, 2, OP_HALT,

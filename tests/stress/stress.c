@@ -9,7 +9,9 @@
  * returns zeroes; malloc_usable_size >= the size asked for; realloc keeps the
  * prefix (chains that grow and shrink); blocks freed by another thread than
  * the one that allocated them (per-thread mailboxes); the libc error
- * contract (NULL + ENOMEM / EINVAL) on impossible requests; fork while other
+ * contract (NULL + ENOMEM / EINVAL) on impossible requests; live blocks and
+ * calloc after most memory was freed and the process went idle or called
+ * malloc_trim (when a releasing allocator decommits); fork while other
  * threads allocate, with the child allocating, freeing inherited blocks,
  * starting a thread and exiting 0.
  *
@@ -164,6 +166,8 @@ static void for_ranges(unsigned char *p, size_t len, size_t limit, uint64_t k,
 static void fill_range(unsigned char *p, size_t from, size_t to, uint64_t k,
                        const struct block *b, const char *what)
 {
+    (void)b;
+    (void)what;
     size_t off = from & ~(size_t)7;
     for (; off + 8 <= to; off += 8) {
         uint64_t v = pat_word(k, off);
@@ -505,6 +509,89 @@ static void check_errors(void)
     mallopt(M_ARENA_MAX, 4);      /* accepted; the result is the allocator's */
 }
 
+/* ---- free nearly everything, go idle, check what is left ----
+ * A releasing allocator decommits free memory when it goes idle (after a
+ * delay) or on malloc_trim; the 1% of blocks kept live sit in partly used
+ * slabs, so decommitting a page under a live block shows up here, and so
+ * does a calloc that trusts decommitted (MADV_FREE) pages to read as zero. */
+#define IDLE_SMALL 20000          /* blocks of 1..2048 bytes */
+#define IDLE_LARGE 200            /* blocks of 32 KiB..256 KiB */
+#define IDLE_MS 300               /* above hakmem's 200 ms LEAN delay */
+
+static void alloc_sized(struct worker *w, struct block *b, size_t n, int zero)
+{
+    void *p = zero ? calloc(1, n) : malloc(n);
+    if (!p)
+        fail("%s(%zu) returned NULL", zero ? "calloc" : "malloc", n);
+    b->p = p;
+    b->req = n;
+    b->len = malloc_usable_size(p);
+    b->owner = w->idx;
+    check_usable(b, zero ? "calloc" : "malloc");
+    if (zero)
+        for (size_t i = 0; i < n; i++)
+            if (b->p[i])
+                fail("calloc(%zu) after idle: byte %zu of %p is 0x%02x, not zero",
+                     n, i, p, b->p[i]);
+    fill_block(b);
+}
+
+static size_t idle_size(struct worker *w, int i)
+{
+    if (i < IDLE_LARGE)
+        return ((size_t)32 << 10) + rnd(w, (size_t)224 << 10);
+    return 1 + rnd(w, 2048);
+}
+
+static void idle_section(int round)
+{
+    const int n = IDLE_SMALL + IDLE_LARGE;
+    struct worker *w = calloc(1, sizeof *w);
+    struct block *b = calloc((size_t)n, sizeof *b);
+    if (!w || !b)
+        fail("calloc for the idle section returned NULL");
+    w->idx = nthreads + 2;
+    w->rng = seed ^ (0x1D1E0000u + (uint64_t)round);
+    for (int i = 0; i < n; i++)
+        alloc_sized(w, &b[i], idle_size(w, i), 0);
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        if (rnd(w, 100) == 0)
+            kept++;
+        else
+            free_block(w, &b[i], "free before idle");
+    }
+    if (round == 0) {
+        usleep(IDLE_MS * 1000);
+        /* a little traffic, for allocators that release on their next call */
+        for (int i = 0; i < 64; i++)
+            free(malloc(16 + (size_t)i * 8));
+        usleep(IDLE_MS * 1000);
+    } else {
+        malloc_trim(0);
+    }
+    for (int i = 0; i < n; i++)
+        if (b[i].p)
+            check_block(&b[i], round == 0 ? "live block after idle"
+                                          : "live block after malloc_trim");
+    /* the freed memory again, now zeroed by calloc or patterned anew */
+    struct block *c = calloc((size_t)n, sizeof *c);
+    if (!c)
+        fail("calloc for the idle section returned NULL");
+    for (int i = 0; i < n; i++)
+        alloc_sized(w, &c[i], idle_size(w, i), (int)(i & 1));
+    for (int i = 0; i < n; i++) {
+        free_block(w, &c[i], "free after idle");
+        if (b[i].p)
+            free_block(w, &b[i], "free after idle");
+    }
+    printf("stress: idle round %d (%s): %d of %d blocks kept live, all intact\n",
+           round, round == 0 ? "sleep" : "malloc_trim", kept, n);
+    free(c);
+    free(b);
+    free(w);
+}
+
 /* ---- fork while other threads allocate ---- */
 static void *churn_main(void *arg)
 {
@@ -709,10 +796,12 @@ int main(int argc, char **argv)
     printf("stress: threads done:");
     for (int k = 0; k < K_NKINDS; k++)
         printf(" %s %" PRIu64 ",", kind_name[k], tot[k]);
-    printf(" realloc %" PRIu64 ", sent %" PRIu64 ", received %" PRIu64 "\n",
-           realloc_n, sent, received);
+    printf(" realloc %" PRIu64 ", sent %" PRIu64 ", received %" PRIu64
+           ", freed %" PRIu64 "\n", realloc_n, sent, received, freed);
     free(workers);
 
+    idle_section(0);
+    idle_section(1);
     fork_section();
     printf("stress: fork section done (%d rounds)\n", FORK_ROUNDS);
     printf("stress: OK\n");

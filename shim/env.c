@@ -144,12 +144,32 @@ static void hk_expected(const struct hk_optdef *d, char *buf, size_t len)
     }
 }
 
+char hk_mp_watch[HK_PATH_MAX * 2];
+char hk_mp_write[256];
+
+/* Copy the value of entry e (NAME=value) into buf if e is name=; true then. */
+static bool take_foreign(const char *e, const char *name, char *buf, size_t len)
+{
+    size_t n = strlen(name);
+    if (strncmp(e, name, n) != 0 || e[n] != '=')
+        return false;
+    if (strlen(e + n + 1) >= len) {
+        hk_log("%s is longer than %zu bytes; ignored", name, len - 1);
+        return true;
+    }
+    memcpy(buf, e + n + 1, strlen(e + n + 1) + 1);
+    return true;
+}
+
 /* Apply every HAKMEM_* entry of envp to o; entries of other names are
  * ignored. Each bad or unknown entry warns once (this runs once). */
 void hk_env_load(char *const *envp, struct hk_options *o)
 {
     for (; envp && *envp; envp++) {
         const char *e = *envp;
+        if (o == &hk_opt && (take_foreign(e, "MEMORY_PRESSURE_WATCH", hk_mp_watch, sizeof(hk_mp_watch)) ||
+                             take_foreign(e, "MEMORY_PRESSURE_WRITE", hk_mp_write, sizeof(hk_mp_write))))
+            continue;
         if (strncmp(e, "HAKMEM_", 7) != 0)
             continue;
         const char *eq = strchr(e, '=');

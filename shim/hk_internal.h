@@ -104,6 +104,11 @@ HK_HIDDEN int hk_opt_parse(const struct hk_optdef *d, const char *s, void *out);
 HK_HIDDEN void hk_opt_default(const struct hk_optdef *d, void *out);
 HK_HIDDEN void hk_env_load(char *const *envp, struct hk_options *o);
 HK_HIDDEN void hk_env_init(void);
+/* systemd's memory-pressure protocol (docs/PRESSURE.md), read with the
+ * rest of the environment: the file to watch and the trigger to write
+ * (base64), empty when the service manager did not set them. */
+extern char hk_mp_watch[HK_PATH_MAX * 2] HK_HIDDEN;
+extern char hk_mp_write[256] HK_HIDDEN;
 HK_HIDDEN size_t hk_opt_format(const struct hk_optdef *d, const void *v, char *buf, size_t len);
 
 /* ---- os.c (the only caller of mmap/munmap/madvise/mremap) ---- */
@@ -111,6 +116,7 @@ HK_HIDDEN void *hk_os_map_aligned(size_t len);
 HK_HIDDEN void hk_os_unmap(void *p, size_t len);
 HK_HIDDEN bool hk_os_grow_inplace(void *p, size_t old_len, size_t new_len);
 HK_HIDDEN bool hk_os_shrink(void *p, size_t old_len, size_t new_len);
+HK_HIDDEN void *hk_os_map_shared(int fd, size_t len, bool writable);
 #define HK_SS_PAGES (HK_SEG_SIZE / HK_PAGE)
 HK_HIDDEN size_t ss_maybe_decommit_superslab(struct hk_ss *ss,
     const uint64_t mask[HK_SS_PAGES / 64], bool eager);
@@ -190,6 +196,11 @@ HK_HIDDEN size_t hk_foreign_preinit_span(const void *p);
 HK_HIDDEN void hk_free_foreign(void *p, const char *who);
 HK_HIDDEN size_t hk_usable_foreign(void *p);
 HK_HIDDEN void *hk_realloc_foreign(void *p, size_t n);
+
+/* ---- listener.c (the daemon's voice in the process) ---- */
+HK_HIDDEN void hk_listener_maybe_start(void);
+HK_HIDDEN void hk_listener_poll(void);
+HK_HIDDEN void hk_listener_after_fork_child(void);
 
 /* ---- init.c ---- */
 extern _Atomic int hk_init_state HK_HIDDEN;  /* 0 none, 1 running, 2 done */

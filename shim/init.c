@@ -31,6 +31,7 @@ static void hk_atfork_child(void)
 {
     hk_tcache_after_fork_child();
     hk_purge_after_fork_child();
+    hk_listener_after_fork_child();
     hk_large_reinit_locks();
     hk_ss_reinit_locks();
     hk_mode_reinit_locks();
@@ -60,6 +61,7 @@ void hk_init_slow(void)
 __attribute__((constructor)) static void hk_ctor(void)
 {
     hk_ensure_init();
+    hk_listener_maybe_start();
 }
 
 __attribute__((destructor)) static void hk_dtor(void)

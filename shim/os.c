@@ -82,6 +82,15 @@ void hk_os_unmap(void *p, size_t len)
     hk_munmap(p, hk_round(len, HK_PAGE));
 }
 
+/* Map a shared file (the daemon's ring, our stats page). NULL on failure,
+ * errno set. */
+void *hk_os_map_shared(int fd, size_t len, bool writable)
+{
+    HK_CTR_ADD(mmap_calls, 1);
+    void *p = mmap(NULL, len, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
 /* Grow the mapping at p in place (never moves: segments must stay where
  * the registry says they are). */
 bool hk_os_grow_inplace(void *p, size_t old_len, size_t new_len)

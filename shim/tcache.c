@@ -160,6 +160,7 @@ void *hk_malloc_slow(unsigned cls)
     uint32_t cap = atomic_load_explicit(&b->cap, memory_order_relaxed);
     size_t want = cap / 2 ? cap / 2 : 1;
     size_t got = hk_central_take(cls, b->slot, want);
+    hk_listener_poll();
     if (got == 0) {
         errno = ENOMEM;
         return NULL;

@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 PKGS=(
   # build
   gcc pkg-config meson ninja-build check
+  # the daemon: BPF programs (clang, bpftool skeletons, libbpf), sandbox
+  clang llvm libbpf-dev bpftool libseccomp-dev
   # tests: real programs run on the shim, and the memory checkers
   python3 perl sqlite3 git valgrind time
   # benchmarks: the peers hakmem is compared with

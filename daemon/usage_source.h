@@ -1,0 +1,85 @@
+/* usage_source.h: hakmemd's usage source: usage against limit of the
+ * memory cgroups the daemon watches, as an early signal (before reclaim
+ * starts, which BPF and PSI report).
+ *
+ * Owns: the set of watched cgroups (key -> directory), their last sample,
+ * and the arithmetic from memory files to a ratio (pure, separate from the
+ * reading, which cgroup_util.c does).
+ * Must not: log, decide a level (policy.c does, from usage_permille), or
+ * keep a file open between samples (a cgroup may be removed at any time).
+ *
+ * The ratio is of the working set, usage - inactive file cache (what the
+ * kubelet and cAdvisor call working_set): a cgroup full of clean page cache
+ * sits at its limit without any pressure, and reclaim takes inactive file
+ * pages first. The limit is the effective one: min(memory.max,
+ * memory.high) on v2 (reclaim and throttling start at high), the limit on
+ * v1. Only the cgroup's own limits count; an ancestor's limit shows up as
+ * reclaim (bpf, psi), not here.
+ */
+#ifndef HAKMEMD_USAGE_SOURCE_H
+#define HAKMEMD_USAGE_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "cgroup_util.h"
+
+/* Largest ratio reported, 1/1000: v2 usage can overshoot memory.high. */
+#define USAGE_PERMILLE_MAX 10000u
+
+/* Pure arithmetic on one reading. */
+uint64_t usage_effective_limit(const struct cgroup_mem *m); /* bytes, CGROUP_UNLIMITED */
+uint64_t usage_working_set(const struct cgroup_mem *m);     /* bytes */
+/* working set / effective limit in 1/1000, at most USAGE_PERMILLE_MAX;
+ * 0 when there is no limit. */
+uint32_t usage_permille(const struct cgroup_mem *m);
+
+struct usage_sample {
+    uint64_t time_ns;           /* when it was taken (caller's clock), ns */
+    int error;                  /* 0, or the negative errno of the last read */
+    struct cgroup_mem mem;      /* as read (valid when error == 0) */
+    uint64_t working_set_bytes; /* usage - inactive file, bytes */
+    uint64_t limit_bytes;       /* effective limit, bytes; CGROUP_UNLIMITED */
+    uint32_t permille;          /* working set / limit, 1/1000; 0: no limit or error */
+};
+
+/* Fills s from a reading (pure). */
+void usage_compute(const struct cgroup_mem *m, uint64_t now_ns, struct usage_sample *s);
+
+struct usage_entry {
+    uint64_t key;                /* cgroup key (inode of dir) */
+    enum cgroup_version version; /* layout of dir, or AUTO */
+    char *dir;                   /* the cgroup's directory (owned) */
+    struct usage_sample last;    /* last sample; time_ns 0: never sampled */
+};
+
+/* The watched set. Not thread-safe; one owner (the event loop). */
+struct usage_source {
+    struct usage_entry *entries; /* entries[0..count) */
+    size_t count;
+    size_t cap;
+};
+
+void usage_source_init(struct usage_source *src);
+void usage_source_free(struct usage_source *src);
+
+/* Watches the cgroup at dir under key (a key already watched gets the new
+ * dir). Returns 0 or -ENOMEM. */
+int usage_source_add(struct usage_source *src, uint64_t key, const char *dir,
+                     enum cgroup_version version);
+/* Returns 0 or -ENOENT. */
+int usage_source_remove(struct usage_source *src, uint64_t key);
+/* The entry of key, or NULL. */
+const struct usage_entry *usage_source_find(const struct usage_source *src, uint64_t key);
+
+/* Reads every watched cgroup at now_ns; an entry that cannot be read
+ * keeps its error in last.error (-ENOENT: the cgroup is gone; the caller
+ * decides whether to drop it). Returns the number of entries read
+ * without error. */
+size_t usage_source_sample(struct usage_source *src, uint64_t now_ns);
+
+/* Reads one cgroup: cgroup_read_mem() + usage_compute(). Returns 0 or the
+ * negative errno (also stored in s->error). */
+int usage_sample_dir(const char *dir, enum cgroup_version version, uint64_t now_ns,
+                     struct usage_sample *s);
+
+#endif /* HAKMEMD_USAGE_SOURCE_H */

@@ -1,0 +1,463 @@
+/* listener.c: the daemon's voice inside the process.
+ *
+ * A thread, started lazily (from the constructor or from an allocation
+ * slow path once hakmemd's socket appears, never inside the first malloc),
+ * that registers with hakmemd (hello with our stats page, welcome with the
+ * read-only ring), waits on the ring's futex word, and applies the level
+ * that concerns this process through hk_apply_level(). It keeps the stats
+ * page up to date, reconnects with backoff when the daemon goes away or
+ * restarts, and goes back to the start mode when the daemon's heartbeat
+ * has been silent for HAKMEM_DAEMON_TIMEOUT_MS.
+ *
+ * Without a daemon it follows systemd's memory-pressure protocol when the
+ * service manager provides it ($MEMORY_PRESSURE_WATCH: a PSI trigger on
+ * the service's cgroup): an event is MEDIUM, a calm period brings NONE.
+ * With a daemon connected, the daemon wins.
+ *
+ * It never takes an allocator lock itself except through hk_apply_level,
+ * and allocation paths never wait for it.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include "hk_internal.h"
+#include "ring.h"
+
+_Static_assert(HAKMEM_LEVEL_CRITICAL == 3 && HAKMEM_LEVEL_COUNT == 4, "levels agree with proto");
+
+#define HK_BACKOFF_MIN_MS   100
+#define HK_BACKOFF_MAX_MS   5000
+#define HK_POLL_MS          1000     /* stats page refresh, liveness checks */
+#define HK_WELCOME_MS       2000     /* wait for the welcome */
+#define HK_MP_CALM_MS       10000    /* systemd protocol: calm before NONE */
+#define HK_START_CHECK_NS   2000000000ull /* slow paths look for the socket */
+
+enum { LST_NONE, LST_RUNNING };
+static _Atomic int hk_lst_state = LST_NONE;
+static _Atomic uint64_t hk_lst_next_check;
+
+/* Session state: the listener thread's alone. */
+struct session {
+    int sock;                           /* hakmemd.sock, -1 when not connected */
+    void *ring_mem;
+    size_t ring_len;
+    struct ring ring;
+    struct ring_reader rd;
+    uint64_t cgroup_key, pid_key;
+    struct hakmem_stats_page *stats;
+    size_t stats_len;
+    int stats_fd;
+};
+static struct session hk_sess = { .sock = -1, .stats_fd = -1 };
+
+static int hk_lst_level;                /* last level applied by us */
+static uint64_t hk_lst_contact_ns;      /* last sign of life from the daemon */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec d = { ms / 1000, (long)(ms % 1000) * 1000000 };
+    while (nanosleep(&d, &d) != 0 && errno == EINTR)
+        ;
+}
+
+static void apply(int level)
+{
+    if (level == hk_lst_level)
+        return;
+    hk_lst_level = level;
+    hk_apply_level(level);
+}
+
+/* ---- the stats page ---- */
+
+static int stats_open(void)
+{
+    size_t len = (sizeof(struct hakmem_stats_page) + HK_PAGE - 1) & ~(size_t)(HK_PAGE - 1);
+    int fd = memfd_create("hakmem-stats", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return -errno;
+    if (ftruncate(fd, (off_t)len) != 0 ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    void *p = hk_os_map_shared(fd, len, true);
+    if (!p) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    proto_stats_init(p, len, (uint32_t)getpid());
+    hk_sess.stats = p;
+    hk_sess.stats_len = len;
+    hk_sess.stats_fd = fd;
+    return 0;
+}
+
+static void stats_update(void)
+{
+    if (!hk_sess.stats)
+        return;
+    struct proto_stats s = {
+        .pid = (uint32_t)getpid(),
+        .mode = (uint32_t)hakmem_get_mode(),
+        .last_level = (uint32_t)hk_lst_level,
+        .ncounters = HAKMEM_STAT_COUNT,
+        .flags = (hk_opt.lean ? HAKMEM_STATS_F_LEAN_ENV : 0) |
+                 (hk_sess.sock >= 0 ? HAKMEM_STATS_F_DAEMON : 0),
+        .updated_ns = now_ns(),
+    };
+    for (unsigned i = 0; i < HAKMEM_STAT_COUNT; i++)
+        hakmem_counter(proto_stat_name(i), &s.counter[i]);
+    proto_stats_write(hk_sess.stats, &s);
+}
+
+/* ---- the session with hakmemd ---- */
+
+static void session_close(void)
+{
+    if (hk_sess.ring_mem)
+        hk_os_unmap(hk_sess.ring_mem, hk_sess.ring_len);
+    hk_sess.ring_mem = NULL;
+    if (hk_sess.sock >= 0)
+        close(hk_sess.sock);
+    hk_sess.sock = -1;
+}
+
+static int send_hello(int sock)
+{
+    struct hakmem_hello h;
+    char comm[HAKMEM_COMM_LEN] = "";
+    int cfd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
+    if (cfd >= 0) {
+        ssize_t n = read(cfd, comm, sizeof(comm) - 1);
+        close(cfd);
+        if (n > 0)
+            comm[n - (comm[n - 1] == '\n')] = '\0';
+    }
+    proto_hello_init(&h, (uint32_t)getpid(),
+                     HAKMEM_HELLO_F_STATS | (hk_opt.lean ? HAKMEM_HELLO_F_LEAN_ENV : 0),
+                     (uint32_t)hk_sess.stats_len, (uint32_t)hakmem_get_mode(), comm);
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } c;
+    struct iovec iov = { &h, sizeof(h) };
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+                        .msg_control = c.buf, .msg_controllen = sizeof(c.buf) };
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &hk_sess.stats_fd, sizeof(int));
+    return sendmsg(sock, &m, MSG_NOSIGNAL) == (ssize_t)sizeof(h) ? 0 : -errno;
+}
+
+/* Receive the welcome and its ring fd; *ring_fd = -1 when none came. */
+static int recv_welcome(int sock, struct hakmem_welcome *w, int *ring_fd)
+{
+    *ring_fd = -1;
+    struct pollfd pfd = { sock, POLLIN, 0 };
+    int pr = poll(&pfd, 1, HK_WELCOME_MS);
+    if (pr <= 0)
+        return pr == 0 ? -ETIMEDOUT : -errno;
+    unsigned char buf[HAKMEM_MSG_MAX];
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } c;
+    struct iovec iov = { buf, sizeof(buf) };
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+                        .msg_control = c.buf, .msg_controllen = sizeof(c.buf) };
+    ssize_t n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (n < 0)
+        return -errno;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+            cm->cmsg_len >= CMSG_LEN(sizeof(int)))
+            memcpy(ring_fd, CMSG_DATA(cm), sizeof(int));
+    if (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+        return -EMSGSIZE;
+    return proto_welcome_check(buf, (size_t)n, w);
+}
+
+/* Connect, say hello, map the ring. 0, or a negative errno. */
+static int session_open(void)
+{
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    hk_fmt(a.sun_path, sizeof(a.sun_path), "%s/hakmemd.sock", hk_opt.runtime_dir);
+    int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (sock < 0)
+        return -errno;
+    int rc = 0, ring_fd = -1;
+    struct hakmem_welcome w;
+    if (connect(sock, (struct sockaddr *)&a, sizeof(a)) != 0)
+        rc = -errno;
+    if (rc == 0 && !hk_sess.stats)
+        rc = stats_open();
+    if (rc == 0)
+        rc = send_hello(sock);
+    if (rc == 0)
+        rc = recv_welcome(sock, &w, &ring_fd);
+    if (rc == 0 && w.status != 0) {
+        hk_log("hakmemd refused this process: %s", strerror(-w.status));
+        rc = w.status;
+    }
+    uint64_t size = 0;
+    if (rc == 0 && ring_fd < 0)
+        rc = -EPROTO;
+    if (rc == 0)
+        rc = proto_memfd_check(ring_fd, sizeof(struct hakmem_ring_hdr), HAKMEM_RING_MAX_SIZE, &size);
+    if (rc == 0 && size < w.ring_size)
+        rc = -EPROTO;
+    void *mem = NULL;
+    if (rc == 0 && !(mem = hk_os_map_shared(ring_fd, (size_t)w.ring_size, false)))
+        rc = -errno;
+    if (ring_fd >= 0)
+        close(ring_fd);
+    if (rc == 0) {
+        hk_sess.ring_mem = mem;
+        hk_sess.ring_len = (size_t)w.ring_size;
+        hk_sess.sock = sock;
+        rc = ring_validate(&hk_sess.ring, mem, (size_t)w.ring_size);
+        if (rc == 0)
+            rc = ring_reader_init(&hk_sess.rd, &hk_sess.ring);
+        if (rc != 0) {
+            hk_log("hakmemd's ring is not valid (%s); not following it", strerror(-rc));
+            session_close();
+        }
+        hk_sess.cgroup_key = w.cgroup_key;
+        hk_sess.pid_key = w.pid_key;
+        return rc;
+    }
+    close(sock);
+    return rc;
+}
+
+/* The level the ring says applies to us now. */
+static int resolve_level(void)
+{
+    struct hakmem_ring_msg m;
+    if (ring_resolve(&hk_sess.ring, hk_sess.cgroup_key, hk_sess.pid_key, &m) != 0 ||
+        m.level >= HAKMEM_LEVEL_COUNT)
+        return HAKMEM_LEVEL_NONE;
+    return m.level;
+}
+
+/* Follow the ring until the daemon goes away. */
+static void session_run(void)
+{
+    hk_lst_contact_ns = now_ns();
+    uint64_t timeout = (uint64_t)hk_opt.daemon_timeout_ms * 1000000u;
+    apply(resolve_level());
+    for (;;) {
+        stats_update();
+        uint32_t f = ring_futex_value(&hk_sess.ring);
+        /* Read the state first: the daemon's last messages come before
+         * CLOSED, and are drained below before leaving. */
+        bool closed = ring_state_word(&hk_sess.ring) == HAKMEM_RING_STATE_CLOSED;
+        bool changed = false;
+        struct hakmem_ring_msg m;
+        int r;
+        while ((r = ring_read_next(&hk_sess.rd, &m)) == RING_OK)
+            changed |= ring_msg_applies(&m, hk_sess.cgroup_key, hk_sess.pid_key);
+        if (r == RING_LAPPED) {
+            ring_reader_resync(&hk_sess.rd);
+            changed = true;
+        }
+        uint64_t now = now_ns();
+        bool alive = ring_heartbeat_age(&hk_sess.ring, now) < timeout;
+        if (alive)
+            hk_lst_contact_ns = now;
+        if (changed || (alive && hk_lst_level != resolve_level()))
+            apply(alive ? resolve_level() : HAKMEM_LEVEL_NONE);
+        else if (!alive)
+            apply(HAKMEM_LEVEL_NONE);   /* the daemon hangs: start mode */
+        if (closed)
+            return;
+        struct pollfd p = { hk_sess.sock, POLLIN, 0 };
+        if (poll(&p, 1, 0) > 0)         /* EOF or anything unexpected */
+            return;
+        ring_wait(&hk_sess.ring, f, (uint64_t)HK_POLL_MS * 1000000u);
+    }
+}
+
+/* ---- systemd's memory-pressure protocol ---- */
+
+static int b64val(char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+static size_t b64decode(const char *in, unsigned char *out, size_t cap)
+{
+    size_t n = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (; *in && *in != '='; in++) {
+        int v = b64val(*in);
+        if (v < 0)
+            return 0;
+        acc = acc << 6 | (unsigned)v;
+        bits += 6;
+        if (bits >= 8 && n < cap) {
+            bits -= 8;
+            out[n++] = (unsigned char)(acc >> bits);
+        }
+    }
+    return n;
+}
+
+static int mp_open(void)
+{
+    int fd = open(hk_mp_watch, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    unsigned char trig[192];
+    size_t n = b64decode(hk_mp_write, trig, sizeof(trig));
+    if (n > 0 && write(fd, trig, n) != (ssize_t)n) {
+        hk_log("MEMORY_PRESSURE_WATCH %s: cannot arm the trigger: %s", hk_mp_watch, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Wait up to ms for a pressure event on fd, mapping it to levels. */
+static void mp_wait(int fd, unsigned ms, uint64_t *last_event)
+{
+    struct pollfd p = { fd, POLLPRI, 0 };
+    if (poll(&p, 1, (int)ms) > 0 && (p.revents & POLLPRI)) {
+        *last_event = now_ns();
+        apply(HAKMEM_LEVEL_MEDIUM);
+    } else if (hk_lst_level != HAKMEM_LEVEL_NONE &&
+               now_ns() - *last_event > (uint64_t)HK_MP_CALM_MS * 1000000u) {
+        apply(HAKMEM_LEVEL_NONE);
+    }
+}
+
+/* ---- the thread ---- */
+
+static void *listener_main(void *arg)
+{
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    unsigned backoff = HK_BACKOFF_MIN_MS;
+    int mp_fd = -1;
+    uint64_t mp_last = 0;
+    for (;;) {
+        if (hk_opt.daemon && session_open() == 0) {
+            backoff = HK_BACKOFF_MIN_MS;
+            session_run();
+            session_close();
+            continue;                   /* reconnect at once, then back off */
+        }
+        /* No daemon. Past the heartbeat timeout, back to the start mode
+         * (unless the service manager's pressure protocol says otherwise). */
+        if (hk_lst_contact_ns && now_ns() - hk_lst_contact_ns >
+                                 (uint64_t)hk_opt.daemon_timeout_ms * 1000000u) {
+            hk_lst_contact_ns = 0;
+            apply(HAKMEM_LEVEL_NONE);
+        }
+        stats_update();
+        if (hk_mp_watch[0] && mp_fd < 0)
+            mp_fd = mp_open();
+        if (mp_fd >= 0)
+            mp_wait(mp_fd, backoff, &mp_last);
+        else
+            sleep_ms(backoff);
+        backoff = backoff * 2 > HK_BACKOFF_MAX_MS ? HK_BACKOFF_MAX_MS : backoff * 2;
+    }
+    return arg;
+}
+
+static bool worth_starting(void)
+{
+    if (hk_mp_watch[0])
+        return true;
+    if (!hk_opt.daemon)
+        return false;
+    char path[HK_PATH_MAX + 16];
+    hk_fmt(path, sizeof(path), "%s/hakmemd.sock", hk_opt.runtime_dir);
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/* Start the thread if there is anything to listen to. */
+void hk_listener_maybe_start(void)
+{
+    if (atomic_load_explicit(&hk_lst_state, memory_order_acquire) != LST_NONE || !worth_starting())
+        return;
+    int expected = LST_NONE;
+    if (!atomic_compare_exchange_strong(&hk_lst_state, &expected, LST_RUNNING))
+        return;
+    pthread_attr_t attr;
+    pthread_t t;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 128 * 1024);
+    int rc = pthread_create(&t, &attr, listener_main, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        hk_log("cannot start the listener thread (error %d): not following hakmemd", rc);
+        atomic_store(&hk_lst_state, LST_NONE);
+    }
+}
+
+/* From an allocation slow path: look for the daemon now and then. */
+void hk_listener_poll(void)
+{
+    if (atomic_load_explicit(&hk_lst_state, memory_order_relaxed) != LST_NONE)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    uint64_t next = atomic_load_explicit(&hk_lst_next_check, memory_order_relaxed);
+    if (now < next ||
+        !atomic_compare_exchange_strong(&hk_lst_next_check, &next, now + HK_START_CHECK_NS))
+        return;
+    hk_listener_maybe_start();
+}
+
+/* The thread did not survive fork: drop the parent's session (the fds are
+ * the parent's connection) and start again lazily. */
+void hk_listener_after_fork_child(void)
+{
+    if (hk_sess.sock >= 0)
+        close(hk_sess.sock);
+    hk_sess.sock = -1;
+    if (hk_sess.ring_mem)
+        hk_os_unmap(hk_sess.ring_mem, hk_sess.ring_len);
+    hk_sess.ring_mem = NULL;
+    if (hk_sess.stats)
+        hk_os_unmap(hk_sess.stats, hk_sess.stats_len);
+    hk_sess.stats = NULL;
+    if (hk_sess.stats_fd >= 0)
+        close(hk_sess.stats_fd);
+    hk_sess.stats_fd = -1;
+    atomic_store(&hk_lst_state, LST_NONE);
+    atomic_store(&hk_lst_next_check, 0);
+}

@@ -104,9 +104,11 @@ _Static_assert(sizeof(struct hakmem_msg_hdr) == 12, "msg hdr size");
  *   HAKMEM_KEY_PID(p)   one process, p in the daemon's pid namespace (the
  *                       welcome tells a client its own pid key)
  * A client follows the entries of its pid key, its cgroup key and
- * HAKMEM_KEY_ALL: an entry with HAKMEM_RING_F_OVERRIDE beats one without;
- * among equals the more specific key (pid, cgroup, all) wins. The daemon
- * clears an override by publishing the key again without the flag.
+ * HAKMEM_KEY_ALL: the most specific entry with HAKMEM_RING_F_OVERRIDE
+ * (pid, cgroup, all) wins; without any override, the cgroup's entry, else
+ * a host-wide entry, else NONE. The daemon clears an override by
+ * publishing the key again without the flag (a pid entry without the flag
+ * then says nothing; a cgroup entry carries the cgroup's pressure again).
  * ring_resolve() in ring.c implements this rule.
  */
 #define HAKMEM_KEY_ALL     UINT64_C(0)

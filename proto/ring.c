@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -433,16 +434,16 @@ int ring_resolve(const struct ring *r, uint64_t cgroup_key, uint64_t pid_key,
                  struct hakmem_ring_msg *out)
 {
     uint64_t keys[3];
-    int nkeys = 0;
+    int nkeys = 0, cg = -1, all;
     struct ring_state st;
-    const struct hakmem_ring_msg *best = NULL;
     struct hakmem_ring_msg found[3];
+    bool have[3] = { false, false, false };
 
     if (pid_key)
         keys[nkeys++] = pid_key;
     if (cgroup_key != HAKMEM_KEY_ALL && cgroup_key != pid_key)
-        keys[nkeys++] = cgroup_key;
-    keys[nkeys++] = HAKMEM_KEY_ALL;
+        keys[cg = nkeys++] = cgroup_key;
+    keys[all = nkeys++] = HAKMEM_KEY_ALL;
 
     for (int i = 0; i < nkeys; i++) {
         int rc = ring_state_lookup(r, keys[i], &st);
@@ -451,16 +452,24 @@ int ring_resolve(const struct ring *r, uint64_t cgroup_key, uint64_t pid_key,
         if (rc < 0)
             return rc;
         found[i] = st.msg;
-        int ovr = st.msg.flags & HAKMEM_RING_F_OVERRIDE;
-        if (!best || (ovr && !(best->flags & HAKMEM_RING_F_OVERRIDE)))
-            best = &found[i];
+        have[i] = true;
+        if (st.msg.flags & HAKMEM_RING_F_OVERRIDE) {  /* most specific override */
+            *out = st.msg;
+            return 0;
+        }
     }
-    if (!best) {
-        memset(out, 0, sizeof(*out));
-        out->key = cgroup_key;
-        out->level = HAKMEM_LEVEL_NONE;
-        return -ENOENT;
+    /* No override: the cgroup's pressure, else a host-wide level. A pid
+     * entry without the flag is a cleared override and says nothing. */
+    if (cg >= 0 && have[cg]) {
+        *out = found[cg];
+        return 0;
     }
-    *out = *best;
-    return 0;
+    if (have[all]) {
+        *out = found[all];
+        return 0;
+    }
+    memset(out, 0, sizeof(*out));
+    out->key = cgroup_key;
+    out->level = HAKMEM_LEVEL_NONE;
+    return -ENOENT;
 }

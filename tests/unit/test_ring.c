@@ -553,10 +553,19 @@ START_TEST(test_resolve)
     ck_assert_int_eq(ring_publish(&p, pid, HAKMEM_LEVEL_NONE, 0, 5, 0), 0);
     ck_assert_int_eq(ring_publish(&p, HAKMEM_KEY_ALL, HAKMEM_LEVEL_NONE, 0, 6, 0), 0);
     ck_assert_int_eq(ring_resolve(r, cg, pid, &m), 0);
-    ck_assert_uint_eq(m.level, HAKMEM_LEVEL_NONE);
-    ck_assert_uint_eq(m.key, pid); /* most specific, no override anywhere */
+    ck_assert_uint_eq(m.level, HAKMEM_LEVEL_MEDIUM);
+    ck_assert_uint_eq(m.key, cg);  /* no override anywhere: the cgroup's pressure */
     ck_assert_int_eq(ring_resolve(r, cg, 0, &m), 0);
     ck_assert_uint_eq(m.level, HAKMEM_LEVEL_MEDIUM);
+    /* a client whose cgroup has no entry follows a plain host-wide one */
+    ck_assert_int_eq(ring_resolve(r, cg + 1, HAKMEM_KEY_PID(779), &m), 0);
+    ck_assert_uint_eq(m.key, HAKMEM_KEY_ALL);
+    /* a cgroup override beats a host-wide override */
+    ck_assert_int_eq(ring_publish(&p, HAKMEM_KEY_ALL, HAKMEM_LEVEL_NONE, OV, 7, 0), 0);
+    ck_assert_int_eq(ring_publish(&p, cg, HAKMEM_LEVEL_LOW, OV, 8, 0), 0);
+    ck_assert_int_eq(ring_resolve(r, cg, pid, &m), 0);
+    ck_assert_uint_eq(m.level, HAKMEM_LEVEL_LOW);
+    ck_assert_uint_eq(m.key, cg);
 
     struct hakmem_ring_msg other = { .key = cg + 1 };
     ck_assert(!ring_msg_applies(&other, cg, pid));

@@ -1,0 +1,521 @@
+/* manager.c: hakmemd's event loop and the glue between sources, policy
+ * and publisher (see manager.h for the boxes).
+ *
+ * Per tracked cgroup the loop gathers the signals (BPF notifications at
+ * once, BPF counters, v1 memory.pressure_level or a v2 PSI trigger, usage
+ * against limit at every tick), asks policy_evaluate() for the level and
+ * publishes changes on the ring. A BPF notification is evaluated the
+ * moment it arrives: that is the path that meets the 100 ms target.
+ * Host-wide PSI is shown by status and metrics but decides nothing: on
+ * hybrid hosts it is the whole machine's, and pressure in one cgroup must
+ * not switch the shims of another.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include "bpf_source.h"
+#include "log.h"
+#include "manager.h"
+
+#define TICK_NS        100000000ull     /* 100 ms: calm deadlines, counters */
+#define RING_SLOTS     4096
+#define RING_TABLE     8192
+
+uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int manager_epoll_add(struct daemon *d, int fd, uint32_t events, struct ep_tag *tag)
+{
+    struct epoll_event ev = { .events = events, .data.ptr = tag };
+    return epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
+}
+
+void manager_epoll_del(struct daemon *d, int fd)
+{
+    epoll_ctl(d->epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+/* ---- sd_notify (no libsystemd): one datagram to $NOTIFY_SOCKET ---- */
+
+int sd_notify_msg(struct daemon *d, const char *msg)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (!path || !*path || (path[0] != '/' && path[0] != '@'))
+        return 0;
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    size_t n = strlen(path);
+    if (n >= sizeof(a.sun_path))
+        return -ENAMETOOLONG;
+    memcpy(a.sun_path, path, n);
+    if (a.sun_path[0] == '@')
+        a.sun_path[0] = '\0';
+    if (d->notify_fd < 0)
+        d->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (d->notify_fd < 0)
+        return -errno;
+    if (sendto(d->notify_fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&a,
+               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
+        return -errno;
+    return 0;
+}
+
+/* ---- cgroups ---- */
+
+struct cgroup *cgroup_find(struct daemon *d, uint64_t key)
+{
+    for (size_t i = 0; i < d->ncgroups; i++)
+        if (d->cgroups[i]->cg.key == key)
+            return d->cgroups[i];
+    return NULL;
+}
+
+static void cgroup_sources_open(struct daemon *d, struct cgroup *c, uint64_t now)
+{
+    char why[160];
+    int rc;
+    if (d->bpf) {
+        rc = bpf_source_watch(d->bpf, c->cg.key);
+        c->bpf_watched = rc == 0;
+        if (rc < 0)
+            log_warning("cgroup %s: cannot watch it with BPF: %s", c->cg.path, strerror(-rc));
+    }
+    if (!d->psi_on)
+        return;
+    if (c->cg.version == CGROUP_VERSION_1) {
+        uint32_t min[HAKMEM_LEVEL_COUNT] = { 0, d->cfg.vmpressure_low_events,
+                                             d->cfg.vmpressure_medium_events,
+                                             d->cfg.vmpressure_critical_events };
+        rc = vmpressure_source_open(&c->vmp, c->cg.dir, VMPRESSURE_MODE_HIERARCHY,
+                                    (uint64_t)d->cfg.vmpressure_window_ms * 1000000u, min, now,
+                                    why, sizeof(why));
+        if (rc == 0) {
+            c->vmp_tag = (struct ep_tag){ EP_VMPRESSURE, c };
+            if (manager_epoll_add(d, vmpressure_source_fd(&c->vmp), EPOLLIN, &c->vmp_tag) == 0)
+                c->vmp_open = true;
+            else
+                vmpressure_source_close(&c->vmp);
+        } else {
+            log_info("cgroup %s: no memory.pressure_level events: %s", c->cg.path, why);
+        }
+    } else {
+        char path[PATH_MAX];
+        if (psi_pressure_path(c->cg.dir, NULL, path, sizeof(path)) == 0) {
+            rc = psi_trigger_open(&c->psi, path, false, d->cfg.psi_trigger_stall_us,
+                                  d->cfg.psi_trigger_window_us, why, sizeof(why));
+            if (rc == 0) {
+                c->psi_tag = (struct ep_tag){ EP_PSI, c };
+                if (manager_epoll_add(d, psi_trigger_fd(&c->psi), EPOLLPRI, &c->psi_tag) == 0)
+                    c->psi_open = true;
+                else
+                    psi_trigger_close(&c->psi);
+            } else {
+                log_info("cgroup %s: no PSI trigger: %s", c->cg.path, why);
+            }
+        }
+    }
+}
+
+/* The tracked cgroup for cg, created on first use. NULL when out of memory. */
+struct cgroup *cgroup_get(struct daemon *d, const struct cgroup_memcg *cg)
+{
+    struct cgroup *c = cgroup_find(d, cg->key);
+    if (c)
+        return c;
+    if (d->ncgroups == d->cap_cgroups) {
+        size_t cap = d->cap_cgroups ? d->cap_cgroups * 2 : 16;
+        struct cgroup **n = realloc(d->cgroups, cap * sizeof(*n));
+        if (!n)
+            return NULL;
+        d->cgroups = n;
+        d->cap_cgroups = cap;
+    }
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    uint64_t now = now_ns();
+    c->cg = *cg;
+    policy_state_init(&c->st, now);
+    c->changed_ns = now;
+    d->cgroups[d->ncgroups++] = c;
+    cgroup_sources_open(d, c, now);
+    if (d->usage_on)
+        usage_source_add(&d->usage, c->cg.key, c->cg.dir, c->cg.version);
+    log_info("tracking cgroup %s (key %llu)", c->cg.path, (unsigned long long)c->cg.key);
+    return c;
+}
+
+/* Drop a cgroup that has no client and no override left. */
+void cgroup_put(struct daemon *d, struct cgroup *c)
+{
+    if (c->nclients > 0 || c->override != POLICY_OVERRIDE_AUTO)
+        return;
+    if (c->bpf_watched)
+        bpf_source_unwatch(d->bpf, c->cg.key);
+    if (c->vmp_open) {
+        manager_epoll_del(d, vmpressure_source_fd(&c->vmp));
+        vmpressure_source_close(&c->vmp);
+    }
+    if (c->psi_open) {
+        manager_epoll_del(d, psi_trigger_fd(&c->psi));
+        psi_trigger_close(&c->psi);
+    }
+    if (d->usage_on)
+        usage_source_remove(&d->usage, c->cg.key);
+    /* Its shims are gone; a later client starts from NONE again. */
+    publisher_publish(&d->pub, c->cg.key, HAKMEM_LEVEL_NONE, 0, HAKMEM_REASON_CALM, now_ns());
+    for (size_t i = 0; i < d->ncgroups; i++) {
+        if (d->cgroups[i] == c) {
+            d->cgroups[i] = d->cgroups[--d->ncgroups];
+            break;
+        }
+    }
+    log_info("no longer tracking cgroup %s", c->cg.path);
+    free(c);
+}
+
+/* Signals of c as of now, for the policy. */
+static void cgroup_signals(struct daemon *d, struct cgroup *c, uint64_t now,
+                           struct policy_signals *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->reclaim_events_per_s = c->tick_events_per_s;
+    s->reclaim_stall_ns_per_s = c->tick_stall_ns_per_s;
+    if (now < c->ev_until_ns) {
+        if (c->ev_events_per_s > s->reclaim_events_per_s)
+            s->reclaim_events_per_s = c->ev_events_per_s;
+        if (c->ev_stall_ns_per_s > s->reclaim_stall_ns_per_s)
+            s->reclaim_stall_ns_per_s = c->ev_stall_ns_per_s;
+    }
+    s->oom_kill = c->oom_pending;
+    s->psi_fired = c->psi_fired;
+    s->vmpressure = c->vmp_open ? vmpressure_source_level(&c->vmp, now) : HAKMEM_LEVEL_NONE;
+    const struct usage_entry *u = d->usage_on ? usage_source_find(&d->usage, c->cg.key) : NULL;
+    if (u && u->last.time_ns && u->last.error == 0)
+        s->usage_permille = u->last.permille;
+    s->override = c->override;
+    s->override_level = c->override_level;
+}
+
+void cgroup_evaluate(struct daemon *d, struct cgroup *c, uint64_t now)
+{
+    struct policy_signals s;
+    struct policy_result r;
+    cgroup_signals(d, c, now, &s);
+    policy_evaluate(&d->th, &c->st, &s, now, &r);
+    c->oom_pending = false;
+    c->psi_fired = false;
+    if (!r.publish)
+        return;
+    uint8_t flags = c->override != POLICY_OVERRIDE_AUTO ? HAKMEM_RING_F_OVERRIDE : 0;
+    int rc = publisher_publish(&d->pub, c->cg.key, r.level, flags, (uint16_t)r.reason, now);
+    if (rc < 0)
+        log_warning("cgroup %s: cannot publish level %s: %s", c->cg.path,
+                    proto_level_name(r.level), strerror(-rc));
+    int prio = r.level != c->last.level || r.reason == HAKMEM_REASON_OPERATOR ? LOG_NOTICE : LOG_DEBUG;
+    log_msg(prio, "cgroup %s: level %s -> %s (%s)", c->cg.path, proto_level_name(c->last.level),
+            proto_level_name(r.level), proto_reason_name(r.reason));
+    if (r.level != c->last.level)
+        c->changed_ns = now;
+    c->last = r;
+}
+
+/* ---- sources ---- */
+
+static void bpf_log(enum bpf_source_log_level level, const char *fmt, va_list ap)
+{
+    if (level == BPF_SOURCE_LOG_DEBUG)  /* libbpf's relocation chatter */
+        return;
+    char buf[512];
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    size_t n = strlen(buf);
+    while (n && buf[n - 1] == '\n')
+        buf[--n] = '\0';
+    log_msg(level == BPF_SOURCE_LOG_WARN ? LOG_WARNING : LOG_DEBUG, "bpf: %s", buf);
+}
+
+static int on_bpf_event(void *ctx, const struct hakmem_bpf_event *ev)
+{
+    struct daemon *d = ctx;
+    struct cgroup *c = cgroup_find(d, ev->memcg_id);
+    if (!c)
+        return 0;
+    uint64_t now = now_ns();
+    if (ev->kind == HAKMEM_BPF_EV_OOM) {
+        c->oom_pending = true;
+    } else {
+        uint64_t win = HAKMEM_BPF_DEF_WINDOW_NS;
+        c->ev_events_per_s = ev->win_events * 1000000000u / win;
+        c->ev_stall_ns_per_s = ev->win_stall_ns * 1000000000u / win;
+        /* a notification stands for its window and the quiet interval
+         * after it, during which the BPF side stays silent */
+        c->ev_until_ns = now + win + HAKMEM_BPF_DEF_MIN_INTERVAL_NS;
+        /* A window that scanned 8 MiB directly is reclaim at the limit
+         * even when few tasks entered it: count it as MEDIUM's rate. */
+        uint64_t medium = d->th.reclaim_events_per_s[HAKMEM_LEVEL_MEDIUM];
+        if (ev->win_scanned >= HAKMEM_BPF_DEF_MIN_SCAN_PAGES && c->ev_events_per_s < medium)
+            c->ev_events_per_s = medium;
+    }
+    log_debug("bpf: cgroup %s: %s (events %llu, stall %llu ns, scanned %llu in the window)",
+              c->cg.path, ev->kind == HAKMEM_BPF_EV_OOM ? "oom" : "reclaim",
+              (unsigned long long)ev->win_events, (unsigned long long)ev->win_stall_ns,
+              (unsigned long long)ev->win_scanned);
+    cgroup_evaluate(d, c, now);
+    return 0;
+}
+
+/* Counter deltas since the last tick, as rates. */
+static void bpf_tick(struct daemon *d, struct cgroup *c, uint64_t now)
+{
+    struct hakmem_memcg_stats st;
+    if (!d->bpf || !c->bpf_watched || bpf_source_read(d->bpf, c->cg.key, &st) != 0) {
+        c->tick_events_per_s = c->tick_stall_ns_per_s = 0;
+        return;
+    }
+    if (c->prev_ns && now > c->prev_ns) {
+        uint64_t dt = now - c->prev_ns;
+        uint64_t ev = (st.direct_reclaims + st.memcg_reclaims) -
+                      (c->prev.direct_reclaims + c->prev.memcg_reclaims);
+        c->tick_events_per_s = ev * 1000000000u / dt;
+        c->tick_stall_ns_per_s = (st.reclaim_ns - c->prev.reclaim_ns) * 1000000000u / dt;
+        if (st.oom_kills > c->prev.oom_kills)
+            c->oom_pending = true;
+    }
+    c->prev = st;
+    c->prev_ns = now;
+}
+
+static void sources_open(struct daemon *d)
+{
+    uint32_t want = d->cfg.sources;
+    snprintf(d->bpf_reason, sizeof(d->bpf_reason), "not selected (sources)");
+    snprintf(d->psi_reason, sizeof(d->psi_reason), "not selected (sources)");
+    snprintf(d->usage_reason, sizeof(d->usage_reason), "not selected (sources)");
+    if (want & CONFIG_SOURCE_BPF) {
+        struct bpf_source_opts o;
+        bpf_source_set_log(bpf_log);
+        bpf_source_opts_init(&o);
+        o.filter = true;
+        int rc = bpf_source_open(&d->bpf, &o);
+        if (rc == 0) {
+            d->bpf_tag = (struct ep_tag){ EP_BPF, NULL };
+            rc = manager_epoll_add(d, bpf_source_fd(d->bpf), EPOLLIN, &d->bpf_tag);
+            if (rc < 0) {
+                bpf_source_close(d->bpf);
+                d->bpf = NULL;
+            }
+        }
+        if (rc < 0) {
+            snprintf(d->bpf_reason, sizeof(d->bpf_reason), "%s", strerror(-rc));
+            log_warning("source bpf: cannot start (%s); running without it", strerror(-rc));
+        } else {
+            d->bpf_reason[0] = '\0';
+            log_info("source bpf: reclaim tracepoints attached");
+        }
+    }
+    if (want & CONFIG_SOURCE_PSI) {
+        struct psi_stats ps;
+        int rc = psi_read(PSI_SYSTEM_MEMORY_PATH, &ps);
+        d->psi_on = true;               /* per cgroup: pressure_level (v1) or PSI (v2) */
+        d->psi_reason[0] = '\0';
+        if (rc < 0)
+            log_info("source psi: no host-wide PSI (%s); per-cgroup events only", strerror(-rc));
+        else
+            log_info("source psi: per-cgroup memory.pressure_level (v1) or PSI triggers (v2)");
+    }
+    if (want & CONFIG_SOURCE_USAGE) {
+        usage_source_init(&d->usage);
+        d->usage_on = true;
+        d->usage_reason[0] = '\0';
+        log_info("source usage: every %u ms", d->cfg.usage_interval_ms);
+    }
+}
+
+/* ---- the loop ---- */
+
+static void on_tick(struct daemon *d)
+{
+    uint64_t expirations;
+    if (read(d->timerfd, &expirations, sizeof(expirations)) < 0)
+        return;
+    uint64_t now = now_ns();
+    if (now >= d->next_heartbeat_ns) {
+        publisher_heartbeat(&d->pub, now);
+        d->next_heartbeat_ns = now + (uint64_t)d->cfg.heartbeat_ms * 1000000u;
+    }
+    if (d->usage_on && now >= d->next_usage_ns) {
+        usage_source_sample(&d->usage, now);
+        d->next_usage_ns = now + (uint64_t)d->cfg.usage_interval_ms * 1000000u;
+    }
+    for (size_t i = 0; i < d->ncgroups; i++) {
+        bpf_tick(d, d->cgroups[i], now);
+        cgroup_evaluate(d, d->cgroups[i], now);
+    }
+    clients_sweep(d, now);
+    control_sweep(d, now);
+}
+
+static void apply_config(struct daemon *d)
+{
+    log_set_level(d->cfg.log_level);
+    config_policy(&d->cfg, &d->th);
+}
+
+static void on_signal(struct daemon *d)
+{
+    struct signalfd_siginfo si;
+    while (read(d->sigfd, &si, sizeof(si)) == sizeof(si)) {
+        if (si.ssi_signo == SIGHUP) {
+            char err[256];
+            struct hakmemd_config cfg = d->cfg;
+            sd_notify_msg(d, "RELOADING=1");
+            int rc = config_load(d->config_path[0] ? d->config_path : NULL, &cfg, err, sizeof(err));
+            if (rc < 0) {
+                log_err("reload: %s; keeping the running configuration", err);
+            } else {
+                /* the runtime dir and the sources stay as started */
+                snprintf(cfg.runtime_dir, sizeof(cfg.runtime_dir), "%s", d->cfg.runtime_dir);
+                cfg.sources = d->cfg.sources;
+                d->cfg = cfg;
+                apply_config(d);
+                log_notice("configuration reloaded");
+            }
+            sd_notify_msg(d, "READY=1");
+        } else {
+            log_notice("signal %s: stopping", strsignal((int)si.ssi_signo));
+            d->stop = true;
+        }
+    }
+}
+
+int manager_init(struct daemon *d)
+{
+    d->epfd = d->sigfd = d->timerfd = d->rdv_fd = d->ctl_fd = -1;
+    d->start_ns = now_ns();
+    apply_config(d);
+
+    d->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (d->epfd < 0)
+        return -errno;
+    sigset_t ss;
+    sigemptyset(&ss);
+    sigaddset(&ss, SIGTERM);
+    sigaddset(&ss, SIGINT);
+    sigaddset(&ss, SIGHUP);
+    sigprocmask(SIG_BLOCK, &ss, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    d->sigfd = signalfd(-1, &ss, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (d->sigfd < 0)
+        return -errno;
+    d->sig_tag = (struct ep_tag){ EP_SIGNAL, NULL };
+    int rc = manager_epoll_add(d, d->sigfd, EPOLLIN, &d->sig_tag);
+    if (rc < 0)
+        return rc;
+
+    d->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (d->timerfd < 0)
+        return -errno;
+    struct itimerspec its = { { 0, (long)TICK_NS }, { 0, (long)TICK_NS } };
+    if (timerfd_settime(d->timerfd, 0, &its, NULL) != 0)
+        return -errno;
+    d->timer_tag = (struct ep_tag){ EP_TIMER, NULL };
+    if ((rc = manager_epoll_add(d, d->timerfd, EPOLLIN, &d->timer_tag)) < 0)
+        return rc;
+
+    rc = publisher_open(&d->pub, RING_SLOTS, RING_TABLE,
+                        (uint64_t)d->cfg.heartbeat_ms * 1000000u, now_ns());
+    if (rc < 0) {
+        log_err("cannot create the ring: %s", strerror(-rc));
+        return rc;
+    }
+    sources_open(d);
+    if ((rc = clients_listen(d)) < 0 || (rc = control_listen(d)) < 0)
+        return rc;
+    return 0;
+}
+
+int manager_run(struct daemon *d)
+{
+    struct epoll_event evs[64];
+    sd_notify_msg(d, "READY=1\nSTATUS=following memory pressure");
+    log_notice("ready: %s/hakmemd.sock", d->cfg.runtime_dir);
+    while (!d->stop) {
+        int n = epoll_wait(d->epfd, evs, 64, -1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            log_err("epoll_wait: %m");
+            return -errno;
+        }
+        for (int i = 0; i < n && !d->stop; i++) {
+            struct ep_tag *t = evs[i].data.ptr;
+            uint32_t e = evs[i].events;
+            switch (t->kind) {
+            case EP_SIGNAL: on_signal(d); break;
+            case EP_TIMER: on_tick(d); break;
+            case EP_RENDEZVOUS: clients_accept(d); break;
+            case EP_CONTROL: control_accept(d); break;
+            case EP_CLIENT: clients_event(d, t->owner, e); break;
+            case EP_CTLCONN: control_event(d, t->owner, e); break;
+            case EP_BPF:
+                bpf_source_consume(d->bpf, on_bpf_event, d);
+                break;
+            case EP_VMPRESSURE: {
+                struct cgroup *c = t->owner;
+                uint64_t now = now_ns();
+                vmpressure_source_consume(&c->vmp, now);
+                cgroup_evaluate(d, c, now);
+                break;
+            }
+            case EP_PSI: {
+                struct cgroup *c = t->owner;
+                c->psi_fired = true;
+                cgroup_evaluate(d, c, now_ns());
+                break;
+            }
+            }
+        }
+    }
+    sd_notify_msg(d, "STOPPING=1");
+    return 0;
+}
+
+void manager_fini(struct daemon *d)
+{
+    clients_close_all(d);
+    control_close_all(d);
+    while (d->ncgroups) {
+        struct cgroup *c = d->cgroups[d->ncgroups - 1];
+        c->nclients = 0;
+        c->override = POLICY_OVERRIDE_AUTO;
+        cgroup_put(d, c);
+    }
+    free(d->cgroups);
+    publisher_close(&d->pub);
+    if (d->bpf)
+        bpf_source_close(d->bpf);
+    if (d->usage_on)
+        usage_source_free(&d->usage);
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/hakmemd.sock", d->cfg.runtime_dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/control.sock", d->cfg.runtime_dir);
+    unlink(path);
+    int fds[] = { d->sigfd, d->timerfd, d->rdv_fd, d->ctl_fd, d->notify_fd, d->epfd };
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}

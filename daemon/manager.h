@@ -1,0 +1,149 @@
+/* manager.h: hakmemd's state and the boxes that share it.
+ *
+ *   manager.c   the event loop (epoll over signals, a tick timer, the
+ *               sockets, the sources), tracked cgroups, the sources' glue
+ *               and the calls into the policy; sd_notify.
+ *   clients.c   the rendezvous socket: hello/welcome, the client table,
+ *               limits per uid and in total, eviction of slow clients.
+ *   control.c   the control socket: status, clients, lean, metrics.
+ *
+ * Single-threaded: everything runs on the event loop's thread, and no
+ * handler blocks (every socket is non-blocking and every peer untrusted).
+ */
+#ifndef HAKMEMD_MANAGER_H
+#define HAKMEMD_MANAGER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "bpf_source.h"
+#include "cgroup_util.h"
+#include "config.h"
+#include "hakmem_proto.h"
+#include "policy.h"
+#include "psi_source.h"
+#include "publisher.h"
+#include "usage_source.h"
+
+/* What an epoll event is about (epoll_data.ptr points at one of these). */
+enum ep_kind { EP_SIGNAL, EP_TIMER, EP_RENDEZVOUS, EP_CONTROL, EP_CLIENT, EP_CTLCONN,
+               EP_BPF, EP_VMPRESSURE, EP_PSI };
+struct ep_tag {
+    enum ep_kind kind;
+    void *owner;                        /* client, ctlconn or cgroup */
+};
+
+/* A memory cgroup with at least one client (or an operator override). */
+struct cgroup {
+    struct ep_tag vmp_tag, psi_tag;
+    struct cgroup_memcg cg;             /* dir, path, version, key */
+    uint32_t nclients;
+    struct policy_state st;
+    struct policy_result last;          /* as published */
+    uint64_t changed_ns;                /* last level change, ns */
+    enum policy_override override;      /* hakmemctl lean on this cgroup */
+    enum hakmem_level override_level;
+    /* bpf */
+    bool bpf_watched;
+    struct hakmem_memcg_stats prev;     /* counters at the last tick */
+    uint64_t prev_ns;
+    uint64_t tick_events_per_s;         /* from counter deltas */
+    uint64_t tick_stall_ns_per_s;
+    uint64_t ev_events_per_s;           /* from the last notification ... */
+    uint64_t ev_stall_ns_per_s;
+    uint64_t ev_until_ns;               /* ... valid until then */
+    bool oom_pending;
+    /* v1 memory.pressure_level, or a v2 PSI trigger on the cgroup */
+    bool vmp_open, psi_open, psi_fired;
+    struct vmpressure_source vmp;
+    struct psi_trigger psi;
+};
+
+struct client {
+    struct ep_tag tag;
+    int fd;
+    pid_t pid;                          /* SO_PEERCRED: our namespace */
+    uid_t uid;
+    gid_t gid;
+    bool welcomed;
+    uint64_t connected_ns;
+    uint64_t key;                       /* cgroup key; 0 before the welcome */
+    struct cgroup *cgroup;
+    void *stats;                        /* mapped read-only, or NULL */
+    size_t stats_len;
+    char comm[HAKMEM_COMM_LEN];
+    enum hakmem_ctl_mode ctl_mode;      /* override on this pid */
+    enum hakmem_level ctl_level;
+};
+
+struct ctlconn {
+    struct ep_tag tag;
+    int fd;
+    uint64_t opened_ns;
+};
+
+struct daemon {
+    struct hakmemd_config cfg;
+    char config_path[CONFIG_STR_MAX];
+    uint64_t start_ns;
+    int epfd, sigfd, timerfd, rdv_fd, ctl_fd, notify_fd;
+    struct ep_tag sig_tag, timer_tag, rdv_tag, ctl_tag, bpf_tag;
+    struct publisher pub;
+    struct policy_thresholds th;
+    /* sources: on, or off with the reason */
+    struct bpf_source *bpf;
+    char bpf_reason[160];
+    bool psi_on;
+    char psi_reason[160];
+    bool usage_on;
+    char usage_reason[160];
+    struct usage_source usage;
+    uint64_t next_usage_ns, next_heartbeat_ns;
+    /* tables */
+    struct cgroup **cgroups;
+    size_t ncgroups, cap_cgroups;
+    struct client **clients;
+    size_t nclients, cap_clients;
+    struct ctlconn **ctlconns;
+    size_t nctlconns, cap_ctlconns;
+    /* host-wide override (hakmemctl lean all) */
+    enum hakmem_ctl_mode all_mode;
+    enum hakmem_level all_level;
+    gid_t hakmem_gid;
+    bool have_hakmem_gid;
+    bool stop, reload;
+};
+
+/* manager.c */
+uint64_t now_ns(void);
+int manager_init(struct daemon *d);
+int manager_run(struct daemon *d);
+void manager_fini(struct daemon *d);
+int manager_epoll_add(struct daemon *d, int fd, uint32_t events, struct ep_tag *tag);
+void manager_epoll_del(struct daemon *d, int fd);
+struct cgroup *cgroup_get(struct daemon *d, const struct cgroup_memcg *cg);
+struct cgroup *cgroup_find(struct daemon *d, uint64_t key);
+void cgroup_put(struct daemon *d, struct cgroup *c);
+void cgroup_evaluate(struct daemon *d, struct cgroup *c, uint64_t now);
+int sd_notify_msg(struct daemon *d, const char *msg);
+
+/* clients.c */
+int clients_listen(struct daemon *d);
+void clients_accept(struct daemon *d);
+void clients_event(struct daemon *d, struct client *c, uint32_t events);
+void clients_sweep(struct daemon *d, uint64_t now);
+void clients_close_all(struct daemon *d);
+struct client *client_by_pid(struct daemon *d, pid_t pid);
+int client_stats(const struct client *c, struct proto_stats *out);
+
+/* control.c */
+int control_listen(struct daemon *d);
+void control_accept(struct daemon *d);
+void control_event(struct daemon *d, struct ctlconn *cc, uint32_t events);
+void control_sweep(struct daemon *d, uint64_t now);
+void control_close_all(struct daemon *d);
+
+/* sandbox.c */
+int sandbox_enter(char *why, size_t len);
+
+#endif

@@ -269,10 +269,12 @@ static int on_bpf_event(void *ctx, const struct hakmem_bpf_event *ev)
         if (ev->win_scanned >= HAKMEM_BPF_DEF_MIN_SCAN_PAGES && c->ev_events_per_s < medium)
             c->ev_events_per_s = medium;
     }
-    log_debug("bpf: cgroup %s: %s (events %llu, stall %llu ns, scanned %llu in the window)",
+    log_debug("bpf: cgroup %s: %s (events %llu, stall %llu ns, scanned %llu in the window "
+              "opened at %llu ns; sent at %llu ns, received %llu ns later)",
               c->cg.path, ev->kind == HAKMEM_BPF_EV_OOM ? "oom" : "reclaim",
               (unsigned long long)ev->win_events, (unsigned long long)ev->win_stall_ns,
-              (unsigned long long)ev->win_scanned);
+              (unsigned long long)ev->win_scanned, (unsigned long long)ev->win_start_ns,
+              (unsigned long long)ev->ts_ns, (unsigned long long)(now - ev->ts_ns));
     cgroup_evaluate(d, c, now);
     return 0;
 }
@@ -309,6 +311,11 @@ static void sources_open(struct daemon *d)
         bpf_source_set_log(bpf_log);
         bpf_source_opts_init(&o);
         o.filter = true;
+        /* Wake on the first reclaim of a calm cgroup: one entry in a
+         * window is the LOW rate (10/s), and LOW switches the cgroup's
+         * shims to LEAN, which decommits their free memory at once. The
+         * BPF side's own minimum interval still bounds the wakeups. */
+        o.min_events = 1;
         int rc = bpf_source_open(&d->bpf, &o);
         if (rc == 0) {
             d->bpf_tag = (struct ep_tag){ EP_BPF, NULL };

@@ -42,7 +42,7 @@ static const int allowed[] = {
     SCMP_SYS(lseek), SCMP_SYS(fcntl), SCMP_SYS(faccessat), SCMP_SYS(faccessat2),
     SCMP_SYS(unlink), SCMP_SYS(unlinkat), SCMP_SYS(eventfd2),
     /* the event loop and its sockets */
-    SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl), SCMP_SYS(accept4),
+    SCMP_SYS(epoll_create1), SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl), SCMP_SYS(accept4),
     SCMP_SYS(recvmsg), SCMP_SYS(recvfrom), SCMP_SYS(sendmsg), SCMP_SYS(sendto),
     SCMP_SYS(getsockopt), SCMP_SYS(timerfd_settime), SCMP_SYS(timerfd_gettime),
     SCMP_SYS(futex), SCMP_SYS(bpf),

@@ -286,10 +286,13 @@ static void session_run(void)
         bool alive = ring_heartbeat_age(&hk_sess.ring, now) < timeout;
         if (alive)
             hk_lst_contact_ns = now;
+        int before = hk_lst_level;
         if (changed || (alive && hk_lst_level != resolve_level()))
             apply(alive ? resolve_level() : HAKMEM_LEVEL_NONE);
         else if (!alive)
             apply(HAKMEM_LEVEL_NONE);   /* the daemon hangs: start mode */
+        if (hk_lst_level != before)
+            stats_update();             /* the daemon shows the new mode at once */
         if (closed)
             return;
         struct pollfd p = { hk_sess.sock, POLLIN, 0 };

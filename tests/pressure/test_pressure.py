@@ -1,0 +1,255 @@
+#!/usr/bin/python3
+"""test_pressure.py: hakmemd and the shim end to end, under real pressure.
+
+Starts hakmemd (all sources), makes two child memory cgroups under this
+process's own one (PLATFORM.md: v1 memory controller here, v2 where that is
+what exists), puts an idle shim client in each (pressure_client: grew to
+40 MB of small blocks, freed 90 %, now asleep), then makes real pressure in
+the first one only: a reader pulls a file twice the cgroup's limit through
+the page cache. Checks:
+  - the client under pressure goes LEAN and gives memory back
+    (lean_decommit or lean_retire rises), and prints the time from the
+    start of the pressure to the decommit, measured by polling the
+    daemon's view of the client's stats page every 2 ms;
+  - the client in the sibling cgroup stays FAST with nothing decommitted.
+Needs root (cgroups, BPF): skips with the reason otherwise (exit 77).
+Everything it creates is removed, also on failure.
+
+Usage: test_pressure.py HAKMEMD LIBHAKMEM PRESSURE_CLIENT
+"""
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hkctl  # noqa: E402
+
+LIMIT = 96 << 20
+
+
+def skip(why):
+    print(f"SKIP: {why}")
+    sys.exit(77)
+
+
+def own_memcg():
+    """(version, directory) of this process's memory cgroup."""
+    v1 = "/sys/fs/cgroup/memory"
+    for line in open("/proc/self/cgroup"):
+        hid, ctrls, path = line.rstrip("\n").split(":", 2)
+        if "memory" in ctrls.split(",") and os.path.isdir(v1):
+            return 1, v1 + path
+    for line in open("/proc/self/cgroup"):
+        hid, ctrls, path = line.rstrip("\n").split(":", 2)
+        if hid == "0":
+            base = "/sys/fs/cgroup" + path
+            if "memory" in open("/sys/fs/cgroup/cgroup.controllers").read().split():
+                return 2, base
+    return None, None
+
+
+class Cgroups:
+    """Child cgroups made for the test, removed on close."""
+
+    def __init__(self, version, parent):
+        self.version, self.parent, self.dirs = version, parent, []
+
+    def make(self, name, limit):
+        d = os.path.join(self.parent, f"hakmem-test-{os.getpid()}-{name}")
+        os.mkdir(d)
+        self.dirs.append(d)
+        f = "memory.limit_in_bytes" if self.version == 1 else "memory.max"
+        with open(os.path.join(d, f), "w") as fh:
+            fh.write(str(limit))
+        return d
+
+    def close(self):
+        for d in self.dirs:
+            procs = os.path.join(d, "cgroup.procs")
+            for _ in range(50):
+                try:
+                    pids = open(procs).read().split()
+                except OSError:
+                    break
+                for pid in pids:
+                    try:
+                        with open(os.path.join(self.parent, "cgroup.procs"), "w") as fh:
+                            fh.write(pid)
+                    except OSError:
+                        pass
+                try:
+                    os.rmdir(d)
+                    break
+                except OSError:
+                    time.sleep(0.05)
+
+
+def start_in(cgdir, argv, env):
+    """Start argv inside cgroup cgdir (moved in before exec)."""
+    def enter():
+        with open(os.path.join(cgdir, "cgroup.procs"), "w") as fh:
+            fh.write(str(os.getpid()))
+    return subprocess.Popen(argv, env=env, preexec_fn=enter, stdout=subprocess.PIPE, text=True)
+
+
+def wait_for(cond, timeout, what):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def client_of(run, pid):
+    for c in hkctl.clients(run):
+        if c["pid"] == pid:
+            return c
+    return None
+
+
+def main():
+    hakmemd, lib, client = (os.path.abspath(a) for a in sys.argv[1:4])
+    if os.geteuid() != 0:
+        skip("needs root (memory cgroups and BPF)")
+    version, parent = own_memcg()
+    if not version:
+        skip("no memory controller (v1 /sys/fs/cgroup/memory or v2) for this process")
+
+    tmp = tempfile.mkdtemp(prefix="hakmem-pressure-")
+    run = os.path.join(tmp, "run")
+    cgs = Cgroups(version, parent)
+    procs = []
+    log = open(os.path.join(tmp, "hakmemd.log"), "w+")
+    ok = False
+    try:
+        daemon = subprocess.Popen([hakmemd, "--runtime-dir", run, "--verbose"],
+                                  stderr=log, stdout=log)
+        procs.append(daemon)
+        wait_for(lambda: os.path.exists(f"{run}/control.sock"), 10, "hakmemd's sockets")
+        text, _ = hkctl.cgroups(run)
+        if "source bpf on" not in text:
+            skip("hakmemd runs without its bpf source here:\n" + text)
+
+        a = cgs.make("pressed", LIMIT)
+        b = cgs.make("calm", LIMIT)
+        env = dict(os.environ, LD_PRELOAD=lib, HAKMEM_RUNTIME_DIR=run, HAKMEM_SS_OS_STATS="1")
+        ca = start_in(a, [client, "40", "10"], env)
+        cb = start_in(b, [client, "40", "10"], env)
+        procs += [ca, cb]
+        for c in (ca, cb):
+            line = c.stdout.readline()
+            assert line.startswith("ready"), f"client said {line!r}"
+        for c in (ca, cb):
+            wait_for(lambda: client_of(run, c.pid), 10, f"client {c.pid} to register")
+        before_a, before_b = client_of(run, ca.pid), client_of(run, cb.pid)
+        assert before_a["mode"] == 0 and before_b["mode"] == 0, "clients should start FAST"
+        rss0 = rss_kb(ca.pid)
+
+        # a file twice the limit, written from outside the cgroups
+        data = os.path.join("/var/tmp", f"hakmem-pressure-{os.getpid()}.dat")
+        with open(data, "wb") as fh:
+            chunk = os.urandom(1 << 20)
+            for _ in range(2 * LIMIT >> 20):
+                fh.write(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            fd = os.open(data, os.O_RDONLY)     # out of the page cache: the
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # reader charges A
+            os.close(fd)
+            usage_file = os.path.join(a, "memory.usage_in_bytes" if version == 1
+                                      else "memory.current")
+            onset = []
+
+            def watch_usage():   # onset: the cgroup reaches its limit
+                end = time.monotonic() + 20
+                while not onset and time.monotonic() < end:
+                    if int(open(usage_file).read()) >= LIMIT - (1 << 20):
+                        onset.append(time.monotonic())
+                    time.sleep(0.0005)
+            watcher = threading.Thread(target=watch_usage, daemon=True)
+            watcher.start()
+            t0 = time.monotonic()
+            hog = start_in(a, ["/bin/sh", "-c", f"while :; do cat {data} > /dev/null; done"],
+                           dict(os.environ))
+            procs.append(hog)
+
+            def gave_back():
+                c = client_of(run, ca.pid)
+                if c and c["mode"] == 1 and (c["lean_decommit"] > before_a["lean_decommit"] or
+                                             c["lean_retire"] > before_a["lean_retire"]):
+                    return c
+                return None
+            end = time.monotonic() + 20
+            after_a = None
+            while time.monotonic() < end and not after_a:
+                after_a = gave_back()
+                if not after_a:
+                    time.sleep(0.002)
+            t1 = time.monotonic()
+            assert after_a, "the pressed client never went LEAN and gave memory back"
+            watcher.join()
+            at_limit = f"{(t1 - onset[0]) * 1000:.1f} ms" if onset else "? (limit not seen)"
+            print(f"pressure onset (cgroup at its limit) -> client LEAN and decommitted: "
+                  f"{at_limit}; from the reader's start: {(t1 - t0) * 1000:.1f} ms "
+                  f"(level {after_a['last_level']}, lean_decommit {after_a['lean_decommit']}, "
+                  f"lean_retire {after_a['lean_retire']}, "
+                  f"bytes_decommitted {after_a['bytes_decommitted']})")
+            _, recs = hkctl.cgroups(run)
+            decided = [r["updated_ns"] / 1e9 for r in recs if r["key"] == after_a["cgroup_key"]]
+            if decided and onset:
+                print(f"  of which: onset -> daemon's decision {(decided[0] - onset[0]) * 1000:.1f} ms, "
+                      f"decision -> client decommitted {(t1 - decided[0]) * 1000:.1f} ms")
+            time.sleep(0.5)
+        finally:
+            os.unlink(data)
+        print(f"pressed client RSS: {rss0} kB before, {rss_kb(ca.pid)} kB after "
+              f"(LazyFree {lazyfree_kb(ca.pid)} kB)")
+        after_b = client_of(run, cb.pid)
+        assert after_b["mode"] == 0, "the sibling cgroup's client switched mode"
+        assert after_b["lean_decommit"] == before_b["lean_decommit"], \
+            "the sibling cgroup's client decommitted"
+        assert after_b["mode_switches"] == 0, "the sibling cgroup's client switched mode"
+        ok = True
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        cgs.close()
+        if not ok or os.environ.get("HAKMEM_TEST_VERBOSE"):
+            log.seek(0)
+            print("--- hakmemd log ---\n" + log.read()[-4000:])
+        subprocess.run(["rm", "-rf", tmp])
+    print("PASS")
+
+
+def rss_kb(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return -1
+
+
+def lazyfree_kb(pid):
+    try:
+        for line in open(f"/proc/{pid}/smaps_rollup"):
+            if line.startswith("LazyFree:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
+
+
+if __name__ == "__main__":
+    main()

@@ -142,6 +142,8 @@ HK_HIDDEN bool hk_policy_cache_superslab(const struct hk_limits *l, uint32_t nca
 HK_HIDDEN bool hk_policy_cache_large(const struct hk_limits *l, size_t len);
 HK_HIDDEN uint64_t hk_policy_decommit_mask(uint64_t free_now, uint64_t decommitted,
                                            uint64_t free_seen, bool now);
+HK_HIDDEN uint32_t hk_policy_purge_delay(uint32_t base_ms, uint32_t cur_ms,
+                                         uint64_t decommitted_pages, uint64_t recommitted_pages);
 
 /* ---- superslab.c ---- */
 extern struct hk_class hk_classes[HK_NCLASS] HK_HIDDEN;
@@ -151,6 +153,7 @@ HK_HIDDEN struct hk_slab *hk_slab_of(struct hk_ss *ss, const void *p);
 HK_HIDDEN bool hk_block_valid(struct hk_ss *ss, const void *p);
 HK_HIDDEN void hk_ss_prewarm(void);
 HK_HIDDEN bool hk_ss_purge(bool now, bool eager, bool *pending);
+extern _Atomic uint64_t hk_recommit_pages HK_HIDDEN;
 
 /* ---- purge.c (LEAN's periodic work: the background purge thread) ---- */
 HK_HIDDEN void hk_purge_note(void);

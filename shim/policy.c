@@ -83,3 +83,22 @@ uint64_t hk_policy_decommit_mask(uint64_t free_now, uint64_t decommitted,
     uint64_t cand = free_now & ~decommitted;
     return now ? cand : cand & free_seen;
 }
+
+/* The delay before the next purge round, adapted to what the last rounds
+ * achieved: when a quarter or more of what was decommitted had to come
+ * back (the memory was churning, not idle), wait twice as long, up to 16
+ * times the configured delay; when nothing came back, step back toward
+ * it. Decommitting memory that is needed again costs a madvise and a page
+ * fault per page for nothing. */
+uint32_t hk_policy_purge_delay(uint32_t base_ms, uint32_t cur_ms,
+                               uint64_t decommitted_pages, uint64_t recommitted_pages)
+{
+    if (cur_ms < base_ms)
+        cur_ms = base_ms;
+    uint64_t max = (uint64_t)base_ms * 16;
+    if (recommitted_pages > 0 && recommitted_pages * 4 >= decommitted_pages)
+        return (uint32_t)((uint64_t)cur_ms * 2 > max ? max : (uint64_t)cur_ms * 2);
+    if (recommitted_pages == 0)
+        return cur_ms / 2 > base_ms ? cur_ms / 2 : base_ms;
+    return cur_ms;
+}

@@ -6,6 +6,9 @@
  * too. The slow paths only note that memory was freed (hk_purge_note);
  * they never purge themselves unless the thread could not be started.
  *
+ * The delay grows while decommitted memory keeps coming back (churn) and
+ * returns to HAKMEM_SS_LEAN_DELAY_MS when it stops (policy.c).
+ *
  * The thread starts at the first note in LEAN mode, never inside the
  * first malloc, and is started again in a forked child when needed. It
  * blocks all signals.
@@ -40,6 +43,8 @@ static void *purger_main(void *arg)
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
+    uint32_t delay_ms = hk_opt.lean_delay_ms;  /* adapted per round (policy.c) */
+    uint64_t last_pages = 0;            /* decommitted by the last round */
     for (;;) {
         pthread_mutex_lock(&hk_purge_lock);
         while (!atomic_exchange_explicit(&hk_purge_dirty, 0, memory_order_acq_rel)) {
@@ -50,15 +55,20 @@ static void *purger_main(void *arg)
         pthread_mutex_unlock(&hk_purge_lock);
 
         struct timespec d = {
-            .tv_sec = hk_opt.lean_delay_ms / 1000,
-            .tv_nsec = (long)(hk_opt.lean_delay_ms % 1000) * 1000000,
+            .tv_sec = delay_ms / 1000,
+            .tv_nsec = (long)(delay_ms % 1000) * 1000000,
         };
         while (nanosleep(&d, &d) != 0)
             ;
         if (!hk_lim.purge)
             continue;                   /* back in FAST: nothing to age */
         bool pending = false;
+        uint64_t before = atomic_load_explicit(&hk_ctr.bytes_decommitted, memory_order_relaxed);
+        uint64_t back = atomic_exchange_explicit(&hk_recommit_pages, 0, memory_order_relaxed);
+        delay_ms = hk_policy_purge_delay(hk_opt.lean_delay_ms, delay_ms, last_pages, back);
         hk_ss_purge(false, eager(), &pending);
+        last_pages = (atomic_load_explicit(&hk_ctr.bytes_decommitted, memory_order_relaxed) -
+                      before) / HK_PAGE;
         if (pending)                    /* candidates seen: a second round */
             atomic_store_explicit(&hk_purge_dirty, 1, memory_order_release);
     }

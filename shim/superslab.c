@@ -149,14 +149,22 @@ static struct hk_ss *ss_map(void)
     return ss;
 }
 
-static void ss_retire(struct hk_ss *ss)
+/* Unmap an empty superslab. lean: the release policy retired it (LEAN,
+ * pressure, trim), as opposed to FAST's cache overflowing; only those
+ * count as lean_retire. */
+static void ss_retire(struct hk_ss *ss, bool lean)
 {
     hk_reg_clear((uintptr_t)ss);
     HK_CTR_SUB(bytes_committed, HK_SEG_SIZE -
                (size_t)__builtin_popcount(ss->decommitted_units) * HK_UNIT_SIZE);
-    HK_CTR_ADD(lean_retire, 1);
+    if (lean)
+        HK_CTR_ADD(lean_retire, 1);
     hk_os_unmap(ss, HK_SEG_SIZE);
 }
+
+/* Pages decommitted by a purge and needed again since (for the purge's
+ * adaptive delay). */
+_Atomic uint64_t hk_recommit_pages;
 
 /* Take span free units for a slab of class cls. Returns the slab (its
  * descriptor initialised, every block free) or NULL when out of memory. */
@@ -200,8 +208,10 @@ static struct hk_slab *slab_carve(unsigned cls)
     ss->free_units &= ~bits;
     ss->free_seen &= ~bits;
     if (ss->decommitted_units & bits) {  /* the pages come back on touch */
-        HK_CTR_ADD(bytes_committed, (size_t)__builtin_popcount(ss->decommitted_units & bits) *
-                   HK_UNIT_SIZE);
+        unsigned n = (unsigned)__builtin_popcount(ss->decommitted_units & bits);
+        HK_CTR_ADD(bytes_committed, (size_t)n * HK_UNIT_SIZE);
+        atomic_fetch_add_explicit(&hk_recommit_pages, n * (HK_UNIT_SIZE / HK_PAGE),
+                                  memory_order_relaxed);
         ss->decommitted_units &= ~bits;
     }
     if (ss->free_units == 0)
@@ -279,7 +289,7 @@ static void slab_release(struct hk_slab *s)
     }
     pthread_mutex_unlock(&hk_ss_lock);
     if (retire)
-        ss_retire(retire);
+        ss_retire(retire, hk_lim.purge);
 }
 
 /* ---- central lists ---- */
@@ -309,7 +319,9 @@ static size_t slab_pop(struct hk_slab *s, void **out, size_t want)
     s->nfree -= (uint32_t)n;
     s->free_seen &= ~touched;
     if (s->decommitted & touched) {     /* they come back on first touch */
-        HK_CTR_ADD(bytes_committed, (size_t)__builtin_popcountll(s->decommitted & touched) * HK_PAGE);
+        unsigned back = (unsigned)__builtin_popcountll(s->decommitted & touched);
+        HK_CTR_ADD(bytes_committed, (size_t)back * HK_PAGE);
+        atomic_fetch_add_explicit(&hk_recommit_pages, back, memory_order_relaxed);
         s->decommitted &= ~touched;
     }
     return n;
@@ -510,7 +522,7 @@ bool hk_ss_purge(bool now, bool eager, bool *pending)
         *pending = waiting;
     while (retire) {
         struct hk_ss *next = retire->next;
-        ss_retire(retire);
+        ss_retire(retire, true);
         retire = next;
     }
     return any;

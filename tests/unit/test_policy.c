@@ -48,6 +48,21 @@ START_TEST(test_decommit_mask_two_rounds)
 }
 END_TEST
 
+START_TEST(test_purge_delay_adapts)
+{
+    /* churn: a quarter or more came back -> double, capped at 16x */
+    ck_assert_uint_eq(hk_policy_purge_delay(200, 200, 100, 25), 400);
+    ck_assert_uint_eq(hk_policy_purge_delay(200, 3200, 100, 100), 3200);
+    /* idle: nothing came back -> halve, not below the base */
+    ck_assert_uint_eq(hk_policy_purge_delay(200, 800, 100, 0), 400);
+    ck_assert_uint_eq(hk_policy_purge_delay(200, 300, 0, 0), 200);
+    /* a little came back: keep */
+    ck_assert_uint_eq(hk_policy_purge_delay(200, 800, 100, 10), 800);
+    /* below the base is not a state */
+    ck_assert_uint_eq(hk_policy_purge_delay(200, 50, 0, 0), 200);
+}
+END_TEST
+
 static Suite *policy_suite(void)
 {
     Suite *s = suite_create("policy");
@@ -55,6 +70,7 @@ static Suite *policy_suite(void)
     tcase_add_test(tc, test_fast_keeps_lean_releases);
     tcase_add_test(tc, test_caps);
     tcase_add_test(tc, test_decommit_mask_two_rounds);
+    tcase_add_test(tc, test_purge_delay_adapts);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,5 +1,5 @@
-/* bench_common.c — clock, number parsing, VmHWM and the result line shared by
- * bench_churn and bench_larson. Reads /proc with open/read into a stack
+/* bench_common.c — clock, number parsing, /proc memory figures and the
+ * result line shared by the benchmarks. Reads /proc with open/read into a stack
  * buffer so that reporting does not go through the allocator under test. */
 #include "bench_common.h"
 
@@ -65,25 +65,31 @@ int bench_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	return 0;
 }
 
-/* Peak resident set (VmHWM) of this process in kB, or a negative errno. */
-long bench_peak_rss_kb(void)
+/* Reads the whole of a (small) /proc file into buf, NUL-terminated, with
+ * open/read only: no allocation, so it is safe next to a timed region or
+ * inside a benchmark that measures its own RSS. Returns the length, or a
+ * negative errno. A file longer than size - 1 bytes is cut short. */
+long bench_read_file(const char *path, char *buf, size_t size)
 {
-	char buf[4096];
 	ssize_t n;
 	size_t len = 0;
-	const char *p;
 	int fd;
 
-	fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	if (size == 0)
+		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	while (len < sizeof(buf) - 1) {
-		n = read(fd, buf + len, sizeof(buf) - 1 - len);
+	while (len < size - 1) {
+		n = read(fd, buf + len, size - 1 - len);
 		if (n < 0) {
-			if (errno == EINTR)
+			int e = errno;
+
+			if (e == EINTR)
 				continue;
-			len = 0;
-			break;
+			close(fd);
+			buf[0] = '\0';
+			return -e;
 		}
 		if (n == 0)
 			break;
@@ -91,10 +97,60 @@ long bench_peak_rss_kb(void)
 	}
 	close(fd);
 	buf[len] = '\0';
-	p = strstr(buf, "\nVmHWM:");
-	if (!p)
-		return -ENOENT;
-	return strtol(p + strlen("\nVmHWM:"), NULL, 10);
+	return (long)len;
+}
+
+/* The number after "key" at the start of a line of text ("VmRSS:",
+ * "LazyFree:"), or -ENOENT. */
+long bench_kb_field(const char *text, const char *key)
+{
+	size_t klen = strlen(key);
+	const char *p = text;
+
+	while (p && *p) {
+		if (strncmp(p, key, klen) == 0)
+			return strtol(p + klen, NULL, 10);
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	return -ENOENT;
+}
+
+/* Peak resident set (VmHWM) of this process in kB, or a negative errno. */
+long bench_peak_rss_kb(void)
+{
+	char buf[4096];
+	long r = bench_read_file("/proc/self/status", buf, sizeof(buf));
+
+	if (r < 0)
+		return r;
+	return bench_kb_field(buf, "VmHWM:");
+}
+
+/* VmRSS and VmHWM from /proc/self/status; with smaps, Anonymous and
+ * LazyFree from /proc/self/smaps_rollup too (that one walks the page
+ * tables: about a millisecond per few hundred MB, fine every 10 ms).
+ * Fields that cannot be read are -1. Returns 0 or a negative errno. */
+int bench_mem_sample(struct bench_mem *m, int smaps)
+{
+	char buf[4096];
+	long r;
+
+	m->rss_kb = m->hwm_kb = m->anon_kb = m->lazyfree_kb = -1;
+	r = bench_read_file("/proc/self/status", buf, sizeof(buf));
+	if (r < 0)
+		return (int)r;
+	m->rss_kb = bench_kb_field(buf, "VmRSS:");
+	m->hwm_kb = bench_kb_field(buf, "VmHWM:");
+	if (!smaps)
+		return 0;
+	r = bench_read_file("/proc/self/smaps_rollup", buf, sizeof(buf));
+	if (r < 0)
+		return (int)r;
+	m->anon_kb = bench_kb_field(buf, "Anonymous:");
+	m->lazyfree_kb = bench_kb_field(buf, "LazyFree:");
+	return 0;
 }
 
 /* The one machine-readable line compare.py parses; keep the keys stable. */

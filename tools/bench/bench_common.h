@@ -5,6 +5,7 @@
  * inside a timed region. */
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* xorshift64*: one multiply per draw, good enough to pick slots and sizes,
@@ -50,8 +51,19 @@ static inline uint32_t bench_range32(uint32_t bits, uint32_t n)
 	return (uint32_t)(((uint64_t)bits * n) >> 32);
 }
 
+/* Memory figures of this process in kB; -1 where unknown. */
+struct bench_mem {
+	long rss_kb;      /* VmRSS, /proc/self/status */
+	long hwm_kb;      /* VmHWM (peak VmRSS) */
+	long anon_kb;     /* Anonymous, /proc/self/smaps_rollup */
+	long lazyfree_kb; /* LazyFree: MADV_FREE pages still counted in VmRSS */
+};
+
 /* bench_common.c */
 uint64_t bench_now_ns(void);
 int bench_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+long bench_read_file(const char *path, char *buf, size_t size);
+long bench_kb_field(const char *text, const char *key);
 long bench_peak_rss_kb(void);
+int bench_mem_sample(struct bench_mem *m, int smaps);
 void bench_print_result(uint64_t ops, uint64_t elapsed_ns, unsigned threads, uint64_t ws);

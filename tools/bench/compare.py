@@ -5,7 +5,8 @@ Owns: the list of benchmark configurations, the interleaved run order, the
 environment each allocator gets, and the markdown table of medians. Every
 allocator runs through LD_PRELOAD of an unmodified benchmark binary (glibc
 runs without a preload); nothing here builds or links anything. Standard
-library only.
+library only. lean.py and soak.py import it for run_cmd (one run under one
+allocator), parse_kv, parse_os_stats, base_env and load_note.
 """
 
 import argparse
@@ -140,23 +141,50 @@ def allocators(args):
     return out
 
 
-def run_one(bench_dir, cfg, alloc, env0, args):
-    name, prog, cargs, qargs = cfg
+# The counters HAKMEM_SS_OS_STATS=1 prints on stderr at exit, one
+# "name value" line each; other stderr lines are ignored.
+OS_STATS_RE = re.compile(r"^([a-z][a-z0-9_]*) (\d+)$")
+OS_CALLS = ("mmap_calls", "munmap_calls", "madvise_calls")
+
+
+def parse_os_stats(text):
+    """{counter: value} from the HAKMEM_SS_OS_STATS=1 lines in text ({}
+    when there are none). Needs mmap_calls among them, so that a stray
+    "word 123" line of some other program is not taken for stats."""
+    stats = {}
+    for line in text.splitlines():
+        m = OS_STATS_RE.match(line.strip())
+        if m:
+            stats[m.group(1)] = int(m.group(2))
+    return stats if "mmap_calls" in stats else {}
+
+
+def parse_kv(line):
+    """{key: value} of a "key=value key=value" result line (values as text)."""
+    return dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+
+
+def run_cmd(cmd, alloc, env0, timeout, rec=None):
+    """Runs cmd once under alloc = (name, library or None, extra env).
+    Returns (rec, cp): rec is a copy of rec extended with allocator, cmd,
+    env, wall_s, cpu_s, rc; on failure (timeout, ignored preload, non-zero
+    exit) rec has ok=False and error, and cp is None after a timeout.
+    Without a failure rec has no "ok" yet: the caller parses cp.stdout."""
     aname, lib, aenv = alloc
-    cmd = [str(bench_dir / prog)] + cargs + (qargs if args.quick else [])
     env = dict(env0)
     env.update(aenv)
     if lib is not None:
         env["LD_PRELOAD"] = str(lib)
-    rec = {"config": name, "allocator": aname, "cmd": cmd,
-           "env": {**aenv, **({"LD_PRELOAD": str(lib)} if lib else {})}}
+    rec = dict(rec or {})
+    rec.update({"allocator": aname, "cmd": cmd,
+                "env": {**aenv, **({"LD_PRELOAD": str(lib)} if lib else {})}})
     t0 = time.monotonic()
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
-        cp = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
+        cp = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        rec.update(ok=False, error=f"timed out after {args.timeout:g} s")
-        return rec
+        rec.update(ok=False, error=f"timed out after {timeout:g} s")
+        return rec, None
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     rec["wall_s"] = round(time.monotonic() - t0, 3)
     # CPU time of the whole process (setup included): next to wall_s it
@@ -167,18 +195,27 @@ def run_one(bench_dir, cfg, alloc, env0, args):
     # silently measures glibc: treat that as a failure.
     if "cannot be preloaded" in cp.stderr:
         rec.update(ok=False, error=cp.stderr.strip().splitlines()[0])
-        return rec
+        return rec, cp
     if cp.returncode != 0:
         why = f"signal {-cp.returncode}" if cp.returncode < 0 else f"exit {cp.returncode}"
-        tail = cp.stderr.strip().splitlines()[-1:] or [""]
+        tail = [l for l in cp.stderr.strip().splitlines() if not OS_STATS_RE.match(l)][-1:] or [""]
         rec.update(ok=False, error=f"{why}: {tail[0]}".rstrip(": "))
+        return rec, cp
+    return rec, cp
+
+
+def run_one(bench_dir, cfg, alloc, env0, args):
+    name, prog, cargs, qargs = cfg
+    cmd = [str(bench_dir / prog)] + cargs + (qargs if args.quick else [])
+    rec, cp = run_cmd(cmd, alloc, env0, args.timeout, {"config": name})
+    if "ok" in rec:
         return rec
     lines = [l for l in cp.stdout.splitlines() if RESULT_RE.match(l)]
     if not lines:
         rec.update(ok=False, error="no result line on stdout")
         return rec
     try:
-        fields = dict(kv.split("=", 1) for kv in lines[-1].split())
+        fields = parse_kv(lines[-1])
         rec.update(ok=True,
                    ops_per_sec=float(fields["ops_per_sec"]),
                    peak_rss_kb=int(fields["peak_rss_kb"]),
@@ -187,6 +224,10 @@ def run_one(bench_dir, cfg, alloc, env0, args):
                    ws=int(fields["ws"]))
     except (KeyError, ValueError) as e:
         rec.update(ok=False, error=f"bad result line {lines[-1]!r}: {e}")
+        return rec
+    stats = parse_os_stats(cp.stderr)
+    if stats:
+        rec["os_stats"] = stats
     return rec
 
 

@@ -336,13 +336,20 @@ static size_t b64decode(const char *in, unsigned char *out, size_t cap)
 static int mp_open(void)
 {
     int fd = open(hk_mp_watch, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
+    if (fd < 0) {
+        hk_log("MEMORY_PRESSURE_WATCH %s: %s; not following it", hk_mp_watch, strerror(errno));
+        hk_mp_watch[0] = '\0';
         return -1;
-    unsigned char trig[192];
-    size_t n = b64decode(hk_mp_write, trig, sizeof(trig));
+    }
+    unsigned char trig[193];
+    size_t n = b64decode(hk_mp_write, trig, sizeof(trig) - 1);
+    if (n > 0 && trig[n - 1] != '\0')  /* the kernel reads a C string */
+        trig[n++] = '\0';
     if (n > 0 && write(fd, trig, n) != (ssize_t)n) {
-        hk_log("MEMORY_PRESSURE_WATCH %s: cannot arm the trigger: %s", hk_mp_watch, strerror(errno));
+        hk_log("MEMORY_PRESSURE_WATCH %s: cannot arm the trigger: %s; not following it",
+               hk_mp_watch, strerror(errno));
         close(fd);
+        hk_mp_watch[0] = '\0';         /* once is enough */
         return -1;
     }
     return fd;

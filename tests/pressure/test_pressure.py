@@ -231,7 +231,68 @@ def main():
             log.seek(0)
             print("--- hakmemd log ---\n" + log.read()[-4000:])
         subprocess.run(["rm", "-rf", tmp])
+    systemd_protocol(lib, client, version, parent)
     print("PASS")
+
+
+def systemd_protocol(lib, client, version, parent):
+    """Without a daemon, a shim follows systemd's memory-pressure protocol:
+    $MEMORY_PRESSURE_WATCH names a PSI file, $MEMORY_PRESSURE_WRITE the
+    trigger (base64). Here: the host-wide file (v1 memcgs have none), a
+    10 ms-in-2 s trigger, and the same page-cache pressure; the client must
+    report a mode switch at exit."""
+    import base64
+    watch = "/proc/pressure/memory"
+    if version == 2:
+        watch = None
+    if not os.path.exists("/proc/pressure/memory"):
+        print("systemd protocol: SKIP (no PSI)")
+        return
+    cgs = Cgroups(version, parent)
+    procs = []
+    data = os.path.join("/var/tmp", f"hakmem-mp-{os.getpid()}.dat")
+    try:
+        a = cgs.make("mp", LIMIT)
+        if version == 2:
+            watch = os.path.join(a, "memory.pressure")
+        trig = base64.b64encode(b"some 10000 2000000").decode()
+        env = dict(os.environ, LD_PRELOAD=lib, HAKMEM_DAEMON="0", HAKMEM_SS_OS_STATS="1",
+                   MEMORY_PRESSURE_WATCH=watch, MEMORY_PRESSURE_WRITE=trig)
+        ca = subprocess.Popen([client, "40", "10"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: open(os.path.join(a, "cgroup.procs"), "w").write(str(os.getpid())))
+        procs.append(ca)
+        assert ca.stdout.readline().startswith("ready")
+        with open(data, "wb") as fh:
+            chunk = os.urandom(1 << 20)
+            for _ in range(2 * LIMIT >> 20):
+                fh.write(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+        fd = os.open(data, os.O_RDONLY)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(fd)
+        hog = start_in(a, ["/bin/sh", "-c", f"while :; do cat {data} > /dev/null; done"],
+                       dict(os.environ))
+        procs.append(hog)
+        time.sleep(4)                   # two trigger windows
+        hog.send_signal(signal.SIGTERM)
+        hog.wait()
+        ca.send_signal(signal.SIGTERM)
+        _, err = ca.communicate(timeout=10)
+        stats = dict(line.split() for line in err.splitlines() if len(line.split()) == 2)
+        assert int(stats.get("mode_switches", 0)) >= 1, \
+            f"the client did not follow MEMORY_PRESSURE_WATCH={watch}:\n{err}"
+        print(f"systemd protocol: client went LEAN (mode_switches {stats['mode_switches']}, "
+              f"lean_decommit {stats.get('lean_decommit')}, level {stats.get('level')})")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        if os.path.exists(data):
+            os.unlink(data)
+        cgs.close()
 
 
 def rss_kb(pid):

@@ -200,11 +200,11 @@ int cgroup_memcg_of_pid(const char *proc_root, const char *cgroup_root, pid_t pi
     return cgroup_key_of_dir(out->dir, &out->key);
 }
 
-/* A decimal u64, then optional whitespace, then the end. */
-static int parse_u64(const char *s, uint64_t *out)
+/* A decimal u64 at *pp; *pp moves past it. -EINVAL if none or too big. */
+int cgroup_parse_u64_prefix(const char **pp, uint64_t *out)
 {
+    const char *p = *pp;
     uint64_t n = 0;
-    const char *p = s;
 
     if (*p < '0' || *p > '9')
         return -EINVAL;
@@ -214,9 +214,20 @@ static int parse_u64(const char *s, uint64_t *out)
             return -EINVAL;
         n = n * 10 + d;
     }
-    while (*p == ' ' || *p == '\t' || *p == '\n')
-        p++;
-    if (*p)
+    *out = n;
+    *pp = p;
+    return 0;
+}
+
+/* A decimal u64, then optional whitespace, then the end. */
+static int parse_u64(const char *s, uint64_t *out)
+{
+    uint64_t n;
+    if (cgroup_parse_u64_prefix(&s, &n) < 0)
+        return -EINVAL;
+    while (*s == ' ' || *s == '\t' || *s == '\n')
+        s++;
+    if (*s)
         return -EINVAL;
     *out = n;
     return 0;

@@ -81,6 +81,10 @@ int cgroup_memcg_of_pid(const char *proc_root, const char *cgroup_root, pid_t pi
  * (trailing newline allowed). Returns 0 or -EINVAL. */
 int cgroup_parse_limit(const char *text, uint64_t *bytes);
 
+/* A decimal u64 at *pp (no sign, no space); *pp moves past it. 0, or
+ * -EINVAL when there is no digit or the number does not fit. */
+int cgroup_parse_u64_prefix(const char **pp, uint64_t *out);
+
 /* Finds "key value" in the text of a memory.stat file. Returns 0,
  * -ENOENT or -EINVAL (key present, value not a number). */
 int cgroup_parse_stat(const char *text, const char *key, uint64_t *value);

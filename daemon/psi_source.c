@@ -65,24 +65,6 @@ static int parse_cpct(const char **pp, uint32_t *out)
     return 0;
 }
 
-static int parse_u64(const char **pp, uint64_t *out)
-{
-    const char *p = *pp;
-    uint64_t n = 0;
-
-    if (*p < '0' || *p > '9')
-        return -EINVAL;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        uint64_t d = (uint64_t)(*p - '0');
-        if (n > (UINT64_MAX - d) / 10)
-            return -EINVAL;
-        n = n * 10 + d;
-    }
-    *out = n;
-    *pp = p;
-    return 0;
-}
-
 static int expect(const char **pp, const char *word)
 {
     size_t n = strlen(word);
@@ -101,7 +83,7 @@ static int parse_line(const char **pp, struct psi_line *l)
     if (expect(&p, " avg10=") < 0 || parse_cpct(&p, &l->avg10_cpct) < 0 ||
         expect(&p, " avg60=") < 0 || parse_cpct(&p, &l->avg60_cpct) < 0 ||
         expect(&p, " avg300=") < 0 || parse_cpct(&p, &l->avg300_cpct) < 0 ||
-        expect(&p, " total=") < 0 || parse_u64(&p, &l->total_us) < 0)
+        expect(&p, " total=") < 0 || cgroup_parse_u64_prefix(&p, &l->total_us) < 0)
         return -EINVAL;
     if (*p == '\n')
         p++;

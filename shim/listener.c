@@ -456,12 +456,7 @@ void hk_listener_poll(void)
  * the parent's connection) and start again lazily. */
 void hk_listener_after_fork_child(void)
 {
-    if (hk_sess.sock >= 0)
-        close(hk_sess.sock);
-    hk_sess.sock = -1;
-    if (hk_sess.ring_mem)
-        hk_os_unmap(hk_sess.ring_mem, hk_sess.ring_len);
-    hk_sess.ring_mem = NULL;
+    session_close();
     if (hk_sess.stats)
         hk_os_unmap(hk_sess.stats, hk_sess.stats_len);
     hk_sess.stats = NULL;

@@ -114,10 +114,36 @@ static void send_refusal(int fd, int status)
     send(fd, &w, sizeof(w), MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
+/* accept4 on a listener. Out of descriptors, the pending connection is
+ * taken with the spare descriptor and closed at once (the peer backs off
+ * and retries), so that the loop neither spins on a listener that stays
+ * readable nor floods the log. */
+int accept_or_shed(struct daemon *d, int lfd, const char *what);
+int accept_or_shed(struct daemon *d, int lfd, const char *what)
+{
+    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0 || (errno != EMFILE && errno != ENFILE))
+        return fd;
+    uint64_t now = now_ns();
+    if (now - d->last_emfile_log_ns > 60000000000ull) {
+        log_warning("%s: out of file descriptors (%s): dropping connections", what, strerror(errno));
+        d->last_emfile_log_ns = now;
+    }
+    if (d->spare_fd >= 0) {
+        close(d->spare_fd);
+        int drop = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (drop >= 0)
+            close(drop);
+        d->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    errno = EAGAIN;
+    return -1;
+}
+
 void clients_accept(struct daemon *d)
 {
     for (;;) {
-        int fd = accept4(d->rdv_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept_or_shed(d, d->rdv_fd, "hakmemd.sock");
         if (fd < 0) {
             if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
                 log_warning("accept on hakmemd.sock: %m");
@@ -178,8 +204,6 @@ static int recv_hello(struct client *c, struct hakmem_hello *h, int *stats_fd)
     ssize_t n = recvmsg(c->fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (n < 0)
         return -errno;
-    if (n == 0)
-        return -ECONNRESET;
     int extra = 0;
     for (struct cmsghdr *ch = CMSG_FIRSTHDR(&m); ch; ch = CMSG_NXTHDR(&m, ch)) {
         if (ch->cmsg_level != SOL_SOCKET || ch->cmsg_type != SCM_RIGHTS)
@@ -196,6 +220,9 @@ static int recv_hello(struct client *c, struct hakmem_hello *h, int *stats_fd)
             }
         }
     }
+    /* from here on the caller owns *stats_fd, whatever is returned */
+    if (n == 0)
+        return *stats_fd >= 0 ? -EBADMSG : -ECONNRESET;
     if (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
         return -EMSGSIZE;
     if (extra)
@@ -248,7 +275,7 @@ static int handle_hello(struct daemon *d, struct client *c)
 {
     struct hakmem_hello h;
     int stats_fd, rc = recv_hello(c, &h, &stats_fd);
-    if (rc == -EAGAIN)
+    if (rc == -EAGAIN && stats_fd < 0)
         return 0;
     if (rc == 0 && (h.flags & HAKMEM_HELLO_F_STATS) && stats_fd < 0)
         rc = -EBADMSG;

@@ -2,7 +2,9 @@
  *
  * One request per connection, answered at once with one or more
  * datagrams (HAKMEM_CTL_F_MORE on all but the last), then the connection
- * is closed. Read commands are open to every local user; LEAN (an
+ * is closed. The answer is queued and sent as the peer reads it (EPOLLOUT),
+ * so a large one (thousands of clients) is never cut short and a slow
+ * reader never blocks the loop. Read commands are open to every local user; LEAN (an
  * override) only to root and members of the `hakmem` group, checked with
  * SO_PEERCRED. A peer that does not send its request in time, or does not
  * read its answer, is dropped: nothing here blocks the daemon.
@@ -26,9 +28,11 @@
 #include "log.h"
 #include "manager.h"
 
-#define CTL_TIMEOUT_NS 2000000000ull    /* request must come within 2 s */
+#define CTL_TIMEOUT_NS 10000000000ull   /* request and answer within 10 s */
+#define CTL_ANSWER_MAX (64u << 20)      /* bytes queued for one answer */
 
 int listen_at(const char *dir, const char *name, mode_t mode);
+int accept_or_shed(struct daemon *d, int lfd, const char *what);
 
 int control_listen(struct daemon *d)
 {
@@ -46,6 +50,7 @@ static void ctlconn_free(struct daemon *d, struct ctlconn *cc)
 {
     manager_epoll_del(d, cc->fd);
     close(cc->fd);
+    free(cc->out);
     for (size_t i = 0; i < d->nctlconns; i++) {
         if (d->ctlconns[i] == cc) {
             d->ctlconns[i] = d->ctlconns[--d->nctlconns];
@@ -58,7 +63,7 @@ static void ctlconn_free(struct daemon *d, struct ctlconn *cc)
 void control_accept(struct daemon *d)
 {
     for (;;) {
-        int fd = accept4(d->ctl_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept_or_shed(d, d->ctl_fd, "control.sock");
         if (fd < 0)
             return;
         if (d->nctlconns >= 64) {       /* hakmemctl opens one at a time */
@@ -109,25 +114,47 @@ void control_close_all(struct daemon *d)
 }
 
 /* ---- the answer: datagrams built one at a time, the last one held back
- * until we know whether more follow ---- */
+ * until we know whether more follow, queued on the connection ---- */
 
 struct resp {
-    int fd;
+    struct ctlconn *cc;
     uint16_t cmd;
-    int err;                            /* a send failed: stop */
+    int err;                            /* out of memory or too big: stop */
     bool pending;
-    uint16_t type, record_size;
+    uint16_t type;
     uint32_t len;
     unsigned char buf[HAKMEM_MSG_MAX];
 };
+
+/* Queue one datagram of n bytes. */
+static int queue_dgram(struct ctlconn *cc, const void *p, uint32_t n)
+{
+    size_t need = cc->out_len + sizeof(n) + n;
+    if (need > CTL_ANSWER_MAX)
+        return -EMSGSIZE;
+    if (need > cc->out_cap) {
+        size_t cap = cc->out_cap ? cc->out_cap * 2 : 16384;
+        while (cap < need)
+            cap *= 2;
+        unsigned char *o = realloc(cc->out, cap);
+        if (!o)
+            return -ENOMEM;
+        cc->out = o;
+        cc->out_cap = cap;
+    }
+    memcpy(cc->out + cc->out_len, &n, sizeof(n));
+    memcpy(cc->out + cc->out_len + sizeof(n), p, n);
+    cc->out_len = need;
+    return 0;
+}
 
 static void resp_send(struct resp *r, bool more)
 {
     struct hakmem_ctl_resp h;
     proto_ctl_resp_init(&h, r->cmd, 0, r->type, r->len, more ? HAKMEM_CTL_F_MORE : 0);
     memcpy(r->buf, &h, sizeof(h));
-    if (!r->err && send(r->fd, r->buf, sizeof(h) + r->len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-        r->err = -errno;
+    if (!r->err)
+        r->err = queue_dgram(r->cc, r->buf, (uint32_t)(sizeof(h) + r->len));
     r->pending = false;
     r->len = 0;
 }
@@ -147,18 +174,22 @@ static unsigned char *resp_room(struct resp *r, uint16_t type, uint32_t n)
     return p;
 }
 
+/* One line of text; a line longer than a datagram's payload is cut, but
+ * always ends with its newline. */
 static void resp_text(struct resp *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void resp_text(struct resp *r, const char *fmt, ...)
 {
-    char line[1024];
+    char line[HAKMEM_CTL_PAYLOAD_MAX];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
     if (n < 0)
         return;
-    if ((size_t)n >= sizeof(line))
+    if ((size_t)n >= sizeof(line)) {
         n = sizeof(line) - 1;
+        line[n - 1] = '\n';
+    }
     memcpy(resp_room(r, HAKMEM_CTL_PAYLOAD_TEXT, (uint32_t)n), line, (size_t)n);
 }
 
@@ -174,11 +205,26 @@ static void resp_end(struct resp *r)
     resp_send(r, false);
 }
 
-static void resp_status(int fd, uint16_t cmd, int32_t status)
+/* Send what the peer can take now. 1: all sent; 0: wait for EPOLLOUT;
+ * negative errno: give up. */
+static int ctl_flush(struct ctlconn *cc)
+{
+    while (cc->out_sent < cc->out_len) {
+        uint32_t n;
+        memcpy(&n, cc->out + cc->out_sent, sizeof(n));
+        ssize_t w = send(cc->fd, cc->out + cc->out_sent + sizeof(n), n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w < 0)
+            return errno == EAGAIN ? 0 : -errno;
+        cc->out_sent += sizeof(n) + n;
+    }
+    return 1;
+}
+
+static void resp_status(struct ctlconn *cc, uint16_t cmd, int32_t status)
 {
     struct hakmem_ctl_resp h;
     proto_ctl_resp_init(&h, cmd, status, HAKMEM_CTL_PAYLOAD_NONE, 0, 0);
-    send(fd, &h, sizeof(h), MSG_DONTWAIT | MSG_NOSIGNAL);
+    queue_dgram(cc, &h, sizeof(h));
 }
 
 /* ---- commands ---- */
@@ -489,6 +535,12 @@ static void cmd_metrics(struct daemon *d, struct resp *r)
 
 void control_event(struct daemon *d, struct ctlconn *cc, uint32_t events)
 {
+    if (cc->answering) {                /* EPOLLOUT: the peer reads on */
+        int rc = events & (EPOLLHUP | EPOLLERR) ? -EPIPE : ctl_flush(cc);
+        if (rc != 0)
+            ctlconn_free(d, cc);
+        return;
+    }
     unsigned char buf[HAKMEM_MSG_MAX];
     ssize_t n = recv(cc->fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
     if (n < 0 && errno == EAGAIN && !(events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR)))
@@ -496,39 +548,46 @@ void control_event(struct daemon *d, struct ctlconn *cc, uint32_t events)
     struct hakmem_ctl_req q;
     int rc = n <= 0 ? -EBADMSG : n > (ssize_t)sizeof(buf) ? -EMSGSIZE :
              proto_ctl_req_check(buf, (size_t)n, &q);
+    cc->answering = true;
     if (rc < 0) {
-        if (n > 0)
-            resp_status(cc->fd, 0, rc);
-        ctlconn_free(d, cc);
-        return;
+        if (n <= 0) {
+            ctlconn_free(d, cc);
+            return;
+        }
+        /* answer with the command the peer named, if it named a valid one */
+        uint16_t cmd = HAKMEM_CTL_STATUS;
+        if (n >= 14) {
+            memcpy(&cmd, buf + offsetof(struct hakmem_ctl_req, command), sizeof(cmd));
+            if (cmd < 1 || cmd > HAKMEM_CTL_CMD_MAX)
+                cmd = HAKMEM_CTL_STATUS;
+        }
+        resp_status(cc, cmd, rc);
+    } else {
+        struct resp *r = calloc(1, sizeof(*r));
+        if (!r) {
+            resp_status(cc, q.command, -ENOMEM);
+        } else {
+            r->cc = cc;
+            r->cmd = q.command;
+            switch (q.command) {
+            case HAKMEM_CTL_STATUS: cmd_status(d, r); resp_end(r); break;
+            case HAKMEM_CTL_CLIENTS: cmd_clients(d, r); resp_end(r); break;
+            case HAKMEM_CTL_METRICS: cmd_metrics(d, r); resp_end(r); break;
+            case HAKMEM_CTL_LEAN: resp_status(cc, q.command, cmd_lean(d, cc->fd, &q)); break;
+            default: resp_status(cc, q.command, -EINVAL);
+            }
+            if (r->err) {               /* could not queue it all: say so */
+                cc->out_len = cc->out_sent = 0;
+                resp_status(cc, q.command, r->err);
+            }
+            free(r);
+        }
     }
-    struct resp *r = calloc(1, sizeof(*r));
-    if (!r) {
-        resp_status(cc->fd, q.command, -ENOMEM);
-        ctlconn_free(d, cc);
-        return;
+    rc = ctl_flush(cc);
+    if (rc == 0) {
+        struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = &cc->tag };
+        if (epoll_ctl(d->epfd, EPOLL_CTL_MOD, cc->fd, &ev) == 0)
+            return;
     }
-    r->fd = cc->fd;
-    r->cmd = q.command;
-    switch (q.command) {
-    case HAKMEM_CTL_STATUS:
-        cmd_status(d, r);
-        resp_end(r);
-        break;
-    case HAKMEM_CTL_CLIENTS:
-        cmd_clients(d, r);
-        resp_end(r);
-        break;
-    case HAKMEM_CTL_METRICS:
-        cmd_metrics(d, r);
-        resp_end(r);
-        break;
-    case HAKMEM_CTL_LEAN:
-        resp_status(cc->fd, q.command, cmd_lean(d, cc->fd, &q));
-        break;
-    default:
-        resp_status(cc->fd, q.command, -EINVAL);
-    }
-    free(r);
     ctlconn_free(d, cc);
 }

@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -411,6 +412,7 @@ static void on_signal(struct daemon *d)
 int manager_init(struct daemon *d)
 {
     d->epfd = d->sigfd = d->timerfd = d->rdv_fd = d->ctl_fd = -1;
+    d->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     d->start_ns = now_ns();
     apply_config(d);
 
@@ -516,12 +518,18 @@ void manager_fini(struct daemon *d)
         bpf_source_close(d->bpf);
     if (d->usage_on)
         usage_source_free(&d->usage);
+    /* only the sockets this daemon bound: a second daemon that failed to
+     * start must not take away the first one's */
     char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/hakmemd.sock", d->cfg.runtime_dir);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/control.sock", d->cfg.runtime_dir);
-    unlink(path);
-    int fds[] = { d->sigfd, d->timerfd, d->rdv_fd, d->ctl_fd, d->notify_fd, d->epfd };
+    if (d->rdv_fd >= 0) {
+        snprintf(path, sizeof(path), "%s/hakmemd.sock", d->cfg.runtime_dir);
+        unlink(path);
+    }
+    if (d->ctl_fd >= 0) {
+        snprintf(path, sizeof(path), "%s/control.sock", d->cfg.runtime_dir);
+        unlink(path);
+    }
+    int fds[] = { d->sigfd, d->timerfd, d->rdv_fd, d->ctl_fd, d->notify_fd, d->epfd, d->spare_fd };
     for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
         if (fds[i] >= 0)
             close(fds[i]);

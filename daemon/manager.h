@@ -80,6 +80,9 @@ struct ctlconn {
     struct ep_tag tag;
     int fd;
     uint64_t opened_ns;
+    unsigned char *out;                 /* the answer: [u32 length][datagram]... */
+    size_t out_len, out_sent, out_cap;  /* bytes */
+    bool answering;                     /* request read, answer being sent */
 };
 
 struct daemon {
@@ -112,6 +115,8 @@ struct daemon {
     gid_t hakmem_gid;
     bool have_hakmem_gid;
     bool stop, reload;
+    int spare_fd;                       /* held back for EMFILE (accept_or_shed) */
+    uint64_t last_emfile_log_ns;
 };
 
 /* manager.c */

@@ -265,7 +265,11 @@ static int resolve_level(void)
 static void session_run(void)
 {
     hk_lst_contact_ns = now_ns();
+    /* Silent means missing several of the heartbeats the daemon announced,
+     * whatever the timeout says: a daemon that beats slowly is alive. */
     uint64_t timeout = (uint64_t)hk_opt.daemon_timeout_ms * 1000000u;
+    if (timeout < 3 * hk_sess.ring.heartbeat_period_ns)
+        timeout = 3 * hk_sess.ring.heartbeat_period_ns;
     apply(resolve_level());
     for (;;) {
         stats_update();

@@ -11,7 +11,7 @@ PKGS=(
   # the daemon: BPF programs (clang, bpftool skeletons, libbpf), sandbox
   clang llvm libbpf-dev bpftool libseccomp-dev
   # tests: real programs run on the shim, and the memory checkers
-  python3 perl sqlite3 git valgrind time
+  python3 perl sqlite3 git valgrind time systemd  # systemd: systemd-analyze for tests/ctl
   # benchmarks: the peers hakmem is compared with
   libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4
 )

@@ -1,0 +1,198 @@
+/* ctl.h: hakmemctl's internal interfaces, grouped under the file that
+ * defines them. hakmemctl.c holds main (arguments, commands, watch);
+ * the files below do one thing each and never log or exit: functions
+ * that can fail return a negative errno and the caller reports it once.
+ *
+ *   ctl_client.c  the control socket: connect, one request, the answer
+ *                 reassembled from its datagrams (layouts in proto/)
+ *   ctl_status.c  the STATUS text ("name value..." lines) parsed
+ *   ctl_sys.c     this host: a cgroup path to its key, a pid's RSS
+ *   ctl_json.c    a small streaming JSON writer (valid UTF-8 out)
+ *   ctl_show.c    status, clients and metrics as tables or JSON
+ */
+#ifndef HAKMEMCTL_CTL_H
+#define HAKMEMCTL_CTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "hakmem_proto.h"
+
+/* Exit codes, documented in --help and hakmemctl(1). */
+enum ctl_exit {
+    CTL_EXIT_OK = 0,          /* done */
+    CTL_EXIT_ERROR = 1,       /* hakmemd answered with an error, or broke the protocol */
+    CTL_EXIT_USAGE = 2,       /* bad command line */
+    CTL_EXIT_NOT_RUNNING = 3, /* nobody listens on control.sock */
+    CTL_EXIT_DENIED = 4,      /* not allowed (not root, not in group hakmem) */
+};
+
+/* ---- ctl_client.c ------------------------------------------------------ */
+
+#define CTL_DEFAULT_RUNTIME_DIR "/run/hakmem"
+#define CTL_SOCK_NAME "control.sock"
+/* Bound on one whole answer (all datagrams): far above a host's worth of
+ * clients (312 bytes each) and cgroups, small enough that a broken
+ * daemon cannot make hakmemctl eat the machine. */
+#define CTL_REPLY_MAX (64u << 20) /* bytes */
+
+struct ctl_reply {
+    int32_t status;                    /* 0, or the first negative errno the daemon sent */
+    uint32_t datagrams;                /* datagrams received */
+    char *text;                        /* TEXT payloads concatenated, NUL-terminated */
+    size_t text_len;                   /* bytes, without the NUL */
+    struct hakmem_ctl_cgroup *cgroups; /* CGROUPS records, in order */
+    size_t ncgroups;
+    struct hakmem_ctl_client *clients; /* CLIENTS records, in order */
+    size_t nclients;
+};
+
+/* RUNTIME_DIR/control.sock into buf. -ENAMETOOLONG past sun_path. */
+int ctl_socket_path(const char *runtime_dir, char *buf, size_t len);
+/* A connected SOCK_SEQPACKET socket (close-on-exec), or the errno of
+ * socket/connect: -ENOENT and -ECONNREFUSED mean nobody listens. */
+int ctl_connect(const char *path);
+/* Sends req and reads the whole answer into *out (zeroed first; free it
+ * with ctl_reply_free, also after an error). 0 means the exchange went
+ * through: the daemon's verdict is out->status. Errors: -ETIMEDOUT (no
+ * complete answer within timeout_ms), -ECONNRESET (closed before the last
+ * datagram), -EMSGSIZE (a datagram over HAKMEM_MSG_MAX, or the answer over
+ * CTL_REPLY_MAX), -EBADMSG / -EPROTONOSUPPORT / -EINVAL (a datagram that
+ * proto_ctl_resp_check refuses, or one for another command), -ENOMEM, or
+ * the errno of send/recv. */
+int ctl_exchange(int fd, const struct hakmem_ctl_req *req, int timeout_ms, struct ctl_reply *out);
+void ctl_reply_free(struct ctl_reply *r);
+
+/* ---- ctl_status.c ------------------------------------------------------ */
+
+#define CTL_SOURCES_MAX 8
+enum ctl_psi { CTL_PSI_SOME_AVG10, CTL_PSI_SOME_AVG60, CTL_PSI_FULL_AVG10, CTL_PSI_FULL_AVG60,
+               CTL_PSI_COUNT };
+
+struct ctl_source {
+    char name[16];    /* bpf, psi, usage */
+    bool on;
+    char reason[200]; /* why it is off ("" when on or not said) */
+};
+
+/* One `cgroup KEY PATH RECLAIM_PER_S` line. */
+struct ctl_cgline {
+    uint64_t key;
+    char *path;           /* the memory cgroup's directory */
+    double reclaim_per_s; /* reclaim events per second, recent */
+};
+
+/* One line the parser does not know, kept for --json ("other"). */
+struct ctl_other {
+    char *name;
+    char *value; /* the rest of the line, "" when none */
+};
+
+struct ctl_status {
+    char version[64];          /* "" when not said */
+    int64_t pid;               /* hakmemd's pid in its namespace; -1 unknown */
+    int64_t uptime_s;          /* s; -1 unknown */
+    int64_t clients;           /* -1 unknown */
+    struct ctl_source source[CTL_SOURCES_MAX];
+    size_t nsources;
+    double psi[CTL_PSI_COUNT]; /* host-wide, percent; NAN unknown */
+    struct ctl_cgline *cg;
+    size_t ncg;
+    struct ctl_other *other;
+    size_t nother;
+    unsigned nmalformed;       /* lines of a known name that did not parse */
+    unsigned first_malformed;  /* line number (1-based) of the first of them */
+};
+
+extern const char *const ctl_psi_names[CTL_PSI_COUNT]; /* "psi_some_avg10", ... */
+
+/* Parses the STATUS text (len bytes, need not be NUL-terminated). Lines
+ * of a known name that do not parse are counted in nmalformed and
+ * skipped. 0 or -ENOMEM; free with ctl_status_free (also on error). */
+int ctl_status_parse(const char *text, size_t len, struct ctl_status *st);
+const struct ctl_cgline *ctl_status_cgroup(const struct ctl_status *st, uint64_t key);
+void ctl_status_free(struct ctl_status *st);
+
+/* ---- ctl_sys.c --------------------------------------------------------- */
+
+#define CTL_CGROUP_ROOT "/sys/fs/cgroup"
+#define CTL_PROC_ROOT "/proc"
+
+/* The key of a memory cgroup named by arg, which may be: a directory under
+ * cgroup_root (/sys/fs/cgroup/memory/a/b, or on pure v2 /sys/fs/cgroup/a/b),
+ * a path inside the hierarchy ("/a/b" or "a/b"), or a line of
+ * /proc/PID/cgroup ("4:memory:/a/b", "0::/a/b"). Hierarchy paths go to the
+ * v1 memory hierarchy when it has them, else to cgroup2 (at cgroup_root,
+ * or cgroup_root/unified on hybrid hosts). dir gets the directory used.
+ * Returns 0; -ENOENT (no such cgroup), -EINVAL (a ".." component, or a
+ * /proc/PID/cgroup line of another controller), -ENOTDIR, -ENAMETOOLONG,
+ * or the errno of stat. */
+int ctl_cgroup_key(const char *cgroup_root, const char *arg, uint64_t *key, char *dir,
+                   size_t dirlen);
+/* VmRSS of pid, bytes, from proc_root/PID/status, only when that process
+ * is called comm (so a pid of another namespace, or one reused since,
+ * gives no number). 0, -ESRCH (gone or another process), -ENODATA (no
+ * VmRSS: a zombie), or the errno of open/read. */
+int ctl_proc_rss(const char *proc_root, uint32_t pid, const char *comm, uint64_t *bytes);
+/* Whether proc_root/PID is a process called comm (Name: in its status). */
+bool ctl_proc_is(const char *proc_root, uint32_t pid, const char *comm);
+
+/* ---- ctl_json.c -------------------------------------------------------- */
+
+#define CTL_JSON_DEPTH 16
+
+struct ctl_json {
+    FILE *f;
+    bool pretty;                       /* newlines and two-space indents */
+    int depth;                         /* open containers */
+    bool comma[CTL_JSON_DEPTH];        /* a value already written at this depth */
+    char kind[CTL_JSON_DEPTH];         /* '{' or '[' opened at this depth */
+};
+
+/* key is the member name inside an object and NULL inside an array (or
+ * for the top value). Strings are written as valid JSON whatever their
+ * bytes: control characters escaped, invalid UTF-8 as U+FFFD. Numbers
+ * that are not finite are written as null. */
+void json_init(struct ctl_json *j, FILE *f, bool pretty);
+void json_obj(struct ctl_json *j, const char *key);
+void json_arr(struct ctl_json *j, const char *key);
+void json_end(struct ctl_json *j); /* closes the innermost object or array */
+void json_str(struct ctl_json *j, const char *key, const char *s);
+void json_strn(struct ctl_json *j, const char *key, const char *s, size_t n);
+void json_u64(struct ctl_json *j, const char *key, uint64_t v);
+void json_i64(struct ctl_json *j, const char *key, int64_t v);
+void json_f64(struct ctl_json *j, const char *key, double v);
+void json_bool(struct ctl_json *j, const char *key, bool v);
+void json_null(struct ctl_json *j, const char *key);
+void json_done(struct ctl_json *j); /* after the top value: newline */
+/* Length of the valid UTF-8 sequence at s (n > 0 bytes left), 0 if invalid. */
+size_t ctl_utf8_len(const unsigned char *s, size_t n);
+
+/* ---- ctl_show.c -------------------------------------------------------- */
+
+/* What one `status` plus one `clients` exchange brought. */
+struct ctl_view {
+    struct ctl_reply status_reply;
+    struct ctl_status status;
+    bool have_status;                 /* status parsed */
+    struct ctl_reply clients_reply;
+    bool have_clients;
+    bool same_pidns;                  /* /proc here shows hakmemd's pids */
+    const char *proc_root;
+};
+
+const char *ctl_mode_name(unsigned ctl_mode); /* auto, on, off; "?" */
+/* src made safe for a terminal: control characters (C0, DEL, C1) and
+ * invalid UTF-8 become '?'. Returns dst. */
+char *ctl_printable(char *dst, size_t len, const char *src);
+void show_status_text(FILE *f, const struct ctl_view *v, int width);
+void show_status_json(struct ctl_json *j, const struct ctl_view *v);
+void show_clients_text(FILE *f, const struct ctl_view *v, int width);
+void show_clients_json(struct ctl_json *j, const struct ctl_view *v);
+/* Prometheus text as samples: {"samples": [{"name", "labels", "value"}],
+ * "help": {...}, "type": {...}}. Lines that are not samples or # HELP /
+ * # TYPE are skipped. */
+void show_metrics_json(struct ctl_json *j, const char *text, size_t len);
+
+#endif /* HAKMEMCTL_CTL_H */

@@ -277,8 +277,8 @@ static int handle_hello(struct daemon *d, struct client *c)
     int stats_fd, rc = recv_hello(c, &h, &stats_fd);
     if (rc == -EAGAIN && stats_fd < 0)
         return 0;
-    if (rc == 0 && (h.flags & HAKMEM_HELLO_F_STATS) && stats_fd < 0)
-        rc = -EBADMSG;
+    if (rc == 0 && !!(h.flags & HAKMEM_HELLO_F_STATS) != (stats_fd >= 0))
+        rc = -EBADMSG;                  /* the flag and the fd go together */
     if (rc == 0 && stats_fd >= 0)
         rc = map_stats(c, stats_fd, &h);
     if (stats_fd >= 0)

@@ -265,13 +265,22 @@ static void fill_cgroup_record(struct daemon *d, const struct cgroup *c, struct 
     }
 }
 
+/* Clients that said hello (not the connections still being checked). */
+static size_t registered_clients(const struct daemon *d)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < d->nclients; i++)
+        n += d->clients[i]->welcomed;
+    return n;
+}
+
 static void cmd_status(struct daemon *d, struct resp *r)
 {
     uint64_t now = now_ns();
     resp_text(r, "version %s\n", HAKMEM_VERSION_STRING);
     resp_text(r, "pid %d\n", (int)getpid());
     resp_text(r, "uptime_s %llu\n", (unsigned long long)((now - d->start_ns) / 1000000000u));
-    resp_text(r, "clients %zu\n", d->nclients);
+    resp_text(r, "clients %zu\n", registered_clients(d));
     resp_text(r, "source bpf %s\n", source_line(d->bpf != NULL, d->bpf_reason));
     resp_text(r, "source psi %s\n", source_line(d->psi_on, d->psi_reason));
     resp_text(r, "source usage %s\n", source_line(d->usage_on, d->usage_reason));
@@ -469,7 +478,7 @@ static void cmd_metrics(struct daemon *d, struct resp *r)
     metric_head(r, "hakmem_daemon_uptime_seconds", "gauge", "Seconds since hakmemd started.");
     resp_text(r, "hakmem_daemon_uptime_seconds %.3f\n", (now - d->start_ns) / 1e9);
     metric_head(r, "hakmem_clients", "gauge", "Shims registered with hakmemd.");
-    resp_text(r, "hakmem_clients %zu\n", d->nclients);
+    resp_text(r, "hakmem_clients %zu\n", registered_clients(d));
     metric_head(r, "hakmem_source_up", "gauge", "Whether a pressure source runs (1) or not (0).");
     resp_text(r, "hakmem_source_up{source=\"bpf\"} %d\n", d->bpf != NULL);
     resp_text(r, "hakmem_source_up{source=\"psi\"} %d\n", d->psi_on);

@@ -61,6 +61,7 @@ static struct session hk_sess = { .sock = -1, .stats_fd = -1 };
 
 static int hk_lst_level;                /* last level applied by us */
 static uint64_t hk_lst_contact_ns;      /* last sign of life from the daemon */
+static uint64_t hk_lst_timeout_ns;      /* silence that means "gone" (session_run) */
 
 static uint64_t now_ns(void)
 {
@@ -270,6 +271,7 @@ static void session_run(void)
     uint64_t timeout = (uint64_t)hk_opt.daemon_timeout_ms * 1000000u;
     if (timeout < 3 * hk_sess.ring.heartbeat_period_ns)
         timeout = 3 * hk_sess.ring.heartbeat_period_ns;
+    hk_lst_timeout_ns = timeout;
     apply(resolve_level());
     for (;;) {
         stats_update();
@@ -390,19 +392,25 @@ static void *listener_main(void *arg)
             continue;                   /* reconnect at once, then back off */
         }
         /* No daemon. Past the heartbeat timeout, back to the start mode
-         * (unless the service manager's pressure protocol says otherwise). */
-        if (hk_lst_contact_ns && now_ns() - hk_lst_contact_ns >
-                                 (uint64_t)hk_opt.daemon_timeout_ms * 1000000u) {
-            hk_lst_contact_ns = 0;
-            apply(HAKMEM_LEVEL_NONE);
+         * (unless the service manager's pressure protocol says otherwise);
+         * the wait below never sleeps past that moment. */
+        unsigned wait = backoff;
+        if (hk_lst_contact_ns) {
+            uint64_t gone = hk_lst_contact_ns + hk_lst_timeout_ns, now = now_ns();
+            if (now >= gone) {
+                hk_lst_contact_ns = 0;
+                apply(HAKMEM_LEVEL_NONE);
+            } else if ((gone - now) / 1000000u + 1 < wait) {
+                wait = (unsigned)((gone - now) / 1000000u + 1);
+            }
         }
         stats_update();
         if (hk_mp_watch[0] && mp_fd < 0)
             mp_fd = mp_open();
         if (mp_fd >= 0)
-            mp_wait(mp_fd, backoff, &mp_last);
+            mp_wait(mp_fd, wait, &mp_last);
         else
-            sleep_ms(backoff);
+            sleep_ms(wait);
         backoff = backoff * 2 > HK_BACKOFF_MAX_MS ? HK_BACKOFF_MAX_MS : backoff * 2;
     }
     return arg;

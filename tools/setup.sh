@@ -10,6 +10,8 @@ PKGS=(
   gcc pkg-config meson ninja-build check
   # the daemon: BPF programs (clang, bpftool skeletons, libbpf), sandbox
   clang llvm libbpf-dev bpftool libseccomp-dev
+  # the libFuzzer runtime for the ring/message fuzz test
+  libclang-rt-14-dev
   # tests: real programs run on the shim, and the memory checkers
   python3 perl sqlite3 git valgrind time systemd  # systemd: systemd-analyze for tests/ctl
   # benchmarks: the peers hakmem is compared with

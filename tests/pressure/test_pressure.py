@@ -232,7 +232,42 @@ def main():
             print("--- hakmemd log ---\n" + log.read()[-4000:])
         subprocess.run(["rm", "-rf", tmp])
     systemd_protocol(lib, client, version, parent)
+    fork_reregisters(hakmemd, lib)
     print("PASS")
+
+
+def fork_reregisters(hakmemd, lib):
+    """A forked child of a registered shim process starts its own listener
+    (the parent's thread does not survive fork) and registers too."""
+    tmp = tempfile.mkdtemp(prefix="hakmem-fork-")
+    run = os.path.join(tmp, "run")
+    procs = []
+    try:
+        daemon = subprocess.Popen([hakmemd, "--runtime-dir", run, "--sources", "none"],
+                                  stderr=subprocess.DEVNULL)
+        procs.append(daemon)
+        wait_for(lambda: os.path.exists(f"{run}/control.sock"), 10, "hakmemd's sockets")
+        code = ("import os, sys, time\n"
+                "pid = os.fork()\n"
+                "junk = [str(i) * 20 for i in range(200000)]\n"
+                "os.write(1, b'%d\\n' % os.getpid())\n"
+                "time.sleep(30)\n")
+        env = dict(os.environ, LD_PRELOAD=lib, HAKMEM_RUNTIME_DIR=run, PYTHONMALLOC="malloc")
+        p = subprocess.Popen(["/usr/bin/python3", "-c", code], env=env, stdout=subprocess.PIPE,
+                             text=True, start_new_session=True)
+        procs.append(p)
+        pids = {int(p.stdout.readline()), int(p.stdout.readline())}
+        wait_for(lambda: pids <= {c["pid"] for c in hkctl.clients(run)}, 10,
+                 f"both sides of the fork ({sorted(pids)}) to register")
+        print(f"fork: parent and child both registered ({sorted(pids)})")
+    finally:
+        for q in procs:
+            try:
+                os.killpg(q.pid, signal.SIGTERM) if q is not daemon else q.terminate()
+            except (ProcessLookupError, PermissionError):
+                pass
+            q.wait()
+        subprocess.run(["rm", "-rf", tmp])
 
 
 def systemd_protocol(lib, client, version, parent):

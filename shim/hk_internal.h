@@ -210,6 +210,7 @@ extern _Atomic int hk_init_state HK_HIDDEN;  /* 0 none, 1 running, 2 done */
 extern struct hk_limits hk_lim HK_HIDDEN;
 extern _Atomic uint32_t hk_epoch HK_HIDDEN;
 HK_HIDDEN void hk_init_slow(void);
+HK_HIDDEN int hk_thread_start(void *(*fn)(void *), size_t stack);
 
 static inline void hk_ensure_init(void)
 {

@@ -5,6 +5,7 @@
  * until the allocator itself is usable.
  */
 #include <sched.h>
+#include <signal.h>
 #include <unistd.h>
 #include "hk_internal.h"
 
@@ -56,6 +57,26 @@ void hk_init_slow(void)
     if (hk_lim.prewarm)
         hk_ss_prewarm();
     pthread_atfork(hk_atfork_prepare, hk_atfork_parent, hk_atfork_child);
+}
+
+/* Start one of the shim's background threads (listener, purger): detached,
+ * with a small stack, and with every signal blocked (the mask is inherited
+ * from this thread, set around pthread_create), so that the host program's
+ * signals never land on it. Returns pthread_create's error, or 0. */
+int hk_thread_start(void *(*fn)(void *), size_t stack)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, stack);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&t, &attr, fn, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    return rc;
 }
 
 __attribute__((constructor)) static void hk_ctor(void)

@@ -21,7 +21,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -378,9 +377,6 @@ static void mp_wait(int fd, unsigned ms, uint64_t *last_event)
 
 static void *listener_main(void *arg)
 {
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
     unsigned backoff = HK_BACKOFF_MIN_MS;
     int mp_fd = -1;
     uint64_t mp_last = 0;
@@ -436,13 +432,7 @@ void hk_listener_maybe_start(void)
     int expected = LST_NONE;
     if (!atomic_compare_exchange_strong(&hk_lst_state, &expected, LST_RUNNING))
         return;
-    pthread_attr_t attr;
-    pthread_t t;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 128 * 1024);
-    int rc = pthread_create(&t, &attr, listener_main, NULL);
-    pthread_attr_destroy(&attr);
+    int rc = hk_thread_start(listener_main, 128 * 1024);
     if (rc != 0) {
         hk_log("cannot start the listener thread (error %d): not following hakmemd", rc);
         atomic_store(&hk_lst_state, LST_NONE);

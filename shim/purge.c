@@ -13,7 +13,6 @@
  * first malloc, and is started again in a forked child when needed. It
  * blocks all signals.
  */
-#include <signal.h>
 #include <time.h>
 #include "hk_internal.h"
 
@@ -40,9 +39,6 @@ static bool eager(void)
 
 static void *purger_main(void *arg)
 {
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
     uint32_t delay_ms = hk_opt.lean_delay_ms;  /* adapted per round (policy.c) */
     uint64_t last_pages = 0;            /* decommitted by the last round */
     for (;;) {
@@ -80,13 +76,7 @@ static void purger_start(void)
     int expected = PURGER_NONE;
     if (!atomic_compare_exchange_strong(&hk_purger, &expected, PURGER_STARTING))
         return;
-    pthread_attr_t attr;
-    pthread_t t;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
-    int rc = pthread_create(&t, &attr, purger_main, NULL);
-    pthread_attr_destroy(&attr);
+    int rc = hk_thread_start(purger_main, 64 * 1024);
     if (rc != 0)
         hk_log("cannot start the purge thread (error %d): LEAN purges from allocation slow paths only", rc);
     atomic_store(&hk_purger, rc == 0 ? PURGER_RUNNING : PURGER_FAILED);

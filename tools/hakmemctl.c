@@ -328,11 +328,14 @@ static int finish_stdout(void)
 
 /* ---- status, clients, metrics -------------------------------------------- */
 
-static int cmd_status(struct ctl_opts *o, int argc, char **argv)
+/* Fetch the daemon's view (status and/or clients) and show it. */
+static int show_view(struct ctl_opts *o, bool status, bool clients,
+                     void (*text)(FILE *, const struct ctl_view *, int),
+                     void (*json)(struct ctl_json *, const struct ctl_view *))
 {
     struct ctl_view v;
     char err[512];
-    int rc = fetch_view(o, true, false, &v, err, sizeof(err));
+    int rc = fetch_view(o, status, clients, &v, err, sizeof(err));
     if (rc != CTL_EXIT_OK) {
         view_free(&v);
         return fail(rc, err);
@@ -342,38 +345,24 @@ static int cmd_status(struct ctl_opts *o, int argc, char **argv)
         struct ctl_json j;
         json_init(&j, stdout, true);
         json_obj(&j, NULL);
-        show_status_json(&j, &v);
+        json(&j, &v);
         json_end(&j);
         json_done(&j);
     } else {
-        show_status_text(stdout, &v, 0);
+        text(stdout, &v, 0);
     }
     view_free(&v);
     return finish_stdout();
 }
 
+static int cmd_status(struct ctl_opts *o, int argc, char **argv)
+{
+    return show_view(o, true, false, show_status_text, show_status_json);
+}
+
 static int cmd_clients(struct ctl_opts *o, int argc, char **argv)
 {
-    struct ctl_view v;
-    char err[512];
-    int rc = fetch_view(o, false, true, &v, err, sizeof(err));
-    if (rc != CTL_EXIT_OK) {
-        view_free(&v);
-        return fail(rc, err);
-    }
-    warn_malformed(&v);
-    if (o->json) {
-        struct ctl_json j;
-        json_init(&j, stdout, true);
-        json_obj(&j, NULL);
-        show_clients_json(&j, &v);
-        json_end(&j);
-        json_done(&j);
-    } else {
-        show_clients_text(stdout, &v, 0);
-    }
-    view_free(&v);
-    return finish_stdout();
+    return show_view(o, false, true, show_clients_text, show_clients_json);
 }
 
 static int cmd_metrics(struct ctl_opts *o, int argc, char **argv)

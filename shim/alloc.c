@@ -12,7 +12,8 @@
 #include <string.h>
 #include "hk_internal.h"
 
-static void *hk_malloc_large(size_t n, size_t align, bool zero)
+/* Out of line: keeps the fast paths free of its stack frame. */
+__attribute__((noinline, cold)) static void *hk_malloc_large(size_t n, size_t align, bool zero)
 {
     hk_ensure_init();
     if (align > HK_SEG_SIZE / 2)
@@ -20,16 +21,28 @@ static void *hk_malloc_large(size_t n, size_t align, bool zero)
     return hk_large_alloc(n, align, zero);
 }
 
+static inline void *hk_malloc_cls(unsigned cls)
+{
+    struct hk_bin *b = &hk_tls.bins[cls];
+    if (HK_LIKELY(b->n))
+        return b->slot[--b->n];
+    return hk_malloc_slow(cls);
+}
+
+/* 1 KiB < n: the computed class, or a large block. Out of line so that
+ * the fast path below needs no stack frame. */
+__attribute__((noinline)) static void *hk_malloc_big(size_t n)
+{
+    if (n <= HK_SMALL_MAX)
+        return hk_malloc_cls(hk_class_of_slow(n));
+    return hk_malloc_large(n, 0, false);
+}
+
 void *hk_malloc(size_t n)
 {
-    if (HK_LIKELY(n <= HK_SMALL_MAX)) {
-        unsigned cls = hk_class_of(n);
-        struct hk_bin *b = &hk_tls.bins[cls];
-        if (HK_LIKELY(b->n))
-            return b->slot[--b->n];
-        return hk_malloc_slow(cls);
-    }
-    return hk_malloc_large(n, 0, false);
+    if (HK_LIKELY(n <= HK_LUT_MAX))
+        return hk_malloc_cls(hk_class_lut[(n + HK_MIN_ALIGN - 1) / HK_MIN_ALIGN]);
+    return hk_malloc_big(n);
 }
 
 void hk_free(void *p)
@@ -40,7 +53,8 @@ void hk_free(void *p)
         unsigned cls = hk_unit_cls(seg, p);
         if (HK_LIKELY(cls < HK_NCLASS && !(a & (HK_MIN_ALIGN - 1)))) {
             struct hk_bin *b = &hk_tls.bins[cls];
-            if (HK_LIKELY(b->n < atomic_load_explicit(&b->cap, memory_order_relaxed))) {
+            /* cap: READ_ONCE (another thread may zero it, see hk_types.h) */
+            if (HK_LIKELY(b->n < *(volatile uint32_t *)&b->cap)) {
                 b->slot[b->n++] = p;
                 return;
             }
@@ -128,12 +142,8 @@ void *hk_memalign(size_t align, size_t n)
     if (align <= HK_MIN_ALIGN)
         return hk_malloc(n);
     int cls = hk_class_for_aligned(n, align);
-    if (cls >= 0) {
-        struct hk_bin *b = &hk_tls.bins[cls];
-        if (b->n)
-            return b->slot[--b->n];
-        return hk_malloc_slow((unsigned)cls);
-    }
+    if (cls >= 0)
+        return hk_malloc_cls((unsigned)cls);
     return hk_malloc_large(n, align, false);
 }
 

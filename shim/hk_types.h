@@ -61,8 +61,9 @@
 #define HK_CLS_LARGE   0xff          /* the segment is a large allocation */
 
 /* Thread cache geometry. A bin holds at most HK_TC_SLOTS pointers; the
- * policy sets the live capacity per class and mode. */
-#define HK_TC_SLOTS    64
+ * policy sets the live capacity per class and mode. 63 slots make a bin
+ * exactly 512 bytes, so the fast path finds a bin with one shift. */
+#define HK_TC_SLOTS    63
 
 #define HK_SEG_MAGIC_SS    0x4853534bu  /* "KSSH" */
 #define HK_SEG_MAGIC_LARGE 0x48534c4bu  /* "KLSH" */
@@ -129,11 +130,13 @@ struct hk_large {
 /* One thread-cache bin: a stack of free blocks of one class. */
 struct hk_bin {
     uint32_t n;                     /* blocks held */
-    _Atomic uint32_t cap;           /* live capacity, <= HK_TC_SLOTS; set to 0
+    uint32_t cap;                   /* live capacity, <= HK_TC_SLOTS; set to 0
                                        by another thread to force this thread's
-                                       next free onto the slow path */
+                                       next free onto the slow path: accessed
+                                       with __atomic relaxed loads and stores */
     void *slot[HK_TC_SLOTS];
 };
+_Static_assert(sizeof(struct hk_bin) == 512, "a bin is 512 bytes");
 
 enum hk_tstate { HK_T_NEW = 0, HK_T_INITING, HK_T_READY, HK_T_DEAD };
 

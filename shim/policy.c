@@ -10,7 +10,7 @@ void hk_policy_limits(enum hk_mode mode, struct hk_limits *out)
         /* Keep memory warm: caches big enough that steady churn never
          * reaches the OS (a superslab map/unmap costs ~10 us). */
         *out = (struct hk_limits){
-            .tc_cap_small = 64,
+            .tc_cap_small = HK_TC_SLOTS,
             .tc_cap_large = 16,
             .empty_slabs_kept = 2,
             .ss_cache_max = 4,

@@ -22,7 +22,7 @@ static struct hk_tcache *hk_tc_all;
 
 static void set_cap(struct hk_bin *b, uint32_t cap)
 {
-    atomic_store_explicit(&b->cap, cap, memory_order_relaxed);
+    __atomic_store_n(&b->cap, cap, __ATOMIC_RELAXED);
 }
 
 static void tcache_exit(void *arg)
@@ -157,7 +157,7 @@ void *hk_malloc_slow(unsigned cls)
     struct hk_bin *b = &tc->bins[cls];
     if (b->n)
         return b->slot[--b->n];
-    uint32_t cap = atomic_load_explicit(&b->cap, memory_order_relaxed);
+    uint32_t cap = __atomic_load_n(&b->cap, __ATOMIC_RELAXED);
     size_t want = cap / 2 ? cap / 2 : 1;
     size_t got = hk_central_take(cls, b->slot, want);
     hk_listener_poll();
@@ -184,7 +184,7 @@ void hk_free_slow(void *p, struct hk_seg *seg, unsigned cls)
     if (cls >= HK_NCLASS || ((uintptr_t)p & (HK_MIN_ALIGN - 1)))
         hk_fatal("free(): invalid pointer %p", p);
     struct hk_tcache *tc = tcache_get();
-    uint32_t cap = tc ? atomic_load_explicit(&tc->bins[cls].cap, memory_order_relaxed) : 0;
+    uint32_t cap = tc ? __atomic_load_n(&tc->bins[cls].cap, __ATOMIC_RELAXED) : 0;
     if (cap == 0) {
         hk_central_put(cls, &p, 1, "free");
         return;

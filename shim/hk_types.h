@@ -148,12 +148,23 @@ struct hk_tcache {
     struct hk_tcache *prev;
 };
 
+/* The depot: whole batches of blocks a thread cache flushed, kept as they
+ * came (pointer arrays) for the next thread cache that refills: a block
+ * freed by one thread and allocated by another crosses in O(1) per batch,
+ * without touching its slab's bitmap. Blocks in the depot count as in use
+ * for their slabs; purges and LEAN drain it into the slabs. */
+#define HK_DEPOT_BATCH 32               /* >= a flush of half a full bin */
+#define HK_DEPOT_MAX   8                /* batches per class (FAST) */
+
 /* Central per-class state. */
 struct hk_class {
     pthread_mutex_t lock;
     struct hk_slab *partial;        /* slabs with nfree > 0; empties last */
     struct hk_slab *partial_tail;
     uint32_t nempty;                /* slabs on the list with nfree == nblocks */
+    uint32_t ndepot;                /* batches in the depot */
+    uint32_t depot_n[HK_DEPOT_MAX];  /* blocks per batch */
+    void *depot[HK_DEPOT_MAX][HK_DEPOT_BATCH];
 } __attribute__((aligned(HK_CACHELINE)));
 
 /* Modes (DESIGN.md). */
@@ -168,6 +179,7 @@ struct hk_limits {
     uint32_t large_cache_max;       /* large mappings kept */
     size_t   large_cache_bytes;     /* ... and their total size */
     uint32_t prewarm;               /* 1: carve hot-class slabs at start */
+    uint32_t depot_max;             /* batches kept per class in the depot */
     uint32_t purge;                 /* 1: decommit free pages, retire empty
                                        superslabs (at the purge rounds) */
 };

@@ -17,6 +17,7 @@ void hk_policy_limits(enum hk_mode mode, struct hk_limits *out)
             .large_cache_max = 8,
             .large_cache_bytes = (size_t)32 << 20,
             .prewarm = 1,
+            .depot_max = HK_DEPOT_MAX,
             .purge = 0,
         };
     } else {
@@ -32,6 +33,7 @@ void hk_policy_limits(enum hk_mode mode, struct hk_limits *out)
             .large_cache_max = 0,
             .large_cache_bytes = 0,
             .prewarm = 0,
+            .depot_max = 0,
             .purge = 1,
         };
     }

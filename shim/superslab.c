@@ -333,6 +333,11 @@ size_t hk_central_take(unsigned cls, void **out, size_t want)
     size_t got = 0;
 
     pthread_mutex_lock(&c->lock);
+    if (c->ndepot && c->depot_n[c->ndepot - 1] <= want) {
+        uint32_t k = c->depot_n[--c->ndepot];
+        memcpy(out, c->depot[c->ndepot], k * sizeof(void *));
+        got = k;
+    }
     while (got < want) {
         struct hk_slab *s = c->partial;
         if (!s) {
@@ -354,13 +359,10 @@ size_t hk_central_take(unsigned cls, void **out, size_t want)
     return got;
 }
 
-/* Return n blocks of class cls. who names the libc function for the
- * message when a pointer is not a live block. */
-void hk_central_put(unsigned cls, void *const *ptrs, size_t n, const char *who)
+/* Return n blocks to their slabs' bitmaps (class lock held). */
+static void put_blocks_locked(struct hk_class *c, unsigned cls, void *const *ptrs, size_t n,
+                              const char *who)
 {
-    struct hk_class *c = &hk_classes[cls];
-
-    pthread_mutex_lock(&c->lock);
     for (size_t i = 0; i < n; i++) {
         void *p = ptrs[i];
         struct hk_ss *ss = (struct hk_ss *)hk_seg_of(p);
@@ -390,6 +392,32 @@ void hk_central_put(unsigned cls, void *const *ptrs, size_t n, const char *who)
                 slab_release(s);
             }
         }
+    }
+}
+
+/* Empty the depot into the slabs (class lock held). */
+static void depot_drain_locked(struct hk_class *c, unsigned cls)
+{
+    while (c->ndepot) {
+        c->ndepot--;
+        put_blocks_locked(c, cls, c->depot[c->ndepot], c->depot_n[c->ndepot], "free");
+    }
+}
+
+/* Return n blocks of class cls. who names the libc function for the
+ * message when a pointer is not a live block. A flush of a thread cache's
+ * batch goes to the depot while it has room (FAST); anything else goes
+ * back to the slabs, where invalid and double frees are caught. */
+void hk_central_put(unsigned cls, void *const *ptrs, size_t n, const char *who)
+{
+    struct hk_class *c = &hk_classes[cls];
+
+    pthread_mutex_lock(&c->lock);
+    if (n >= HK_DEPOT_BATCH / 2 && n <= HK_DEPOT_BATCH && c->ndepot < hk_lim.depot_max) {
+        memcpy(c->depot[c->ndepot], ptrs, n * sizeof(void *));
+        c->depot_n[c->ndepot++] = (uint32_t)n;
+    } else {
+        put_blocks_locked(c, cls, ptrs, n, who);
     }
     pthread_mutex_unlock(&c->lock);
     HK_CTR_SUB(bytes_in_use, n * hk_class_size[cls]);
@@ -470,6 +498,7 @@ bool hk_ss_purge(bool now, bool eager, bool *pending)
     for (unsigned cls = 0; cls < HK_NCLASS; cls++) {
         struct hk_class *c = &hk_classes[cls];
         pthread_mutex_lock(&c->lock);
+        depot_drain_locked(c, cls);
         struct hk_slab *s = c->partial;
         while (s) {
             struct hk_slab *next = s->next;

@@ -105,6 +105,20 @@ START_TEST(test_trim_returns_everything)
 }
 END_TEST
 
+START_TEST(test_depot_batches_cross_and_drain)
+{
+    unsigned cls = 7;                   /* 128 bytes */
+    void *a[31], *b[31];
+    ck_assert_uint_eq(hk_central_take(cls, a, 31), 31);
+    hk_central_put(cls, a, 31, "free"); /* a whole flush: to the depot */
+    ck_assert_uint_eq(hk_central_take(cls, b, 31), 31);
+    ck_assert_mem_eq(a, b, sizeof(a));  /* the same batch, as it was */
+    hk_central_put(cls, b, 31, "free");
+    hakmem_trim();                      /* drains the depot into the slabs */
+    ck_assert_uint_eq(ctr("superslabs_live"), 0);
+}
+END_TEST
+
 static Suite *slab_suite(void)
 {
     Suite *s = suite_create("slab");
@@ -115,6 +129,7 @@ static Suite *slab_suite(void)
     tcase_add_test_raise_signal(tc, test_double_free_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_interior_pointer_aborts, SIGABRT);
     tcase_add_test(tc, test_trim_returns_everything);
+    tcase_add_test(tc, test_depot_batches_cross_and_drain);
     suite_add_tcase(s, tc);
     return s;
 }

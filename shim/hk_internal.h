@@ -154,6 +154,7 @@ HK_HIDDEN bool hk_block_valid(struct hk_ss *ss, const void *p);
 HK_HIDDEN void hk_ss_prewarm(void);
 HK_HIDDEN bool hk_ss_purge(bool now, bool eager, bool *pending);
 extern _Atomic uint64_t hk_recommit_pages HK_HIDDEN;
+extern _Atomic uint64_t hk_released_pages HK_HIDDEN;
 
 /* ---- purge.c (LEAN's periodic work: the background purge thread) ---- */
 HK_HIDDEN void hk_purge_note(void);

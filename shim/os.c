@@ -146,5 +146,6 @@ size_t ss_maybe_decommit_superslab(struct hk_ss *ss, const uint64_t mask[HK_SS_P
     }
     HK_CTR_ADD(bytes_decommitted, total);
     HK_CTR_SUB(bytes_committed, total);
+    atomic_fetch_add_explicit(&hk_released_pages, total / HK_PAGE, memory_order_relaxed);
     return total;
 }

@@ -40,7 +40,6 @@ static bool eager(void)
 static void *purger_main(void *arg)
 {
     uint32_t delay_ms = hk_opt.lean_delay_ms;  /* adapted per round (policy.c) */
-    uint64_t last_pages = 0;            /* decommitted by the last round */
     for (;;) {
         pthread_mutex_lock(&hk_purge_lock);
         while (!atomic_exchange_explicit(&hk_purge_dirty, 0, memory_order_acq_rel)) {
@@ -59,12 +58,10 @@ static void *purger_main(void *arg)
         if (!hk_lim.purge)
             continue;                   /* back in FAST: nothing to age */
         bool pending = false;
-        uint64_t before = atomic_load_explicit(&hk_ctr.bytes_decommitted, memory_order_relaxed);
         uint64_t back = atomic_exchange_explicit(&hk_recommit_pages, 0, memory_order_relaxed);
-        delay_ms = hk_policy_purge_delay(hk_opt.lean_delay_ms, delay_ms, last_pages, back);
+        uint64_t gave = atomic_exchange_explicit(&hk_released_pages, 0, memory_order_relaxed);
+        delay_ms = hk_policy_purge_delay(hk_opt.lean_delay_ms, delay_ms, gave, back);
         hk_ss_purge(false, eager(), &pending);
-        last_pages = (atomic_load_explicit(&hk_ctr.bytes_decommitted, memory_order_relaxed) -
-                      before) / HK_PAGE;
         if (pending)                    /* candidates seen: a second round */
             atomic_store_explicit(&hk_purge_dirty, 1, memory_order_release);
     }

@@ -145,6 +145,8 @@ static struct hk_ss *ss_map(void)
     for (unsigned u = 0; u < HK_UNITS; u++)
         ss->slabs[u].unit = (uint8_t)u;
     HK_CTR_ADD(bytes_committed, HK_SEG_SIZE);
+    if (hk_lim.purge)                   /* LEAN needs memory it gave back */
+        atomic_fetch_add_explicit(&hk_recommit_pages, HK_SS_PAGES, memory_order_relaxed);
     hk_reg_set((uintptr_t)ss);
     return ss;
 }
@@ -157,13 +159,17 @@ static void ss_retire(struct hk_ss *ss, bool lean)
     hk_reg_clear((uintptr_t)ss);
     HK_CTR_SUB(bytes_committed, HK_SEG_SIZE -
                (size_t)__builtin_popcount(ss->decommitted_units) * HK_UNIT_SIZE);
-    if (lean)
+    if (lean) {
         HK_CTR_ADD(lean_retire, 1);
+        atomic_fetch_add_explicit(&hk_released_pages, HK_SS_PAGES, memory_order_relaxed);
+    }
     hk_os_unmap(ss, HK_SEG_SIZE);
 }
 
-/* Pages decommitted by a purge and needed again since (for the purge's
- * adaptive delay). */
+/* For the purge's adaptive delay: pages given back by the release policy
+ * (decommitted or retired), and pages needed again since (a decommitted
+ * page touched, or a superslab mapped while LEAN retires them). */
+_Atomic uint64_t hk_released_pages;
 _Atomic uint64_t hk_recommit_pages;
 
 /* Take span free units for a slab of class cls. Returns the slab (its

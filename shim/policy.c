@@ -26,7 +26,7 @@ void hk_policy_limits(enum hk_mode mode, struct hk_limits *out)
          * the cache list until then, so that a superslab emptied and
          * refilled within one round costs no syscall). */
         *out = (struct hk_limits){
-            .tc_cap_small = 16,
+            .tc_cap_small = 32,
             .tc_cap_large = 4,
             .empty_slabs_kept = 0,
             .ss_cache_max = 4,

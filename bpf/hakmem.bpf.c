@@ -14,9 +14,10 @@
  *       argument), which may be a descendant of the one at its limit.
  *   oom:mark_victim                            charged to the victim's memcg.
  *
- * Each comes twice: tp_btf (typed arguments, cheapest) and raw_tp (the
- * same body, arguments read with probe reads); the loader turns one of the
- * two off with bpf_program__set_autoload() after probing. Plain
+ * Each comes twice, from one HAKMEM_TP() line: tp_btf (typed arguments,
+ * cheapest) and raw_tp (the same body, arguments read with probe reads);
+ * the loader turns one of the two off with bpf_program__set_autoload()
+ * after probing. Plain
  * SEC("tracepoint/...") programs are not used: they need tracefs for the
  * event id, and tracefs is not mounted on every host.
  *
@@ -354,93 +355,39 @@ static __always_inline void on_memcg_event(struct mem_cgroup *memcg, int item, _
 	}
 }
 
-/* ---- tp_btf programs ---- */
+/* ---- programs ---- */
 
-SEC("tp_btf/mm_vmscan_direct_reclaim_begin")
-int BPF_PROG(tpb_direct_begin, int order, gfp_t gfp_flags)
-{
-	on_reclaim_begin(HAKMEM_BPF_RECLAIM_DIRECT);
-	return 0;
-}
+/* One tracepoint, two programs with the same arguments and the same body:
+ * SEC("tp_btf/<tp>") tpb_<name> and SEC("raw_tp/<tp>") raw_<name>, the
+ * pair the loader (daemon/bpf_source.c) chooses between. BPF_PROG gives
+ * both typed arguments; under raw_tp they are the raw u64 arguments, which
+ * the handlers only dereference through BPF_CORE_READ (probe reads). */
+#define HAKMEM_TP(tp, name, body, ...)					\
+	SEC("tp_btf/" #tp)						\
+	int BPF_PROG(tpb_##name, ##__VA_ARGS__)				\
+	{								\
+		body;							\
+		return 0;						\
+	}								\
+	SEC("raw_tp/" #tp)						\
+	int BPF_PROG(raw_##name, ##__VA_ARGS__)				\
+	{								\
+		body;							\
+		return 0;						\
+	}
 
-SEC("tp_btf/mm_vmscan_direct_reclaim_end")
-int BPF_PROG(tpb_direct_end, unsigned long nr_reclaimed)
-{
-	on_reclaim_end(HAKMEM_BPF_RECLAIM_DIRECT);
-	return 0;
-}
-
-SEC("tp_btf/mm_vmscan_memcg_reclaim_begin")
-int BPF_PROG(tpb_memcg_begin, int order, gfp_t gfp_flags)
-{
-	on_reclaim_begin(HAKMEM_BPF_RECLAIM_MEMCG);
-	return 0;
-}
-
-SEC("tp_btf/mm_vmscan_memcg_reclaim_end")
-int BPF_PROG(tpb_memcg_end, unsigned long nr_reclaimed)
-{
-	on_reclaim_end(HAKMEM_BPF_RECLAIM_MEMCG);
-	return 0;
-}
-
-SEC("tp_btf/count_memcg_events")
-int BPF_PROG(tpb_memcg_events, struct mem_cgroup *memcg, int item, unsigned long val)
-{
-	on_memcg_event(memcg, item, val);
-	return 0;
-}
-
+HAKMEM_TP(mm_vmscan_direct_reclaim_begin, direct_begin,
+	  on_reclaim_begin(HAKMEM_BPF_RECLAIM_DIRECT), int order, gfp_t gfp_flags)
+HAKMEM_TP(mm_vmscan_direct_reclaim_end, direct_end,
+	  on_reclaim_end(HAKMEM_BPF_RECLAIM_DIRECT), unsigned long nr_reclaimed)
+HAKMEM_TP(mm_vmscan_memcg_reclaim_begin, memcg_begin,
+	  on_reclaim_begin(HAKMEM_BPF_RECLAIM_MEMCG), int order, gfp_t gfp_flags)
+HAKMEM_TP(mm_vmscan_memcg_reclaim_end, memcg_end,
+	  on_reclaim_end(HAKMEM_BPF_RECLAIM_MEMCG), unsigned long nr_reclaimed)
+HAKMEM_TP(count_memcg_events, memcg_events,
+	  on_memcg_event(memcg, item, val), struct mem_cgroup *memcg, int item, unsigned long val)
 /* (task, uid) since v6.9 ("mm: update mark_victim tracepoints fields");
  * the loader turns both mark_victim programs off on older kernels, where
  * the argument was an int pid. */
-SEC("tp_btf/mark_victim")
-int BPF_PROG(tpb_mark_victim, struct task_struct *task, uid_t uid)
-{
-	on_oom_victim(task_memcg_id(task));
-	return 0;
-}
-
-/* ---- raw_tp programs: the same, for kernels where tp_btf will not load ---- */
-
-SEC("raw_tp/mm_vmscan_direct_reclaim_begin")
-int BPF_PROG(raw_direct_begin, int order, gfp_t gfp_flags)
-{
-	on_reclaim_begin(HAKMEM_BPF_RECLAIM_DIRECT);
-	return 0;
-}
-
-SEC("raw_tp/mm_vmscan_direct_reclaim_end")
-int BPF_PROG(raw_direct_end, unsigned long nr_reclaimed)
-{
-	on_reclaim_end(HAKMEM_BPF_RECLAIM_DIRECT);
-	return 0;
-}
-
-SEC("raw_tp/mm_vmscan_memcg_reclaim_begin")
-int BPF_PROG(raw_memcg_begin, int order, gfp_t gfp_flags)
-{
-	on_reclaim_begin(HAKMEM_BPF_RECLAIM_MEMCG);
-	return 0;
-}
-
-SEC("raw_tp/mm_vmscan_memcg_reclaim_end")
-int BPF_PROG(raw_memcg_end, unsigned long nr_reclaimed)
-{
-	on_reclaim_end(HAKMEM_BPF_RECLAIM_MEMCG);
-	return 0;
-}
-
-SEC("raw_tp/count_memcg_events")
-int BPF_PROG(raw_memcg_events, struct mem_cgroup *memcg, int item, unsigned long val)
-{
-	on_memcg_event(memcg, item, val);
-	return 0;
-}
-
-SEC("raw_tp/mark_victim")
-int BPF_PROG(raw_mark_victim, struct task_struct *task, uid_t uid)
-{
-	on_oom_victim(task_memcg_id(task));
-	return 0;
-}
+HAKMEM_TP(mark_victim, mark_victim,
+	  on_oom_victim(task_memcg_id(task)), struct task_struct *task, uid_t uid)

@@ -1,12 +1,15 @@
 /* bench_common.h — helpers shared by the hakmem benchmarks: a per-thread
- * PRNG, the monotonic clock, number parsing, peak RSS and the one result
- * line. Benchmarks only: nothing here links against hakmem; the allocator
+ * PRNG, the monotonic clock, option parsing, peak RSS, the churn working
+ * set, threads started from one barrier, and the one result line.
+ * Benchmarks only: nothing here links against hakmem; the allocator
  * under test arrives through LD_PRELOAD, so these helpers must not allocate
  * inside a timed region. */
 #pragma once
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* xorshift64*: one multiply per draw, good enough to pick slots and sizes,
  * fully determined by (seed, stream). */
@@ -59,11 +62,86 @@ struct bench_mem {
 	long lazyfree_kb; /* LazyFree: MADV_FREE pages still counted in VmRSS */
 };
 
+/* One command-line option: --name, what it writes where, and its range
+ * (for BENCH_OPT_DOUBLE and BENCH_OPT_SECONDS_MS the bounds are in the
+ * option's own unit). */
+enum bench_opt_kind {
+	BENCH_OPT_U64,        /* uint64_t, k/M/G suffixes */
+	BENCH_OPT_U32,        /* uint32_t, k/M/G suffixes */
+	BENCH_OPT_DOUBLE,     /* double */
+	BENCH_OPT_SECONDS_MS, /* seconds as a double, stored as uint64_t ms */
+	BENCH_OPT_FLAG,       /* no argument; int set to 1 */
+};
+
+struct bench_opt {
+	const char *name;
+	enum bench_opt_kind kind;
+	uint64_t min, max;
+	void *dst;
+};
+
+/* --min, --max and --seed, which every benchmark takes: block sizes are
+ * drawn from [min_size, max_size] by a seeded stream. */
+struct bench_sizes {
+	uint64_t seed;
+	uint32_t min_size; /* bytes */
+	uint32_t max_size; /* bytes, inclusive */
+};
+
+#define BENCH_SIZES_DEFAULT { .seed = 1, .min_size = 16, .max_size = 1024 }
+
+/* What a benchmark tells bench_parse_args() about itself. */
+struct bench_prog {
+	const char *name;             /* "bench_churn": prefix of every message */
+	const struct bench_opt *opts; /* its own options; --min, --max, --seed
+				       * and --help are added */
+	unsigned nopts;
+	void (*usage)(FILE *f);
+	struct bench_sizes *sizes;    /* set by --min, --max, --seed; min <= max */
+};
+
+#define BENCH_NOPTS(opts) (sizeof(opts) / sizeof((opts)[0]))
+
+/* The churn working set: ws slots, each holding a block of a random size
+ * in [min_size, min_size + span). One step frees a random slot and
+ * allocates a random size into it, touching the first and last byte. */
+struct bench_churn {
+	unsigned char **slot; /* ws entries */
+	uint32_t ws;          /* slots */
+	uint32_t min_size;    /* bytes */
+	uint32_t span;        /* max_size - min_size + 1, bytes */
+	int own_slot;         /* slot was calloc'ed by bench_churn_init() */
+	struct bench_rng rng;
+	uint64_t sum;         /* first bytes read back, keeps the writes alive */
+};
+
+/* The head of every per-thread record given to bench_run_threads(); the
+ * records are cache-line aligned by their owners so that the timestamps
+ * written at the end do not share a line with a thread still running. */
+struct bench_thread {
+	pthread_t tid;
+	pthread_barrier_t *start;
+	unsigned idx;      /* 0 .. n - 1, set by bench_run_threads() */
+	int err;           /* 0 or a positive errno */
+	uint64_t start_ns; /* after the barrier */
+	uint64_t end_ns;   /* after the last timed op, before the cleanup */
+};
+
 /* bench_common.c */
 uint64_t bench_now_ns(void);
+void bench_sleep_until(uint64_t ns);
 int bench_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+void bench_parse_args(const struct bench_prog *prog, int argc, char **argv);
 long bench_read_file(const char *path, char *buf, size_t size);
 long bench_kb_field(const char *text, const char *key);
 long bench_peak_rss_kb(void);
 int bench_mem_sample(struct bench_mem *m, int smaps);
+int bench_churn_init(struct bench_churn *w, unsigned char **slot, uint32_t ws,
+		     const struct bench_sizes *sz, uint64_t stream);
+uint64_t bench_churn_step(struct bench_churn *w, uint64_t first, uint64_t count);
+void bench_churn_free(struct bench_churn *w);
+void bench_thread_start(struct bench_thread *t);
+void bench_thread_stop(struct bench_thread *t);
+int bench_run_threads(const char *name, void *recs, size_t stride, unsigned n,
+		      void *(*fn)(void *), void (*during)(void *), void *ctx, uint64_t *wall_ns);
 void bench_print_result(uint64_t ops, uint64_t elapsed_ns, unsigned threads, uint64_t ws);

@@ -9,7 +9,6 @@
 #include "bench_common.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -22,12 +21,10 @@
 #define LARSON_BATCH 64
 
 struct larson_cfg {
+	struct bench_sizes sz;
 	uint64_t ops;      /* allocations per pair */
-	uint64_t seed;
-	uint32_t min_size; /* bytes */
-	uint32_t max_size; /* bytes, inclusive */
 	uint32_t depth;    /* queue capacity in batches */
-	unsigned pairs;
+	uint32_t pairs;
 };
 
 struct larson_batch {
@@ -55,22 +52,19 @@ struct larson_queue {
 	struct larson_batch *slot; /* depth entries */
 };
 
-/* Per-thread record, cache-line aligned: only its own thread writes it. */
-struct larson_thread {
-	pthread_t tid;
-	int err;           /* 0, ENOMEM, or EILSEQ on a corrupted block */
-	uint64_t start_ns; /* after the barrier */
-	uint64_t end_ns;   /* after the last op */
-} __attribute__((aligned(64)));
-
 struct larson_pair {
 	const struct larson_cfg *cfg;
-	pthread_barrier_t *start;
 	unsigned idx;
 	struct larson_queue q;
-	struct larson_thread producer;
-	struct larson_thread consumer;
 };
+
+/* Per-thread record, cache-line aligned: only its own thread writes it.
+ * Thread 2i is the producer of pair i, thread 2i + 1 its consumer; bt.err
+ * is 0, ENOMEM, or EILSEQ on a corrupted block. */
+struct larson_thread {
+	struct bench_thread bt;
+	struct larson_pair *pair;
+} __attribute__((aligned(64)));
 
 static int larson_queue_init(struct larson_queue *q, uint32_t depth)
 {
@@ -142,27 +136,25 @@ static bool larson_queue_pop(struct larson_queue *q, struct larson_batch *b)
 	return true;
 }
 
-static void *larson_producer_main(void *arg)
+static void larson_producer(struct larson_thread *t)
 {
-	struct larson_pair *pr = arg;
+	struct larson_pair *pr = t->pair;
 	const struct larson_cfg *c = pr->cfg;
-	const uint32_t span = c->max_size - c->min_size + 1;
-	struct larson_thread *t = &pr->producer;
+	const uint32_t span = c->sz.max_size - c->sz.min_size + 1;
 	struct larson_batch b = { .n = 0 };
 	struct bench_rng rng;
 	uint64_t n;
 
-	bench_rng_seed(&rng, c->seed, pr->idx);
-	pthread_barrier_wait(pr->start);
-	t->start_ns = bench_now_ns();
+	bench_rng_seed(&rng, c->sz.seed, pr->idx);
+	bench_thread_start(&t->bt);
 	for (n = 0; n < c->ops; n++) {
 		uint64_t r = bench_rng_next(&rng);
-		uint32_t size = c->min_size + bench_range32((uint32_t)r, span);
+		uint32_t size = c->sz.min_size + bench_range32((uint32_t)r, span);
 		uint8_t pat = (uint8_t)(r >> 56) | 1;
 		unsigned char *p = malloc(size);
 
 		if (!p) {
-			t->err = ENOMEM;
+			t->bt.err = ENOMEM;
 			break;
 		}
 		memset(p, pat, size);
@@ -177,19 +169,16 @@ static void *larson_producer_main(void *arg)
 	if (b.n)
 		larson_queue_push(&pr->q, &b);
 	larson_queue_close(&pr->q);
-	t->end_ns = bench_now_ns();
-	return NULL;
+	bench_thread_stop(&t->bt);
 }
 
-static void *larson_consumer_main(void *arg)
+static void larson_consumer(struct larson_thread *t)
 {
-	struct larson_pair *pr = arg;
-	struct larson_thread *t = &pr->consumer;
+	struct larson_pair *pr = t->pair;
 	struct larson_batch b;
 	uint32_t i;
 
-	pthread_barrier_wait(pr->start);
-	t->start_ns = bench_now_ns();
+	bench_thread_start(&t->bt);
 	while (larson_queue_pop(&pr->q, &b)) {
 		for (i = 0; i < b.n; i++) {
 			const unsigned char *p = b.p[i];
@@ -197,17 +186,27 @@ static void *larson_consumer_main(void *arg)
 			if (p[0] != b.pat[i] || p[b.size[i] - 1] != b.pat[i]) {
 				/* Report once and keep draining: the other
 				 * blocks still have to be freed. */
-				if (!t->err)
+				if (!t->bt.err)
 					fprintf(stderr,
 						"bench_larson: pair %u: block %p (%" PRIu32
 						" bytes) lost its pattern 0x%02x\n",
 						pr->idx, (const void *)p, b.size[i], b.pat[i]);
-				t->err = EILSEQ;
+				t->bt.err = EILSEQ;
 			}
 			free(b.p[i]);
 		}
 	}
-	t->end_ns = bench_now_ns();
+	bench_thread_stop(&t->bt);
+}
+
+static void *larson_thread_main(void *arg)
+{
+	struct larson_thread *t = arg;
+
+	if (t->bt.idx % 2)
+		larson_consumer(t);
+	else
+		larson_producer(t);
 	return NULL;
 }
 
@@ -225,69 +224,6 @@ static void larson_usage(FILE *f)
 		LARSON_BATCH, LARSON_BATCH);
 }
 
-static int larson_parse_args(int argc, char **argv, struct larson_cfg *c)
-{
-	static const struct option opts[] = {
-		{ "pairs", required_argument, NULL, 'p' },
-		{ "ops", required_argument, NULL, 'o' },
-		{ "min", required_argument, NULL, 'm' },
-		{ "max", required_argument, NULL, 'M' },
-		{ "depth", required_argument, NULL, 'd' },
-		{ "seed", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	uint64_t v;
-	int o, r, li = 0;
-
-	while ((o = getopt_long(argc, argv, "h", opts, &li)) != -1) {
-		switch (o) {
-		case 'p':
-			r = bench_parse_u64(optarg, 1, 512, &v);
-			c->pairs = (unsigned)v;
-			break;
-		case 'o':
-			r = bench_parse_u64(optarg, 1, UINT64_MAX, &c->ops);
-			break;
-		case 'm':
-			r = bench_parse_u64(optarg, 1, 1u << 30, &v);
-			c->min_size = (uint32_t)v;
-			break;
-		case 'M':
-			r = bench_parse_u64(optarg, 1, 1u << 30, &v);
-			c->max_size = (uint32_t)v;
-			break;
-		case 'd':
-			r = bench_parse_u64(optarg, 1, 1u << 20, &v);
-			c->depth = (uint32_t)v;
-			break;
-		case 's':
-			r = bench_parse_u64(optarg, 0, UINT64_MAX, &c->seed);
-			break;
-		case 'h':
-			larson_usage(stdout);
-			exit(0);
-		default:
-			return -EINVAL;
-		}
-		if (r < 0) {
-			fprintf(stderr, "bench_larson: --%s: bad value '%s': %s\n",
-				opts[li].name, optarg, strerror(-r));
-			return r;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "bench_larson: unexpected argument '%s'\n", argv[optind]);
-		return -EINVAL;
-	}
-	if (c->min_size > c->max_size) {
-		fprintf(stderr, "bench_larson: --min %u is above --max %u\n",
-			c->min_size, c->max_size);
-		return -EINVAL;
-	}
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	/* 10M allocations per pair take about 1.5 s under glibc on the 2-vCPU
@@ -295,21 +231,26 @@ int main(int argc, char **argv)
 	 * its arena lock); depth 32 keeps up to 2048 blocks (~1 MB) in flight
 	 * and lets each side run 16 batches between wake-ups. */
 	struct larson_cfg cfg = {
-		.ops = 10000000, .seed = 1, .min_size = 16, .max_size = 1024,
-		.depth = 32, .pairs = 1,
+		.sz = BENCH_SIZES_DEFAULT, .ops = 10000000, .depth = 32, .pairs = 1,
 	};
-	pthread_barrier_t start;
+	const struct bench_opt opts[] = {
+		{ "pairs", BENCH_OPT_U32, 1, 512, &cfg.pairs },
+		{ "ops", BENCH_OPT_U64, 1, UINT64_MAX, &cfg.ops },
+		{ "depth", BENCH_OPT_U32, 1, 1u << 20, &cfg.depth },
+	};
+	const struct bench_prog prog = {
+		"bench_larson", opts, BENCH_NOPTS(opts), larson_usage, &cfg.sz,
+	};
 	struct larson_pair *pairs;
-	uint64_t first = UINT64_MAX, last = 0;
+	struct larson_thread *th;
+	uint64_t wall_ns;
 	unsigned i;
-	int err = 0, r;
+	int r;
 
-	if (larson_parse_args(argc, argv, &cfg) < 0) {
-		larson_usage(stderr);
-		return 2;
-	}
+	bench_parse_args(&prog, argc, argv);
 	pairs = calloc(cfg.pairs, sizeof(*pairs));
-	if (!pairs) {
+	th = calloc(2 * cfg.pairs, sizeof(*th));
+	if (!pairs || !th) {
 		fprintf(stderr, "bench_larson: out of memory\n");
 		return 1;
 	}
@@ -318,46 +259,19 @@ int main(int argc, char **argv)
 			fprintf(stderr, "bench_larson: out of memory\n");
 			return 1;
 		}
+		pairs[i].cfg = &cfg;
+		pairs[i].idx = i;
+		th[2 * i].pair = th[2 * i + 1].pair = &pairs[i];
 	}
-	pthread_barrier_init(&start, NULL, 2 * cfg.pairs);
-	for (i = 0; i < cfg.pairs; i++) {
-		struct larson_pair *pr = &pairs[i];
-
-		pr->cfg = &cfg;
-		pr->start = &start;
-		pr->idx = i;
-		r = pthread_create(&pr->consumer.tid, NULL, larson_consumer_main, pr);
-		if (!r)
-			r = pthread_create(&pr->producer.tid, NULL, larson_producer_main, pr);
-		if (r) {
-			/* The barrier counts every thread: a missing one would
-			 * hang the others, so give up at once. */
-			fprintf(stderr, "bench_larson: pthread_create: %s\n", strerror(r));
-			return 1;
-		}
-	}
-	for (i = 0; i < cfg.pairs; i++) {
-		struct larson_thread *side[2] = { &pairs[i].producer, &pairs[i].consumer };
-		unsigned s;
-
-		for (s = 0; s < 2; s++) {
-			pthread_join(side[s]->tid, NULL);
-			if (side[s]->err)
-				err = side[s]->err;
-			if (side[s]->start_ns < first)
-				first = side[s]->start_ns;
-			if (side[s]->end_ns > last)
-				last = side[s]->end_ns;
-		}
+	r = bench_run_threads(prog.name, th, sizeof(*th), 2 * cfg.pairs, larson_thread_main, NULL,
+			      NULL, &wall_ns);
+	for (i = 0; i < cfg.pairs; i++)
 		larson_queue_destroy(&pairs[i].q);
-	}
-	pthread_barrier_destroy(&start);
+	free(th);
 	free(pairs);
-	if (err) {
-		fprintf(stderr, "bench_larson: %s\n", strerror(err));
+	if (r < 0)
 		return 1;
-	}
-	bench_print_result(cfg.ops * cfg.pairs, last - first, 2 * cfg.pairs,
+	bench_print_result(cfg.ops * cfg.pairs, wall_ns, 2 * cfg.pairs,
 			   (uint64_t)cfg.depth * LARSON_BATCH);
 	return 0;
 }

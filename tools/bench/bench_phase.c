@@ -31,24 +31,20 @@
 #include "bench_common.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 
 struct phase_cfg {
+	struct bench_sizes sz;
 	uint64_t live;      /* bytes to grow to */
 	uint64_t settle_ms;
 	uint64_t sample_ms;
 	uint64_t churn_ws;  /* slots of the light working set */
 	uint64_t churn_ops; /* free+malloc pairs per tick */
-	uint64_t seed;
 	double keep_pct;    /* 0..100 */
-	uint32_t min_size;
-	uint32_t max_size;  /* inclusive */
 	int trace;
 };
 
@@ -78,41 +74,8 @@ static void *phase_map(size_t bytes)
 
 static uint32_t phase_size(struct bench_rng *r, const struct phase_cfg *c)
 {
-	return c->min_size + bench_range32((uint32_t)bench_rng_next(r),
-					   c->max_size - c->min_size + 1);
-}
-
-/* One tick of light churn: free a random slot, malloc a random size. */
-static int phase_churn(unsigned char **slot, const struct phase_cfg *c, struct bench_rng *r,
-		       uint64_t *sum)
-{
-	for (uint64_t n = 0; n < c->churn_ops; n++) {
-		uint64_t x = bench_rng_next(r);
-		uint32_t k = bench_range32((uint32_t)(x >> 32), (uint32_t)c->churn_ws);
-		uint32_t size = c->min_size + bench_range32((uint32_t)x, c->max_size - c->min_size + 1);
-		unsigned char *p;
-
-		*sum += slot[k][0];
-		free(slot[k]);
-		p = malloc(size);
-		if (!p) {
-			slot[k] = NULL;
-			return -ENOMEM;
-		}
-		p[0] = (unsigned char)n;
-		p[size - 1] = (unsigned char)n;
-		slot[k] = p;
-	}
-	return 0;
-}
-
-static void phase_sleep_until(uint64_t ns)
-{
-	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000ull),
-			       .tv_nsec = (long)(ns % 1000000000ull) };
-
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-		;
+	return c->sz.min_size + bench_range32((uint32_t)bench_rng_next(r),
+					      c->sz.max_size - c->sz.min_size + 1);
 }
 
 static void phase_usage(FILE *f)
@@ -135,100 +98,6 @@ static void phase_usage(FILE *f)
 		"        free_ms= settle_ms=\n");
 }
 
-static int phase_parse_double(const char *s, double min, double max, double *out)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || *end != '\0' || v != v)
-		return -EINVAL;
-	if (v < min || v > max)
-		return -ERANGE;
-	*out = v;
-	return 0;
-}
-
-static int phase_parse_args(int argc, char **argv, struct phase_cfg *c)
-{
-	static const struct option opts[] = {
-		{ "live", required_argument, NULL, 'l' },
-		{ "min", required_argument, NULL, 'm' },
-		{ "max", required_argument, NULL, 'M' },
-		{ "keep-pct", required_argument, NULL, 'k' },
-		{ "settle", required_argument, NULL, 'S' },
-		{ "sample-ms", required_argument, NULL, 'p' },
-		{ "churn-ws", required_argument, NULL, 'w' },
-		{ "churn-ops", required_argument, NULL, 'o' },
-		{ "seed", required_argument, NULL, 's' },
-		{ "trace", no_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	uint64_t v;
-	double d;
-	int o, r, li = 0;
-
-	while ((o = getopt_long(argc, argv, "h", opts, &li)) != -1) {
-		r = 0;
-		switch (o) {
-		case 'l':
-			r = bench_parse_u64(optarg, 1, 1ull << 40, &c->live);
-			break;
-		case 'm':
-			r = bench_parse_u64(optarg, 1, 1u << 30, &v);
-			c->min_size = (uint32_t)v;
-			break;
-		case 'M':
-			r = bench_parse_u64(optarg, 1, 1u << 30, &v);
-			c->max_size = (uint32_t)v;
-			break;
-		case 'k':
-			r = phase_parse_double(optarg, 0.0, 100.0, &c->keep_pct);
-			break;
-		case 'S':
-			r = phase_parse_double(optarg, 0.0, 86400.0, &d);
-			c->settle_ms = (uint64_t)(d * 1000.0 + 0.5);
-			break;
-		case 'p':
-			r = bench_parse_u64(optarg, 1, 60000, &c->sample_ms);
-			break;
-		case 'w':
-			r = bench_parse_u64(optarg, 1, 1u << 24, &c->churn_ws);
-			break;
-		case 'o':
-			r = bench_parse_u64(optarg, 0, 1ull << 32, &c->churn_ops);
-			break;
-		case 's':
-			r = bench_parse_u64(optarg, 0, UINT64_MAX, &c->seed);
-			break;
-		case 't':
-			c->trace = 1;
-			break;
-		case 'h':
-			phase_usage(stdout);
-			exit(0);
-		default:
-			return -EINVAL;
-		}
-		if (r < 0) {
-			fprintf(stderr, "bench_phase: --%s: bad value '%s': %s\n",
-				opts[li].name, optarg, strerror(-r));
-			return r;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "bench_phase: unexpected argument '%s'\n", argv[optind]);
-		return -EINVAL;
-	}
-	if (c->min_size > c->max_size) {
-		fprintf(stderr, "bench_phase: --min %u is above --max %u\n", c->min_size, c->max_size);
-		return -EINVAL;
-	}
-	return 0;
-}
-
 static long phase_rml(const struct bench_mem *m)
 {
 	return m->rss_kb - (m->lazyfree_kb > 0 ? m->lazyfree_kb : 0);
@@ -237,11 +106,23 @@ static long phase_rml(const struct bench_mem *m)
 int main(int argc, char **argv)
 {
 	struct phase_cfg cfg = {
-		.live = 200000000ull, .settle_ms = 3000, .sample_ms = 10,
-		.churn_ws = 1000, .churn_ops = 1000, .seed = 1,
-		.keep_pct = 0.0, .min_size = 16, .max_size = 1024,
+		.sz = BENCH_SIZES_DEFAULT, .live = 200000000ull, .settle_ms = 3000,
+		.sample_ms = 10, .churn_ws = 1000, .churn_ops = 1000, .keep_pct = 0.0,
 	};
-	struct bench_rng rng, crng;
+	const struct bench_opt opts[] = {
+		{ "live", BENCH_OPT_U64, 1, 1ull << 40, &cfg.live },
+		{ "keep-pct", BENCH_OPT_DOUBLE, 0, 100, &cfg.keep_pct },
+		{ "settle", BENCH_OPT_SECONDS_MS, 0, 86400, &cfg.settle_ms },
+		{ "sample-ms", BENCH_OPT_U64, 1, 60000, &cfg.sample_ms },
+		{ "churn-ws", BENCH_OPT_U64, 1, 1u << 24, &cfg.churn_ws },
+		{ "churn-ops", BENCH_OPT_U64, 0, 1ull << 32, &cfg.churn_ops },
+		{ "trace", BENCH_OPT_FLAG, 0, 0, &cfg.trace },
+	};
+	const struct bench_prog prog = {
+		"bench_phase", opts, BENCH_NOPTS(opts), phase_usage, &cfg.sz,
+	};
+	struct bench_rng rng;
+	struct bench_churn w;
 	struct bench_mem m0, mg, mf, me;
 	struct phase_sample *smp;
 	unsigned char **obj, **slot;
@@ -251,13 +132,10 @@ int main(int argc, char **argv)
 	long freed_kb, goal_kb, t90 = -1;
 	double returned;
 
-	if (phase_parse_args(argc, argv, &cfg) < 0) {
-		phase_usage(stderr);
-		return 2;
-	}
+	bench_parse_args(&prog, argc, argv);
 
 	/* Pass 1: how many blocks make --live bytes (same stream as pass 2). */
-	bench_rng_seed(&rng, cfg.seed, 0);
+	bench_rng_seed(&rng, cfg.sz.seed, 0);
 	while (bytes < cfg.live) {
 		bytes += phase_size(&rng, &cfg);
 		n_obj++;
@@ -276,12 +154,12 @@ int main(int argc, char **argv)
 
 	/* Sizes and the free order (Fisher-Yates) are drawn before start: the
 	 * first `kept` entries of order[] stay live. */
-	bench_rng_seed(&rng, cfg.seed, 0);
+	bench_rng_seed(&rng, cfg.sz.seed, 0);
 	for (uint64_t i = 0; i < n_obj; i++) {
 		size[i] = phase_size(&rng, &cfg);
 		order[i] = (uint32_t)i;
 	}
-	bench_rng_seed(&rng, cfg.seed, 1);
+	bench_rng_seed(&rng, cfg.sz.seed, 1);
 	for (uint64_t i = n_obj - 1; i > 0; i--) {
 		uint64_t j = bench_rng_next(&rng) % (i + 1);
 		uint32_t t = order[i];
@@ -296,18 +174,8 @@ int main(int argc, char **argv)
 		kept_bytes += size[order[j]];
 
 	/* The light working set exists before start and is churned once. */
-	bench_rng_seed(&crng, cfg.seed, 2);
-	for (uint64_t k = 0; k < cfg.churn_ws; k++) {
-		uint32_t sz = phase_size(&crng, &cfg);
-
-		slot[k] = malloc(sz);
-		if (!slot[k]) {
-			fprintf(stderr, "bench_phase: out of memory in the working set\n");
-			return 1;
-		}
-		slot[k][0] = slot[k][sz - 1] = 1;
-	}
-	if (phase_churn(slot, &cfg, &crng, &sum) < 0) {
+	if (bench_churn_init(&w, slot, (uint32_t)cfg.churn_ws, &cfg.sz, 2) < 0 ||
+	    bench_churn_step(&w, 0, cfg.churn_ops) < cfg.churn_ops) {
 		fprintf(stderr, "bench_phase: out of memory in the working set\n");
 		return 1;
 	}
@@ -351,8 +219,8 @@ int main(int argc, char **argv)
 		uint64_t now;
 
 		if (k > 0) {
-			phase_sleep_until(t_free1 + k * cfg.sample_ms * 1000000ull);
-			if (phase_churn(slot, &cfg, &crng, &sum) < 0) {
+			bench_sleep_until(t_free1 + k * cfg.sample_ms * 1000000ull);
+			if (bench_churn_step(&w, 0, cfg.churn_ops) < cfg.churn_ops) {
 				fprintf(stderr, "bench_phase: out of memory while settling\n");
 				return 1;
 			}
@@ -404,8 +272,7 @@ int main(int argc, char **argv)
 
 	for (uint64_t j = 0; j < kept; j++)
 		free(obj[order[j]]);
-	for (uint64_t k = 0; k < cfg.churn_ws; k++)
-		free(slot[k]);
+	bench_churn_free(&w);
 	phase_sink = sum;
 	return 0;
 }

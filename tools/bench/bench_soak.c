@@ -2,7 +2,7 @@
  * instead of a fixed number of ops, reporting every --report-every seconds.
  * Each thread owns --ws slots; one op frees a random slot and allocates a
  * random size in [--min, --max] into it, touching the first and last byte
- * (the same loop as bench_churn). The main thread only sleeps and reports.
+ * (bench_churn_step, as in bench_churn). The main thread only sleeps and reports.
  *
  * stdout, one line per interval, then one summary line (its ops are the
  * ops counted up to the last interval line, over that time):
@@ -20,39 +20,38 @@
 
 #include <dlfcn.h>
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <time.h>
 
 struct soak_cfg {
+	struct bench_sizes sz;
 	uint64_t ws;        /* slots per thread */
-	uint64_t seed;
 	uint64_t duration_s;
 	uint64_t every_s;   /* report period */
-	uint32_t min_size;
-	uint32_t max_size;  /* inclusive */
-	unsigned threads;
+	uint32_t threads;
 };
 
 struct soak_thread {
+	struct bench_thread bt;
 	const struct soak_cfg *cfg;
-	pthread_barrier_t *start;
-	pthread_t tid;
-	unsigned idx;
-	int err;
 	_Atomic uint64_t ops; /* published every SOAK_PUBLISH ops */
-	uint64_t sum;
 } __attribute__((aligned(64)));
+
+/* What the reporting loop of the main thread needs and leaves behind for
+ * the summary line. */
+struct soak_run {
+	const struct soak_cfg *cfg;
+	struct soak_thread *th;
+	uint64_t t0;       /* ns, when the barrier let everyone go */
+	uint64_t last_t;   /* ns, at the last interval line */
+	uint64_t last_ops; /* ops counted at the last interval line */
+};
 
 #define SOAK_PUBLISH 4096
 
 static atomic_int soak_stop;
-static volatile uint64_t soak_sink;
 
 typedef int (*soak_counter_fn)(const char *name, uint64_t *value);
 static soak_counter_fn soak_counter;
@@ -61,59 +60,20 @@ static void *soak_thread_main(void *arg)
 {
 	struct soak_thread *t = arg;
 	const struct soak_cfg *c = t->cfg;
-	const uint32_t ws = (uint32_t)c->ws;
-	const uint32_t span = c->max_size - c->min_size + 1;
-	struct bench_rng rng;
-	unsigned char **slot;
-	uint64_t sum = 0, n = 0;
-	uint32_t i;
+	struct bench_churn w;
+	uint64_t n = 0, done;
 
-	bench_rng_seed(&rng, c->seed, t->idx);
-	slot = calloc(ws, sizeof(*slot));
-	if (!slot) {
-		t->err = ENOMEM;
-		pthread_barrier_wait(t->start);
-		return NULL;
-	}
-	for (i = 0; i < ws; i++) {
-		uint64_t r = bench_rng_next(&rng);
-		size_t size = c->min_size + bench_range32((uint32_t)r, span);
-		unsigned char *p = malloc(size);
-
-		if (!p) {
-			t->err = ENOMEM;
-			break;
-		}
-		p[0] = (unsigned char)i;
-		p[size - 1] = (unsigned char)i;
-		slot[i] = p;
-	}
-	pthread_barrier_wait(t->start);
-	while (!t->err && !atomic_load_explicit(&soak_stop, memory_order_relaxed)) {
-		for (uint32_t b = 0; b < SOAK_PUBLISH; b++, n++) {
-			uint64_t r = bench_rng_next(&rng);
-			uint32_t k = bench_range32((uint32_t)(r >> 32), ws);
-			size_t size = c->min_size + bench_range32((uint32_t)r, span);
-			unsigned char *p;
-
-			sum += slot[k][0];
-			free(slot[k]);
-			p = malloc(size);
-			if (!p) {
-				slot[k] = NULL;
-				t->err = ENOMEM;
-				break;
-			}
-			p[0] = (unsigned char)n;
-			p[size - 1] = (unsigned char)n;
-			slot[k] = p;
-		}
+	if (bench_churn_init(&w, NULL, (uint32_t)c->ws, &c->sz, t->bt.idx) < 0)
+		t->bt.err = ENOMEM;
+	bench_thread_start(&t->bt);
+	while (!t->bt.err && !atomic_load_explicit(&soak_stop, memory_order_relaxed)) {
+		done = bench_churn_step(&w, n, SOAK_PUBLISH);
+		n += done;
+		if (done < SOAK_PUBLISH)
+			t->bt.err = ENOMEM;
 		atomic_store_explicit(&t->ops, n, memory_order_relaxed);
 	}
-	for (i = 0; i < ws; i++)
-		free(slot[i]);
-	free(slot);
-	t->sum = sum;
+	bench_churn_free(&w);
 	return NULL;
 }
 
@@ -157,124 +117,27 @@ static void soak_usage(FILE *f)
 		"        soak secs= ops= ops_per_sec= peak_rss_kb= threads= ws= [os_calls= ...]\n");
 }
 
-static int soak_parse_args(int argc, char **argv, struct soak_cfg *c)
+/* The main thread, from the barrier on: one interval line every
+ * --report-every seconds until --duration, then the threads are stopped. */
+static void soak_report(void *arg)
 {
-	static const struct option opts[] = {
-		{ "duration", required_argument, NULL, 'd' },
-		{ "report-every", required_argument, NULL, 'r' },
-		{ "ws", required_argument, NULL, 'w' },
-		{ "threads", required_argument, NULL, 't' },
-		{ "min", required_argument, NULL, 'm' },
-		{ "max", required_argument, NULL, 'M' },
-		{ "seed", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	uint64_t v;
-	int o, r, li = 0;
-
-	while ((o = getopt_long(argc, argv, "h", opts, &li)) != -1) {
-		switch (o) {
-		case 'd':
-			r = bench_parse_u64(optarg, 1, 30ull * 86400, &c->duration_s);
-			break;
-		case 'r':
-			r = bench_parse_u64(optarg, 1, 86400, &c->every_s);
-			break;
-		case 'w':
-			r = bench_parse_u64(optarg, 1, 1u << 28, &c->ws);
-			break;
-		case 't':
-			r = bench_parse_u64(optarg, 1, 1024, &v);
-			c->threads = (unsigned)v;
-			break;
-		case 'm':
-			r = bench_parse_u64(optarg, 1, 1u << 30, &v);
-			c->min_size = (uint32_t)v;
-			break;
-		case 'M':
-			r = bench_parse_u64(optarg, 1, 1u << 30, &v);
-			c->max_size = (uint32_t)v;
-			break;
-		case 's':
-			r = bench_parse_u64(optarg, 0, UINT64_MAX, &c->seed);
-			break;
-		case 'h':
-			soak_usage(stdout);
-			exit(0);
-		default:
-			return -EINVAL;
-		}
-		if (r < 0) {
-			fprintf(stderr, "bench_soak: --%s: bad value '%s': %s\n",
-				opts[li].name, optarg, strerror(-r));
-			return r;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "bench_soak: unexpected argument '%s'\n", argv[optind]);
-		return -EINVAL;
-	}
-	if (c->min_size > c->max_size) {
-		fprintf(stderr, "bench_soak: --min %u is above --max %u\n", c->min_size, c->max_size);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-int main(int argc, char **argv)
-{
-	struct soak_cfg cfg = {
-		.ws = 4000, .seed = 1, .duration_s = 60, .every_s = 10,
-		.min_size = 16, .max_size = 1024, .threads = 1,
-	};
-	pthread_barrier_t start;
-	struct soak_thread *th;
+	struct soak_run *run = arg;
+	const struct soak_cfg *cfg = run->cfg;
 	struct bench_mem m;
 	char ctrs[128];
-	uint64_t t0, prev_t, prev_ops, end_ns, ops, sum = 0;
-	unsigned i;
-	int err = 0, r;
+	uint64_t t0, prev_t, prev_ops, end_ns, ops;
 
-	if (soak_parse_args(argc, argv, &cfg) < 0) {
-		soak_usage(stderr);
-		return 2;
-	}
-	soak_counter = (soak_counter_fn)dlsym(RTLD_DEFAULT, "hakmem_counter");
-	th = calloc(cfg.threads, sizeof(*th));
-	if (!th) {
-		fprintf(stderr, "bench_soak: out of memory\n");
-		return 1;
-	}
-	/* The main thread joins the barrier too: the clock starts once every
-	 * working set is filled. */
-	pthread_barrier_init(&start, NULL, cfg.threads + 1);
-	for (i = 0; i < cfg.threads; i++) {
-		th[i].cfg = &cfg;
-		th[i].start = &start;
-		th[i].idx = i;
-		r = pthread_create(&th[i].tid, NULL, soak_thread_main, &th[i]);
-		if (r) {
-			fprintf(stderr, "bench_soak: pthread_create: %s\n", strerror(r));
-			return 1;
-		}
-	}
-	pthread_barrier_wait(&start);
 	t0 = prev_t = bench_now_ns();
 	prev_ops = 0;
-	end_ns = t0 + cfg.duration_s * 1000000000ull;
+	end_ns = t0 + cfg->duration_s * 1000000000ull;
 	for (uint64_t k = 1;; k++) {
-		uint64_t next = t0 + k * cfg.every_s * 1000000000ull;
+		uint64_t next = t0 + k * cfg->every_s * 1000000000ull;
 		uint64_t now;
-		struct timespec ts;
 
 		if (next > end_ns)
 			next = end_ns;
-		ts.tv_sec = (time_t)(next / 1000000000ull);
-		ts.tv_nsec = (long)(next % 1000000000ull);
-		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-			;
-		ops = soak_total_ops(th, cfg.threads);
+		bench_sleep_until(next);
+		ops = soak_total_ops(run->th, cfg->threads);
 		now = bench_now_ns();
 		bench_mem_sample(&m, 1);
 		soak_counters(ctrs, sizeof(ctrs));
@@ -290,22 +153,51 @@ int main(int argc, char **argv)
 			break;
 	}
 	atomic_store(&soak_stop, 1);
-	for (i = 0; i < cfg.threads; i++) {
-		pthread_join(th[i].tid, NULL);
-		if (th[i].err)
-			err = th[i].err;
-		sum += th[i].sum;
-	}
-	pthread_barrier_destroy(&start);
-	free(th);
-	soak_sink = sum;
-	if (err) {
-		fprintf(stderr, "bench_soak: %s\n", strerror(err));
+	run->t0 = t0;
+	run->last_t = prev_t;
+	run->last_ops = prev_ops;
+}
+
+int main(int argc, char **argv)
+{
+	struct soak_cfg cfg = {
+		.sz = BENCH_SIZES_DEFAULT, .ws = 4000, .duration_s = 60, .every_s = 10,
+		.threads = 1,
+	};
+	const struct bench_opt opts[] = {
+		{ "duration", BENCH_OPT_U64, 1, 30ull * 86400, &cfg.duration_s },
+		{ "report-every", BENCH_OPT_U64, 1, 86400, &cfg.every_s },
+		{ "ws", BENCH_OPT_U64, 1, 1u << 28, &cfg.ws },
+		{ "threads", BENCH_OPT_U32, 1, 1024, &cfg.threads },
+	};
+	const struct bench_prog prog = {
+		"bench_soak", opts, BENCH_NOPTS(opts), soak_usage, &cfg.sz,
+	};
+	struct soak_run run = { .cfg = &cfg };
+	char ctrs[128];
+	unsigned i;
+	int r;
+
+	bench_parse_args(&prog, argc, argv);
+	soak_counter = (soak_counter_fn)dlsym(RTLD_DEFAULT, "hakmem_counter");
+	run.th = calloc(cfg.threads, sizeof(*run.th));
+	if (!run.th) {
+		fprintf(stderr, "bench_soak: out of memory\n");
 		return 1;
 	}
+	for (i = 0; i < cfg.threads; i++)
+		run.th[i].cfg = &cfg;
+	/* The main thread joins the barrier too (soak_report): the clock
+	 * starts once every working set is filled. */
+	r = bench_run_threads(prog.name, run.th, sizeof(*run.th), cfg.threads, soak_thread_main,
+			      soak_report, &run, NULL);
+	free(run.th);
+	if (r < 0)
+		return 1;
 	soak_counters(ctrs, sizeof(ctrs));
 	printf("soak secs=%.3f ops=%" PRIu64 " ops_per_sec=%.1f peak_rss_kb=%ld threads=%u ws=%" PRIu64 "%s\n",
-	       (double)(prev_t - t0) / 1e9, prev_ops, (double)prev_ops / ((double)(prev_t - t0) / 1e9),
+	       (double)(run.last_t - run.t0) / 1e9, run.last_ops,
+	       (double)run.last_ops / ((double)(run.last_t - run.t0) / 1e9),
 	       bench_peak_rss_kb(), cfg.threads, cfg.ws, ctrs);
 	fflush(stdout);
 	return 0;

@@ -6,7 +6,8 @@ environment each allocator gets, and the markdown table of medians. Every
 allocator runs through LD_PRELOAD of an unmodified benchmark binary (glibc
 runs without a preload); nothing here builds or links anything. Standard
 library only. lean.py and soak.py import it for run_cmd (one run under one
-allocator), parse_kv, parse_os_stats, base_env and load_note.
+allocator), parse_result, parse_kv, parse_os_stats, interleaved,
+summarize_cells, write_report, base_env and load_note.
 """
 
 import argparse
@@ -77,15 +78,20 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.runs < 1:
         p.error("--runs must be at least 1")
-    if args.only:
-        try:
-            re.compile(args.only)
-        except re.error as e:
-            p.error(f"--only: {e}")
+    check_only(p, args.only)
     for kv in args.extra_env:
         if "=" not in kv or kv.startswith("="):
             p.error(f"--extra-env wants KEY=VAL, got {kv!r}")
     return args
+
+
+def check_only(parser, only):
+    """Rejects an --only that is not a regular expression (parser.error)."""
+    if only:
+        try:
+            re.compile(only)
+        except re.error as e:
+            parser.error(f"--only: {e}")
 
 
 def note(msg):
@@ -204,55 +210,96 @@ def run_cmd(cmd, alloc, env0, timeout, rec=None):
     return rec, cp
 
 
-def run_one(bench_dir, cfg, alloc, env0, args):
-    name, prog, cargs, qargs = cfg
-    cmd = [str(bench_dir / prog)] + cargs + (qargs if args.quick else [])
-    rec, cp = run_cmd(cmd, alloc, env0, args.timeout, {"config": name})
-    if "ok" in rec:
-        return rec
-    lines = [l for l in cp.stdout.splitlines() if RESULT_RE.match(l)]
+def parse_result(rec, cp, line_re, convert):
+    """Completes rec from the last line of cp.stdout that matches line_re:
+    ok=True and convert(parse_kv(line)) ({key: value}) plus os_stats when
+    HAKMEM_SS_OS_STATS lines are on stderr; ok=False and error when there
+    is no such line or convert raises KeyError / ValueError. Returns rec."""
+    lines = [l for l in cp.stdout.splitlines() if line_re.match(l)]
     if not lines:
         rec.update(ok=False, error="no result line on stdout")
         return rec
     try:
-        fields = parse_kv(lines[-1])
-        rec.update(ok=True,
-                   ops_per_sec=float(fields["ops_per_sec"]),
-                   peak_rss_kb=int(fields["peak_rss_kb"]),
-                   ops=int(fields["ops"]),
-                   threads=int(fields["threads"]),
-                   ws=int(fields["ws"]))
+        res = convert(parse_kv(lines[-1]))
     except (KeyError, ValueError) as e:
         rec.update(ok=False, error=f"bad result line {lines[-1]!r}: {e}")
         return rec
+    rec.update(ok=True, **res)
     stats = parse_os_stats(cp.stderr)
     if stats:
         rec["os_stats"] = stats
     return rec
 
 
-def summarize(runs, configs, allocs):
-    """{config: {allocator: {...medians...}}} over the runs done so far."""
-    med = {}
+def result_fields(f):
+    """The figures of one bench_churn / bench_larson result line."""
+    return {"ops_per_sec": float(f["ops_per_sec"]), "peak_rss_kb": int(f["peak_rss_kb"]),
+            "ops": int(f["ops"]), "threads": int(f["threads"]), "ws": int(f["ws"])}
+
+
+def run_one(bench_dir, cfg, alloc, env0, args):
+    name, prog, cargs, qargs = cfg
+    cmd = [str(bench_dir / prog)] + cargs + (qargs if args.quick else [])
+    rec, cp = run_cmd(cmd, alloc, env0, args.timeout, {"config": name})
+    if "ok" in rec:
+        return rec
+    return parse_result(rec, cp, RESULT_RE, result_fields)
+
+
+def interleaved(configs, nruns, allocs):
+    """(config, run index, allocator) in run order: per config, run by run,
+    every allocator once, the starting one rotating so that none is always
+    the one that runs right after a switch."""
+    for cfg in configs:
+        for i in range(nruns):
+            k = i % len(allocs)
+            for alloc in allocs[k:] + allocs[:k]:
+                yield cfg, i, alloc
+
+
+def summarize_cells(runs, configs, allocs, fill):
+    """{config: {allocator: cell}} over the runs done so far. A cell counts
+    its runs and failed runs (with the first error); fill(cell, ok_runs)
+    adds the figures of the runs that succeeded, when there are some."""
+    out = {}
     for cname in configs:
-        med[cname] = {}
+        out[cname] = {}
         for aname in allocs:
             rs = [r for r in runs if r["config"] == cname and r["allocator"] == aname]
             if not rs:
                 continue
             ok = [r for r in rs if r["ok"]]
-            fails = [r for r in rs if not r["ok"]]
-            cell = {"runs": len(rs), "failed": len(fails)}
-            if fails:
-                cell["error"] = fails[0]["error"]
+            cell = {"runs": len(rs), "failed": len(rs) - len(ok)}
+            if cell["failed"]:
+                cell["error"] = next(r["error"] for r in rs if not r["ok"])
             if ok:
-                ops = [r["ops_per_sec"] for r in ok]
-                m = statistics.median(ops)
-                cell.update(ops_per_sec=m,
-                            peak_rss_kb=statistics.median(r["peak_rss_kb"] for r in ok),
-                            spread=(max(ops) - min(ops)) / m if m > 0 else 0.0)
-            med[cname][aname] = cell
-    return med
+                fill(cell, ok)
+            out[cname][aname] = cell
+    return out
+
+
+def write_report(lines, json_path, doc):
+    """Prints the markdown lines, on stderr when the JSON goes to stdout,
+    then writes doc as JSON to json_path ('-': stdout; None: nowhere)."""
+    print("\n".join(lines), file=sys.stderr if json_path == "-" else sys.stdout, flush=True)
+    if not json_path:
+        return
+    text = json.dumps(doc, indent=2, default=str)
+    if json_path == "-":
+        print(text)
+    else:
+        Path(json_path).write_text(text + "\n")
+
+
+def summarize(runs, configs, allocs):
+    """{config: {allocator: {...medians...}}} over the runs done so far."""
+    def fill(cell, ok):
+        ops = [r["ops_per_sec"] for r in ok]
+        m = statistics.median(ops)
+        cell.update(ops_per_sec=m,
+                    peak_rss_kb=statistics.median(r["peak_rss_kb"] for r in ok),
+                    spread=(max(ops) - min(ops)) / m if m > 0 else 0.0)
+    return summarize_cells(runs, configs, allocs, fill)
 
 
 def fmt_ops(cell):
@@ -345,21 +392,16 @@ def main(argv):
     started = time.monotonic()
     interrupted = False
     try:
-        for cfg in configs:
-            for i in range(args.runs):
-                # Interleaved, and the starting allocator rotates so that
-                # none is always the one that runs right after a switch.
-                k = i % len(allocs)
-                for alloc in allocs[k:] + allocs[:k]:
-                    rec = run_one(bench_dir, cfg, alloc, env0, args)
-                    rec["run"] = i + 1
-                    runs.append(rec)
-                    if rec["ok"]:
-                        res = (f"{rec['ops_per_sec'] / 1e6:.2f} Mops/s "
-                               f"{rec['peak_rss_kb'] / 1024:.1f} MiB")
-                    else:
-                        res = "FAILED: " + rec["error"]
-                    note(f"[{len(runs)}/{total}] {cfg[0]} / {alloc[0]} run {i + 1}: {res}")
+        for cfg, i, alloc in interleaved(configs, args.runs, allocs):
+            rec = run_one(bench_dir, cfg, alloc, env0, args)
+            rec["run"] = i + 1
+            runs.append(rec)
+            if rec["ok"]:
+                res = (f"{rec['ops_per_sec'] / 1e6:.2f} Mops/s "
+                       f"{rec['peak_rss_kb'] / 1024:.1f} MiB")
+            else:
+                res = "FAILED: " + rec["error"]
+            note(f"[{len(runs)}/{total}] {cfg[0]} / {alloc[0]} run {i + 1}: {res}")
     except KeyboardInterrupt:
         interrupted = True
         note("interrupted: table of the runs done so far")
@@ -382,20 +424,13 @@ def main(argv):
     if notes:
         lines += [""] + notes
     # With --json - stdout carries only the JSON; the table goes to stderr.
-    print("\n".join(lines), file=sys.stderr if args.json == "-" else sys.stdout, flush=True)
-
-    if args.json:
-        doc = {"meta": {"lib": args.lib, "runs": args.runs, "quick": args.quick,
-                        "extra_env": args.extra_env, "allocators": anames,
-                        "configs": cnames, "elapsed_s": round(elapsed, 1),
-                        "load_note": busy,
-                        "interrupted": interrupted},
-               "runs": runs, "medians": med}
-        text = json.dumps(doc, indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+    write_report(lines, args.json,
+                 {"meta": {"lib": args.lib, "runs": args.runs, "quick": args.quick,
+                           "extra_env": args.extra_env, "allocators": anames,
+                           "configs": cnames, "elapsed_s": round(elapsed, 1),
+                           "load_note": busy,
+                           "interrupted": interrupted},
+                  "runs": runs, "medians": med})
     if interrupted:
         return 130
     return 1 if any(not r["ok"] for r in runs) else 0

@@ -7,12 +7,12 @@ LEAN+DONTNEED; glibc, jemalloc and mimalloc set to purge at once), the
 churn and phase configurations, the OS-call counts (hakmem's own counters
 and strace), and the PASS/MISS verdicts. Running a program under an
 allocator, scrubbing the environment and parsing the result lines are
-compare.py's (imported, not copied). Standard library only.
+compare.py's (imported, not copied), as are the interleaved run order, the
+skeleton of a summary cell and the writing of the report. Standard library only.
 """
 
 import argparse
 import hashlib
-import json
 import math
 import os
 import re
@@ -105,11 +105,7 @@ def parse_args(argv):
         args.phase_runs = 1 if args.quick else 3
     if args.runs < 1 or args.phase_runs < 0:
         p.error("--runs must be at least 1 and --phase-runs at least 0")
-    if args.only:
-        try:
-            re.compile(args.only)
-        except re.error as e:
-            p.error(f"--only: {e}")
+    compare.check_only(p, args.only)
     return args
 
 
@@ -171,21 +167,8 @@ def phase_run(bench_dir, cfg, alloc, env0, args):
     rec, cp = compare.run_cmd(cmd, (aid, lib, env), env0, args.timeout, {"config": name})
     if "ok" in rec:
         return rec
-    lines = [l for l in cp.stdout.splitlines() if PHASE_RE.match(l)]
-    if not lines:
-        rec.update(ok=False, error="no result line on stdout")
-        return rec
-    try:
-        f = compare.parse_kv(lines[-1])
-        res = {k: (float(v) if "." in v else int(v)) for k, v in f.items()}
-    except ValueError as e:
-        rec.update(ok=False, error=f"bad result line {lines[-1]!r}: {e}")
-        return rec
-    rec.update(ok=True, **res)
-    stats = compare.parse_os_stats(cp.stderr)
-    if stats:
-        rec["os_stats"] = stats
-    return rec
+    return compare.parse_result(rec, cp, PHASE_RE,
+                                lambda f: {k: (float(v) if "." in v else int(v)) for k, v in f.items()})
 
 
 def strace_counts(path):
@@ -245,36 +228,25 @@ def os_calls(stats):
 
 
 def summarize_churn(runs, cnames, aids, base_stats):
-    out = {}
-    for c in cnames:
-        out[c] = {}
-        for a in aids:
-            rs = [r for r in runs if r["config"] == c and r["allocator"] == a]
-            if not rs:
-                continue
-            ok = [r for r in rs if r["ok"]]
-            cell = {"runs": len(rs), "failed": len(rs) - len(ok)}
-            if cell["failed"]:
-                cell["error"] = next(r["error"] for r in rs if not r["ok"])
-            if ok:
-                m, cv = mean_cv([r["ops_per_sec"] for r in ok])
-                cell.update(ops_mean=m, ops_cv=cv,
-                            peak_rss_kb=statistics.median(r["peak_rss_kb"] for r in ok),
-                            peak_rss_kb_max=max(r["peak_rss_kb"] for r in ok),
-                            ops=ok[0]["ops"])
-                st = [os_calls(r["os_stats"]) / r["ops"] for r in ok if "os_stats" in r]
-                if st:
-                    cell["os_per_op_stats"] = statistics.median(st)
-                    base = base_stats.get(c, {}).get(a)
-                    if base:
-                        n = statistics.median(os_calls(r["os_stats"]) for r in ok if "os_stats" in r)
-                        cell["os_base_calls"] = os_calls(base)
-                        cell["os_steady_per_op_stats"] = max(0, n - os_calls(base)) / max(1, ok[0]["ops"] - 1)
-                    last = [r for r in ok if "os_stats" in r][-1]["os_stats"]
-                    cell["lean_decommit"] = last.get("lean_decommit")
-                    cell["lean_retire"] = last.get("lean_retire")
-            out[c][a] = cell
-    return out
+    def fill(cell, ok):
+        c, a = ok[0]["config"], ok[0]["allocator"]  # the cell's, as every run in ok
+        m, cv = mean_cv([r["ops_per_sec"] for r in ok])
+        cell.update(ops_mean=m, ops_cv=cv,
+                    peak_rss_kb=statistics.median(r["peak_rss_kb"] for r in ok),
+                    peak_rss_kb_max=max(r["peak_rss_kb"] for r in ok),
+                    ops=ok[0]["ops"])
+        st = [os_calls(r["os_stats"]) / r["ops"] for r in ok if "os_stats" in r]
+        if st:
+            cell["os_per_op_stats"] = statistics.median(st)
+            base = base_stats.get(c, {}).get(a)
+            if base:
+                n = statistics.median(os_calls(r["os_stats"]) for r in ok if "os_stats" in r)
+                cell["os_base_calls"] = os_calls(base)
+                cell["os_steady_per_op_stats"] = max(0, n - os_calls(base)) / max(1, ok[0]["ops"] - 1)
+            last = [r for r in ok if "os_stats" in r][-1]["os_stats"]
+            cell["lean_decommit"] = last.get("lean_decommit")
+            cell["lean_retire"] = last.get("lean_retire")
+    return compare.summarize_cells(runs, cnames, aids, fill)
 
 
 def median_t90(vals):
@@ -286,32 +258,21 @@ def median_t90(vals):
 def summarize_phase(runs, cnames, aids):
     keys = ("start_rss_kb", "peak_rss_kb", "grown_rss_kb", "end_rss_kb", "end_lazyfree_kb",
             "end_rss_minus_lazyfree_kb", "returned_pct", "kept_bytes", "free_ms")
-    out = {}
-    for c in cnames:
-        out[c] = {}
-        for a in aids:
-            rs = [r for r in runs if r["config"] == c and r["allocator"] == a]
-            if not rs:
-                continue
-            ok = [r for r in rs if r["ok"]]
-            cell = {"runs": len(rs), "failed": len(rs) - len(ok)}
-            if cell["failed"]:
-                cell["error"] = next(r["error"] for r in rs if not r["ok"])
-            if ok:
-                for k in keys:
-                    cell[k] = statistics.median(r[k] for r in ok)
-                cell["t90_ms"] = median_t90([r["t90_ms"] for r in ok])
-                # per-run verdict inputs, so that the median does not hide a bad run
-                cell["end_minus_start_kb_max"] = max(r["end_rss_kb"] - r["start_rss_kb"] for r in ok)
-                cell["end_rml_minus_start_kb_max"] = max(
-                    r["end_rss_minus_lazyfree_kb"] - r["start_rss_kb"] for r in ok)
-                cell["end_pct_peak_max"] = max(100.0 * r["end_rss_kb"] / r["peak_rss_kb"] for r in ok)
-                cell["end_rml_pct_peak_max"] = max(
-                    100.0 * r["end_rss_minus_lazyfree_kb"] / r["peak_rss_kb"] for r in ok)
-                cell["end_pct_peak"] = 100.0 * cell["end_rss_kb"] / cell["peak_rss_kb"]
-                cell["end_rml_pct_peak"] = 100.0 * cell["end_rss_minus_lazyfree_kb"] / cell["peak_rss_kb"]
-            out[c][a] = cell
-    return out
+
+    def fill(cell, ok):
+        for k in keys:
+            cell[k] = statistics.median(r[k] for r in ok)
+        cell["t90_ms"] = median_t90([r["t90_ms"] for r in ok])
+        # per-run verdict inputs, so that the median does not hide a bad run
+        cell["end_minus_start_kb_max"] = max(r["end_rss_kb"] - r["start_rss_kb"] for r in ok)
+        cell["end_rml_minus_start_kb_max"] = max(
+            r["end_rss_minus_lazyfree_kb"] - r["start_rss_kb"] for r in ok)
+        cell["end_pct_peak_max"] = max(100.0 * r["end_rss_kb"] / r["peak_rss_kb"] for r in ok)
+        cell["end_rml_pct_peak_max"] = max(
+            100.0 * r["end_rss_minus_lazyfree_kb"] / r["peak_rss_kb"] for r in ok)
+        cell["end_pct_peak"] = 100.0 * cell["end_rss_kb"] / cell["peak_rss_kb"]
+        cell["end_rml_pct_peak"] = 100.0 * cell["end_rss_minus_lazyfree_kb"] / cell["peak_rss_kb"]
+    return compare.summarize_cells(runs, cnames, aids, fill)
 
 
 # ---- formatting ------------------------------------------------------------
@@ -339,56 +300,58 @@ def md_table(head, rows, align=None):
     return out
 
 
-def churn_table(med, strace, cnames, allocs):
-    head = ["config", "allocator", "peak RSS MiB", "Mops/s mean", "CV",
-            "OS calls/op, hakmem counters: run / steady Δ",
-            "OS calls/op, strace: run / steady Δ", "lean_decommit", "lean_retire"]
+def cell_table(head, med, cnames, allocs, key, row):
+    """A config x allocator table: one line per cell that ran, "FAIL" for a
+    cell without key (no run succeeded), else row(config, id, cell)."""
     rows = []
     for c in cnames:
         for aid, label, _, _ in allocs:
             cell = med[c].get(aid)
             if not cell:
                 continue
-            if "ops_mean" not in cell:
+            if key not in cell:
                 rows.append([c, label, "FAIL"] + ["-"] * (len(head) - 3))
-                continue
-            st = strace.get(c, {}).get(aid, {})
-            mark = " (!)" if cell["failed"] else ""
-            rows.append([c, label, mib(cell["peak_rss_kb"], 2),
-                         f"{cell['ops_mean'] / 1e6:.2f}{mark}", pct(cell["ops_cv"]),
-                         (f"{sci(cell['os_per_op_stats'])} / {sci(cell.get('os_steady_per_op_stats'))}"
-                          if "os_per_op_stats" in cell else "-"),
-                         (f"{sci(st['per_op'])} / {sci(st['steady_per_op'])}"
-                          if "per_op" in st else st.get("error", "-")),
-                         cell.get("lean_decommit", "-") if cell.get("lean_decommit") is not None else "-",
-                         cell.get("lean_retire", "-") if cell.get("lean_retire") is not None else "-"])
+            else:
+                rows.append([c, label] + row(c, aid, cell))
     return md_table(head, rows, ["---", "---"] + ["---:"] * (len(head) - 2))
+
+
+def churn_table(med, strace, cnames, allocs):
+    head = ["config", "allocator", "peak RSS MiB", "Mops/s mean", "CV",
+            "OS calls/op, hakmem counters: run / steady Δ",
+            "OS calls/op, strace: run / steady Δ", "lean_decommit", "lean_retire"]
+
+    def row(c, aid, cell):
+        st = strace.get(c, {}).get(aid, {})
+        mark = " (!)" if cell["failed"] else ""
+        return [mib(cell["peak_rss_kb"], 2),
+                f"{cell['ops_mean'] / 1e6:.2f}{mark}", pct(cell["ops_cv"]),
+                (f"{sci(cell['os_per_op_stats'])} / {sci(cell.get('os_steady_per_op_stats'))}"
+                 if "os_per_op_stats" in cell else "-"),
+                (f"{sci(st['per_op'])} / {sci(st['steady_per_op'])}"
+                 if "per_op" in st else st.get("error", "-")),
+                cell.get("lean_decommit", "-") if cell.get("lean_decommit") is not None else "-",
+                cell.get("lean_retire", "-") if cell.get("lean_retire") is not None else "-"]
+    return cell_table(head, med, cnames, allocs, "ops_mean", row)
 
 
 def phase_table(med, cnames, allocs):
     head = ["config", "allocator", "start MiB", "peak MiB", "end RSS MiB", "LazyFree MiB",
             "end RSS−LazyFree MiB", "end RSS % peak", "end RSS−LazyFree % peak",
             "within 2 MB of start (RSS / RSS−LazyFree)", "returned %", "t90 ms"]
-    rows = []
-    for c in cnames:
-        for aid, label, _, _ in allocs:
-            cell = med[c].get(aid)
-            if not cell:
-                continue
-            if "end_rss_kb" not in cell:
-                rows.append([c, label, "FAIL"] + ["-"] * (len(head) - 3))
-                continue
-            d_rss = cell["end_rss_kb"] - cell["start_rss_kb"]
-            d_rml = cell["end_rss_minus_lazyfree_kb"] - cell["start_rss_kb"]
-            yn = lambda d: "yes" if d <= MB2 else "no"  # noqa: E731
-            t90 = cell["t90_ms"]
-            rows.append([c, label, mib(cell["start_rss_kb"]), mib(cell["peak_rss_kb"]),
-                         mib(cell["end_rss_kb"]), mib(cell["end_lazyfree_kb"]),
-                         mib(cell["end_rss_minus_lazyfree_kb"]),
-                         f"{cell['end_pct_peak']:.1f}%", f"{cell['end_rml_pct_peak']:.1f}%",
-                         f"{yn(d_rss)} / {yn(d_rml)}", f"{cell['returned_pct']:.1f}",
-                         "never" if t90 < 0 else str(int(t90))])
-    return md_table(head, rows, ["---", "---"] + ["---:"] * (len(head) - 2))
+
+    def row(c, aid, cell):
+        d_rss = cell["end_rss_kb"] - cell["start_rss_kb"]
+        d_rml = cell["end_rss_minus_lazyfree_kb"] - cell["start_rss_kb"]
+        yn = lambda d: "yes" if d <= MB2 else "no"  # noqa: E731
+        t90 = cell["t90_ms"]
+        return [mib(cell["start_rss_kb"]), mib(cell["peak_rss_kb"]),
+                mib(cell["end_rss_kb"]), mib(cell["end_lazyfree_kb"]),
+                mib(cell["end_rss_minus_lazyfree_kb"]),
+                f"{cell['end_pct_peak']:.1f}%", f"{cell['end_rml_pct_peak']:.1f}%",
+                f"{yn(d_rss)} / {yn(d_rml)}", f"{cell['returned_pct']:.1f}",
+                "never" if t90 < 0 else str(int(t90))]
+    return cell_table(head, med, cnames, allocs, "end_rss_kb", row)
 
 
 def go_rows(cm, st, pm, floor_kb):
@@ -435,34 +398,30 @@ def go_rows(cm, st, pm, floor_kb):
                 f", {sci(s['steady_per_op'])} strace Δ" if "steady_per_op" in s else "")
             rows.append((f"{label[v]} OS calls per op (steady state), {c}", meas, "< 1e-6",
                          verdict(max(vals) < T_OS_PER_OP)))
-    p0 = pm.get("phase keep 0%", {})
-    for v in ("lean-dontneed", "lean-free"):
-        cell = p0.get(v, {})
-        if "end_rss_kb" not in cell:
-            continue
-        if v == "lean-dontneed":
-            d = cell["end_minus_start_kb_max"]
-            rows.append((f"phase, all freed: {label[v]} end RSS − start RSS",
-                         f"{d / 1024:+.2f} MiB (worst run)", "≤ 2 MB", verdict(d <= MB2)))
-        else:
-            d = cell["end_rml_minus_start_kb_max"]
-            rows.append((f"phase, all freed: {label[v]} end RSS−LazyFree − start RSS",
-                         f"{d / 1024:+.2f} MiB (worst run; RSS itself {(cell['end_rss_kb'] - cell['start_rss_kb']) / 1024:+.1f} MiB)",
-                         "≤ 2 MB", verdict(d <= MB2)))
-    p1 = pm.get("phase keep 1%", {})
-    for v in ("lean-dontneed", "lean-free"):
-        cell = p1.get(v, {})
-        if "end_rss_kb" not in cell:
-            continue
-        if v == "lean-dontneed":
-            x = cell["end_pct_peak_max"]
-            rows.append((f"phase, 1% kept: {label[v]} end RSS / peak", f"{x:.1f}% (worst run)",
-                         "≤ 15%", verdict(x <= T_KEEP1_PCT)))
-        else:
-            x = cell["end_rml_pct_peak_max"]
-            rows.append((f"phase, 1% kept: {label[v]} end RSS−LazyFree / peak",
-                         f"{x:.1f}% (worst run; RSS itself {cell['end_pct_peak']:.1f}%)",
-                         "≤ 15%", verdict(x <= T_KEEP1_PCT)))
+    # (config, what, target, limit, {variant: (criterion, figure, measured text)}):
+    # the worst run decides; LEAN+FREE is judged by RSS−LazyFree.
+    phase_go = [
+        ("phase keep 0%", "all freed", "≤ 2 MB", MB2, {
+            "lean-dontneed": ("end RSS − start RSS", "end_minus_start_kb_max",
+                              lambda cell, d: f"{d / 1024:+.2f} MiB (worst run)"),
+            "lean-free": ("end RSS−LazyFree − start RSS", "end_rml_minus_start_kb_max",
+                          lambda cell, d: f"{d / 1024:+.2f} MiB (worst run; RSS itself "
+                          f"{(cell['end_rss_kb'] - cell['start_rss_kb']) / 1024:+.1f} MiB)")}),
+        ("phase keep 1%", "1% kept", "≤ 15%", T_KEEP1_PCT, {
+            "lean-dontneed": ("end RSS / peak", "end_pct_peak_max",
+                              lambda cell, x: f"{x:.1f}% (worst run)"),
+            "lean-free": ("end RSS−LazyFree / peak", "end_rml_pct_peak_max",
+                          lambda cell, x: f"{x:.1f}% (worst run; RSS itself {cell['end_pct_peak']:.1f}%)")}),
+    ]
+    for cname, what, target, limit, variants in phase_go:
+        for v in ("lean-dontneed", "lean-free"):
+            cell = pm.get(cname, {}).get(v, {})
+            if "end_rss_kb" not in cell:
+                continue
+            crit, key, measured = variants[v]
+            x = cell[key]
+            rows.append((f"phase, {what}: {label[v]} {crit}", measured(cell, x), target,
+                         verdict(x <= limit)))
     return rows
 
 
@@ -528,31 +487,21 @@ def run(args, bench_dir, churn, phase, tmpdir):
     done = 0
     total = ntimed + nphase + nbase + nstrace
     try:
-        # Timed churn runs: interleaved, rotating start (as compare.py).
-        for cfg in churn:
-            for i in range(args.runs):
-                k = i % len(allocs)
-                for alloc in allocs[k:] + allocs[:k]:
-                    rec = churn_run(bench_dir, cfg, alloc, env0, args)
-                    rec["run"] = i + 1
-                    churn_runs.append(rec)
-                    done += 1
-                    res = (f"{rec['ops_per_sec'] / 1e6:.2f} Mops/s {rec['peak_rss_kb'] / 1024:.1f} MiB"
-                           if rec["ok"] else "FAILED: " + rec["error"])
-                    note(f"[{done}/{total}] {cfg[0]} / {alloc[1]} run {i + 1}: {res}")
-        # Phase runs: interleaved too.
-        for cfg in phase:
-            for i in range(args.phase_runs):
-                k = i % len(allocs)
-                for alloc in allocs[k:] + allocs[:k]:
-                    rec = phase_run(bench_dir, cfg, alloc, env0, args)
-                    rec["run"] = i + 1
-                    phase_runs.append(rec)
-                    done += 1
-                    res = (f"start {rec['start_rss_kb'] / 1024:.1f} peak {rec['peak_rss_kb'] / 1024:.1f} "
-                           f"end {rec['end_rss_kb'] / 1024:.1f} (LazyFree {rec['end_lazyfree_kb'] / 1024:.1f}) MiB "
-                           f"t90 {rec['t90_ms']} ms" if rec["ok"] else "FAILED: " + rec["error"])
-                    note(f"[{done}/{total}] {cfg[0]} / {alloc[1]} run {i + 1}: {res}")
+        # Timed churn runs, then phase runs: interleaved (as compare.py).
+        timed = [(churn, args.runs, churn_run, churn_runs,
+                  lambda r: f"{r['ops_per_sec'] / 1e6:.2f} Mops/s {r['peak_rss_kb'] / 1024:.1f} MiB"),
+                 (phase, args.phase_runs, phase_run, phase_runs,
+                  lambda r: f"start {r['start_rss_kb'] / 1024:.1f} peak {r['peak_rss_kb'] / 1024:.1f} "
+                  f"end {r['end_rss_kb'] / 1024:.1f} (LazyFree {r['end_lazyfree_kb'] / 1024:.1f}) MiB "
+                  f"t90 {r['t90_ms']} ms")]
+        for cfgs, nruns, run_fn, out, show in timed:
+            for cfg, i, alloc in compare.interleaved(cfgs, nruns, allocs):
+                rec = run_fn(bench_dir, cfg, alloc, env0, args)
+                rec["run"] = i + 1
+                out.append(rec)
+                done += 1
+                res = show(rec) if rec["ok"] else "FAILED: " + rec["error"]
+                note(f"[{done}/{total}] {cfg[0]} / {alloc[1]} run {i + 1}: {res}")
         # Untimed runs. hakmem: one plain run with --ops 1, whose counters
         # (start-up, fill, teardown) are subtracted from the timed runs'.
         # Everyone, unless --no-strace: one run under strace -f -c and one
@@ -639,24 +588,18 @@ def run(args, bench_dir, churn, phase, tmpdir):
              for r in churn_runs + phase_runs if not r["ok"]]
     if fails:
         lines += ["", "Failed runs:"] + fails
-    print("\n".join(lines), file=sys.stderr if args.json == "-" else sys.stdout, flush=True)
-
-    if args.json:
-        doc = {"meta": {"lib": args.lib, "lib_sha256_12": lib_sha, "runs": args.runs,
-                        "phase_runs": args.phase_runs, "quick": args.quick,
-                        "allocators": {a[0]: {"label": a[1], "lib": str(a[2]) if a[2] else None,
-                                              "env": a[3]} for a in allocs},
-                        "loadavg_start": load0, "loadavg_end": load1,
-                        "elapsed_s": round(elapsed, 1), "interrupted": interrupted},
-               "process_floor_kb": floor_kb, "baseline_os_stats": base_stats,
-               "churn_runs": churn_runs, "phase_runs": phase_runs, "strace": strace,
-               "churn": cm, "phase": pm,
-               "go": [dict(zip(("criterion", "measured", "target", "verdict"), r)) for r in go]}
-        text = json.dumps(doc, indent=2, default=str)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+    compare.write_report(
+        lines, args.json,
+        {"meta": {"lib": args.lib, "lib_sha256_12": lib_sha, "runs": args.runs,
+                  "phase_runs": args.phase_runs, "quick": args.quick,
+                  "allocators": {a[0]: {"label": a[1], "lib": str(a[2]) if a[2] else None,
+                                        "env": a[3]} for a in allocs},
+                  "loadavg_start": load0, "loadavg_end": load1,
+                  "elapsed_s": round(elapsed, 1), "interrupted": interrupted},
+         "process_floor_kb": floor_kb, "baseline_os_stats": base_stats,
+         "churn_runs": churn_runs, "phase_runs": phase_runs, "strace": strace,
+         "churn": cm, "phase": pm,
+         "go": [dict(zip(("criterion", "measured", "target", "verdict"), r)) for r in go]})
     if interrupted:
         return 130
     return 1 if fails else 0

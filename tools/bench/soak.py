@@ -14,7 +14,6 @@ Standard library only.
 """
 
 import argparse
-import json
 import os
 import re
 import statistics
@@ -277,19 +276,14 @@ def main(argv):
             return 130
     elapsed = time.monotonic() - started
     lines, go = tables(results, args, lib_sha, load0, lean.loadavg(), elapsed)
-    print("\n".join(lines), file=sys.stderr if args.json == "-" else sys.stdout, flush=True)
-    if args.json:
-        doc = {"meta": {"lib": args.lib, "lib_sha256_12": lib_sha, "duration_s": args.duration,
-                        "report_every_s": args.report_every, "ws": args.ws, "threads": args.threads,
-                        "min": args.min, "max": args.max, "loadavg_start": load0,
-                        "elapsed_s": round(elapsed, 1)},
-               "results": results,
-               "go": [dict(zip(("criterion", "measured", "target", "verdict"), g)) for g in go]}
-        text = json.dumps(doc, indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+    compare.write_report(
+        lines, args.json,
+        {"meta": {"lib": args.lib, "lib_sha256_12": lib_sha, "duration_s": args.duration,
+                  "report_every_s": args.report_every, "ws": args.ws, "threads": args.threads,
+                  "min": args.min, "max": args.max, "loadavg_start": load0,
+                  "elapsed_s": round(elapsed, 1)},
+         "results": results,
+         "go": [dict(zip(("criterion", "measured", "target", "verdict"), g)) for g in go]})
     return 0 if all(r["ok"] for r in results) else 1
 
 

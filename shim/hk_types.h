@@ -174,6 +174,7 @@ enum hk_mode { HK_MODE_FAST = 0, HK_MODE_LEAN = 1 };
 struct hk_limits {
     uint32_t tc_cap_small;          /* tcache capacity, blocks <= 1 KiB */
     uint32_t tc_cap_large;          /* tcache capacity, bigger blocks */
+    uint32_t tc_class_bytes;        /* bytes a bin may hold; 0: no bound */
     uint32_t empty_slabs_kept;      /* per class, on the partial list */
     uint32_t ss_cache_max;          /* empty superslabs kept mapped */
     uint32_t large_cache_max;       /* large mappings kept */

@@ -32,6 +32,9 @@ START_TEST(test_caps)
         ck_assert_uint_le(hk_policy_tc_cap(&l, c), hk_policy_tc_cap(&f, c));
         ck_assert_uint_gt(hk_policy_tc_cap(&f, c), 0);
     }
+    /* LEAN bounds the bytes per bin: 32 KiB blocks keep 2, 4 KiB keep 16 */
+    ck_assert_uint_eq(hk_policy_tc_cap(&l, HK_NCLASS - 1), 2);
+    ck_assert_uint_eq(hk_policy_tc_cap(&l, hk_class_of(4096)), 16);
     ck_assert(hk_policy_prewarm_class(0));
     ck_assert(!hk_policy_prewarm_class(HK_NCLASS - 1));
 }

@@ -7,7 +7,9 @@
  * they never purge themselves unless the thread could not be started.
  *
  * The delay grows while decommitted memory keeps coming back (churn) and
- * returns to HAKMEM_SS_LEAN_DELAY_MS when it stops (policy.c).
+ * returns to HAKMEM_SS_LEAN_DELAY_MS when it stops (policy.c). After each
+ * round, threads give their caches back at their next free, so that the
+ * blocks they hold do not pin pages that are otherwise free.
  *
  * The thread starts at the first note in LEAN mode, never inside the
  * first malloc, and is started again in a forked child when needed. It
@@ -62,6 +64,11 @@ static void *purger_main(void *arg)
         uint64_t gave = atomic_exchange_explicit(&hk_released_pages, 0, memory_order_relaxed);
         delay_ms = hk_policy_purge_delay(hk_opt.lean_delay_ms, delay_ms, gave, back);
         hk_ss_purge(false, eager(), &pending);
+        /* Blocks parked in thread caches pin their pages: have every
+         * thread hand its cache back at its next free (new epoch), and
+         * refill from the lowest free addresses. */
+        atomic_fetch_add_explicit(&hk_epoch, 1, memory_order_release);
+        hk_tcache_force_slow_all();
         if (pending)                    /* candidates seen: a second round */
             atomic_store_explicit(&hk_purge_dirty, 1, memory_order_release);
     }

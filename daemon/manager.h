@@ -114,7 +114,7 @@ struct daemon {
     enum hakmem_level all_level;
     gid_t hakmem_gid;
     bool have_hakmem_gid;
-    bool stop, reload;
+    bool stop;
     int spare_fd;                       /* held back for EMFILE (accept_or_shed) */
     uint64_t last_emfile_log_ns;
 };

@@ -110,7 +110,6 @@ struct hk_ss {
     uint32_t free_units;            /* bit u set: unit u is free */
     uint32_t decommitted_units;     /* free units whose pages are decommitted */
     uint32_t free_seen;             /* free units seen at the last purge */
-    uint32_t cached;                /* 1 while on the empty cache */
     uint64_t empty_since;           /* purge round in which it became empty */
     struct hk_slab slabs[HK_UNITS];
 };

@@ -76,12 +76,16 @@ static void sleep_ms(unsigned ms)
         ;
 }
 
+static void stats_update(void);
+
+/* Apply a level once, and show it in the stats page at once. */
 static void apply(int level)
 {
     if (level == hk_lst_level)
         return;
     hk_lst_level = level;
     hk_apply_level(level);
+    stats_update();
 }
 
 /* ---- the stats page ---- */
@@ -291,13 +295,10 @@ static void session_run(void)
         bool alive = ring_heartbeat_age(&hk_sess.ring, now) < timeout;
         if (alive)
             hk_lst_contact_ns = now;
-        int before = hk_lst_level;
         if (changed || (alive && hk_lst_level != resolve_level()))
             apply(alive ? resolve_level() : HAKMEM_LEVEL_NONE);
         else if (!alive)
             apply(HAKMEM_LEVEL_NONE);   /* the daemon hangs: start mode */
-        if (hk_lst_level != before)
-            stats_update();             /* the daemon shows the new mode at once */
         if (closed)
             return;
         struct pollfd p = { hk_sess.sock, POLLIN, 0 };

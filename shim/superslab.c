@@ -193,7 +193,6 @@ static struct hk_slab *slab_carve(unsigned cls)
         } else if (hk_ss_cache) {
             ss = hk_ss_cache;           /* the most recently emptied */
             ss_unlink(&hk_ss_cache, ss);
-            ss->cached = 0;
             hk_ss_ncached--;
             HK_CTR_SUB(superslabs_cached, 1);
         } else {
@@ -226,7 +225,6 @@ static struct hk_slab *slab_carve(unsigned cls)
 
     if (fresh) {                        /* raced: keep it for later */
         pthread_mutex_lock(&hk_ss_lock);
-        fresh->cached = 1;
         ss_push(&hk_ss_cache, fresh);
         hk_ss_ncached++;
         HK_CTR_ADD(superslabs_cached, 1);
@@ -278,7 +276,6 @@ static void slab_release(struct hk_slab *s)
         HK_CTR_SUB(superslabs_live, 1);
         /* Cache it (most recent first); past the policy's limit, the
          * least recently emptied one goes. */
-        ss->cached = 1;
         ss->empty_since = hk_purge_round;
         ss_push(&hk_ss_cache, ss);
         hk_ss_ncached++;

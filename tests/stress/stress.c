@@ -37,6 +37,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "../malloc_origin.h"
 
 #define MAX_THREADS 256
 #define SLOTS 384                 /* live blocks per thread */
@@ -722,16 +723,9 @@ static void fork_section(void)
 
 static void report_malloc_origin(void)
 {
-    void *fn = dlsym(RTLD_DEFAULT, "malloc");
-    Dl_info info;
-    const char *from = "?";
-    if (fn && dladdr(fn, &info) && info.dli_fname)
-        from = info.dli_fname;
-    printf("stress: malloc comes from %s\n", from);
-    const char *want = getenv("STRESS_EXPECT_MALLOC");
-    if (want && *want && !strstr(from, want))
-        fail("malloc comes from %s, not from an object matching \"%s\" "
-             "(LD_PRELOAD not in effect?)", from, want);
+    fflush(stdout);
+    if (malloc_origin_check("stress", getenv("STRESS_EXPECT_MALLOC")) != 0)
+        fail("malloc is not the one STRESS_EXPECT_MALLOC names");
 }
 
 static long parse_arg(const char *s, long lo, long hi, const char *what)

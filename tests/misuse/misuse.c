@@ -39,10 +39,21 @@ static void announce(const void *p)
 static void (*volatile free_fn)(void *) = free;
 static void *(*volatile realloc_fn)(void *, size_t) = realloc;
 
+/* A block of n bytes in use (written). */
+static char *block(size_t n)
+{
+    char *p = malloc(n);
+    if (!p) {
+        perror("malloc");
+        exit(2);
+    }
+    memset(p, 1, n);
+    return p;
+}
+
 static void small_double_free(void)
 {
-    char *p = malloc(64);
-    memset(p, 1, 64);
+    char *p = block(64);
     free_fn(p);
     announce(p);
     free_fn(p);
@@ -50,16 +61,14 @@ static void small_double_free(void)
 
 static void small_interior(void)
 {
-    char *p = malloc(64);
-    memset(p, 1, 64);
+    char *p = block(64);
     announce(p + 16);
     free_fn(p + 16);
 }
 
 static void large_double_free(void)
 {
-    char *p = malloc(MIB);
-    memset(p, 1, MIB);
+    char *p = block(MIB);
     free_fn(p);
     announce(p);
     free_fn(p);
@@ -69,11 +78,9 @@ static void large_double_free(void)
  * it must not free the new owner's block. */
 static void large_reused_double_free(void)
 {
-    char *p = malloc(MIB);
-    memset(p, 1, MIB);
+    char *p = block(MIB);
     free_fn(p);
-    char *q = malloc(MIB);
-    memset(q, 2, MIB);
+    char *q = block(MIB);
     announce(p);
     free_fn(p);
     if (q == p)
@@ -82,16 +89,14 @@ static void large_reused_double_free(void)
 
 static void large_interior(void)
 {
-    char *p = malloc(MIB);
-    memset(p, 1, MIB);
+    char *p = block(MIB);
     announce(p + 16);
     free_fn(p + 16);
 }
 
 static void large_realloc_after_free(void)
 {
-    char *p = malloc(MIB);
-    memset(p, 1, MIB);
+    char *p = block(MIB);
     free_fn(p);
     announce(p);
     p = realloc_fn(p, 2 * MIB);

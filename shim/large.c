@@ -82,18 +82,20 @@ static size_t large_offset(const struct hk_large *l, size_t n, size_t align, boo
 {
     size_t off0 = align > HK_LARGE_HDR ? align : HK_LARGE_HDR;
     size_t step = align > HK_CACHELINE ? align : HK_CACHELINE;
+    unsigned shift = (unsigned)__builtin_ctzl(step);        /* step is a power of two */
     size_t end = off0 + (step < HK_PAGE ? HK_PAGE : 2 * step);   /* first offset past the cycle */
     if (end > HK_SEG_SIZE)
         end = HK_SEG_SIZE;
     if (end > l->map_len - n + 1)
-        end = l->map_len - n + 1;
-    size_t npos = (end - off0 + step - 1) / step;   /* >= 1: off0 + n <= map_len */
+        end = l->map_len - n + 1;       /* > off0: off0 + n <= map_len */
     size_t k;
-    if (fresh)
-        k = atomic_fetch_add_explicit(&hk_large_turn, 1, memory_order_relaxed) % npos;
+    if (fresh)                          /* a division, but this path maps */
+        k = atomic_fetch_add_explicit(&hk_large_turn, 1, memory_order_relaxed) %
+            (((end - off0 - 1) >> shift) + 1);
     else
-        k = l->user_off < off0 ? 0 : (l->user_off - off0) / step + 1;
-    return off0 + (k < npos ? k : 0) * step;
+        k = l->user_off < off0 ? 0 : ((l->user_off - off0) >> shift) + 1;
+    size_t off = off0 + (k << shift);
+    return off < end ? off : off0;
 }
 
 /* n bytes aligned on align (a power of two, at most HK_SEG_SIZE / 2).

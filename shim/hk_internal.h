@@ -194,6 +194,15 @@ HK_HIDDEN int hk_apply_level(int level);
 HK_HIDDEN bool hk_release_now(bool eager);
 HK_HIDDEN void hk_mode_reinit_locks(void);
 
+/* ---- maps.c (pure) ---- */
+struct hk_maps_entry {
+    uintptr_t lo, hi;               /* the mapping, [lo, hi) */
+    bool rw;                        /* readable and writable */
+    bool anon;                      /* no path: anonymous memory */
+    bool rtld;                      /* a mapping of ld.so (ld-linux*) */
+};
+HK_HIDDEN bool hk_maps_parse(const char *line, size_t n, struct hk_maps_entry *e);
+
 /* ---- foreign.c (the DSO guard's second half) ---- */
 HK_HIDDEN void hk_foreign_snapshot(void);
 HK_HIDDEN size_t hk_foreign_preinit_span(const void *p);

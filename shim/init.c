@@ -30,6 +30,7 @@ static void hk_atfork_parent(void)
 /* The child has one thread: every lock is free again. */
 static void hk_atfork_child(void)
 {
+    hk_atfork_parent();     /* prepare's locks are this thread's: unlocked, not re-initialized held */
     hk_tcache_after_fork_child();
     hk_purge_after_fork_child();
     hk_listener_after_fork_child();

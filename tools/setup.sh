@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tools/setup.sh: install what hakmem needs on Debian (only the packages
 # that are missing; needs root for that), then configure and build into
-# build/. Safe to run again.
+# build/, and the ThreadSanitizer build (suite tsan) into build-tsan/.
+# Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,8 +11,10 @@ PKGS=(
   gcc pkg-config meson ninja-build check
   # the daemon: BPF programs (clang, bpftool skeletons, libbpf), sandbox
   clang llvm libbpf-dev bpftool libseccomp-dev
-  # the libFuzzer runtime for the ring/message fuzz test
+  # the libFuzzer runtime for the fuzz tests (ring/messages, env, maps)
   libclang-rt-14-dev
+  # the ThreadSanitizer runtime (build-tsan)
+  libtsan2
   # tests: real programs run on the shim, and the memory checkers
   python3 perl sqlite3 git valgrind time systemd  # systemd: systemd-analyze for tests/ctl
   # benchmarks: the peers hakmem is compared with
@@ -37,4 +40,8 @@ if [[ ! -f build/build.ninja ]]; then
   meson setup build --buildtype=release >/dev/null
 fi
 ninja -C build >/dev/null
-echo "setup: built build/shim/libhakmem.so"
+if [[ ! -f build-tsan/build.ninja ]]; then
+  meson setup build-tsan --buildtype=release -Dsanitize_tsan=true >/dev/null
+fi
+ninja -C build-tsan >/dev/null
+echo "setup: built build/shim/libhakmem.so and build-tsan/"

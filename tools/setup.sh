@@ -14,6 +14,10 @@ PKGS=(
   libclang-rt-14-dev
   # tests: real programs run on the shim, and the memory checkers
   python3 perl sqlite3 git valgrind time systemd  # systemd: systemd-analyze for tests/ctl
+  # tests/ctl: promtool (check metrics) from Debian's prometheus package,
+  # 19 MB, ~35 s to fetch and install; its server is not started here (no
+  # systemd as pid 1 on CI; on a systemd host the package enables it)
+  prometheus
   # benchmarks: the peers hakmem is compared with
   libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4
 )

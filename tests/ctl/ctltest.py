@@ -29,6 +29,7 @@ def args():
     p.add_argument("--shim", default="")
     p.add_argument("--build-root", default="")
     p.add_argument("--unit", default="")
+    p.add_argument("--exporter-unit", default="")
     p.add_argument("--dropin", default="")
     return p.parse_args()
 

@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
 
 import ctltest as t
 
@@ -74,6 +75,58 @@ with t.TempDir() as tmp:
         print("(systemd-analyze security: exposure %s)" % m.group(1))
         t.check(float(m.group(1)) <= 2.5, "exposure level at most 2.5 (\"OK\" starts below 4)",
                 m.group(0))
+
+    # --- hakmem-exporter.service ---------------------------------------------------
+    ex_text = open(a.exporter_unit).read()
+    m = re.search(r"^ExecStart=(\S+)(.*)$", ex_text, re.M)
+    t.check(m and m.group(1).endswith("/bin/hakmemctl") and " metrics --listen " in m.group(2),
+            "hakmem-exporter.service: ExecStart= runs PREFIX/bin/hakmemctl metrics --listen",
+            m.group(0) if m else "none")
+    ctl_exe = os.path.abspath(a.hakmemctl)
+    ex_unit = os.path.join(tmp, "hakmem-exporter.service")
+    with open(ex_unit, "w") as f:
+        f.write(re.sub(r"^ExecStart=\S+", "ExecStart=" + ctl_exe, ex_text, flags=re.M))
+    rc, out = verify(ex_unit)
+    t.check(rc == 0 and out == "", "systemd-analyze verify hakmem-exporter.service: clean", out)
+    for key in ["DynamicUser=yes", "CapabilityBoundingSet=", "NoNewPrivileges=yes",
+                "ProtectSystem=strict", "PrivateUsers=yes", "ProtectProc=invisible",
+                "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+                "SystemCallFilter=~@privileged @resources", "SystemCallArchitectures=native"]:
+        t.check(re.search("^" + re.escape(key) + "$", ex_text, re.M) is not None,
+                "hakmem-exporter.service has %s" % key)
+    p = subprocess.run([sa, "security", "--offline=yes", ex_unit], capture_output=True, text=True)
+    m = re.search(r"Overall exposure level for hakmem-exporter.service: ([0-9.]+)", p.stdout)
+    if m:
+        print("(systemd-analyze security hakmem-exporter.service: exposure %s)" % m.group(1))
+        t.check(float(m.group(1)) <= 2.5, "exporter: exposure level at most 2.5", m.group(0))
+    # the command line of ExecStart=, with the unit's Environment= defaults
+    # expanded as systemd does (${X} one word, $X split), runs as written
+    env = dict(re.findall(r"^Environment=([A-Z_]+)=(.*)$", ex_text, re.M))
+    env["HAKMEM_EXPORTER_LISTEN"] = "127.0.0.1:0"  # not the real port on a test machine
+    words = []
+    for w in re.search(r"^ExecStart=(.*)$", ex_text, re.M).group(1).split():
+        if w.startswith("${"):
+            words.append(env[w[2:-1]])
+        elif w.startswith("$"):
+            words += env[w[1:]].split()
+        else:
+            words.append(w)
+    words[0] = ctl_exe
+    words[words.index("--runtime-dir") + 1] = os.path.join(tmp, "norun")
+    log = os.path.join(tmp, "exporter.log")
+    with open(log, "w") as lf:
+        xp = subprocess.Popen(words, stdin=subprocess.DEVNULL, stdout=lf, stderr=lf)
+        deadline = time.time() + 10
+        while time.time() < deadline and "serving http://" not in open(log).read():
+            time.sleep(0.05)
+        xp.send_signal(signal.SIGTERM)
+        try:
+            xrc = xp.wait(5)
+        except subprocess.TimeoutExpired:
+            xp.kill()
+            xrc = xp.wait()
+    t.check(xrc == 0 and "serving http://127.0.0.1:" in open(log).read(),
+            "ExecStart= with the default arguments serves and stops on SIGTERM", open(log).read())
 
     # --- the example drop-in on a service ---------------------------------------
     t.check(re.search(r"^Environment=LD_PRELOAD=/\S+/libhakmem\.so\.0$", dropin_text, re.M)

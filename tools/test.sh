@@ -3,7 +3,7 @@
 # print one closing line "N passed, N failed, N skipped". Exit status 0
 # only when nothing failed. Extra arguments go to `meson test`.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 tools/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
 

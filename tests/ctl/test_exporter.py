@@ -16,11 +16,15 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
 import ctltest as t
 import promcheck
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "deploy"))
+import metricnames  # noqa: E402
 
 a = t.args()
 
@@ -162,6 +166,13 @@ with t.TempDir() as tmp:
         t.check(st == 200 and ('pid="%d"' % client.pid) in body,
                 "--per-process: the client's per-process series", body[:300])
         check_exposition(body, "--per-process")
+        # the names tests/deploy checks alert rules and the dashboard with,
+        # read from the sources, are those served
+        live = set(re.findall(r"^# TYPE (\S+) ", body, re.M))
+        known = metricnames.known(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+        t.check(live == known, "every metric served is one tests/deploy knows, and back (%d)"
+                % len(live), "served only: %s; known only: %s" % (sorted(live - known),
+                                                                  sorted(known - live)))
         ex2.stop()
 
         # --- everything else ------------------------------------------------------

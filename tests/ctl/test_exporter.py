@@ -68,15 +68,9 @@ class Exporter:
             return f.read()
 
     def stop(self, sig=signal.SIGTERM):
-        if self.p.poll() is None:
-            self.p.send_signal(sig)
-            try:
-                self.p.wait(5)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
+        rc = t.stop_process(self.p, sig, 5)
         self.log.close()
-        return self.p.returncode
+        return rc
 
 
 def get(port, path="/metrics", method="GET", body=None, timeout=5):

@@ -45,22 +45,36 @@ def verify(path):
 
 
 with t.TempDir() as tmp:
+    def check_unit(name, text, runs, exe, keys):
+        """text as NAME in tmp with ExecStart='s program replaced by exe:
+        ExecStart= runs PREFIX/runs, systemd-analyze verify is silent, every
+        key is in it, the exposure level at most 2.5. Returns the copy."""
+        m = re.search(r"^ExecStart=(\S+)", text, re.M)
+        t.check(m and m.group(1).endswith(runs), "%s: ExecStart= runs PREFIX%s" % (name, runs),
+                m.group(0) if m else "none")
+        path = os.path.join(tmp, name)
+        with open(path, "w") as f:
+            f.write(re.sub(r"^ExecStart=\S+", "ExecStart=" + exe, text, flags=re.M))
+        rc, out = verify(path)
+        t.check(rc == 0 and out == "", "systemd-analyze verify %s: clean" % name, out)
+        for key in keys:
+            t.check(re.search("^" + re.escape(key) + "$", text, re.M) is not None,
+                    "%s has %s" % (name, key))
+        p = subprocess.run([sa, "security", "--offline=yes", path], capture_output=True, text=True)
+        m = re.search(r"Overall exposure level for %s: ([0-9.]+)" % re.escape(name), p.stdout)
+        if m:
+            print("(systemd-analyze security %s: exposure %s)" % (name, m.group(1)))
+            t.check(float(m.group(1)) <= 2.5, "%s: exposure level at most 2.5 (\"OK\" starts "
+                    "below 4)" % name, m.group(0))
+        return path
+
     # --- hakmemd.service ----------------------------------------------------
-    m = re.search(r"^ExecStart=(\S+)", unit_text, re.M)
-    t.check(m and m.group(1).endswith("/sbin/hakmemd"), "ExecStart= runs PREFIX/sbin/hakmemd",
-            m.group(0) if m else "none")
     exe = os.path.abspath(a.hakmemd) if a.hakmemd and os.access(a.hakmemd, os.X_OK) else "/bin/true"
-    unit = os.path.join(tmp, "hakmemd.service")
-    with open(unit, "w") as f:
-        f.write(re.sub(r"^ExecStart=\S+", "ExecStart=" + exe, unit_text, flags=re.M))
-    rc, out = verify(unit)
-    t.check(rc == 0 and out == "", "systemd-analyze verify hakmemd.service: clean", out)
-    for key in ["Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure",
-                "RuntimeDirectory=hakmem", "NoNewPrivileges=yes", "ProtectSystem=strict",
-                "ProtectHome=yes", "PrivateTmp=yes", "RestrictAddressFamilies=AF_UNIX",
-                "CapabilityBoundingSet=CAP_BPF CAP_PERFMON", "SystemCallArchitectures=native"]:
-        t.check(re.search("^" + re.escape(key) + "$", unit_text, re.M) is not None,
-                "hakmemd.service has %s" % key)
+    unit = check_unit("hakmemd.service", unit_text, "/sbin/hakmemd", exe, [
+        "Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure",
+        "RuntimeDirectory=hakmem", "NoNewPrivileges=yes", "ProtectSystem=strict",
+        "ProtectHome=yes", "PrivateTmp=yes", "RestrictAddressFamilies=AF_UNIX",
+        "CapabilityBoundingSet=CAP_BPF CAP_PERFMON", "SystemCallArchitectures=native"])
 
     # the same check catches a broken unit (so a clean result means something)
     bad = os.path.join(tmp, "broken.service")
@@ -69,36 +83,16 @@ with t.TempDir() as tmp:
     rc, out = verify(bad)
     t.check("NoSuchKey" in out, "verify reports an unknown key (the check works)", out)
 
-    p = subprocess.run([sa, "security", "--offline=yes", unit], capture_output=True, text=True)
-    m = re.search(r"Overall exposure level for hakmemd.service: ([0-9.]+)", p.stdout)
-    if m:
-        print("(systemd-analyze security: exposure %s)" % m.group(1))
-        t.check(float(m.group(1)) <= 2.5, "exposure level at most 2.5 (\"OK\" starts below 4)",
-                m.group(0))
-
     # --- hakmem-exporter.service ---------------------------------------------------
     ex_text = open(a.exporter_unit).read()
-    m = re.search(r"^ExecStart=(\S+)(.*)$", ex_text, re.M)
-    t.check(m and m.group(1).endswith("/bin/hakmemctl") and " metrics --listen " in m.group(2),
-            "hakmem-exporter.service: ExecStart= runs PREFIX/bin/hakmemctl metrics --listen",
-            m.group(0) if m else "none")
+    t.check(re.search(r"^ExecStart=\S+ .* metrics --listen ", ex_text, re.M) is not None,
+            "hakmem-exporter.service: ExecStart= is hakmemctl metrics --listen")
     ctl_exe = os.path.abspath(a.hakmemctl)
-    ex_unit = os.path.join(tmp, "hakmem-exporter.service")
-    with open(ex_unit, "w") as f:
-        f.write(re.sub(r"^ExecStart=\S+", "ExecStart=" + ctl_exe, ex_text, flags=re.M))
-    rc, out = verify(ex_unit)
-    t.check(rc == 0 and out == "", "systemd-analyze verify hakmem-exporter.service: clean", out)
-    for key in ["DynamicUser=yes", "CapabilityBoundingSet=", "NoNewPrivileges=yes",
-                "ProtectSystem=strict", "PrivateUsers=yes", "ProtectProc=invisible",
-                "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
-                "SystemCallFilter=~@privileged @resources", "SystemCallArchitectures=native"]:
-        t.check(re.search("^" + re.escape(key) + "$", ex_text, re.M) is not None,
-                "hakmem-exporter.service has %s" % key)
-    p = subprocess.run([sa, "security", "--offline=yes", ex_unit], capture_output=True, text=True)
-    m = re.search(r"Overall exposure level for hakmem-exporter.service: ([0-9.]+)", p.stdout)
-    if m:
-        print("(systemd-analyze security hakmem-exporter.service: exposure %s)" % m.group(1))
-        t.check(float(m.group(1)) <= 2.5, "exporter: exposure level at most 2.5", m.group(0))
+    check_unit("hakmem-exporter.service", ex_text, "/bin/hakmemctl", ctl_exe, [
+        "DynamicUser=yes", "CapabilityBoundingSet=", "NoNewPrivileges=yes",
+        "ProtectSystem=strict", "PrivateUsers=yes", "ProtectProc=invisible",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+        "SystemCallFilter=~@privileged @resources", "SystemCallArchitectures=native"])
     # the command line of ExecStart=, with the unit's Environment= defaults
     # expanded as systemd does (${X} one word, $X split), runs as written
     env = dict(re.findall(r"^Environment=([A-Z_]+)=(.*)$", ex_text, re.M))
@@ -119,12 +113,7 @@ with t.TempDir() as tmp:
         deadline = time.time() + 10
         while time.time() < deadline and "serving http://" not in open(log).read():
             time.sleep(0.05)
-        xp.send_signal(signal.SIGTERM)
-        try:
-            xrc = xp.wait(5)
-        except subprocess.TimeoutExpired:
-            xp.kill()
-            xrc = xp.wait()
+        xrc = t.stop_process(xp, signal.SIGTERM, 5)
     t.check(xrc == 0 and "serving http://127.0.0.1:" in open(log).read(),
             "ExecStart= with the default arguments serves and stops on SIGTERM", open(log).read())
 

@@ -22,7 +22,8 @@ turn:
 Every process of a job runs on the allocator under test: hakmem (with a
 hakmemd of its own, --runtime-dir in a temporary directory), glibc, jemalloc
 and mimalloc, through LD_PRELOAD (glibc: libc.so.6 preloaded, so that
-redis-server, linked with jemalloc, runs on glibc too).
+redis-server, linked with jemalloc, runs on glibc too); hakmem-lean is
+hakmem started LEAN (HAKMEM_SS_MEM_LEAN=1), for comparison.
 
 For each allocator and each N of the ladder (--ladder 4,6,8,10): OOM kills
 (the parent's oom_kill counter), jobs finished, p99 job time, peak and mean
@@ -422,7 +423,7 @@ def main():
             sys.exit("density: %s is not installed (apt-get install sqlite3 redis-server)" % tool)
     ladder = [int(x) for x in a.ladder.split(",")]
     lib = Path(a.build) / "shim" / "libhakmem.so"
-    libs = {"hakmem": lib, "glibc": compare.LIBDIR / "libc.so.6"}
+    libs = {"hakmem": lib, "hakmem-lean": lib, "glibc": compare.LIBDIR / "libc.so.6"}
     libs.update({name: path for name, path in compare.PEERS if path})
     allocs = [x for x in a.alloc.split(",") if x]
     for x in allocs:
@@ -450,10 +451,13 @@ def main():
         envs = {}
         for alloc in allocs:
             envs[alloc] = dict(base, DENSITY_PRELOAD=str(libs[alloc]))
-            if alloc == "hakmem":
+            if alloc.startswith("hakmem"):
                 run_dir = os.path.join(tmp, "run")
-                daemon = start_hakmemd(a, run_dir)
+                if not daemon:
+                    daemon = start_hakmemd(a, run_dir)
                 envs[alloc]["HAKMEM_RUNTIME_DIR"] = run_dir
+            if alloc == "hakmem-lean":
+                envs[alloc]["HAKMEM_SS_MEM_LEAN"] = "1"
             results[alloc] = {}
         # rung by rung, every allocator in turn: a change of load on the
         # machine hits them alike

@@ -9,6 +9,9 @@
  *   ctl_sys.c     this host: a cgroup path to its key, a pid's RSS
  *   ctl_json.c    a small streaming JSON writer (valid UTF-8 out)
  *   ctl_show.c    status, clients and metrics as tables or JSON
+ *   ctl_exporter.c  `metrics --listen`: hakmemd's metrics over HTTP for
+ *                 Prometheus; it runs until stopped, so it is the one
+ *                 file that logs (state changes, on stderr)
  */
 #ifndef HAKMEMCTL_CTL_H
 #define HAKMEMCTL_CTL_H
@@ -194,5 +197,25 @@ void show_clients_json(struct ctl_json *j, const struct ctl_view *v);
  * "help": {...}, "type": {...}}. Lines that are not samples or # HELP /
  * # TYPE are skipped. */
 void show_metrics_json(struct ctl_json *j, const char *text, size_t len);
+/* The metrics text with the per-process series (those with a pid label)
+ * left out unless per_process, and with them the HELP and TYPE lines of
+ * families left without a sample. In place; text must have room for a
+ * NUL at text[len]. Returns the new length. */
+size_t ctl_metrics_select(char *text, size_t len, bool per_process);
+
+/* ---- ctl_exporter.c ---------------------------------------------------- */
+
+struct ctl_exporter_opts {
+    const char *listen;      /* ADDR:PORT, [V6ADDR]:PORT or :PORT (every address) */
+    const char *runtime_dir; /* where hakmemd's sockets are */
+    int timeout_ms;          /* one exchange with hakmemd */
+    bool per_process;        /* keep the per-process series */
+};
+
+/* Serves GET and HEAD /metrics on o->listen until SIGTERM or SIGINT.
+ * Returns an exit code (enum ctl_exit): CTL_EXIT_OK after a signal,
+ * CTL_EXIT_USAGE for an address that does not parse, CTL_EXIT_ERROR when
+ * it cannot listen; err then says why. */
+int ctl_exporter_run(const struct ctl_exporter_opts *o, char *err, size_t errlen);
 
 #endif /* HAKMEMCTL_CTL_H */

@@ -438,6 +438,35 @@ void show_clients_json(struct ctl_json *j, const struct ctl_view *v)
 
 /* ---- metrics ------------------------------------------------------------- */
 
+/* The end of the label set "{l="v",...}" that starts at line[i] (i itself
+ * when there is none), or 0 when it is malformed. *has gets whether a
+ * label called has_name is in the set (when has is not NULL). */
+static size_t labels_end(const char *line, size_t n, size_t i, const char *has_name, bool *has)
+{
+    if (has)
+        *has = false;
+    if (i >= n || line[i] != '{')
+        return i;
+    i++;
+    while (i < n && line[i] != '}') {
+        size_t ns = i;
+        while (i < n && line[i] != '=')
+            i++;
+        if (has && i - ns == strlen(has_name) && memcmp(line + ns, has_name, i - ns) == 0)
+            *has = true;
+        if (++i >= n || line[i] != '"')
+            return 0;
+        for (i++; i < n && line[i] != '"'; i++)
+            if (line[i] == '\\')
+                i++;
+        if (i++ >= n)
+            return 0;
+        if (i < n && line[i] == ',')
+            i++;
+    }
+    return i < n ? i + 1 : 0;
+}
+
 /* One sample line "name{l="v",...} value [timestamp]" as JSON; false
  * when the line is not one (then nothing was written). */
 static bool metric_sample(struct ctl_json *j, const char *line, size_t n)
@@ -454,24 +483,9 @@ static bool metric_sample(struct ctl_json *j, const char *line, size_t n)
 
     /* check the label set before writing anything */
     size_t labels = i;
-    if (i < n && line[i] == '{') {
-        i++;
-        while (i < n && line[i] != '}') {
-            while (i < n && line[i] != '=')
-                i++;
-            if (++i >= n || line[i] != '"')
-                return false;
-            for (i++; i < n && line[i] != '"'; i++)
-                if (line[i] == '\\')
-                    i++;
-            if (i++ >= n)
-                return false;
-            if (i < n && line[i] == ',')
-                i++;
-        }
-        if (i++ >= n)
-            return false;
-    }
+    i = labels_end(line, n, i, NULL, NULL);
+    if (i == 0)
+        return false;
     while (i < n && line[i] == ' ')
         i++;
     size_t vstart = i;
@@ -560,4 +574,51 @@ void show_metrics_json(struct ctl_json *j, const char *text, size_t len)
         }
         json_end(j);
     }
+}
+
+size_t ctl_metrics_select(char *text, size_t len, bool per_process)
+{
+    /* lines are copied down in place; a family's "# HELP" and "# TYPE"
+     * lines are held (written, but out may move back to hold) until one
+     * of its samples is kept, and dropped when none is */
+    size_t out = 0, pos = 0, hold = 0, hold_name = 0, hold_name_len = 0;
+    bool holding = false;
+
+    if (per_process)
+        return len;
+    while (pos < len) {
+        const char *line = text + pos;
+        const char *nl = memchr(line, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - line) + 1 : len - pos;
+        pos += n;
+        if (n && line[0] == '#') {
+            /* "# HELP name ..." / "# TYPE name ...": name is the third word */
+            const char *name = n > 7 ? line + 7 : line + n;
+            const char *sp = memchr(name, ' ', (size_t)(line + n - name));
+            size_t name_len = sp ? (size_t)(sp - name) : 0;
+            if (!holding || name_len != hold_name_len
+                || memcmp(text + hold_name, name, name_len) != 0) {
+                if (holding)
+                    out = hold; /* the family held had no sample kept */
+                holding = true;
+                hold = out;
+                hold_name = out + (size_t)(name - line);
+                hold_name_len = name_len;
+            }
+        } else if (n) {
+            size_t i = 0;
+            bool per_pid = false;
+            while (i < n && line[i] != '{' && line[i] != ' ')
+                i++;
+            if (labels_end(line, n, i, "pid", &per_pid) != 0 && per_pid)
+                continue;
+            holding = false;
+        }
+        memmove(text + out, line, n);
+        out += n;
+    }
+    if (holding)
+        out = hold;
+    text[out] = '\0';
+    return out;
 }

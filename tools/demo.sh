@@ -49,7 +49,7 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   wait 2>/dev/null
   if [[ -n $CG && -d $CG ]]; then
-    for p in $(cat "$CG/cgroup.procs" 2>/dev/null); do echo "$p" > "$PARENT/cgroup.procs" 2>/dev/null; done
+    while read -r p; do echo "$p" > "$PARENT/cgroup.procs" 2>/dev/null; done < "$CG/cgroup.procs" 2>/dev/null
     rmdir "$CG" 2>/dev/null
   fi
   rm -rf "$TMP"
@@ -72,7 +72,7 @@ in_cgroup() {    # run "$@" inside $CG, as this process (started with & it keeps
 }
 
 echo "== starting hakmemd (runtime dir $RUN)"
-$B/daemon/hakmemd --runtime-dir "$RUN" > "$TMP/hakmemd.log" 2>&1 &
+"$B/daemon/hakmemd" --runtime-dir "$RUN" > "$TMP/hakmemd.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do [[ -S $RUN/control.sock ]] && break; sleep 0.05; done
 [[ -S $RUN/control.sock ]] || { echo "hakmemd did not start:"; cat "$TMP/hakmemd.log"; exit 1; }
@@ -89,7 +89,7 @@ scenario() {     # name, then the environment for the client
   echo "== $name: a client grows to ${GROW_MB} MB, frees 99 %, sits idle (cgroup limit ${LIMIT_MB} MB)"
   (in_cgroup env "$@" "$CLIENT" "$GROW_MB" 1 > "$TMP/client.out") &
   local cpid=$!
-  PIDS+=($cpid)
+  PIDS+=("$cpid")
   for _ in $(seq 300); do grep -q '^ready' "$TMP/client.out" && break; sleep 0.05; done
   grep -q '^ready' "$TMP/client.out" || { echo "client did not start"; return 1; }
   sleep 0.5
@@ -99,7 +99,7 @@ scenario() {     # name, then the environment for the client
   if [[ $name == hakmem ]]; then echo "-- hakmemctl clients, before:"; $CTL --runtime-dir "$RUN" clients; fi
 
   echo "-- a second process in the same cgroup needs ${NEED_MB} MB"
-  local t0 t_rel=- start
+  local t0 t_rel=-
   t0=$(date +%s%N)
   (in_cgroup /usr/bin/python3 -c "
 import time
@@ -110,7 +110,7 @@ for _ in range($NEED_MB // 10):
 print('second process: got $NEED_MB MB')
 " > "$TMP/needy.out" 2>&1) &
   local npid=$!
-  PIDS+=($npid)
+  PIDS+=("$npid")
   local target=$(( rss0 - (rss0 - GROW_MB * 1024 / 100) * 9 / 10 ))
   while kill -0 "$npid" 2>/dev/null; do
     if [[ $t_rel == - && -e /proc/$cpid && $(rss_kb "$cpid") -le $target ]]; then
@@ -134,7 +134,7 @@ print('second process: got $NEED_MB MB')
   R_HITS[$name]=$(( $(limit_hits) - hits0 ))
   R_OOM[$name]=$(( $(oom_kills) - oom0 ))
   R_DONE[$name]=$([[ $rc == 0 ]] && echo yes || echo "no (exit $rc)")
-  cat "$TMP/needy.out" | tail -1
+  tail -1 "$TMP/needy.out"
   if [[ -e /proc/$cpid ]]; then
     echo "client RSS now $((rss1 / 1024)) MB"
   else
@@ -147,7 +147,7 @@ print('second process: got $NEED_MB MB')
   fi
   kill "$cpid" 2>/dev/null || true
   wait "$cpid" 2>/dev/null || true
-  for p in $(cat "$CG/cgroup.procs" 2>/dev/null); do echo "$p" > "$PARENT/cgroup.procs" 2>/dev/null || true; done
+  while read -r p; do echo "$p" > "$PARENT/cgroup.procs" 2>/dev/null || true; done < "$CG/cgroup.procs" 2>/dev/null
   rmdir "$CG"
   CG=
 }

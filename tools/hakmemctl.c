@@ -44,6 +44,8 @@ struct ctl_opts {
     double interval_s; /* watch */
     long count;        /* watch: frames, 0 = until q */
     unsigned level;    /* lean on: enum hakmem_level, NONE = daemon default */
+    const char *listen; /* metrics: serve over HTTP on ADDR:PORT */
+    bool per_process;   /* metrics: keep the per-process series */
     /* which command-specific options were given, for the usage check */
     bool has_interval, has_count, has_level;
 };
@@ -68,7 +70,8 @@ static const char usage_main[] =
     "                         force LEAN (on) or FAST (off) on TARGET, or let it\n"
     "                         follow pressure again (auto); TARGET is a cgroup\n"
     "                         path, a pid or 'all' (root or group hakmem only)\n"
-    "  metrics                Prometheus text exposition (hakmem_* metrics)\n"
+    "  metrics                Prometheus text exposition (hakmem_* metrics), or\n"
+    "                         with --listen ADDR:PORT an HTTP exporter of it\n"
     "  help [COMMAND]         this text, or a command's\n"
     "\n"
     "Options (anywhere on the line):\n"
@@ -156,14 +159,25 @@ static const char usage_lean[] =
     "                 trimmed); default: hakmemd's (low)\n";
 
 static const char usage_metrics[] =
-    "Usage: hakmemctl [--json] metrics\n"
+    "Usage: hakmemctl [--json] metrics [--per-process]\n"
+    "       hakmemctl metrics --listen ADDR:PORT [--per-process]\n"
     "\n"
     "hakmemd's metrics in the Prometheus text exposition format (metric names\n"
     "hakmem_*), for a node_exporter textfile collector or any scraper, e.g.\n"
     "  hakmemctl metrics > /var/lib/node_exporter/hakmem.prom.$$ &&\n"
     "    mv /var/lib/node_exporter/hakmem.prom.$$ /var/lib/node_exporter/hakmem.prom\n"
     "--json prints {samples: [{name, labels, value}], help: {...}, type: {...}}\n"
-    "(values that are not finite as the strings NaN, +Inf, -Inf).\n";
+    "(values that are not finite as the strings NaN, +Inf, -Inf).\n"
+    "\n"
+    "  --per-process        keep the per-process series (labels pid, comm,\n"
+    "                       cgroup); left out by default, since pids are unbounded\n"
+    "  --listen ADDR:PORT   serve them over HTTP until SIGTERM or SIGINT: GET and\n"
+    "                       HEAD /metrics, 404 for other paths, 405 for other\n"
+    "                       methods; as any user (it only reads). Each scrape asks\n"
+    "                       hakmemd anew (within --timeout) and adds hakmem_up (1:\n"
+    "                       hakmemd answered) and hakmem_scrape_duration_seconds.\n"
+    "                       ADDR:PORT is 127.0.0.1:9477, [::1]:9477, or :9477 for\n"
+    "                       every address; port 0 picks a free one (logged)\n";
 
 struct command {
     const char *name;
@@ -371,6 +385,14 @@ static int cmd_metrics(struct ctl_opts *o, int argc, char **argv)
     struct ctl_reply r;
     char err[512];
 
+    if (o->listen) {
+        struct ctl_exporter_opts x = { .listen = o->listen, .runtime_dir = o->runtime_dir,
+                                       .timeout_ms = o->timeout_ms, .per_process = o->per_process };
+        int rc = ctl_exporter_run(&x, err, sizeof(err));
+        if (rc == CTL_EXIT_USAGE)
+            return usage_error("%s", err);
+        return rc == CTL_EXIT_OK ? rc : fail(rc, err);
+    }
     proto_ctl_req_init(&q, HAKMEM_CTL_METRICS);
     int rc = call(o, &q, &r, err, sizeof(err));
     if (rc == CTL_EXIT_OK && r.status < 0)
@@ -379,6 +401,7 @@ static int cmd_metrics(struct ctl_opts *o, int argc, char **argv)
         ctl_reply_free(&r);
         return fail(rc, err);
     }
+    r.text_len = ctl_metrics_select(r.text, r.text_len, o->per_process);
     if (o->json) {
         struct ctl_json j;
         json_init(&j, stdout, true);
@@ -735,7 +758,7 @@ static const struct command *find_command(const char *name)
 }
 
 enum { OPT_RUNTIME_DIR = 256, OPT_JSON, OPT_TIMEOUT, OPT_CGROUP_ROOT, OPT_INTERVAL, OPT_COUNT,
-       OPT_LEVEL };
+       OPT_LEVEL, OPT_LISTEN, OPT_PER_PROCESS };
 
 static bool parse_seconds(const char *s, double min, double max, double *out)
 {
@@ -758,6 +781,8 @@ int main(int argc, char **argv)
         { "interval", required_argument, NULL, OPT_INTERVAL },
         { "count", required_argument, NULL, OPT_COUNT },
         { "level", required_argument, NULL, OPT_LEVEL },
+        { "listen", required_argument, NULL, OPT_LISTEN },
+        { "per-process", no_argument, NULL, OPT_PER_PROCESS },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -814,6 +839,12 @@ int main(int argc, char **argv)
                 return usage_error("--level: low, medium or critical, not '%s'", optarg);
             o.has_level = true;
             break;
+        case OPT_LISTEN:
+            o.listen = optarg;
+            break;
+        case OPT_PER_PROCESS:
+            o.per_process = true;
+            break;
         case 'h':
             help = true;
             break;
@@ -863,6 +894,10 @@ int main(int argc, char **argv)
         return usage_error("--interval and --count go with watch only");
     if (o.has_level && cmd->run != cmd_lean)
         return usage_error("--level goes with lean only");
+    if ((o.listen || o.per_process) && cmd->run != cmd_metrics)
+        return usage_error("--listen and --per-process go with metrics only");
+    if (o.listen && o.json)
+        return usage_error("--listen serves the Prometheus text; --json does not go with it");
 
     if (!o.runtime_dir) {
         const char *env = getenv("HAKMEM_RUNTIME_DIR");

@@ -17,6 +17,14 @@ PKGS=(
   libtsan2
   # tests: real programs run on the shim, and the memory checkers
   python3 perl sqlite3 git valgrind time systemd  # systemd: systemd-analyze for tests/ctl
+  # tests/ctl: promtool (check metrics) from Debian's prometheus package,
+  # 19 MB, ~35 s to fetch and install; its server is not started here (no
+  # systemd as pid 1 on CI; on a systemd host the package enables it)
+  prometheus
+  # tests/deploy: YAML and JSON Schema for the manifests, and shellcheck
+  python3-yaml python3-jsonschema shellcheck
+  # tools/bench/density.py: its plot, and redis as one of its workloads
+  python3-matplotlib redis-server
   # benchmarks: the peers hakmem is compared with
   libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4
 )

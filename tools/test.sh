@@ -5,7 +5,7 @@
 # Exit status 0 only when nothing failed. Extra arguments go to `meson
 # test` in build/, and then build-tsan/ is left out (a chosen subset).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 tools/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
 

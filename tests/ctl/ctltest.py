@@ -29,6 +29,7 @@ def args():
     p.add_argument("--shim", default="")
     p.add_argument("--build-root", default="")
     p.add_argument("--unit", default="")
+    p.add_argument("--exporter-unit", default="")
     p.add_argument("--dropin", default="")
     return p.parse_args()
 
@@ -173,15 +174,22 @@ class Daemon:
             return f.read()
 
     def stop(self):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(10)
-            except sp.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
+        stop_process(self.p, signal.SIGTERM, 10)
         self.log.close()
         return self.p.returncode
+
+
+def stop_process(p, sig=signal.SIGTERM, timeout=10):
+    """Sends sig to p (a Popen) if it still runs, waits up to timeout
+    seconds, then kills it. Its exit status."""
+    if p.poll() is None:
+        p.send_signal(sig)
+        try:
+            p.wait(timeout)
+        except sp.TimeoutExpired:
+            p.kill()
+            p.wait()
+    return p.returncode
 
 
 class Clients:

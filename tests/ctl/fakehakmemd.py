@@ -187,6 +187,12 @@ class FakeDaemon:
                     "# HELP hakmem_cgroup_level Pressure level (0 none .. 3 critical).\n"
                     "# TYPE hakmem_cgroup_level gauge\n"
                     'hakmem_cgroup_level{cgroup="/a \\"b\\"\\\\c"} 2\n'
+                    "# HELP hakmem_client_mode Mode per process.\n"
+                    "# TYPE hakmem_client_mode gauge\n"
+                    'hakmem_client_mode{comm="a\\",pid=\\"1",pid="7",cgroup="/a"} 1\n'
+                    "# HELP hakmem_odd A cgroup label that says pid.\n"
+                    "# TYPE hakmem_odd gauge\n"
+                    'hakmem_odd{cgroup="pid=\\"3\\""} 1\n'
                     "# HELP hakmem_up_seconds Seconds since start.\n"
                     "# TYPE hakmem_up_seconds gauge\nhakmem_up_seconds +Inf\n" % len(self.clients))
             if self.mode == "bigtext":

@@ -194,12 +194,18 @@ with t.TempDir() as tmp:
         t.check(not p, "metrics: exposition format and promtool's lint rules (promcheck.py)",
                 "\n".join(p))
         t.check("hakmem_clients 1\n" in r.out, "metrics: hakmem_clients 1", r.out[:2000])
-        t.check('pid="%d"' % client.pid in r.out, "metrics: per-client series with the pid")
+        t.check('pid="' not in r.out, "metrics: no per-process series by default")
+        rp = t.run(ctl + ["metrics", "--per-process"])
+        t.expect(rp, 0, "metrics --per-process", err_empty=True)
+        t.check('pid="%d"' % client.pid in rp.out, "metrics --per-process: series with the pid")
+        t.check(not promcheck.problems(rp.out), "metrics --per-process: promcheck.py",
+                "\n".join(promcheck.problems(rp.out)))
         promtool = shutil.which("promtool")
         if promtool:
-            pp = subprocess.run([promtool, "check", "metrics"], input=r.out, text=True,
-                                capture_output=True)
-            t.check(pp.returncode == 0, "metrics: promtool check metrics", pp.stdout + pp.stderr)
+            for text, what in [(r.out, "metrics"), (rp.out, "metrics --per-process")]:
+                pp = subprocess.run([promtool, "check", "metrics"], input=text, text=True,
+                                    capture_output=True)
+                t.check(pp.returncode == 0, what + ": promtool check metrics", pp.stdout + pp.stderr)
         else:
             print("(promtool not installed: promcheck.py only)")
         r = t.run(ctl + ["--json", "metrics"])

@@ -218,6 +218,15 @@ with t.TempDir() as tmp:
     t.expect(r, 0, "metrics", out_has="hakmem_clients 21\n", err_empty=True)
     t.check(not promcheck.problems(r.out), "metrics pass the exposition check",
             str(promcheck.problems(r.out)))
+    t.check("hakmem_client_mode" not in r.out and 'hakmem_odd{cgroup="pid=\\"3\\""} 1\n' in r.out
+            and r.out.endswith("hakmem_up_seconds +Inf\n"),
+            "metrics: the per-process family left out with its HELP and TYPE, a label value "
+            "that says pid kept", r.out)
+    r = t.run(base + ["metrics", "--per-process"])
+    t.expect(r, 0, "metrics --per-process", err_empty=True)
+    t.check('hakmem_client_mode{comm="a\\",pid=\\"1",pid="7",cgroup="/a"} 1\n' in r.out
+            and not promcheck.problems(r.out), "metrics --per-process: the per-process series kept",
+            r.out)
     r = t.run(base + ["--json", "metrics"])
     v = t.parse_json(r, "metrics --json")
     if v:

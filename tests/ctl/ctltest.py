@@ -124,6 +124,17 @@ def copy_for_nobody(path, tmp):
     return dst
 
 
+def need_namespaces():
+    """Skips (77) unless unshare can make mount and pid namespaces here."""
+    for tool in ("unshare", "mount"):
+        if not shutil.which(tool):
+            skip("%s (util-linux) not installed" % tool)
+    probe = subprocess.run(["unshare", "--mount", "--pid", "--fork", "--mount-proc", "true"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        skip("cannot create mount and pid namespaces here: " + probe.stderr.strip())
+
+
 def can_switch_user():
     if os.geteuid() != 0:
         return "not root: cannot run a command as nobody"

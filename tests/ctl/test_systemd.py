@@ -57,7 +57,7 @@ with t.TempDir() as tmp:
     for key in ["Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure",
                 "RuntimeDirectory=hakmem", "NoNewPrivileges=yes", "ProtectSystem=strict",
                 "ProtectHome=yes", "PrivateTmp=yes", "RestrictAddressFamilies=AF_UNIX",
-                "CapabilityBoundingSet=CAP_BPF CAP_PERFMON", "SystemCallArchitectures=native"]:
+                "CapabilityBoundingSet=CAP_BPF CAP_PERFMON CAP_CHOWN", "LimitNOFILE=65536", "SystemCallArchitectures=native"]:
         t.check(re.search("^" + re.escape(key) + "$", unit_text, re.M) is not None,
                 "hakmemd.service has %s" % key)
 
@@ -171,8 +171,10 @@ with t.TempDir() as tmp:
         p = subprocess.run([su, "--root=" + root, sysusers], capture_output=True, text=True)
         group = open(os.path.join(root, "etc", "group")).read() \
             if os.path.exists(os.path.join(root, "etc", "group")) else ""
-        t.check(p.returncode == 0 and re.search(r"^hakmem:x:\d+:", group, re.M) is not None,
-                "systemd-sysusers creates the group hakmem", p.stdout + p.stderr + group)
+        t.check(p.returncode == 0 and re.search(r"^hakmem:x:\d+:", group, re.M) is not None
+                and re.search(r"^hakmem-metrics:x:\d+:", group, re.M) is not None,
+                "systemd-sysusers creates the groups hakmem and hakmem-metrics",
+                p.stdout + p.stderr + group)
     else:
         print("(systemd-sysusers not installed)")
 

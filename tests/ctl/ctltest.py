@@ -236,6 +236,30 @@ def poll_json(cmd, pred, timeout=10, interval=0.1):
         time.sleep(interval)
 
 
+def child_memcg(tag):
+    """A memory cgroup of our own below ours, named TAG-PID: (its path in the
+    hierarchy, its directory, our own path). Skips (77) when it cannot be
+    made; remove it with remove_memcg."""
+    own_path, own_dir = memcg_of(os.getpid())
+    child_dir = os.path.join(own_dir, "%s-%d" % (tag, os.getpid()))
+    try:
+        os.mkdir(child_dir)
+    except OSError as e:
+        skip("cannot create a child memory cgroup under %s: %s" % (own_dir, e))
+    return own_path.rstrip("/") + "/" + os.path.basename(child_dir), child_dir, own_path
+
+
+def remove_memcg(child_dir):
+    """Removes a cgroup of ours once its processes are gone (up to 5 s)."""
+    for _ in range(50):
+        try:
+            os.rmdir(child_dir)
+            return
+        except OSError:
+            time.sleep(0.1)
+    print("warning: could not remove %s" % child_dir)
+
+
 def memcg_of(pid):
     """(path inside the hierarchy, directory) of pid's memory cgroup: the v1
     memory line first, else the v2 line."""

@@ -20,12 +20,7 @@ a = t.args()
 t.need_daemon(a)
 t.need_namespaces()
 
-own_path, own_dir = t.memcg_of(os.getpid())
-child_dir = os.path.join(own_dir, "hakmemctl-test-%d" % os.getpid())
-try:
-    os.mkdir(child_dir)
-except OSError as e:
-    t.skip("cannot create a child memory cgroup under %s: %s" % (own_dir, e))
+cg_path, child_dir, own_path = t.child_memcg("hakmemctl-test")
 
 with t.TempDir() as tmp:
     run_dir = os.path.join(tmp, "run")
@@ -33,7 +28,6 @@ with t.TempDir() as tmp:
     proc = None
     try:
         cg_key = os.stat(child_dir).st_ino
-        cg_path = own_path.rstrip("/") + "/" + os.path.basename(child_dir)
         inner_ctl = t.copy_for_nobody(a.hakmemctl, tmp)
         # inside: /run is a tmpfs of the container's own, /run/hakmem the
         # host's runtime dir; the client knows nothing but the default path
@@ -116,13 +110,6 @@ wait
         if proc:
             proc.wait()
         d.stop()
-        for _ in range(50):
-            try:
-                os.rmdir(child_dir)
-                break
-            except OSError:
-                time.sleep(0.1)
-        if os.path.exists(child_dir):
-            print("warning: could not remove %s" % child_dir)
+        t.remove_memcg(child_dir)
 
 t.done()

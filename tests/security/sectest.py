@@ -35,7 +35,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "ctl"))
 # one way to check, skip and finish for every Python test, and one way to
 # find a process's memory cgroup and to test for namespaces
-from ctltest import check, done, memcg_of, need_namespaces, skip  # noqa: E402,F401
+from ctltest import (check, child_memcg, done, memcg_of, need_namespaces,  # noqa: E402,F401
+                     remove_memcg, skip)
 
 
 def args():

@@ -18,25 +18,8 @@ import sectest as t
 
 a, _, tmp, attack = t.setup(with_user=False)
 t.need_namespaces()
-own_path, own_dir = t.memcg_of(os.getpid())
-child_dir = os.path.join(own_dir, "hksec-container-%d" % os.getpid())
-try:
-    os.mkdir(child_dir)
-except OSError as e:
-    t.skip("cannot create a child memory cgroup under %s: %s" % (own_dir, e))
-
-
-def rm_child():
-    for _ in range(50):
-        try:
-            os.rmdir(child_dir)
-            return
-        except OSError:
-            time.sleep(0.1)
-    t.log("warning: could not remove %s" % child_dir)
-
-
-t.at_cleanup(rm_child)
+child_path, child_dir, own_path = t.child_memcg("hksec-container")
+t.at_cleanup(lambda: t.remove_memcg(child_dir))
 run_dir = os.path.join(tmp, "run")
 d = t.Daemon(a, run_dir, ["--sources", "none"])
 victim = t.Victim(a, run_dir, tmp)
@@ -44,7 +27,6 @@ t.wait_registered(a, run_dir, [victim.pid])
 inner_ctl = t.copy_for(t.NOBODY, a.hakmemctl, tmp)
 res = os.path.join(tmp, "inner")
 os.mkdir(res)
-child_path = own_path.rstrip("/") + "/" + os.path.basename(child_dir)
 script = f"""
 mount -t tmpfs tmpfs /run
 mkdir /run/hakmem

@@ -306,6 +306,9 @@ for mode in ("closed", "badmagic", "refuse-users", "refuse-mfile", "refuse-proto
     lines = [l for l in err.splitlines() if l.strip()]
     t.report("shim vs a fake daemon: " + mode, 0.0, vc, len(lines),
              "%d connections in 6 s; shim said %r" % (count, lines[:2]))
+    # backoff 0.1, 0.2, 0.4 .. 5 s: 6 or 7 tries in 6 s (2675 before the fix,
+    # for a closed ring); CPU measured 0.09-0.16 s (0.68 s before), mostly
+    # e2e_shimclient's own 20 ms status loop
     t.check(count <= 10, "%s: the shim backs off (%d connections in 6 s)" % (mode, count))
     t.check(vc <= 0.3, "%s: the shim's CPU %.2f s <= 0.3 s" % (mode, vc))
     t.check(len(lines) == 1, "%s: the shim says it once" % mode, err)

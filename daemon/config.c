@@ -7,17 +7,21 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <syslog.h>
+#include <unistd.h>
 
 enum config_type {
     CONFIG_T_U32,
     CONFIG_T_PATH,
+    CONFIG_T_NAME,
     CONFIG_T_LEVEL,
     CONFIG_T_LOGLEVEL,
     CONFIG_T_SOURCES,
@@ -182,6 +186,17 @@ static int parse_value(const struct config_key *k, const char *v, void *field,
         memcpy(field, v, n + 1);
         return 0;
     }
+    case CONFIG_T_NAME: {
+        size_t n = strlen(v);
+        if (n >= CONFIG_NAME_MAX || strspn(v, "abcdefghijklmnopqrstuvwxyz"
+                                              "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") != n) {
+            set_err(err, errlen, "invalid value '%s' for %s: expected a name of letters, "
+                    "digits, '_', '-' and '.', at most %d bytes", v, k->name, CONFIG_NAME_MAX - 1);
+            return -EINVAL;
+        }
+        memcpy(field, v, n + 1);
+        return 0;
+    }
     case CONFIG_T_LEVEL: {
         enum hakmem_level l;
         if (policy_level_parse(v, &l) < 0) {
@@ -333,6 +348,59 @@ static int parse_stream(FILE *f, const char *path, struct hakmemd_config *cfg,
     return r;
 }
 
+static const char *file_kind(mode_t m)
+{
+    return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) ? "a character device"
+         : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : "not a plain file";
+}
+
+/* The whole file at path into buf (NUL-terminated), if it is a regular
+ * file that fits. Never blocks: O_NONBLOCK makes a FIFO's open return at
+ * once, and fstat refuses it before any read. */
+static int read_config_file(const char *path, char *buf, size_t cap, size_t *len, char *err,
+                            size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    int r = 0;
+    if (fstat(fd, &st) != 0) {
+        r = -errno;
+        set_err(err, errlen, "%s: cannot stat: %s", path, strerror(-r));
+    } else if (!S_ISREG(st.st_mode)) {
+        r = -EINVAL;
+        set_err(err, errlen, "%s: not a regular file (%s)", path, file_kind(st.st_mode));
+    } else if ((uint64_t)st.st_size >= cap) {
+        r = -EFBIG;
+        set_err(err, errlen, "%s: too large (%lld bytes; at most %zu)", path,
+                (long long)st.st_size, cap - 1);
+    }
+    size_t n = 0;
+    while (r == 0 && n < cap) {
+        ssize_t k = read(fd, buf + n, cap - n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            r = -errno;
+            set_err(err, errlen, "%s: read error: %s", path, strerror(-r));
+        }
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+    }
+    if (r == 0 && n >= cap) {           /* it grew while we read */
+        r = -EFBIG;
+        set_err(err, errlen, "%s: too large (at most %zu bytes)", path, cap - 1);
+    }
+    close(fd);
+    if (r == 0) {
+        buf[n] = '\0';
+        *len = n;
+    }
+    return r;
+}
+
 int config_load(const char *path, struct hakmemd_config *cfg, char *err, size_t errlen)
 {
     struct hakmemd_config tmp;
@@ -346,18 +414,37 @@ int config_load(const char *path, struct hakmemd_config *cfg, char *err, size_t 
         set_err(err, errlen, "%s: internal error: a default fails its checks", path);
         return r;
     }
-    FILE *f = fopen(path, "re");
-    if (!f) {
-        r = -errno;
+    char *buf = malloc(CONFIG_FILE_MAX + 1);
+    if (!buf) {
+        set_err(err, errlen, "%s: out of memory", path);
+        return -ENOMEM;
+    }
+    size_t len = 0;
+    msg[0] = '\0';
+    r = read_config_file(path, buf, CONFIG_FILE_MAX + 1, &len, msg, sizeof(msg));
+    if (r < 0) {
+        free(buf);
         if (r == -ENOENT && strcmp(path, CONFIG_DEFAULT_PATH) == 0) {
             *cfg = tmp;
             return 0;
         }
-        set_err(err, errlen, "%s: cannot open: %s", path, strerror(-r));
+        if (msg[0])
+            set_err(err, errlen, "%s", msg);
+        else
+            set_err(err, errlen, "%s: cannot open: %s", path, strerror(-r));
         return r;
     }
-    r = parse_stream(f, path, &tmp, err, errlen);
-    fclose(f);
+    if (len > 0) {
+        FILE *f = fmemopen(buf, len, "r");
+        if (!f) {
+            r = -errno;
+            set_err(err, errlen, "%s: %s", path, strerror(-r));
+        } else {
+            r = parse_stream(f, path, &tmp, err, errlen);
+            fclose(f);
+        }
+    }
+    free(buf);
     if (r < 0)
         return r;
     r = config_check(&tmp, msg, sizeof(msg));
@@ -427,6 +514,7 @@ static int format_value(const struct config_key *k, const struct hakmemd_config 
     case CONFIG_T_U32:
         return snprintf(buf, len, "%u", *(const uint32_t *)field);
     case CONFIG_T_PATH:
+    case CONFIG_T_NAME:
         return snprintf(buf, len, "%s", (const char *)field);
     case CONFIG_T_LEVEL:
         return snprintf(buf, len, "%s", policy_level_name(*(const enum hakmem_level *)field));
@@ -498,6 +586,25 @@ int config_print(FILE *f, const struct hakmemd_config *cfg)
     if (fflush(f) != 0 || ferror(f))
         return -EIO;
     return 0;
+}
+
+int config_diff(const struct hakmemd_config *a, const struct hakmemd_config *b,
+                void (*fn)(const char *key, const char *from, const char *to, void *ctx),
+                void *ctx)
+{
+    char va[CONFIG_STR_MAX + 64], vb[CONFIG_STR_MAX + 64];
+    int n = 0;
+
+    for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+        format_value(&config_keys[i], a, va, sizeof(va));
+        format_value(&config_keys[i], b, vb, sizeof(vb));
+        if (strcmp(va, vb) != 0) {
+            n++;
+            if (fn)
+                fn(config_keys[i].name, va, vb, ctx);
+        }
+    }
+    return n;
 }
 
 void config_policy(const struct hakmemd_config *cfg, struct policy_thresholds *th)

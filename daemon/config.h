@@ -22,6 +22,8 @@
 
 #define CONFIG_DEFAULT_PATH "/etc/hakmem/hakmemd.conf"
 #define CONFIG_STR_MAX 256 /* bytes of a path option, NUL included */
+#define CONFIG_NAME_MAX 32 /* bytes of a name option, NUL included */
+#define CONFIG_FILE_MAX (1u << 20) /* bytes: a larger configuration file is refused */
 
 /* Bits of `sources`. psi covers PSI triggers and, where that is what
  * exists (v1 memory controller), memory.pressure_level events. */
@@ -34,7 +36,8 @@
 #define CONFIG_DEF(macro) CONFIG_STRINGIFY(macro)
 
 /* Types: U32 (decimal, checked against min..max), PATH (an absolute path
- * of at most CONFIG_STR_MAX - 1 bytes; min..max unused),
+ * of at most CONFIG_STR_MAX - 1 bytes; min..max unused), NAME (a user or
+ * group name: letters, digits, '_', '-', '.', at most 31 bytes),
  * LEVEL (none, low, medium, critical), LOGLEVEL (err, warning, notice,
  * info, debug: syslog priorities), SOURCES (comma list of bpf, psi, usage,
  * or none). Defaults are written as they would be in the file and go
@@ -57,10 +60,11 @@
       "period of the ring heartbeat, ms; shims that hear nothing for a few "    \
       "periods fall back to their own mode")                                    \
     X(max_clients, U32, "4096", 1, 65536,                                       \
-      "clients connected at once; each holds one socket fd, so keep it "        \
-      "below RLIMIT_NOFILE")                                                    \
+      "clients connected at once; each holds one socket fd: hakmemd lowers "    \
+      "the limit to what its RLIMIT_NOFILE allows, and says so at start")       \
     X(max_clients_per_uid, U32, "1024", 1, 65536,                               \
-      "clients connected at once per user id (SO_PEERCRED)")                    \
+      "clients connected at once per user id (SO_PEERCRED); at most a "         \
+      "quarter of the clients hakmemd's descriptors allow")                     \
     X(usage_interval_ms, U32, "250", 10, 60000,                                 \
       "period of the usage source's sampling of usage and limit, ms")           \
     X(usage_low_pct, U32, CONFIG_DEF(POLICY_DEF_USAGE_LOW_PCT), 0, 100,         \
@@ -117,10 +121,16 @@
       "calm needed to go from LOW down to NONE, ms")                            \
     X(hysteresis_pct, U32, CONFIG_DEF(POLICY_DEF_HYSTERESIS_PCT), 0, 90,        \
       "band below each threshold, %, that a signal must fall under to count "  \
-      "as calm")
+      "as calm")                                                                \
+    X(metrics_group, NAME, "hakmem-metrics", 0, 0,                              \
+      "group whose members may connect to metrics.sock, the read-only socket "  \
+      "(status, clients, metrics; never a change) with connection slots of "   \
+      "its own, for the metrics exporter; when the group does not exist, "      \
+      "only root may")
 
 #define CONFIG_FIELD_U32(name) uint32_t name;
 #define CONFIG_FIELD_PATH(name) char name[CONFIG_STR_MAX];
+#define CONFIG_FIELD_NAME(name) char name[CONFIG_NAME_MAX];
 #define CONFIG_FIELD_LEVEL(name) enum hakmem_level name;
 #define CONFIG_FIELD_LOGLEVEL(name) int name; /* LOG_ERR..LOG_DEBUG */
 #define CONFIG_FIELD_SOURCES(name) uint32_t name; /* CONFIG_SOURCE_* */
@@ -151,8 +161,19 @@ int config_set_arg(struct hakmemd_config *cfg, const char *arg, char *err, size_
  * file was read, 0 when path is the default path and does not exist (the
  * defaults stand), or a negative errno with "PATH:LINE: what" (or "PATH:
  * what" for errors of the whole file) in err. On error cfg is unchanged,
- * so a failed reload keeps the running configuration. */
+ * so a failed reload keeps the running configuration. The file must be a
+ * regular file of at most CONFIG_FILE_MAX bytes: it is opened without
+ * blocking (a FIFO never stalls the daemon) and anything else, /dev/zero
+ * say, is refused as "not a regular file" (-EINVAL) or "too large"
+ * (-EFBIG) before a byte is read. */
 int config_load(const char *path, struct hakmemd_config *cfg, char *err, size_t errlen);
+
+/* Calls fn(key, old value, new value, ctx) for every key whose value
+ * differs between a and b, in the order of CONFIG_KEYS; values as the
+ * file would write them. Returns how many differ. */
+int config_diff(const struct hakmemd_config *a, const struct hakmemd_config *b,
+                void (*fn)(const char *key, const char *from, const char *to, void *ctx),
+                void *ctx);
 
 /* Checks between options (thresholds rise with the level). Returns 0 or
  * -EINVAL with a message naming the keys. */

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
@@ -48,6 +49,30 @@ int manager_epoll_add(struct daemon *d, int fd, uint32_t events, struct ep_tag *
 void manager_epoll_del(struct daemon *d, int fd)
 {
     epoll_ctl(d->epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+void manager_defer_free(struct daemon *d, void *p, struct ep_tag *tag, struct ep_tag *tag2)
+{
+    if (tag)
+        tag->kind = EP_DEAD;
+    if (tag2)
+        tag2->kind = EP_DEAD;
+    if (d->ngrave == d->cap_grave) {
+        size_t cap = d->cap_grave ? d->cap_grave * 2 : 16;
+        void **n = realloc(d->graveyard, cap * sizeof(*n));
+        if (!n)
+            return;                     /* a leak, never a use after free */
+        d->graveyard = n;
+        d->cap_grave = cap;
+    }
+    d->graveyard[d->ngrave++] = p;
+}
+
+static void bury(struct daemon *d)
+{
+    for (size_t i = 0; i < d->ngrave; i++)
+        free(d->graveyard[i]);
+    d->ngrave = 0;
 }
 
 /* ---- sd_notify (no libsystemd): one datagram to $NOTIFY_SOCKET ---- */
@@ -84,16 +109,12 @@ struct cgroup *cgroup_find(struct daemon *d, uint64_t key)
     return NULL;
 }
 
-static void cgroup_sources_open(struct daemon *d, struct cgroup *c, uint64_t now)
+/* The per-cgroup pressure events (v1 memory.pressure_level, v2 PSI
+ * trigger), with the configuration in force (a reload reopens them). */
+static void cgroup_pressure_open(struct daemon *d, struct cgroup *c, uint64_t now)
 {
     char why[160];
     int rc;
-    if (d->bpf) {
-        rc = bpf_source_watch(d->bpf, c->cg.key);
-        c->bpf_watched = rc == 0;
-        if (rc < 0)
-            log_warning("cgroup %s: cannot watch it with BPF: %s", c->cg.path, strerror(-rc));
-    }
     if (!d->psi_on)
         return;
     if (c->cg.version == CGROUP_VERSION_1) {
@@ -127,6 +148,32 @@ static void cgroup_sources_open(struct daemon *d, struct cgroup *c, uint64_t now
                 log_info("cgroup %s: no PSI trigger: %s", c->cg.path, why);
             }
         }
+    }
+}
+
+static void cgroup_sources_open(struct daemon *d, struct cgroup *c, uint64_t now)
+{
+    if (d->bpf) {
+        int rc = bpf_source_watch(d->bpf, c->cg.key);
+        c->bpf_watched = rc == 0;
+        if (rc < 0)
+            log_warning("cgroup %s: cannot watch it with BPF: %s", c->cg.path, strerror(-rc));
+    }
+    cgroup_pressure_open(d, c, now);
+}
+
+/* Close what cgroup_pressure_open opened. */
+static void cgroup_sources_close(struct daemon *d, struct cgroup *c)
+{
+    if (c->vmp_open) {
+        manager_epoll_del(d, vmpressure_source_fd(&c->vmp));
+        vmpressure_source_close(&c->vmp);
+        c->vmp_open = false;
+    }
+    if (c->psi_open) {
+        manager_epoll_del(d, psi_trigger_fd(&c->psi));
+        psi_trigger_close(&c->psi);
+        c->psi_open = false;
     }
 }
 
@@ -166,14 +213,7 @@ void cgroup_put(struct daemon *d, struct cgroup *c)
         return;
     if (c->bpf_watched)
         bpf_source_unwatch(d->bpf, c->cg.key);
-    if (c->vmp_open) {
-        manager_epoll_del(d, vmpressure_source_fd(&c->vmp));
-        vmpressure_source_close(&c->vmp);
-    }
-    if (c->psi_open) {
-        manager_epoll_del(d, psi_trigger_fd(&c->psi));
-        psi_trigger_close(&c->psi);
-    }
+    cgroup_sources_close(d, c);
     if (d->usage_on)
         usage_source_remove(&d->usage, c->cg.key);
     /* Its shims are gone; a later client starts from NONE again. */
@@ -185,7 +225,7 @@ void cgroup_put(struct daemon *d, struct cgroup *c)
         }
     }
     log_info("no longer tracking cgroup %s", c->cg.path);
-    free(c);
+    manager_defer_free(d, c, &c->vmp_tag, &c->psi_tag);
 }
 
 /* Signals of c as of now, for the policy. */
@@ -361,8 +401,11 @@ static void on_tick(struct daemon *d)
         return;
     uint64_t now = now_ns();
     if (now >= d->next_heartbeat_ns) {
+        /* never slower than the ring's first period: shims that read only
+         * the ring's info block expect that one */
+        uint64_t period = (uint64_t)d->cfg.heartbeat_ms * 1000000u;
         publisher_heartbeat(&d->pub, now);
-        d->next_heartbeat_ns = now + (uint64_t)d->cfg.heartbeat_ms * 1000000u;
+        d->next_heartbeat_ns = now + (period < d->heartbeat_ns ? period : d->heartbeat_ns);
     }
     if (d->usage_on && now >= d->next_usage_ns) {
         usage_source_sample(&d->usage, now);
@@ -374,12 +417,94 @@ static void on_tick(struct daemon *d)
     }
     clients_sweep(d, now);
     control_sweep(d, now);
+    log_flush(now);
 }
 
+/* What every reloadable key does, applied: the log level, the policy's
+ * thresholds, the heartbeat period (published in the ring, where shims
+ * read it), the client limits. Keys read where they are used
+ * (usage_interval_ms, max_clients...) need nothing more; the per-cgroup
+ * pressure sources are reopened by reload() when their keys change. */
 static void apply_config(struct daemon *d)
 {
     log_set_level(d->cfg.log_level);
     config_policy(&d->cfg, &d->th);
+    if (d->pub.mem) {
+        publisher_set_heartbeat(&d->pub, (uint64_t)d->cfg.heartbeat_ms * 1000000u);
+        d->next_heartbeat_ns = 0;       /* beat now, at the new period */
+        limits_compute(d, false);
+    }
+}
+
+/* Keys fixed at start: changing them means a restart. */
+static bool restart_only(const char *key)
+{
+    static const char *const keys[] = { "runtime_dir", "cgroup_root", "sources", "metrics_group" };
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (strcmp(key, keys[i]) == 0)
+            return true;
+    return false;
+}
+
+struct reload_diff {
+    char fixed[160];                    /* restart-only keys that differ */
+    bool reopen;                        /* a per-cgroup pressure source's key changed */
+};
+
+static void note_fixed(const char *key, const char *from, const char *to, void *ctx)
+{
+    struct reload_diff *r = ctx;
+    if (restart_only(key)) {
+        size_t n = strlen(r->fixed);
+        snprintf(r->fixed + n, sizeof(r->fixed) - n, "%s%s (%s -> %s)", n ? ", " : "", key, from, to);
+    }
+}
+
+static void note_change(const char *key, const char *from, const char *to, void *ctx)
+{
+    struct reload_diff *r = ctx;
+    if (strncmp(key, "psi_trigger_", 12) == 0 || strncmp(key, "vmpressure_", 11) == 0)
+        r->reopen = true;
+    log_notice_unlimited("reload: %s %s -> %s", key, from, to);
+}
+
+/* SIGHUP: the file again, then the command line's --set (which wins, as
+ * at start). All or nothing: a file that does not load, or that changes a
+ * key fixed at start, leaves the running configuration as it is. */
+static void reload(struct daemon *d)
+{
+    char err[512];
+    struct hakmemd_config cfg;
+    struct reload_diff r = { "", false };
+    sd_notify_msg(d, "RELOADING=1");
+    int rc = config_load(d->config_path[0] ? d->config_path : NULL, &cfg, err, sizeof(err));
+    for (int i = 0; rc >= 0 && i < d->nsets; i++) {
+        char msg[400];
+        rc = config_set_arg(&cfg, d->sets[i], msg, sizeof(msg));
+        if (rc < 0)
+            snprintf(err, sizeof(err), "%s: %s", d->sets[i], msg);
+    }
+    if (rc >= 0)
+        rc = config_check(&cfg, err, sizeof(err));
+    if (rc < 0) {
+        log_err("reload: %s; keeping the running configuration", err);
+    } else if (config_diff(&d->cfg, &cfg, note_fixed, &r), r.fixed[0]) {
+        log_err("reload: %s cannot change without a restart of hakmemd; keeping the running "
+                "configuration (nothing applied)", r.fixed);
+    } else {
+        int n = config_diff(&d->cfg, &cfg, note_change, &r);
+        d->cfg = cfg;
+        apply_config(d);
+        if (r.reopen) {
+            uint64_t now = now_ns();
+            for (size_t i = 0; i < d->ncgroups; i++) {
+                cgroup_sources_close(d, d->cgroups[i]);
+                cgroup_pressure_open(d, d->cgroups[i], now);
+            }
+        }
+        log_notice("configuration reloaded (%d key%s changed)", n, n == 1 ? "" : "s");
+    }
+    sd_notify_msg(d, "READY=1");
 }
 
 static void on_signal(struct daemon *d)
@@ -387,21 +512,7 @@ static void on_signal(struct daemon *d)
     struct signalfd_siginfo si;
     while (read(d->sigfd, &si, sizeof(si)) == sizeof(si)) {
         if (si.ssi_signo == SIGHUP) {
-            char err[256];
-            struct hakmemd_config cfg = d->cfg;
-            sd_notify_msg(d, "RELOADING=1");
-            int rc = config_load(d->config_path[0] ? d->config_path : NULL, &cfg, err, sizeof(err));
-            if (rc < 0) {
-                log_err("reload: %s; keeping the running configuration", err);
-            } else {
-                /* the runtime dir and the sources stay as started */
-                snprintf(cfg.runtime_dir, sizeof(cfg.runtime_dir), "%s", d->cfg.runtime_dir);
-                cfg.sources = d->cfg.sources;
-                d->cfg = cfg;
-                apply_config(d);
-                log_notice("configuration reloaded");
-            }
-            sd_notify_msg(d, "READY=1");
+            reload(d);
         } else {
             log_notice("signal %s: stopping", strsignal((int)si.ssi_signo));
             d->stop = true;
@@ -409,12 +520,50 @@ static void on_signal(struct daemon *d)
     }
 }
 
+/* One hakmemd per runtime dir: a lock held for the daemon's life, taken
+ * before anything else (BPF above all) is set up. */
+static int take_lock(struct daemon *d)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/hakmemd.lock", d->cfg.runtime_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        log_err("cannot open %s: %m", path);
+        return -errno;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char buf[32] = "";
+        ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+        buf[n > 0 ? n : 0] = '\0';
+        buf[strcspn(buf, "\n")] = '\0';
+        close(fd);
+        if (e == EWOULDBLOCK) {
+            log_err("another hakmemd%s%s%s is serving %s", buf[0] ? " (pid " : "", buf,
+                    buf[0] ? ")" : "", d->cfg.runtime_dir);
+            return -EADDRINUSE;
+        }
+        log_err("cannot lock %s: %s", path, strerror(e));
+        return -e;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+        log_warning("cannot write my pid into %s: %m", path);
+    d->lock_fd = fd;
+    return 0;
+}
+
 int manager_init(struct daemon *d)
 {
-    d->epfd = d->sigfd = d->timerfd = d->rdv_fd = d->ctl_fd = -1;
+    d->epfd = d->sigfd = d->timerfd = d->rdv_fd = d->ctl_fd = d->met_fd = d->lock_fd = -1;
+    d->pub.memfd = d->pub.ro_fd = -1;
     d->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     d->start_ns = now_ns();
     apply_config(d);
+    int rc = take_lock(d);
+    if (rc < 0)
+        return rc;
 
     d->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (d->epfd < 0)
@@ -430,7 +579,7 @@ int manager_init(struct daemon *d)
     if (d->sigfd < 0)
         return -errno;
     d->sig_tag = (struct ep_tag){ EP_SIGNAL, NULL };
-    int rc = manager_epoll_add(d, d->sigfd, EPOLLIN, &d->sig_tag);
+    rc = manager_epoll_add(d, d->sigfd, EPOLLIN, &d->sig_tag);
     if (rc < 0)
         return rc;
 
@@ -444,15 +593,25 @@ int manager_init(struct daemon *d)
     if ((rc = manager_epoll_add(d, d->timerfd, EPOLLIN, &d->timer_tag)) < 0)
         return rc;
 
-    rc = publisher_open(&d->pub, RING_SLOTS, RING_TABLE,
-                        (uint64_t)d->cfg.heartbeat_ms * 1000000u, now_ns());
+    d->heartbeat_ns = (uint64_t)d->cfg.heartbeat_ms * 1000000u;
+    rc = publisher_open(&d->pub, RING_SLOTS, RING_TABLE, d->heartbeat_ns, now_ns());
     if (rc < 0) {
         log_err("cannot create the ring: %s", strerror(-rc));
         return rc;
     }
-    sources_open(d);
     if ((rc = clients_listen(d)) < 0 || (rc = control_listen(d)) < 0)
         return rc;
+    sources_open(d);
+    limits_compute(d, true);
+    const struct limits *l = &d->lim;
+    log_info("descriptors: %lu, %u in use; up to %u clients (%u per uid, the last %u for root), "
+             "%u+%u+%u control connections (open, operators, metrics.sock)", l->nofile, l->fd_base,
+             l->max_clients, l->max_per_uid, l->root_reserve, l->ctl_open, l->ctl_oper,
+             l->ctl_metrics);
+    if (l->max_clients < d->cfg.max_clients || l->max_per_uid < d->cfg.max_clients_per_uid)
+        log_warning("descriptors: RLIMIT_NOFILE %lu allows %u clients (%u per uid), fewer than "
+                    "max_clients %u (%u per uid); raise LimitNOFILE=", l->nofile, l->max_clients,
+                    l->max_per_uid, d->cfg.max_clients, d->cfg.max_clients_per_uid);
     return 0;
 }
 
@@ -476,7 +635,9 @@ int manager_run(struct daemon *d)
             case EP_SIGNAL: on_signal(d); break;
             case EP_TIMER: on_tick(d); break;
             case EP_RENDEZVOUS: clients_accept(d); break;
-            case EP_CONTROL: control_accept(d); break;
+            case EP_CONTROL: control_accept(d, false); break;
+            case EP_METRICS: control_accept(d, true); break;
+            case EP_DEAD: break;
             case EP_CLIENT: clients_event(d, t->owner, e); break;
             case EP_CTLCONN: control_event(d, t->owner, e); break;
             case EP_BPF:
@@ -497,6 +658,7 @@ int manager_run(struct daemon *d)
             }
             }
         }
+        bury(d);
     }
     sd_notify_msg(d, "STOPPING=1");
     return 0;
@@ -513,6 +675,8 @@ void manager_fini(struct daemon *d)
         cgroup_put(d, c);
     }
     free(d->cgroups);
+    bury(d);
+    free(d->graveyard);
     publisher_close(&d->pub);
     if (d->bpf)
         bpf_source_close(d->bpf);
@@ -529,7 +693,14 @@ void manager_fini(struct daemon *d)
         snprintf(path, sizeof(path), "%s/control.sock", d->cfg.runtime_dir);
         unlink(path);
     }
-    int fds[] = { d->sigfd, d->timerfd, d->rdv_fd, d->ctl_fd, d->notify_fd, d->epfd, d->spare_fd };
+    if (d->met_fd >= 0) {
+        snprintf(path, sizeof(path), "%s/metrics.sock", d->cfg.runtime_dir);
+        unlink(path);
+    }
+    log_flush(UINT64_MAX);              /* what the rate limit counted is not lost */
+    /* the lock file stays: removing it would race with a daemon starting */
+    int fds[] = { d->sigfd, d->timerfd, d->rdv_fd, d->ctl_fd, d->met_fd, d->notify_fd, d->epfd,
+                  d->spare_fd, d->lock_fd };
     for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
         if (fds[i] >= 0)
             close(fds[i]);

@@ -16,6 +16,7 @@
 __attribute__((noinline, cold)) static void *hk_malloc_large(size_t n, size_t align, bool zero)
 {
     hk_ensure_init();
+    hk_listener_restart_if_forked();    /* a child that only maps large blocks registers too */
     if (align > HK_SEG_SIZE / 2)
         return hk_huge_aligned_alloc(n, align);
     return hk_large_alloc(n, align, zero);

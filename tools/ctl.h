@@ -34,7 +34,8 @@ enum ctl_exit {
 /* ---- ctl_client.c ------------------------------------------------------ */
 
 #define CTL_DEFAULT_RUNTIME_DIR "/run/hakmem"
-#define CTL_SOCK_NAME "control.sock"
+#define CTL_SOCK_NAME "control.sock"         /* every command */
+#define CTL_METRICS_SOCK_NAME "metrics.sock" /* read commands; root and metrics_group */
 /* Bound on one whole answer (all datagrams): far above a host's worth of
  * clients (312 bytes each) and cgroups, small enough that a broken
  * daemon cannot make hakmemctl eat the machine. */
@@ -42,8 +43,11 @@ enum ctl_exit {
 
 struct ctl_reply {
     int32_t status;                    /* 0, or the first negative errno the daemon sent */
+    bool refused;                      /* the connection was refused before the request
+                                          (text: the daemon's reason) */
     uint32_t datagrams;                /* datagrams received */
-    char *text;                        /* TEXT payloads concatenated, NUL-terminated */
+    char *text;                        /* TEXT payloads concatenated, NUL-terminated (with a
+                                          status < 0: the daemon's reason, in words) */
     size_t text_len;                   /* bytes, without the NUL */
     struct hakmem_ctl_cgroup *cgroups; /* CGROUPS records, in order */
     size_t ncgroups;
@@ -51,14 +55,15 @@ struct ctl_reply {
     size_t nclients;
 };
 
-/* RUNTIME_DIR/control.sock into buf. -ENAMETOOLONG past sun_path. */
-int ctl_socket_path(const char *runtime_dir, char *buf, size_t len);
+/* RUNTIME_DIR/NAME into buf. -ENAMETOOLONG past sun_path. */
+int ctl_socket_path(const char *runtime_dir, const char *name, char *buf, size_t len);
 /* A connected SOCK_SEQPACKET socket (close-on-exec), or the errno of
  * socket/connect: -ENOENT and -ECONNREFUSED mean nobody listens. */
 int ctl_connect(const char *path);
 /* Sends req and reads the whole answer into *out (zeroed first; free it
  * with ctl_reply_free, also after an error). 0 means the exchange went
- * through: the daemon's verdict is out->status. Errors: -ETIMEDOUT (no
+ * through: the daemon's verdict is out->status (with out->refused when it
+ * refused the connection itself, out->text saying why). Errors: -ETIMEDOUT (no
  * complete answer within timeout_ms), -ECONNRESET (closed before the last
  * datagram), -EMSGSIZE (a datagram over HAKMEM_MSG_MAX, or the answer over
  * CTL_REPLY_MAX), -EBADMSG / -EPROTONOSUPPORT / -EINVAL (a datagram that
@@ -169,8 +174,6 @@ void json_f64(struct ctl_json *j, const char *key, double v);
 void json_bool(struct ctl_json *j, const char *key, bool v);
 void json_null(struct ctl_json *j, const char *key);
 void json_done(struct ctl_json *j); /* after the top value: newline */
-/* Length of the valid UTF-8 sequence at s (n > 0 bytes left), 0 if invalid. */
-size_t ctl_utf8_len(const unsigned char *s, size_t n);
 
 /* ---- ctl_show.c -------------------------------------------------------- */
 
@@ -186,9 +189,6 @@ struct ctl_view {
 };
 
 const char *ctl_mode_name(unsigned ctl_mode); /* auto, on, off; "?" */
-/* src made safe for a terminal: control characters (C0, DEL, C1) and
- * invalid UTF-8 become '?'. Returns dst. */
-char *ctl_printable(char *dst, size_t len, const char *src);
 void show_status_text(FILE *f, const struct ctl_view *v, int width);
 void show_status_json(struct ctl_json *j, const struct ctl_view *v);
 void show_clients_text(FILE *f, const struct ctl_view *v, int width);

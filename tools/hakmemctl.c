@@ -28,15 +28,13 @@
 #include "ctl.h"
 #include "msg.h"
 
-#ifndef HAKMEM_VERSION
-#define HAKMEM_VERSION "unknown"
-#endif
-
 #define DEFAULT_TIMEOUT_S  5.0 /* a healthy daemon answers in microseconds */
 #define DEFAULT_INTERVAL_S 2.0 /* watch: as often as PSI's 2 s windows move */
 
 struct ctl_opts {
-    char sock[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* RUNTIME_DIR/control.sock */
+    char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];  /* RUNTIME_DIR/control.sock */
+    char msock[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* RUNTIME_DIR/metrics.sock */
+    const char *socket;   /* --socket NAME: that one only */
     const char *runtime_dir;
     const char *cgroup_root;
     bool json;
@@ -81,6 +79,11 @@ static const char usage_main[] =
     "  --timeout SECONDS      how long to wait for hakmemd's answer (default 5)\n"
     "  --cgroup-root DIR      where the cgroup hierarchies are mounted (default\n"
     "                         " CTL_CGROUP_ROOT "), for lean's cgroup paths\n"
+    "  --socket NAME          talk through RUNTIME_DIR/NAME only: control.sock (every\n"
+    "                         command) or metrics.sock (read-only, for root and the\n"
+    "                         metrics group); by default status, clients, watch and\n"
+    "                         metrics use metrics.sock when this user may, else\n"
+    "                         control.sock\n"
     "  -h, --help             help; after a command, that command's help\n"
     "  -V, --version          hakmemctl's version\n"
     "\n"
@@ -206,25 +209,28 @@ static int fail(int code, const char *msg)
 
 /* ---- talking to hakmemd -------------------------------------------------- */
 
-/* One request; the answer in *r. Returns an exit code, with the message
- * for anything but CTL_EXIT_OK in err. A daemon status other than 0 is
- * left in r->status for the caller (CTL_EXIT_OK is returned). */
-static int call(const struct ctl_opts *o, const struct hakmem_ctl_req *q, struct ctl_reply *r,
-                char *err, size_t errlen)
+/* One request on the socket at path; the answer in *r. Returns an exit
+ * code, with the message for anything but CTL_EXIT_OK in err;
+ * *connected says whether the connection was made. A daemon status other
+ * than 0 is left in r->status for the caller (CTL_EXIT_OK is returned). */
+static int call_on(const struct ctl_opts *o, const char *path, const struct hakmem_ctl_req *q,
+                   struct ctl_reply *r, char *err, size_t errlen, bool *connected)
 {
     memset(r, 0, sizeof(*r));
-    int fd = ctl_connect(o->sock);
+    *connected = false;
+    int fd = ctl_connect(path);
     if (fd < 0) {
         int e = -fd;
         if (e == ENOENT || e == ECONNREFUSED || e == ENOTDIR || e == ENOTSOCK) {
-            snprintf(err, errlen, "hakmemd is not running: cannot connect to %s (%s)", o->sock,
+            snprintf(err, errlen, "hakmemd is not running: cannot connect to %s (%s)", path,
                      strerror(e));
             return CTL_EXIT_NOT_RUNNING;
         }
         snprintf(err, errlen, "%scannot connect to %s (%s)",
-                 e == EACCES || e == EPERM ? "permission denied: " : "", o->sock, strerror(e));
+                 e == EACCES || e == EPERM ? "permission denied: " : "", path, strerror(e));
         return e == EACCES || e == EPERM ? CTL_EXIT_DENIED : CTL_EXIT_ERROR;
     }
+    *connected = true;
     int rc = ctl_exchange(fd, q, o->timeout_ms, r);
     close(fd);
     switch (rc) {
@@ -232,11 +238,14 @@ static int call(const struct ctl_opts *o, const struct hakmem_ctl_req *q, struct
         return CTL_EXIT_OK;
     case -ETIMEDOUT:
         snprintf(err, errlen, "hakmemd did not answer within %.1f s (%s)", o->timeout_ms / 1000.0,
-                 o->sock);
+                 path);
         break;
     case -ECONNRESET:
     case -EPIPE:
-        snprintf(err, errlen, "hakmemd closed the connection before the end of its answer");
+        if (r->datagrams == 0)
+            snprintf(err, errlen, "hakmemd closed the connection without an answer (%s)", path);
+        else
+            snprintf(err, errlen, "hakmemd closed the connection before the end of its answer");
         break;
     case -EPROTONOSUPPORT:
         snprintf(err, errlen, "hakmemd speaks another protocol version (hakmemctl speaks %d)",
@@ -248,23 +257,49 @@ static int call(const struct ctl_opts *o, const struct hakmem_ctl_req *q, struct
         snprintf(err, errlen, "hakmemd sent a malformed answer (%s)", strerror(-rc));
         break;
     default:
-        snprintf(err, errlen, "talking to hakmemd on %s failed: %s", o->sock, strerror(-rc));
+        snprintf(err, errlen, "talking to hakmemd on %s failed: %s", path, strerror(-rc));
         break;
     }
     ctl_reply_free(r);
     return CTL_EXIT_ERROR;
 }
 
-/* A daemon status other than 0, as a message and an exit code. */
-static int daemon_refused(int32_t status, char *err, size_t errlen)
+/* One request: reads go to metrics.sock when this user may connect there
+ * (its slots are the metrics group's and root's, out of anyone else's
+ * reach), and come back to control.sock when that does not work out;
+ * changes always go to control.sock. --socket picks one. */
+static int call(const struct ctl_opts *o, const struct hakmem_ctl_req *q, struct ctl_reply *r,
+                char *err, size_t errlen)
 {
-    int e = -status;
+    bool connected;
+    if (o->socket)
+        return call_on(o, o->sock, q, r, err, errlen, &connected);
+    if (q->command != HAKMEM_CTL_LEAN && access(o->msock, W_OK) == 0) {
+        int rc = call_on(o, o->msock, q, r, err, errlen, &connected);
+        if (connected && !(rc == CTL_EXIT_OK && r->refused))
+            return rc;
+        if (rc == CTL_EXIT_OK)
+            ctl_reply_free(r);
+    }
+    return call_on(o, o->sock, q, r, err, errlen, &connected);
+}
+
+/* A daemon status other than 0, as a message (the daemon's reason when
+ * it gave one) and an exit code. */
+static int daemon_refused(const struct ctl_reply *r, char *err, size_t errlen)
+{
+    int e = -r->status;
+    const char *why = r->text && r->text[0] ? r->text : NULL;
     if (e == EPERM || e == EACCES) {
-        snprintf(err, errlen, "permission denied: hakmemd refused (%s); this needs root or "
-                 "membership in the group hakmem", strerror(e));
+        if (why)
+            snprintf(err, errlen, "permission denied: %s", why);
+        else
+            snprintf(err, errlen, "permission denied: hakmemd refused (%s); this needs root or "
+                     "membership in the group hakmem", strerror(e));
         return CTL_EXIT_DENIED;
     }
-    snprintf(err, errlen, "hakmemd refused the request: %s", strerror(e));
+    snprintf(err, errlen, "hakmemd refused the %s: %s", r->refused ? "connection" : "request",
+             why ? why : strerror(e));
     return CTL_EXIT_ERROR;
 }
 
@@ -293,7 +328,7 @@ static int fetch_view(const struct ctl_opts *o, bool want_status, bool want_clie
         if (rc != CTL_EXIT_OK)
             return rc;
         if (v->clients_reply.status < 0)
-            return daemon_refused(v->clients_reply.status, err, errlen);
+            return daemon_refused(&v->clients_reply, err, errlen);
         v->have_clients = true;
     }
 
@@ -301,7 +336,7 @@ static int fetch_view(const struct ctl_opts *o, bool want_status, bool want_clie
     rc = call(o, &q, &v->status_reply, want_status ? err : ignored,
               want_status ? errlen : sizeof(ignored));
     if (rc == CTL_EXIT_OK && v->status_reply.status < 0)
-        rc = daemon_refused(v->status_reply.status, want_status ? err : ignored,
+        rc = daemon_refused(&v->status_reply, want_status ? err : ignored,
                             want_status ? errlen : sizeof(ignored));
     if (rc != CTL_EXIT_OK)
         return want_status ? rc : CTL_EXIT_OK;
@@ -396,7 +431,7 @@ static int cmd_metrics(struct ctl_opts *o, int argc, char **argv)
     proto_ctl_req_init(&q, HAKMEM_CTL_METRICS);
     int rc = call(o, &q, &r, err, sizeof(err));
     if (rc == CTL_EXIT_OK && r.status < 0)
-        rc = daemon_refused(r.status, err, sizeof(err));
+        rc = daemon_refused(&r, err, sizeof(err));
     if (rc != CTL_EXIT_OK) {
         ctl_reply_free(&r);
         return fail(rc, err);
@@ -480,15 +515,15 @@ static int cmd_lean(struct ctl_opts *o, int argc, char **argv)
     struct ctl_reply r;
     int rc = call(o, &q, &r, err, sizeof(err));
     int32_t st = r.status;
+    if (rc == CTL_EXIT_OK && st == -ENOENT && !r.refused) {
+        snprintf(err, sizeof(err), "hakmemd knows no %s", what);
+        rc = CTL_EXIT_ERROR;
+    } else if (rc == CTL_EXIT_OK && st < 0) {
+        rc = daemon_refused(&r, err, sizeof(err));
+    }
     ctl_reply_free(&r);
     if (rc != CTL_EXIT_OK)
         return fail(rc, err);
-    if (st == -ENOENT) {
-        snprintf(err, sizeof(err), "hakmemd knows no %s", what);
-        return fail(CTL_EXIT_ERROR, err);
-    }
-    if (st < 0)
-        return fail(daemon_refused(st, err, sizeof(err)), err);
 
     const char *lvl = q.mode != HAKMEM_CTL_MODE_ON ? NULL
                       : q.level ? proto_level_name(q.level) : "default";
@@ -758,7 +793,7 @@ static const struct command *find_command(const char *name)
 }
 
 enum { OPT_RUNTIME_DIR = 256, OPT_JSON, OPT_TIMEOUT, OPT_CGROUP_ROOT, OPT_INTERVAL, OPT_COUNT,
-       OPT_LEVEL, OPT_LISTEN, OPT_PER_PROCESS };
+       OPT_LEVEL, OPT_LISTEN, OPT_PER_PROCESS, OPT_SOCKET };
 
 static bool parse_seconds(const char *s, double min, double max, double *out)
 {
@@ -783,6 +818,7 @@ int main(int argc, char **argv)
         { "level", required_argument, NULL, OPT_LEVEL },
         { "listen", required_argument, NULL, OPT_LISTEN },
         { "per-process", no_argument, NULL, OPT_PER_PROCESS },
+        { "socket", required_argument, NULL, OPT_SOCKET },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -812,6 +848,12 @@ int main(int argc, char **argv)
             break;
         case OPT_CGROUP_ROOT:
             o.cgroup_root = optarg;
+            break;
+        case OPT_SOCKET:
+            if (strcmp(optarg, CTL_SOCK_NAME) != 0 && strcmp(optarg, CTL_METRICS_SOCK_NAME) != 0)
+                return usage_error("--socket: %s or %s, not '%s'", CTL_SOCK_NAME,
+                                   CTL_METRICS_SOCK_NAME, optarg);
+            o.socket = optarg;
             break;
         case OPT_INTERVAL:
             if (!parse_seconds(optarg, 0.1, 86400, &o.interval_s))
@@ -849,7 +891,7 @@ int main(int argc, char **argv)
             help = true;
             break;
         case 'V':
-            printf("hakmemctl %s (protocol %d)\n", HAKMEM_VERSION, HAKMEM_PROTO_VERSION);
+            printf("hakmemctl %s (protocol %d)\n", HAKMEM_VERSION_STRING, HAKMEM_PROTO_VERSION);
             return finish_stdout();
         case ':':
             return usage_error("option %s needs an argument", argv[optind - 1]);
@@ -903,7 +945,9 @@ int main(int argc, char **argv)
         const char *env = getenv("HAKMEM_RUNTIME_DIR");
         o.runtime_dir = env && *env ? env : CTL_DEFAULT_RUNTIME_DIR;
     }
-    if (ctl_socket_path(o.runtime_dir, o.sock, sizeof(o.sock)) < 0)
+    if (ctl_socket_path(o.runtime_dir, o.socket ? o.socket : CTL_SOCK_NAME, o.sock,
+                        sizeof(o.sock)) < 0 ||
+        ctl_socket_path(o.runtime_dir, CTL_METRICS_SOCK_NAME, o.msock, sizeof(o.msock)) < 0)
         return usage_error("runtime directory too long for a socket path: %s", o.runtime_dir);
     signal(SIGPIPE, SIG_IGN);
     return cmd->run(&o, nargs - 1, args + 1);

@@ -20,9 +20,10 @@ a = t.args()
 t.need_daemon(a)
 REASONS = {"none", "bpf_reclaim", "bpf_oom", "psi", "usage", "calm", "operator", "startup",
            "shutdown"}
-COUNTERS = ["lean_decommit", "lean_retire", "madvise_calls", "mmap_calls", "munmap_calls",
-            "bytes_decommitted", "bytes_committed", "bytes_in_use", "superslabs_live",
-            "superslabs_cached", "mode_switches"]
+# HAKMEM_COUNTERS (hakmem.h) in order, without mode and level (shown on their own)
+COUNTERS = ["mmap_calls", "munmap_calls", "madvise_calls", "superslabs_live", "superslabs_cached",
+            "large_live", "large_cached", "bytes_in_use", "bytes_committed", "bytes_decommitted",
+            "lean_decommit", "lean_retire", "mode_switches"]
 
 with t.TempDir() as tmp:
     run_dir = os.path.join(tmp, "run")

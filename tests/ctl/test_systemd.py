@@ -74,7 +74,8 @@ with t.TempDir() as tmp:
         "Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure",
         "RuntimeDirectory=hakmem", "NoNewPrivileges=yes", "ProtectSystem=strict",
         "ProtectHome=yes", "PrivateTmp=yes", "RestrictAddressFamilies=AF_UNIX",
-        "CapabilityBoundingSet=CAP_BPF CAP_PERFMON", "SystemCallArchitectures=native"])
+        "CapabilityBoundingSet=CAP_BPF CAP_PERFMON CAP_CHOWN", "LimitNOFILE=65536",
+        "SystemCallArchitectures=native"])
 
     # the same check catches a broken unit (so a clean result means something)
     bad = os.path.join(tmp, "broken.service")
@@ -213,8 +214,10 @@ with t.TempDir() as tmp:
         p = subprocess.run([su, "--root=" + root, sysusers], capture_output=True, text=True)
         group = open(os.path.join(root, "etc", "group")).read() \
             if os.path.exists(os.path.join(root, "etc", "group")) else ""
-        t.check(p.returncode == 0 and re.search(r"^hakmem:x:\d+:", group, re.M) is not None,
-                "systemd-sysusers creates the group hakmem", p.stdout + p.stderr + group)
+        t.check(p.returncode == 0 and re.search(r"^hakmem:x:\d+:", group, re.M) is not None
+                and re.search(r"^hakmem-metrics:x:\d+:", group, re.M) is not None,
+                "systemd-sysusers creates the groups hakmem and hakmem-metrics",
+                p.stdout + p.stderr + group)
     else:
         print("(systemd-sysusers not installed)")
 

@@ -207,7 +207,9 @@ size_t ctl_metrics_select(char *text, size_t len, bool per_process);
 
 struct ctl_exporter_opts {
     const char *listen;      /* ADDR:PORT, [V6ADDR]:PORT or :PORT (every address) */
-    const char *runtime_dir; /* where hakmemd's sockets are */
+    const char *sock;        /* control.sock, or the socket --socket chose */
+    const char *msock;       /* metrics.sock, tried first when this user may
+                                connect there; NULL with --socket */
     int timeout_ms;          /* one exchange with hakmemd */
     bool per_process;        /* keep the per-process series */
 };

@@ -65,7 +65,7 @@ struct conn {
 
 struct exporter {
     const struct ctl_exporter_opts *o;
-    char sock[108];      /* where the METRICS request goes */
+    const char *sock;    /* where the last METRICS request went */
     int lfd;
     struct conn *conn[EXP_CONN_MAX];
     size_t nconn;
@@ -377,6 +377,10 @@ static char *scrape(struct exporter *x, size_t *len)
 
     proto_ctl_req_init(&q, HAKMEM_CTL_METRICS);
     memset(&r, 0, sizeof(r));
+    /* metrics.sock when this user may use it (slots of its own, nobody
+     * else's to take), else control.sock, chosen at every scrape: hakmemd
+     * may have started, or restarted, since the last one */
+    x->sock = x->o->msock && access(x->o->msock, W_OK) == 0 ? x->o->msock : x->o->sock;
     int fd = ctl_connect(x->sock);
     int rc = fd < 0 ? fd : ctl_exchange(fd, &q, x->o->timeout_ms, &r);
     if (fd >= 0)
@@ -459,10 +463,6 @@ int ctl_exporter_run(const struct ctl_exporter_opts *o, char *err, size_t errlen
     char bound[NI_MAXHOST + NI_MAXSERV + 4];
     bool usage;
 
-    if (ctl_socket_path(o->runtime_dir, x.sock, sizeof(x.sock)) < 0) {
-        snprintf(err, errlen, "runtime directory too long for a socket path: %s", o->runtime_dir);
-        return CTL_EXIT_USAGE;
-    }
     x.lfd = listen_on(o->listen, bound, sizeof(bound), err, errlen, &usage);
     if (x.lfd < 0)
         return usage ? CTL_EXIT_USAGE : CTL_EXIT_ERROR;
@@ -483,7 +483,7 @@ int ctl_exporter_run(const struct ctl_exporter_opts *o, char *err, size_t errlen
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    say("serving http://%s/metrics from %s%s", bound, x.sock,
+    say("serving http://%s/metrics from %s%s", bound, o->msock ? o->msock : o->sock,
         o->per_process ? ", with the per-process series" : "");
     fflush(stderr);
 

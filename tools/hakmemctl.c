@@ -421,7 +421,8 @@ static int cmd_metrics(struct ctl_opts *o, int argc, char **argv)
     char err[512];
 
     if (o->listen) {
-        struct ctl_exporter_opts x = { .listen = o->listen, .runtime_dir = o->runtime_dir,
+        struct ctl_exporter_opts x = { .listen = o->listen, .sock = o->sock,
+                                       .msock = o->socket ? NULL : o->msock,
                                        .timeout_ms = o->timeout_ms, .per_process = o->per_process };
         int rc = ctl_exporter_run(&x, err, sizeof(err));
         if (rc == CTL_EXIT_USAGE)

@@ -1,7 +1,7 @@
 """metricnames.py: the names of the metrics hakmemd and the exporter
 print, read from the sources that print them: daemon/control.c (its
-metric_head() calls, and hakmem_client_NAME[_total] for every stats-page
-counter of proto/hakmem_proto.h, _total for those stat_is_counter names)
+metric_head() calls, and hakmem_client_NAME[_total] for every shim
+counter by its HAKMEM_COUNTER_KIND_ in proto/hakmem_proto.h)
 and tools/ctl_exporter.c (its # TYPE lines). tests/deploy checks alert
 rules and the dashboard against them; tests/ctl/test_exporter.py checks
 them against a live endpoint, so that this reading cannot drift."""
@@ -17,14 +17,15 @@ def read(root, *parts):
 def known(root):
     control = read(root, "daemon", "control.c")
     names = set(re.findall(r'metric_head\(r, "(hakmem_[a-z0-9_]+)"', control))
+    # hakmem_client_NAME[_total] for every shim counter, by its kind in
+    # proto/hakmem_proto.h (TOTAL: a counter, GAUGE: a gauge, STATE: shown
+    # as hakmem_client_mode instead)
     proto = read(root, "proto", "hakmem_proto.h")
-    macro = re.search(r"#define HAKMEM_STATS_COUNTERS\(X\)((?:.*\\\n)*.*)", proto)
-    stats = re.findall(r'X\((\w+), "([a-z0-9_]+)"\)', macro.group(1)) if macro else []
-    body = re.search(r"static bool stat_is_counter\(unsigned i\)\s*\{(.*?)\n\}", control, re.S)
-    counters = set(re.findall(r"HAKMEM_STAT_(\w+)", body.group(1))) if body else set()
+    kinds = re.findall(r"#define HAKMEM_COUNTER_KIND_(\w+)\s+HAKMEM_KIND_(\w+)", proto)
     if "hakmem_client_%s%s" in control:
-        for ident, name in stats:
-            names.add("hakmem_client_" + name + ("_total" if ident in counters else ""))
+        for name, kind in kinds:
+            if kind != "STATE":
+                names.add("hakmem_client_" + name + ("_total" if kind == "TOTAL" else ""))
     names |= set(re.findall(r"# TYPE (hakmem_[a-z0-9_]+) ", read(root, "tools", "ctl_exporter.c")))
     return names
 

@@ -42,7 +42,7 @@ while time.time() < deadline and len(t.clients(a, run_dir)) < 1 + len(NAMES):
     time.sleep(0.1)
 time.sleep(0.5)
 
-raw = sp.run([a.hakmemctl, "--runtime-dir", run_dir, "metrics"], capture_output=True,
+raw = sp.run([a.hakmemctl, "--runtime-dir", run_dir, "metrics", "--per-process"], capture_output=True,
              env=t.clean_env()).stdout
 path = os.path.join(tmp, "metrics.prom")
 with open(path, "wb") as f:

@@ -58,7 +58,7 @@ deadline = time.time() + 3
 while time.time() < deadline and old_level() != 0:
     time.sleep(0.05)
 t.check(old_level() == 0, "and its clearing", r.stderr)
-met = t.ctl(a, run_dir, "metrics").stdout
+met = t.ctl(a, run_dir, "metrics", "--per-process").stdout
 line = [l for l in met.splitlines() if l.startswith("hakmem_client_madvise_calls_total{")
         and 'pid="%d"' % old.pid in l]
 t.check(line and line[0].endswith(" 1002"), "its madvise_calls in the metrics", "\n".join(line))

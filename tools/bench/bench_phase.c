@@ -72,10 +72,9 @@ static void *phase_map(size_t bytes)
 	return p;
 }
 
-static uint32_t phase_size(struct bench_rng *r, const struct phase_cfg *c)
+static uint32_t phase_size(struct bench_rng *r, const struct bench_dist *d)
 {
-	return c->sz.min_size + bench_range32((uint32_t)bench_rng_next(r),
-					      c->sz.max_size - c->sz.min_size + 1);
+	return bench_size_draw(d, (uint32_t)bench_rng_next(r));
 }
 
 static void phase_usage(FILE *f)
@@ -91,6 +90,7 @@ static void phase_usage(FILE *f)
 		"  --churn-ws N    slots of the light working set (default 1000)\n"
 		"  --churn-ops N   free+malloc pairs per period (default 1000)\n"
 		"  --seed S        PRNG seed (default 1)\n"
+		"  --log-sizes     log-uniform sizes in [min, max]: each octave as likely\n"
 		"  --trace         one 't_ms rss_kb lazyfree_kb anon_kb' line per sample on stderr\n"
 		"prints: start_rss_kb= peak_rss_kb= grown_rss_kb= freed_rss_kb= end_rss_kb=\n"
 		"        end_lazyfree_kb= end_anon_kb= end_rss_minus_lazyfree_kb= start_lazyfree_kb=\n"
@@ -121,6 +121,7 @@ int main(int argc, char **argv)
 	const struct bench_prog prog = {
 		"bench_phase", opts, BENCH_NOPTS(opts), phase_usage, &cfg.sz,
 	};
+	struct bench_dist dist;
 	struct bench_rng rng;
 	struct bench_churn w;
 	struct bench_mem m0, mg, mf, me;
@@ -133,11 +134,12 @@ int main(int argc, char **argv)
 	double returned;
 
 	bench_parse_args(&prog, argc, argv);
+	bench_dist_init(&dist, &cfg.sz);
 
 	/* Pass 1: how many blocks make --live bytes (same stream as pass 2). */
 	bench_rng_seed(&rng, cfg.sz.seed, 0);
 	while (bytes < cfg.live) {
-		bytes += phase_size(&rng, &cfg);
+		bytes += phase_size(&rng, &dist);
 		n_obj++;
 	}
 
@@ -156,7 +158,7 @@ int main(int argc, char **argv)
 	 * first `kept` entries of order[] stay live. */
 	bench_rng_seed(&rng, cfg.sz.seed, 0);
 	for (uint64_t i = 0; i < n_obj; i++) {
-		size[i] = phase_size(&rng, &cfg);
+		size[i] = phase_size(&rng, &dist);
 		order[i] = (uint32_t)i;
 	}
 	bench_rng_seed(&rng, cfg.sz.seed, 1);

@@ -5,13 +5,18 @@ Owns: the list of benchmark configurations, the interleaved run order, the
 environment each allocator gets, and the markdown table of medians. Every
 allocator runs through LD_PRELOAD of an unmodified benchmark binary (glibc
 runs without a preload); nothing here builds or links anything. Standard
-library only. lean.py and soak.py import it for run_cmd (one run under one
+library only. The other runners (lean.py, soak.py, sizes.py, spike.py,
+programs.py, mbench.py) import it for run_cmd (one run under one
 allocator), parse_result, parse_kv, parse_os_stats, interleaved,
-summarize_cells, write_report, base_env and load_note.
+summarize_cells, write_report, base_env, load_note, loadavg,
+snapshot_lib, the /usr/bin/time wrapper (timed, parse_timed), the strace
+wrapper (straced, strace_counts), geomean and md_table.
 """
 
 import argparse
+import hashlib
 import json
+import math
 import os
 import re
 import resource
@@ -109,6 +114,99 @@ def load_note():
         return None
     return (f"machine busy at start (load {load1:.2f} on {ncpu} CPUs): "
             f"expect noise, compare only within this table")
+
+
+def loadavg():
+    """The three load averages as text ("1.02 0.87 0.55"), or "?"."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def snapshot_lib(lib, tmpdir):
+    """Copies the hakmem library into tmpdir, so that a rebuild during a
+    long run cannot mix two versions; returns (copy, sha256[:12])."""
+    src = Path(lib).resolve()
+    data = src.read_bytes()
+    dst = Path(tmpdir) / src.name
+    dst.write_bytes(data)
+    return dst, hashlib.sha256(data).hexdigest()[:12]
+
+
+# GNU time (package "time") prints this line last on stderr: the figures of
+# the measured process alone (RUSAGE of that child), whatever else ran.
+TIME_BIN = "/usr/bin/time"
+TIME_TAG = "HKTIME"
+TIME_FMT = TIME_TAG + " wall=%e maxrss_kb=%M minflt=%R majflt=%F user=%U sys=%S"
+
+
+def timed(cmd):
+    """cmd run under /usr/bin/time: its wall time, peak RSS and faults
+    come back in parse_timed(stderr). The preload reaches time(1) too,
+    which allocates next to nothing and is not measured."""
+    return [TIME_BIN, "-f", TIME_FMT, "--"] + list(cmd)
+
+
+def parse_timed(text):
+    """{wall_s, maxrss_kb, minflt, majflt, user_s, sys_s} of the last
+    TIME_TAG line in text, or {} when there is none."""
+    lines = [l for l in text.splitlines() if l.startswith(TIME_TAG + " ")]
+    if not lines:
+        return {}
+    f = parse_kv(lines[-1])
+    return {"wall_s": float(f["wall"]), "maxrss_kb": int(f["maxrss_kb"]),
+            "minflt": int(f["minflt"]), "majflt": int(f["majflt"]),
+            "user_s": float(f["user"]), "sys_s": float(f["sys"])}
+
+
+STRACE_CALLS = ("mmap", "munmap", "madvise", "mremap", "brk")
+
+
+def straced(cmd, alloc, out_path, calls=STRACE_CALLS):
+    """(command, allocator) that runs cmd under strace -f -c counting calls
+    into out_path: strace itself runs with the scrubbed environment (no
+    preload); -E gives the allocator's environment to the traced program
+    only. Pass the result to run_cmd, then strace_counts(out_path)."""
+    aname, lib, aenv = alloc
+    full = dict(aenv)
+    if lib is not None:
+        full["LD_PRELOAD"] = str(lib)
+    scmd = ["strace", "-f", "-c", "-o", str(out_path), "-e", "trace=" + ",".join(calls)]
+    for k, v in full.items():
+        scmd += ["-E", f"{k}={v}"]
+    return scmd + list(cmd), (aname, None, {})
+
+
+def strace_counts(path, calls=STRACE_CALLS):
+    """{syscall: calls} from an strace -c summary file, or None."""
+    counts = {}
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        t = line.split()
+        if len(t) >= 5 and t[-1] in calls and t[3].isdigit():
+            counts[t[-1]] = int(t[3])
+    return counts
+
+
+def geomean(xs):
+    """Geometric mean of the positive numbers in xs, or None."""
+    xs = [x for x in xs if x and x > 0]
+    if not xs:
+        return None
+    return math.exp(sum(math.log(x) for x in xs) / len(xs))
+
+
+def md_table(head, rows, align=None):
+    """Markdown lines of a table; align: one "---" / "---:" per column
+    (default: first column left, the others right)."""
+    align = align or ["---"] + ["---:"] * (len(head) - 1)
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return out
 
 
 def base_env():
@@ -358,7 +456,7 @@ def footnotes(med, configs, allocs, quick):
             if cell["failed"]:
                 out.append(f"- {cname} / {a}: {cell['failed']} of {cell['runs']} runs failed: {cell['error']}")
             elif not quick and cell.get("spread", 0.0) > NOISY:
-                out.append(f"- {cname} / {a}: noisy, ops/s spread (max-min)/median = {cell['spread']:.0%}")
+                out.append(f"- {cname} / {a}: noisy, spread (max-min)/median = {cell['spread']:.0%}")
     return out
 
 

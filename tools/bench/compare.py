@@ -332,7 +332,8 @@ def parse_result(rec, cp, line_re, convert):
 def result_fields(f):
     """The figures of one bench_churn / bench_larson result line."""
     return {"ops_per_sec": float(f["ops_per_sec"]), "peak_rss_kb": int(f["peak_rss_kb"]),
-            "ops": int(f["ops"]), "threads": int(f["threads"]), "ws": int(f["ws"])}
+            "ops": int(f["ops"]), "threads": int(f["threads"]), "ws": int(f["ws"]),
+            "minflt": int(f.get("minflt", -1))}
 
 
 def run_one(bench_dir, cfg, alloc, env0, args):

@@ -268,6 +268,17 @@ def parse_kv(line):
     return dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
 
 
+def alloc_env(alloc, env0):
+    """The environment of a run under alloc = (name, library or None, extra
+    env): env0 plus the allocator's variables and its LD_PRELOAD."""
+    aname, lib, aenv = alloc
+    env = dict(env0)
+    env.update(aenv)
+    if lib is not None:
+        env["LD_PRELOAD"] = str(lib)
+    return env
+
+
 def run_cmd(cmd, alloc, env0, timeout, rec=None):
     """Runs cmd once under alloc = (name, library or None, extra env).
     Returns (rec, cp): rec is a copy of rec extended with allocator, cmd,
@@ -275,10 +286,7 @@ def run_cmd(cmd, alloc, env0, timeout, rec=None):
     exit) rec has ok=False and error, and cp is None after a timeout.
     Without a failure rec has no "ok" yet: the caller parses cp.stdout."""
     aname, lib, aenv = alloc
-    env = dict(env0)
-    env.update(aenv)
-    if lib is not None:
-        env["LD_PRELOAD"] = str(lib)
+    env = alloc_env(alloc, env0)
     rec = dict(rec or {})
     rec.update({"allocator": aname, "cmd": cmd,
                 "env": {**aenv, **({"LD_PRELOAD": str(lib)} if lib else {})}})

@@ -139,8 +139,9 @@ def tables(med, names, anames):
     for a in anames:
         head += [f"{a} s", f"{a} MiB"]
     has = "hakmem" in anames
-    if has and "mimalloc" in anames:
-        head += ["hakmem/mimalloc time", "hakmem/mimalloc RSS"]
+    bases = [b for b in ("mimalloc", "glibc") if has and b in anames]
+    for b in bases:
+        head += [f"hakmem/{b} time", f"hakmem/{b} RSS"]
     if has and peers:
         head += ["hakmem/best peer time"]
     rows = []
@@ -158,9 +159,9 @@ def tables(med, names, anames):
         def get(a, k):
             c = cells.get(a)
             return c.get(k) if c else None
-        if has and "mimalloc" in anames:
-            row += [ratio(get("hakmem", "time_s"), get("mimalloc", "time_s")),
-                    ratio(get("hakmem", "maxrss_kb"), get("mimalloc", "maxrss_kb"))]
+        for b in bases:
+            row += [ratio(get("hakmem", "time_s"), get(b, "time_s")),
+                    ratio(get("hakmem", "maxrss_kb"), get(b, "maxrss_kb"))]
         if has and peers:
             best = [get(a, "time_s") for a in peers if get(a, "time_s")]
             row += [ratio(get("hakmem", "time_s"), min(best) if best else None)]

@@ -11,6 +11,7 @@ environment and the report are compare.py's. Standard library only.
 """
 
 import argparse
+import os
 import re
 import statistics
 import tempfile
@@ -200,7 +201,9 @@ def main(argv):
         sys.exit("mbench.py: no program to run")
     with tempfile.TemporaryDirectory(prefix="hakmem-mbench-") as tmp:
         lib, sha = compare.snapshot_lib(args.lib, tmp) if Path(args.lib).is_file() else (args.lib, "-")
-        args.lib = str(lib)
+        args.lib = str(Path(lib).resolve())
+        # Some programs (rptest) write files into the current directory.
+        os.chdir(tmp)
         allocs = compare.allocators(args)
         env0 = compare.base_env()
         load0 = compare.loadavg()

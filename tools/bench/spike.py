@@ -124,9 +124,11 @@ def summarize(runs, cnames, anames):
                              for s, v in pts.items()}
         cell["t90_ms"] = lean.median_t90([r["t90_ms"] for r in ok])
         cell["returned_pct"] = statistics.median(r["returned_pct"] for r in ok)
-        # the median curve, on the grid of the first run
-        grid = [t for t, _ in ok[0]["trace"]]
-        cell["curve"] = [(t, statistics.median(at(r["trace"], t) or 0 for r in ok)) for t in grid]
+        # the median curve, on the grid of the first run, as far as every
+        # run has samples (a run the machine held up can end late)
+        end = min(r["trace"][-1][0] for r in ok if r["trace"])
+        grid = [t for t, _ in ok[0]["trace"] if t <= end]
+        cell["curve"] = [(t, statistics.median(at(r["trace"], t) for r in ok)) for t in grid]
         st = [r["os_stats"] for r in ok if "os_stats" in r]
         if st:
             cell["madvise_calls"] = statistics.median(s.get("madvise_calls", 0) for s in st)

@@ -61,32 +61,47 @@ NOISY = 0.10  # (max - min) / median of ops/s above which a cell is flagged
 RESULT_RE = re.compile(r"^ops_per_sec=\S+ ")
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(
-        description="Run the hakmem benchmarks under hakmem, glibc, jemalloc, "
-        "mimalloc and tcmalloc, interleaved, and print a markdown table of medians.")
+def add_run_options(p, runs, timeout, what="configs"):
+    """The options of every runner that picks its allocators with
+    allocators(): --lib, --runs, --only, --alloc, --extra-env, --lean,
+    --timeout, --json. Check them with check_run_options()."""
     p.add_argument("--lib", default=str(ROOT / "build" / "shim" / "libhakmem.so"),
                    help="hakmem shared library to preload (default: %(default)s)")
-    p.add_argument("--bench-dir", default=str(ROOT / "build" / "tools" / "bench"),
-                   help="where bench_churn and bench_larson are (default: %(default)s)")
-    p.add_argument("--runs", type=int, default=5, help="runs per allocator and config (default 5)")
-    p.add_argument("--quick", action="store_true", help="few ops per run: a smoke check, not a measurement")
-    p.add_argument("--only", metavar="REGEX", help="run only the configs whose name matches (re.search)")
+    p.add_argument("--runs", type=int, default=runs,
+                   help=f"runs per allocator and {what[:-1]} (default {runs})")
+    p.add_argument("--only", metavar="REGEX", help=f"run only the {what} whose name matches (re.search)")
     p.add_argument("--alloc", metavar="LIST",
                    help="comma-separated allocators to run (default: all; names as in the table)")
     p.add_argument("--extra-env", metavar="KEY=VAL", action="append", default=[],
                    help="environment for the hakmem runs only, e.g. HAKMEM_SS_MEM_LEAN=1 (repeatable)")
     p.add_argument("--lean", action="store_true",
                    help="add a hakmem-lean column (hakmem with HAKMEM_SS_MEM_LEAN=1) and lean/hakmem ratios")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds before one run counts as failed (default 300)")
-    p.add_argument("--json", metavar="FILE", help="write every run and the medians as JSON to FILE ('-': stdout, and the table to stderr)")
-    args = p.parse_args(argv)
+    p.add_argument("--timeout", type=float, default=timeout,
+                   help=f"seconds before one run counts as failed (default {timeout:g})")
+    p.add_argument("--json", metavar="FILE",
+                   help="write every run and the medians as JSON to FILE ('-': stdout, and the table to stderr)")
+
+
+def check_run_options(p, args):
+    """parser.error() on a bad --runs, --only or --extra-env."""
     if args.runs < 1:
         p.error("--runs must be at least 1")
     check_only(p, args.only)
     for kv in args.extra_env:
         if "=" not in kv or kv.startswith("="):
             p.error(f"--extra-env wants KEY=VAL, got {kv!r}")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        description="Run the hakmem benchmarks under hakmem, glibc, jemalloc, "
+        "mimalloc and tcmalloc, interleaved, and print a markdown table of medians.")
+    add_run_options(p, 5, 300.0)
+    p.add_argument("--bench-dir", default=str(ROOT / "build" / "tools" / "bench"),
+                   help="where bench_churn and bench_larson are (default: %(default)s)")
+    p.add_argument("--quick", action="store_true", help="few ops per run: a smoke check, not a measurement")
+    args = p.parse_args(argv)
+    check_run_options(p, args)
     return args
 
 
@@ -364,6 +379,26 @@ def interleaved(configs, nruns, allocs):
                 yield cfg, i, alloc
 
 
+def run_interleaved(configs, nruns, allocs, one, show):
+    """Runs rec = one(config, allocator) for every run in interleaved()
+    order, adds "run" (1-based) to each rec and prints a progress line
+    with show(rec) (the figures) or the error. Ctrl-C stops early.
+    Returns (records, interrupted)."""
+    total = len(configs) * nruns * len(allocs)
+    runs = []
+    try:
+        for cfg, i, alloc in interleaved(configs, nruns, allocs):
+            rec = one(cfg, alloc)
+            rec["run"] = i + 1
+            runs.append(rec)
+            res = show(rec) if rec["ok"] else "FAILED: " + rec["error"]
+            note(f"[{len(runs)}/{total}] {cfg[0]} / {alloc[0]} run {i + 1}: {res}")
+    except KeyboardInterrupt:
+        note("interrupted: the tables hold the runs done so far")
+        return runs, True
+    return runs, False
+
+
 def summarize_cells(runs, configs, allocs, fill):
     """{config: {allocator: cell}} over the runs done so far. A cell counts
     its runs and failed runs (with the first error); fill(cell, ok_runs)
@@ -495,23 +530,10 @@ def main(argv):
     total = len(configs) * args.runs * len(allocs)
     note(f"{total} runs: {len(configs)} configs x {args.runs} runs x {len(allocs)} allocators"
          + (" (quick)" if args.quick else ""))
-    runs = []
     started = time.monotonic()
-    interrupted = False
-    try:
-        for cfg, i, alloc in interleaved(configs, args.runs, allocs):
-            rec = run_one(bench_dir, cfg, alloc, env0, args)
-            rec["run"] = i + 1
-            runs.append(rec)
-            if rec["ok"]:
-                res = (f"{rec['ops_per_sec'] / 1e6:.2f} Mops/s "
-                       f"{rec['peak_rss_kb'] / 1024:.1f} MiB")
-            else:
-                res = "FAILED: " + rec["error"]
-            note(f"[{len(runs)}/{total}] {cfg[0]} / {alloc[0]} run {i + 1}: {res}")
-    except KeyboardInterrupt:
-        interrupted = True
-        note("interrupted: table of the runs done so far")
+    runs, interrupted = run_interleaved(
+        configs, args.runs, allocs, lambda cfg, alloc: run_one(bench_dir, cfg, alloc, env0, args),
+        lambda r: f"{r['ops_per_sec'] / 1e6:.2f} Mops/s {r['peak_rss_kb'] / 1024:.1f} MiB")
     elapsed = time.monotonic() - started
 
     med = summarize(runs, cnames, anames)

@@ -77,21 +77,12 @@ def parse_args(argv):
                    help="directory with the built programs (cfrac, espresso, ..., glibc-thread)")
     p.add_argument("--data-dir", help="where largest.espresso and barnes' input are "
                    "(default: --bin-dir)")
-    p.add_argument("--lib", default=str(ROOT / "build" / "shim" / "libhakmem.so"),
-                   help="hakmem library (default: %(default)s); a copy is preloaded")
-    p.add_argument("--runs", type=int, default=3, help="runs per program and allocator (default 3)")
+    compare.add_run_options(p, 3, 300.0, what="programs")
     p.add_argument("--procs", type=int, default=2, help="bench.sh's procs (default 2)")
-    p.add_argument("--only", metavar="REGEX", help="only the programs whose name matches")
-    p.add_argument("--alloc", metavar="LIST", help="comma-separated allocators (default: all)")
-    p.add_argument("--extra-env", metavar="KEY=VAL", action="append", default=[],
-                   help="environment for the hakmem runs only (repeatable)")
-    p.add_argument("--lean", action="store_true", help="add a hakmem-lean column")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds per run (default 300)")
-    p.add_argument("--json", metavar="FILE", help="every run and the medians as JSON ('-': stdout)")
     args = p.parse_args(argv)
-    if args.runs < 1 or args.procs < 1:
-        p.error("--runs and --procs must be at least 1")
-    compare.check_only(p, args.only)
+    compare.check_run_options(p, args)
+    if args.procs < 1:
+        p.error("--procs must be at least 1")
     return args
 
 
@@ -209,21 +200,12 @@ def main(argv):
         load0 = compare.loadavg()
         anames = [a[0] for a in allocs]
         names = [p[0] for p in progs]
-        total = len(progs) * args.runs * len(allocs)
-        compare.note(f"{total} runs; load average {load0}")
-        runs = []
+        compare.note(f"{len(progs) * args.runs * len(allocs)} runs; load average {load0}")
         t0 = time.monotonic()
-        interrupted = False
-        try:
-            for prog, i, alloc in compare.interleaved(progs, args.runs, allocs):
-                rec = run_one(bin_dir, data_dir, args.procs, prog, alloc, env0, args.timeout)
-                rec["run"] = i + 1
-                runs.append(rec)
-                res = (f"{rec['time_s']:.3f} s {rec['maxrss_kb'] / 1024:.1f} MiB" if rec["ok"]
-                       else "FAILED: " + rec["error"])
-                compare.note(f"[{len(runs)}/{total}] {prog[0]} / {alloc[0]} run {i + 1}: {res}")
-        except KeyboardInterrupt:
-            interrupted = True
+        runs, interrupted = compare.run_interleaved(
+            progs, args.runs, allocs,
+            lambda prog, alloc: run_one(bin_dir, data_dir, args.procs, prog, alloc, env0, args.timeout),
+            lambda r: f"{r['time_s']:.3f} s {r['maxrss_kb'] / 1024:.1f} MiB")
         load1 = compare.loadavg()
     elapsed = time.monotonic() - t0
     med = summarize(runs, names, anames)

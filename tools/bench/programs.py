@@ -233,24 +233,13 @@ def parse_args(argv):
     p = argparse.ArgumentParser(
         description="Real programs under hakmem, glibc, jemalloc, mimalloc and tcmalloc: time, "
         "peak RSS, ratios; redis ops/s and RSS after FLUSHALL (markdown).")
-    p.add_argument("--lib", default=str(ROOT / "build" / "shim" / "libhakmem.so"),
-                   help="hakmem library (default: %(default)s); a copy is preloaded")
+    compare.add_run_options(p, 3, 600.0, what="workloads")
     p.add_argument("--git-repo", help="a git clone with a work tree (git's own history is a good one)")
     p.add_argument("--git-commits", type=int, default=3000, help="log -n (default 3000)")
     p.add_argument("--blame-file", default="diff.c", help="file to blame (default diff.c)")
     p.add_argument("--redis-requests", type=int, default=200000, help="redis-benchmark -n (default 200000)")
-    p.add_argument("--runs", type=int, default=3, help="runs per workload and allocator (default 3)")
-    p.add_argument("--only", metavar="REGEX", help="only the workloads whose name matches ('redis' for redis)")
-    p.add_argument("--alloc", metavar="LIST", help="comma-separated allocators (default: all)")
-    p.add_argument("--extra-env", metavar="KEY=VAL", action="append", default=[],
-                   help="environment for the hakmem runs only (repeatable)")
-    p.add_argument("--lean", action="store_true", help="add a hakmem-lean column")
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds per run (default 600)")
-    p.add_argument("--json", metavar="FILE", help="every run and the medians as JSON ('-': stdout)")
     args = p.parse_args(argv)
-    if args.runs < 1:
-        p.error("--runs must be at least 1")
-    compare.check_only(p, args.only)
+    compare.check_run_options(p, args)
     return args
 
 
@@ -258,6 +247,7 @@ def main(argv):
     args = parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="hakmem-programs-")
     runs, rruns = [], []
+    do_redis = False
     try:
         lib, sha = compare.snapshot_lib(args.lib, tmp)
         args.lib = str(lib)
@@ -265,30 +255,22 @@ def main(argv):
         anames = [a[0] for a in allocs]
         env0 = compare.base_env()
         works = [w for w in workloads(args, tmp) if not args.only or re.search(args.only, w[0])]
-        do_redis = (not args.only or re.search(args.only, "redis"))
+        do_redis = bool(not args.only or re.search(args.only, "redis"))
         if do_redis and not (shutil.which("redis-server") and shutil.which("redis-benchmark")):
             compare.note("note: no redis-server/redis-benchmark (apt-get install redis-server "
                          "redis-tools): skipping redis")
             do_redis = False
         load0 = compare.loadavg()
-        total = len(works) * args.runs * len(allocs) + (args.runs * len(allocs) if do_redis else 0)
-        compare.note(f"{total} runs; load average {load0}")
+        compare.note(f"{(len(works) + do_redis) * args.runs * len(allocs)} runs; load average {load0}")
         t0 = time.monotonic()
-        for w, i, alloc in compare.interleaved(works, args.runs, allocs):
-            rec = run_timed(w, alloc, env0, args.timeout)
-            rec["run"] = i + 1
-            runs.append(rec)
-            res = (f"{rec['time_s']:.2f} s {rec['maxrss_kb'] / 1024:.1f} MiB" if rec["ok"]
-                   else "FAILED: " + rec["error"])
-            compare.note(f"[{len(runs) + len(rruns)}/{total}] {w[0]} / {alloc[0]} run {i + 1}: {res}")
+        runs, _ = compare.run_interleaved(
+            works, args.runs, allocs, lambda w, alloc: run_timed(w, alloc, env0, args.timeout),
+            lambda r: f"{r['time_s']:.2f} s {r['maxrss_kb'] / 1024:.1f} MiB")
         if do_redis:
-            for _, i, alloc in compare.interleaved([None], args.runs, allocs):
-                rec = redis_run(alloc, env0, args)
-                rec["run"] = i + 1
-                rruns.append(rec)
-                res = (f"{rec['ops_geomean'] / 1e3:.0f}k ops/s, populated {rec['populated_kb'] / 1024:.0f} MB, "
-                       f"+20 s {rec['idle_kb'][20] / 1024:.1f} MB" if rec["ok"] else "FAILED: " + rec["error"])
-                compare.note(f"[{len(runs) + len(rruns)}/{total}] redis / {alloc[0]} run {i + 1}: {res}")
+            rruns, _ = compare.run_interleaved(
+                [("redis",)], args.runs, allocs, lambda _, alloc: redis_run(alloc, env0, args),
+                lambda r: (f"{r['ops_geomean'] / 1e3:.0f}k ops/s, populated {r['populated_kb'] / 1024:.0f} MB, "
+                           f"+20 s {r['idle_kb'][20] / 1024:.1f} MB"))
         load1 = compare.loadavg()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

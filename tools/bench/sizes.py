@@ -46,24 +46,13 @@ def parse_args(argv):
     p = argparse.ArgumentParser(
         description="Medium (32 KiB-4 MiB) and log-sized (to 64 KiB) churn under hakmem and its "
         "peers: ops/s, ratios, peak RSS, minor faults and OS calls per op (markdown).")
-    p.add_argument("--lib", default=str(ROOT / "build" / "shim" / "libhakmem.so"),
-                   help="hakmem library (default: %(default)s); a copy is preloaded")
+    compare.add_run_options(p, 3, 600.0)
     p.add_argument("--bench-dir", default=str(ROOT / "build" / "tools" / "bench"),
                    help="where bench_churn is (default: %(default)s)")
-    p.add_argument("--runs", type=int, default=3, help="timed runs per cell (default 3)")
     p.add_argument("--quick", action="store_true", help="few ops: a smoke check")
-    p.add_argument("--only", metavar="REGEX", help="only the configs whose name matches")
-    p.add_argument("--alloc", metavar="LIST", help="comma-separated allocators (default: all)")
-    p.add_argument("--extra-env", metavar="KEY=VAL", action="append", default=[],
-                   help="environment for the hakmem runs only (repeatable)")
-    p.add_argument("--lean", action="store_true", help="add a hakmem-lean column")
     p.add_argument("--no-strace", action="store_true", help="skip the strace runs")
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds per run (default 600)")
-    p.add_argument("--json", metavar="FILE", help="every run and the summaries as JSON ('-': stdout)")
     args = p.parse_args(argv)
-    if args.runs < 1:
-        p.error("--runs must be at least 1")
-    compare.check_only(p, args.only)
+    compare.check_run_options(p, args)
     return args
 
 
@@ -173,17 +162,12 @@ def main(argv):
         env0 = compare.base_env()
         anames, cnames = [a[0] for a in allocs], [c[0] for c in configs]
         load0 = compare.loadavg()
-        total = len(configs) * args.runs * len(allocs)
-        compare.note(f"{total} timed runs; load average {load0}")
-        runs, strace = [], {}
+        compare.note(f"{len(configs) * args.runs * len(allocs)} timed runs; load average {load0}")
+        strace = {}
         t0 = time.monotonic()
-        for cfg, i, alloc in compare.interleaved(configs, args.runs, allocs):
-            rec = compare.run_one(bench_dir, cfg, alloc, env0, args)
-            rec["run"] = i + 1
-            runs.append(rec)
-            res = (f"{fmt_ops(rec['ops_per_sec'])} ops/s {rec['peak_rss_kb'] / 1024:.1f} MiB"
-                   if rec["ok"] else "FAILED: " + rec["error"])
-            compare.note(f"[{len(runs)}/{total}] {cfg[0]} / {alloc[0]} run {i + 1}: {res}")
+        runs, _ = compare.run_interleaved(
+            configs, args.runs, allocs, lambda cfg, alloc: compare.run_one(bench_dir, cfg, alloc, env0, args),
+            lambda r: f"{fmt_ops(r['ops_per_sec'])} ops/s {r['peak_rss_kb'] / 1024:.1f} MiB")
         if not args.no_strace:
             for cfg in configs:
                 for alloc in allocs:

@@ -217,18 +217,13 @@ def main(argv):
         env0 = compare.base_env()
         anames, cnames = [a[0] for a in allocs], [c[0] for c in configs]
         load0 = compare.loadavg()
-        total = len(configs) * args.runs * len(allocs)
-        compare.note(f"{total} runs of ~{'5' if args.quick else '22'} s; load average {load0}")
-        runs = []
+        compare.note(f"{len(configs) * args.runs * len(allocs)} runs of ~{'5' if args.quick else '22'} s; load average {load0}")
         t0 = time.monotonic()
-        for cfg, i, alloc in compare.interleaved(configs, args.runs, allocs):
-            rec = run_one(bench_dir, cfg, alloc, env0, args)
-            rec["run"] = i + 1
-            runs.append(rec)
-            res = (f"+1 s {(at(rec['trace'], 1000) or 0) / 1024:.1f} MB, end "
-                   f"{rec['end_rss_minus_lazyfree_kb'] / 1024:.1f} MB, t90 {rec['t90_ms']}"
-                   if rec["ok"] and rec.get("trace") else "FAILED: " + rec.get("error", "no trace"))
-            compare.note(f"[{len(runs)}/{total}] {cfg[0]} / {alloc[0]} run {i + 1}: {res}")
+        runs, _ = compare.run_interleaved(
+            configs, args.runs, allocs, lambda cfg, alloc: run_one(bench_dir, cfg, alloc, env0, args),
+            lambda r: (f"+1 s {(at(r['trace'], 1000) or 0) / 1024:.1f} MB, end "
+                       f"{r['end_rss_minus_lazyfree_kb'] / 1024:.1f} MB, t90 {r['t90_ms']}"
+                       if r.get("trace") else "no trace"))
         load1 = compare.loadavg()
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)

@@ -331,6 +331,21 @@ def run_cmd(cmd, alloc, env0, timeout, rec=None):
     return rec, cp
 
 
+def run_timed(cmd, alloc, env0, timeout, rec):
+    """Runs cmd once under alloc through /usr/bin/time (timed()). Returns
+    (rec, cp): on success rec has ok=True, time_s (wall) and the figures of
+    parse_timed(); else ok=False and error (cp None after a timeout)."""
+    rec, cp = run_cmd(timed(cmd), alloc, env0, timeout, rec)
+    if "ok" in rec:
+        return rec, cp
+    t = parse_timed(cp.stderr)
+    if not t:
+        rec.update(ok=False, error="no time(1) line")
+    else:
+        rec.update(ok=True, time_s=t["wall_s"], **t)
+    return rec, cp
+
+
 def parse_result(rec, cp, line_re, convert):
     """Completes rec from the last line of cp.stdout that matches line_re:
     ok=True and convert(parse_kv(line)) ({key: value}) plus os_stats when

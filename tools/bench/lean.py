@@ -114,16 +114,19 @@ loadavg = compare.loadavg
 snapshot_lib = compare.snapshot_lib
 
 
-def pick_allocs(args, hakmem_lib):
-    """[(id, label, library or None, env)] that can run."""
+def pick_allocs(args, hakmem_lib, table=None, prog="lean.py"):
+    """[(id, label, library or None, env)] of table (default ALLOCS, same
+    shape; library "hakmem" is hakmem_lib) that --alloc names and that can
+    run."""
     out = []
     want = None
+    table = ALLOCS if table is None else table
     if args.alloc:
         want = {a.strip() for a in args.alloc.split(",") if a.strip()}
-        unknown = want - {a[0] for a in ALLOCS}
+        unknown = want - {a[0] for a in table}
         if unknown:
-            sys.exit(f"lean.py: --alloc: unknown {', '.join(sorted(unknown))}")
-    for aid, label, lib, env in ALLOCS:
+            sys.exit(f"{prog}: --alloc: unknown {', '.join(sorted(unknown))}")
+    for aid, label, lib, env in table:
         if want and aid not in want:
             continue
         if lib == "hakmem":

@@ -94,15 +94,9 @@ def run_one(bin_dir, data_dir, procs, prog, alloc, env0, timeout):
         # time(1) passes its stdin on; a shell is not needed for one file.
         cmd = ["sh", "-c", 'exec "$0" "$@" < "$HK_STDIN"'] + cmd
         env0 = {**env0, "HK_STDIN": stdin.format(**fill)}
-    rec, cp = compare.run_cmd(compare.timed(cmd), alloc, env0, timeout, {"config": name})
-    if "ok" in rec:
+    rec, cp = compare.run_timed(cmd, alloc, env0, timeout, {"config": name})
+    if not rec["ok"]:
         return rec
-    t = compare.parse_timed(cp.stderr)
-    if not t:
-        rec.update(ok=False, error="no time(1) line")
-        return rec
-    rec.update(ok=True, **t)
-    rec["time_s"] = t["wall_s"]
     if rtime:
         try:
             rec["time_s"] = rtime(cp.stdout + cp.stderr)

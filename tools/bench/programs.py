@@ -117,16 +117,7 @@ def run_timed(work, alloc, env0, timeout):
     e = {**env0, **env}
     if stdin:
         e["HK_STDIN"] = stdin
-    rec, cp = compare.run_cmd(compare.timed(sh_redirect(argv, stdin)), alloc, e, timeout,
-                              {"config": name})
-    if "ok" in rec:
-        return rec
-    t = compare.parse_timed(cp.stderr)
-    if not t:
-        rec.update(ok=False, error="no time(1) line")
-        return rec
-    rec.update(ok=True, time_s=t["wall_s"], **t)
-    return rec
+    return compare.run_timed(sh_redirect(argv, stdin), alloc, e, timeout, {"config": name})[0]
 
 
 # ---- redis ------------------------------------------------------------------

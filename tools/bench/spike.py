@@ -73,22 +73,9 @@ def parse_args(argv):
 
 
 def pick_allocs(args, lib):
-    want = None
-    if args.alloc:
-        want = {a.strip() for a in args.alloc.split(",") if a.strip()}
-        unknown = want - {a[0] for a in ALLOCS}
-        if unknown:
-            sys.exit(f"spike.py: --alloc: unknown {', '.join(sorted(unknown))}")
-    out = []
-    for name, path, env in ALLOCS:
-        if want and name not in want:
-            continue
-        path = lib if path == "hakmem" else path
-        if path is not None and not Path(path).is_file():
-            compare.note(f"note: skipping {name}: {path} is missing")
-            continue
-        out.append((name, path, env))
-    return out
+    """[(name, library or None, env)] of ALLOCS that --alloc names and that can run."""
+    table = [(name, name, path, env) for name, path, env in ALLOCS]
+    return [(a[0], a[2], a[3]) for a in lean.pick_allocs(args, lib, table, "spike.py")]
 
 
 def run_one(bench_dir, cfg, alloc, env0, args):

@@ -114,7 +114,8 @@
       "MEDIUM avg10 thresholds)")                                               \
     X(psi_trigger_window_us, U32, "500000", 500000, 10000000,                   \
       "PSI trigger window, us: the shortest tried; where the kernel refuses "   \
-      "it (without CAP_SYS_RESOURCE, Linux 6.5 and later want a multiple of "   \
+      "it (without CAP_SYS_RESOURCE, Linux 6.5 and later, and stable kernels "  \
+      "with the change such as Debian 12's 6.1, want a multiple of "            \
       "2 s) the next multiple of 2 s is armed, with the same share of stall")   \
     X(psi_trigger_level, LEVEL, "low", 0, 0,                                    \
       "level a fired PSI trigger means")                                        \

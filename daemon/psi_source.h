@@ -28,10 +28,11 @@
 #include "hakmem_proto.h"
 
 #define PSI_SYSTEM_MEMORY_PATH "/proc/pressure/memory"
-/* Trigger windows the kernel accepts: 500 ms to 10 s; since Linux 6.5 a
- * trigger armed without CAP_SYS_RESOURCE (checked on the file's opener)
- * needs a multiple of 2 s. Linux 6.1 takes any window on a cgroup's
- * memory.pressure (only /proc/pressure wants the capability there). */
+/* Trigger windows the kernel accepts: 500 ms to 10 s; since Linux 6.5
+ * (and in stable kernels that took the change: Debian 12's 6.1.0-57,
+ * measured) a trigger armed without CAP_SYS_RESOURCE, checked on the
+ * file's opener, needs a multiple of 2 s; older kernels took any window
+ * on a cgroup's memory.pressure. */
 #define PSI_MIN_WINDOW_US    500000u
 #define PSI_MAX_WINDOW_US    10000000u
 #define PSI_UNPRIV_WINDOW_US 2000000u

@@ -6,7 +6,8 @@
 #                           host's build tree; prints "N passed, N failed,
 #                           N skipped"; exit 0 only when nothing failed
 #                           (77: the VM cannot run here, reason printed)
-#   tools/vm.sh demo        tools/demo.sh inside the guest
+#   tools/vm.sh demo [ARGS] tools/demo.sh inside the guest (HAKMEMD_ARGS and
+#                           HAKMEM_DEMO_BUILD are passed on)
 #   tools/vm.sh shell       an interactive root shell in the guest
 #                           (Ctrl-D or `exit` powers it off; Ctrl-A X kills qemu)
 #   tools/vm.sh run CMD...  any command, in the repository, inside the guest
@@ -345,8 +346,15 @@ cp build/meson-logs/testlog.txt /run/xchg/testlog.txt 2>/dev/null
 exit \$rc
 EOF
       ;;
-    demo) echo 'tools/demo.sh "$@"' > "$XCHG/cmd" ;;
-    run) printf '%q ' "$@" > "$XCHG/cmd" ;;
+    demo|run)
+      # the demo's knobs reach the guest; the rest of the environment does not
+      local v
+      for v in HAKMEMD_ARGS HAKMEM_DEMO_BUILD HAKMEM_DEMO_KEEP; do
+        [[ -n ${!v:-} ]] && printf 'export %s=%q\n' "$v" "${!v}"
+      done > "$XCHG/cmd"
+      [[ $mode == demo ]] && set -- tools/demo.sh "$@"
+      printf '%q ' "$@" >> "$XCHG/cmd"
+      ;;
   esac
 
   say "booting $pkg (qemu TCG, $SMP vCPUs, $MEM MiB) for '$mode'"

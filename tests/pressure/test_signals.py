@@ -2,7 +2,8 @@
 """test_signals.py: each of hakmemd's cgroup signals changes a real
 cgroup's level, under real pressure, on the hierarchy this host runs:
 
-  growth      (v1, v2) a process grows fast next to an idle shim client:
+  growth      (v1, v2) a process grows 104 MB next to an idle 48 MB shim
+              client under a 128 MB limit:
               the level rises from usage before the cgroup first hits its
               limit, and the client gives memory back;
   high        (v2) usage is measured against memory.high when that is
@@ -144,10 +145,10 @@ time.sleep(60)
 def part_growth(rig, d):
     """A process grows fast next to an idle client: the first level rise
     comes from usage, before the cgroup first hits its limit."""
-    limit = 256 * MB
+    limit = 128 * MB
     cg = rig.cgs.make("growth", limit)
     key = os.stat(cg).st_ino
-    c = rig.client(d, cg, 100, 1)            # ~100 MB held, 1 MB in use
+    c = rig.client(d, cg, 48, 1)             # ~50 MB held, 0.5 MB in use
     before = client_of(d, c.pid)
     hits0 = rig.cgs.limit_hits(cg)
     seen = []                                # (t, level, reason) as published
@@ -167,7 +168,7 @@ def part_growth(rig, d):
     t = threading.Thread(target=watch, daemon=True)
     t.start()
     t0 = time.monotonic()
-    g = rig.start(cg, [sys.executable, "-c", GROW, "200"], stdout=subprocess.PIPE, text=True)
+    g = rig.start(cg, [sys.executable, "-c", GROW, "104"], stdout=subprocess.PIPE, text=True)
     g.stdout.readline()
     grown = time.monotonic()
     wait_for(lambda: (client_of(d, c.pid) or {}).get("lean_decommit", 0) > before["lean_decommit"],
@@ -178,8 +179,8 @@ def part_growth(rig, d):
     assert rises, f"the level never rose: {seen}"
     t1, lv1, why1 = rises[0]
     hit = f"{(first_hit[0] - t0) * 1000:.0f} ms" if first_hit else "never"
-    print(f"growth: 200 MB in {(grown - t0) * 1000:.0f} ms next to a 100 MB idle client "
-          f"(limit 256 MB): first rise {lv1} ({why1}) at {(t1 - t0) * 1000:.0f} ms, "
+    print(f"growth: 104 MB in {(grown - t0) * 1000:.0f} ms next to a 48 MB idle client "
+          f"(limit 128 MB): first rise {lv1} ({why1}) at {(t1 - t0) * 1000:.0f} ms, "
           f"first limit hit {hit}, {rig.cgs.limit_hits(cg) - hits0} hits; levels {[x[1:] for x in seen]}")
     assert why1 == "usage", f"the first rise came from {why1}, not usage"
     assert not first_hit or t1 < first_hit[0], "the level rose only after the limit was hit"
@@ -200,10 +201,10 @@ def part_high(rig, d):
 
 def part_events(rig, d):
     """memory.events alone: max, high, oom_kill."""
-    data = big_file(os.path.join("/var/tmp", f"hakmem-signals-{os.getpid()}.dat"), 96)
+    data = big_file(os.path.join("/var/tmp", f"hakmem-signals-{os.getpid()}.dat"), 64)
     try:
-        for name, kw, want, counter in (("max", {"limit": 48 * MB}, "critical", "max"),
-                                        ("over-high", {"high": 48 * MB}, "medium", "high")):
+        for name, kw, want, counter in (("max", {"limit": 32 * MB}, "critical", "max"),
+                                        ("over-high", {"high": 32 * MB}, "medium", "high")):
             cg = rig.cgs.make("ev-" + name, **kw)
             key = os.stat(cg).st_ino
             c = rig.client(d, cg, 8, 50)
@@ -211,7 +212,7 @@ def part_events(rig, d):
             lv = wait_level(d, key, want, {"memory_events"}, 60, f"memory.events {counter}")
             wait_for(lambda: (client_of(d, c.pid) or {}).get("last_level", 0) >= LEVELS.index(want),
                      30, f"the client to apply {want}")
-            print(f"events: a reader at memory.{'max' if name == 'max' else 'high'} 48 MB: "
+            print(f"events: a reader at memory.{'max' if name == 'max' else 'high'} 32 MB: "
                   f"{lv}, memory.events {counter} {events(cg)[counter]}")
             r.kill()
             r.wait()

@@ -84,7 +84,8 @@ _Static_assert(HAKMEM_MODE_FAST == 0 && HAKMEM_MODE_LEAN == 1, "mode values are 
     X(CALM, "calm")               /* pressure gone for the calm period */   \
     X(OPERATOR, "operator")       /* hakmemctl lean on/off/auto */          \
     X(STARTUP, "startup")         /* initial state of a cgroup */           \
-    X(SHUTDOWN, "shutdown")       /* daemon stopping: levels reset */
+    X(SHUTDOWN, "shutdown")       /* daemon stopping: levels reset */ \
+    X(MEMORY_EVENTS, "memory_events") /* v2 memory.events: high, max, oom_kill rose */
 enum hakmem_reason {
 #define HAKMEM_X_ENUM(id, name) HAKMEM_REASON_##id,
     HAKMEM_REASONS(HAKMEM_X_ENUM)

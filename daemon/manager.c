@@ -197,6 +197,15 @@ static void cgroup_sources_open(struct daemon *d, struct cgroup *c, uint64_t now
     cgroup_pressure_open(d, c, now);
 }
 
+static void cgroup_psi_close(struct daemon *d, struct cgroup *c)
+{
+    if (c->psi_open) {
+        manager_epoll_del(d, psi_trigger_fd(&c->psi));
+        psi_trigger_close(&c->psi);
+        c->psi_open = false;
+    }
+}
+
 /* Close what cgroup_pressure_open opened. */
 static void cgroup_sources_close(struct daemon *d, struct cgroup *c)
 {
@@ -205,11 +214,7 @@ static void cgroup_sources_close(struct daemon *d, struct cgroup *c)
         vmpressure_source_close(&c->vmp);
         c->vmp_open = false;
     }
-    if (c->psi_open) {
-        manager_epoll_del(d, psi_trigger_fd(&c->psi));
-        psi_trigger_close(&c->psi);
-        c->psi_open = false;
-    }
+    cgroup_psi_close(d, c);
 }
 
 static void cgroup_events_close(struct daemon *d, struct cgroup *c)

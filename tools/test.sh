@@ -10,7 +10,7 @@
 # reason printed) counts as one skipped test.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
-# shellcheck source=tools/summary.sh
+# shellcheck source=summary.sh
 . tools/summary.sh
 
 tools/setup.sh || { echo "0 passed, 1 failed, 0 skipped"; exit 1; }

@@ -1,5 +1,5 @@
 /* policy.h: hakmemd's pressure policy: from the signals of one cgroup to
- * the level its shims must follow (DESIGN.md, "Pressure levels").
+ * the level its shims must follow (docs/ARCHITECTURE.md, "Modes and levels").
  *
  * Owns: the per-cgroup state machine (fast up, slow down with a calm
  * period and a hysteresis band, operator overrides) and the default
@@ -47,7 +47,7 @@
  *
  * Usage (working set = usage - inactive file cache, over the effective
  * limit, see usage_source.h): LOW at 80 % starts LEAN while 20 % of
- * headroom is left (LEAN costs <= 10 % throughput, DESIGN.md), MEDIUM at
+ * headroom is left (LEAN costs <= 10 % throughput, docs/ARCHITECTURE.md), MEDIUM at
  * 90 % gives free memory back before the kernel has to reclaim, CRITICAL
  * at 97 % means the next burst reclaims directly or hits the OOM killer
  * (128 MB over a 64 MB limit is killed in ~0.6 s here), so trim everything.

@@ -19,6 +19,7 @@
 #include "cgroup_util.h"
 #include "memevents_source.h"
 #include "psi_source.h"
+#include "vmpressure_source.h"
 #include "usage_source.h"
 #include "test_main.h"
 

@@ -4,6 +4,7 @@
  * only file this reads is the one it is given.
  */
 #include "config.h"
+#include "msg.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -199,14 +200,14 @@ static int parse_value(const struct config_key *k, const char *v, void *field,
         return 0;
     }
     case CONFIG_T_LEVEL: {
-        enum hakmem_level l;
-        if (policy_level_parse(v, &l) < 0) {
+        unsigned l;
+        if (proto_level_parse(v, &l) < 0) {
             set_err(err, errlen,
                     "invalid value '%s' for %s: expected none, low, medium or critical",
                     v, k->name);
             return -EINVAL;
         }
-        *(enum hakmem_level *)field = l;
+        *(enum hakmem_level *)field = (enum hakmem_level)l;
         return 0;
     }
     case CONFIG_T_LOGLEVEL:
@@ -523,7 +524,7 @@ static int format_value(const struct config_key *k, const struct hakmemd_config 
     case CONFIG_T_NAME:
         return snprintf(buf, len, "%s", (const char *)field);
     case CONFIG_T_LEVEL:
-        return snprintf(buf, len, "%s", policy_level_name(*(const enum hakmem_level *)field));
+        return snprintf(buf, len, "%s", proto_level_name(*(const enum hakmem_level *)field));
     case CONFIG_T_LOGLEVEL:
         return snprintf(buf, len, "%s", config_log_level_name(*(const int *)field));
     case CONFIG_T_SOURCES: {

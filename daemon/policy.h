@@ -202,10 +202,4 @@ enum hakmem_level policy_classify(const struct policy_thresholds *th,
 uint64_t policy_next_deadline(const struct policy_thresholds *th,
                               const struct policy_state *st);
 
-/* "none", "low", "medium", "critical"; "?" for anything else. */
-const char *policy_level_name(enum hakmem_level level);
-/* Parses a level name (as above, case-insensitive) or its number 0..3.
- * Returns 0, or -EINVAL. */
-int policy_level_parse(const char *s, enum hakmem_level *out);
-
 #endif /* HAKMEMD_POLICY_H */

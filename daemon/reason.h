@@ -1,5 +1,6 @@
-/* reason.h: the reason string a source fills when it cannot start (the
- * caller logs it once and runs without the source). Sources never log.
+/* reason.h: the words that say why something failed, for a caller to
+ * log or print once: a source that cannot start (the daemon runs without
+ * it), a configuration value refused. The boxes that fill them never log.
  */
 #ifndef HAKMEMD_REASON_H
 #define HAKMEMD_REASON_H

@@ -4,7 +4,11 @@ metric_head() calls, and hakmem_client_NAME[_total] for every shim
 counter by its HAKMEM_COUNTER_KIND_ in proto/hakmem_proto.h)
 and tools/ctl_exporter.c (its # TYPE lines). tests/deploy checks alert
 rules and the dashboard against them; tests/ctl/test_exporter.py checks
-them against a live endpoint, so that this reading cannot drift."""
+them against a live endpoint, so that this reading cannot drift.
+
+known(): the families, as a # TYPE line names them. queryable(): what a
+PromQL expression may name: the families, and for a histogram its
+NAME_bucket, NAME_sum and NAME_count series."""
 import os
 import re
 
@@ -14,9 +18,10 @@ def read(root, *parts):
         return f.read()
 
 
-def known(root):
+def types(root):
+    """{family: type} for every family printed."""
     control = read(root, "daemon", "control.c")
-    names = set(re.findall(r'metric_head\(r, "(hakmem_[a-z0-9_]+)"', control))
+    out = dict(re.findall(r'metric_head\(r, "(hakmem_[a-z0-9_]+)",\s*"([a-z]+)"', control))
     # hakmem_client_NAME[_total] for every shim counter, by its kind in
     # proto/hakmem_proto.h (TOTAL: a counter, GAUGE: a gauge, STATE: shown
     # as hakmem_client_mode instead)
@@ -25,9 +30,27 @@ def known(root):
     if "hakmem_client_%s%s" in control:
         for name, kind in kinds:
             if kind != "STATE":
-                names.add("hakmem_client_" + name + ("_total" if kind == "TOTAL" else ""))
-    names |= set(re.findall(r"# TYPE (hakmem_[a-z0-9_]+) ", read(root, "tools", "ctl_exporter.c")))
-    return names
+                total = kind == "TOTAL"
+                out["hakmem_client_" + name + ("_total" if total else "")] = \
+                    "counter" if total else "gauge"
+    out.update(re.findall(r"# TYPE (hakmem_[a-z0-9_]+) ([a-z]+)", read(root, "tools",
+                                                                         "ctl_exporter.c")))
+    return out
+
+
+def known(root):
+    return set(types(root))
+
+
+def queryable(root):
+    out = set()
+    for name, kind in types(root).items():
+        out.add(name)
+        if kind in ("histogram", "summary"):
+            out |= {name + "_sum", name + "_count"}
+        if kind == "histogram":
+            out.add(name + "_bucket")
+    return out
 
 
 def names_in(expr):

@@ -21,10 +21,11 @@
  * answer carries its reason as TEXT too.
  *
  * STATUS: TEXT datagrams with "name value" lines (version, pid, uptime_s,
- * clients, one "source NAME on|off [reason]" per source, with the BPF
- * source bpf_ringbuf_dropped and bpf_cgroup_table_full, host-wide
+ * clients, one "source NAME on|off [reason]" per source, host-wide
  * psi_{some,full}_avg{10,60}, one "cgroup KEY PATH RECLAIM_PER_S" per
  * cgroup), then CGROUPS records (tracked cgroups, then active overrides).
+ * With the BPF source, STATUS also says what its program lost
+ * (bpf_ringbuf_dropped N, bpf_cgroup_table_full N, before the cgroups).
  * CLIENTS: CLIENTS records. METRICS: TEXT, Prometheus exposition format:
  * per-cgroup series, and per-process ones when the request has
  * HAKMEM_CTL_REQ_F_PER_PROCESS (what is counted beyond the daemon's own
@@ -368,18 +369,18 @@ static void cmd_status(struct daemon *d, struct resp *r)
     resp_text(r, "source bpf %s\n", source_line(d->bpf != NULL, d->bpf_reason));
     resp_text(r, "source psi %s\n", source_line(d->psi_on, d->psi_reason));
     resp_text(r, "source usage %s\n", source_line(d->usage_on, d->usage_reason));
-    if (d->bpf) {                       /* what the BPF program lost (hakmem_bpf_*_total) */
-        struct bpf_source_info bi;
-        bpf_source_get_info(d->bpf, &bi);
-        resp_text(r, "bpf_ringbuf_dropped %llu\nbpf_cgroup_table_full %llu\n",
-                  (unsigned long long)bi.ringbuf_dropped, (unsigned long long)bi.stats_full);
-    }
     struct psi_stats ps;
     if (psi_read(PSI_SYSTEM_MEMORY_PATH, &ps) == 0) {
         resp_text(r, "psi_some_avg10 %.2f\npsi_some_avg60 %.2f\n", ps.some.avg10_cpct / 100.0,
                   ps.some.avg60_cpct / 100.0);
         resp_text(r, "psi_full_avg10 %.2f\npsi_full_avg60 %.2f\n", ps.full.avg10_cpct / 100.0,
                   ps.full.avg60_cpct / 100.0);
+    }
+    if (d->bpf) {                       /* what the BPF program lost (hakmem_bpf_*_total) */
+        struct bpf_source_info bi;
+        bpf_source_get_info(d->bpf, &bi);
+        resp_text(r, "bpf_ringbuf_dropped %llu\nbpf_cgroup_table_full %llu\n",
+                  (unsigned long long)bi.ringbuf_dropped, (unsigned long long)bi.stats_full);
     }
     for (size_t i = 0; i < d->ncgroups; i++) {
         const struct cgroup *c = d->cgroups[i];
@@ -562,6 +563,23 @@ static const struct client **series_clients(struct daemon *d, size_t *n)
 
 #define LEVEL_CHANGES HAKMEM_COUNTER_COUNT /* record_samples: the level changes */
 
+/* The per-cgroup sums (counters), one family per summed shim counter
+ * (acct_sum_ids); tests/deploy/metricnames.py reads the names here. */
+static const struct {
+    const char *name;
+    unsigned counter_id;
+    const char *help;
+} sum_families[ACCT_SUMS] = {
+    { "hakmem_cgroup_bytes_decommitted_total", HAKMEM_COUNTER_ID(bytes_decommitted),
+      "Bytes the shims of a cgroup decommitted while registered." },
+    { "hakmem_cgroup_lean_decommit_total", HAKMEM_COUNTER_ID(lean_decommit),
+      "Decommit operations of the shims of a cgroup while registered." },
+    { "hakmem_cgroup_lean_retire_total", HAKMEM_COUNTER_ID(lean_retire),
+      "Empty superslabs the shims of a cgroup retired while registered." },
+    { "hakmem_cgroup_mode_switches_total", HAKMEM_COUNTER_ID(mode_switches),
+      "Mode switches (FAST and LEAN) of the shims of a cgroup while registered." },
+};
+
 /* The samples "NAME{cgroup="..."} VALUE" of every cgroup record, tracked
  * or lingering: one cgroup sum (a counter id of acct_sum_ids), or
  * LEVEL_CHANGES. */
@@ -658,7 +676,6 @@ static void cmd_metrics(struct daemon *d, struct resp *r, bool per_process)
     uint64_t now = now_ns();
     struct metrics *m = &d->met;
     metrics_fold(d, now);
-
     metric_head(r, "hakmem_build_info", "gauge",
                 "hakmemd's version and the protocol version it speaks (HAKMEM_PROTO_VERSION).");
     resp_text(r, "hakmem_build_info{version=\"%s\",proto=\"%d\"} 1\n", label(HAKMEM_VERSION_STRING),
@@ -677,16 +694,15 @@ static void cmd_metrics(struct daemon *d, struct resp *r, bool per_process)
         metric_head(r, "hakmem_host_psi_memory_avg10_ratio", "gauge",
                     "Host-wide memory PSI, 10 s average, as a ratio.");
         resp_text(r, "hakmem_host_psi_memory_avg10_ratio{kind=\"some\"} %.4f\n", ps.some.avg10_cpct / 10000.0);
-        if (ps.has_full)
-            resp_text(r, "hakmem_host_psi_memory_avg10_ratio{kind=\"full\"} %.4f\n", ps.full.avg10_cpct / 10000.0);
+        resp_text(r, "hakmem_host_psi_memory_avg10_ratio{kind=\"full\"} %.4f\n", ps.full.avg10_cpct / 10000.0);
         metric_head(r, "hakmem_host_psi_memory_stall_seconds_total", "counter",
                     "Host-wide memory stall since boot (the total= of /proc/pressure/memory).");
         resp_text(r, "hakmem_host_psi_memory_stall_seconds_total{kind=\"some\"} %.6f\n",
                   ps.some.total_us / 1e6);
-        if (ps.has_full)
-            resp_text(r, "hakmem_host_psi_memory_stall_seconds_total{kind=\"full\"} %.6f\n",
-                      ps.full.total_us / 1e6);
+        resp_text(r, "hakmem_host_psi_memory_stall_seconds_total{kind=\"full\"} %.6f\n",
+                  ps.full.total_us / 1e6);
     }
+
     /* the BPF program's own counters: no sample while the source is off */
     struct bpf_source_info bi;
     if (d->bpf)
@@ -755,18 +771,10 @@ static void cmd_metrics(struct daemon *d, struct resp *r, bool per_process)
 
     /* sums of the shim counters per cgroup: monotonic (acct.h), departed
      * clients included */
-    metric_head(r, "hakmem_cgroup_bytes_decommitted_total", "counter",
-                "Bytes the shims of a cgroup decommitted while registered.");
-    record_samples(r, d, "hakmem_cgroup_bytes_decommitted_total", HAKMEM_COUNTER_ID(bytes_decommitted));
-    metric_head(r, "hakmem_cgroup_lean_decommit_total", "counter",
-                "Decommit operations of the shims of a cgroup while registered.");
-    record_samples(r, d, "hakmem_cgroup_lean_decommit_total", HAKMEM_COUNTER_ID(lean_decommit));
-    metric_head(r, "hakmem_cgroup_lean_retire_total", "counter",
-                "Empty superslabs the shims of a cgroup retired while registered.");
-    record_samples(r, d, "hakmem_cgroup_lean_retire_total", HAKMEM_COUNTER_ID(lean_retire));
-    metric_head(r, "hakmem_cgroup_mode_switches_total", "counter",
-                "Mode switches (FAST and LEAN) of the shims of a cgroup while registered.");
-    record_samples(r, d, "hakmem_cgroup_mode_switches_total", HAKMEM_COUNTER_ID(mode_switches));
+    for (size_t i = 0; i < sizeof(sum_families) / sizeof(sum_families[0]); i++) {
+        metric_head(r, sum_families[i].name, "counter", sum_families[i].help);
+        record_samples(r, d, sum_families[i].name, sum_families[i].counter_id);
+    }
     metric_head(r, "hakmem_cgroup_bytes_committed", "gauge",
                 "Bytes mapped and not decommitted by the shims of a cgroup now.");
     present_samples(r, d, "hakmem_cgroup_bytes_committed", true);

@@ -25,15 +25,15 @@
 #include "cgroup_util.h"
 #include "config.h"
 #include "hakmem_proto.h"
-#include "metrics.h"
 #include "policy.h"
 #include "psi_source.h"
 #include "publisher.h"
 #include "usage_source.h"
+#include "metrics.h"
 
 /* What an epoll event is about (epoll_data.ptr points at one of these). */
-enum ep_kind { EP_SIGNAL, EP_TIMER, EP_RENDEZVOUS, EP_CONTROL, EP_METRICS, EP_CLIENT,
-               EP_CTLCONN, EP_BPF, EP_VMPRESSURE, EP_PSI, EP_RELEASE,
+enum ep_kind { EP_SIGNAL, EP_TIMER, EP_RELEASE, EP_RENDEZVOUS, EP_CONTROL, EP_METRICS, EP_CLIENT,
+               EP_CTLCONN, EP_BPF, EP_VMPRESSURE, EP_PSI,
                EP_DEAD };   /* its owner is gone (manager_defer_free): events are ignored */
 struct ep_tag {
     enum ep_kind kind;

@@ -153,10 +153,6 @@ void show_status_text(FILE *f, const struct ctl_view *v, int width)
             fprintf(f, " (%s)", proto_clean_text(lbl, sizeof(lbl), s->reason));
     }
     fputs(st->nsources ? "\n" : " ?\n", f);
-    if (st->bpf_ringbuf_dropped >= 0 || st->bpf_cgroup_table_full >= 0)
-        fprintf(f, "bpf lost: %s notifications (ring buffer full), %s events (cgroup table full)\n",
-                fmt_count(b1, sizeof(b1), st->bpf_ringbuf_dropped),
-                fmt_count(b2, sizeof(b2), st->bpf_cgroup_table_full));
     fputs("host PSI memory (avg10/avg60):", f);
     for (int i = 0; i < CTL_PSI_COUNT; i += 2) {
         fprintf(f, " %s ", i == 0 ? "some" : "full");
@@ -168,6 +164,10 @@ void show_status_text(FILE *f, const struct ctl_view *v, int width)
             fputs(k == i ? "/" : (i == 0 ? "," : "\n"), f);
         }
     }
+    if (st->bpf_ringbuf_dropped >= 0 || st->bpf_cgroup_table_full >= 0)
+        fprintf(f, "bpf lost: %s notifications (ring buffer full), %s events (cgroup table full)\n",
+                fmt_count(b1, sizeof(b1), st->bpf_ringbuf_dropped),
+                fmt_count(b2, sizeof(b2), st->bpf_cgroup_table_full));
 
     size_t nrec = v->status_reply.ncgroups;
     int longest = 6;

@@ -2,9 +2,9 @@
  * line:
  *   version V | pid N | uptime_s N | clients N
  *   source NAME on | source NAME off REASON TEXT
- *   bpf_ringbuf_dropped N | bpf_cgroup_table_full N   (with the BPF source)
  *   psi_some_avg10 F | psi_some_avg60 F | psi_full_avg10 F | psi_full_avg60 F
  *   cgroup KEY PATH RECLAIM_PER_S        (PATH may hold spaces)
+ *   bpf_ringbuf_dropped N | bpf_cgroup_table_full N   (with the BPF source)
  * Lines of other names are kept as they are (a newer daemon may say
  * more); a known line that does not parse is counted, not fatal.
  *

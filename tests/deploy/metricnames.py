@@ -1,7 +1,8 @@
 """metricnames.py: the names of the metrics hakmemd and the exporter
 print, read from the sources that print them: daemon/control.c (its
-metric_head() calls, and hakmem_client_NAME[_total] for every shim
-counter by its HAKMEM_COUNTER_KIND_ in proto/hakmem_proto.h)
+metric_head() calls, its table of per-cgroup sums, and
+hakmem_client_NAME[_total] for every shim counter by its
+HAKMEM_COUNTER_KIND_ in proto/hakmem_proto.h)
 and tools/ctl_exporter.c (its # TYPE lines). tests/deploy checks alert
 rules and the dashboard against them; tests/ctl/test_exporter.py checks
 them against a live endpoint, so that this reading cannot drift.
@@ -22,6 +23,9 @@ def types(root):
     """{family: type} for every family printed."""
     control = read(root, "daemon", "control.c")
     out = dict(re.findall(r'metric_head\(r, "(hakmem_[a-z0-9_]+)",\s*"([a-z]+)"', control))
+    # the per-cgroup sums of shim counters: a table of counters (sum_families)
+    out.update((n, "counter") for n in
+               re.findall(r'\{ "(hakmem_[a-z0-9_]+)", HAKMEM_COUNTER_ID\(', control))
     # hakmem_client_NAME[_total] for every shim counter, by its kind in
     # proto/hakmem_proto.h (TOTAL: a counter, GAUGE: a gauge, STATE: shown
     # as hakmem_client_mode instead)

@@ -633,43 +633,7 @@ static void release_samples(struct resp *r, const struct acct_hist *h, const cha
               (unsigned long long)h->count);
 }
 
-/* The per-process series (HAKMEM_CTL_REQ_F_PER_PROCESS): one per process
- * (series_clients), named by pid, uid, comm (the client's choice: the uid
- * tells a user's "sshd" from root's) and cgroup. */
-static void per_process_metrics(struct daemon *d, struct resp *r)
-{
-    size_t nsc = 0;
-    const struct client **sc = series_clients(d, &nsc);
-    for (unsigned s = 0; s < HAKMEM_COUNTER_COUNT; s++) {
-        int kind = proto_counter_kind(s);
-        if (kind == HAKMEM_KIND_STATE)
-            continue;                   /* mode and level: hakmem_client_mode below */
-        char name[96];
-        bool total = kind == HAKMEM_KIND_TOTAL;
-        snprintf(name, sizeof(name), "hakmem_client_%s%s", proto_counter_name(s), total ? "_total" : "");
-        metric_head(r, name, total ? "counter" : "gauge",
-                    "Shim counter (see hakmem.h, HAKMEM_COUNTERS), per client.");
-        for (size_t i = 0; i < nsc; i++) {
-            const struct client *c = sc[i];
-            struct proto_stats st;
-            if (client_stats(c, &st) != 0 || !(st.present >> s & 1))
-                continue;
-            resp_text(r, "%s{pid=\"%d\",uid=\"%u\",comm=\"%s\",cgroup=\"%s\"} %llu\n", name,
-                      (int)c->pid, (unsigned)c->uid, label(c->comm),
-                      label(cgroup_path_of(d, c->key)), (unsigned long long)st.counter[s]);
-        }
-    }
-    metric_head(r, "hakmem_client_mode", "gauge", "Shim mode, per client (0 FAST, 1 LEAN).");
-    for (size_t i = 0; i < nsc; i++) {
-        const struct client *c = sc[i];
-        struct proto_stats st;
-        if (client_stats(c, &st) == 0)
-            resp_text(r, "hakmem_client_mode{pid=\"%d\",uid=\"%u\",comm=\"%s\",cgroup=\"%s\"} %u\n",
-                      (int)c->pid, (unsigned)c->uid, label(c->comm),
-                      label(cgroup_path_of(d, c->key)), st.mode);
-    }
-    free(sc);
-}
+static void per_process_metrics(struct daemon *d, struct resp *r);
 
 static void cmd_metrics(struct daemon *d, struct resp *r, bool per_process)
 {
@@ -784,6 +748,44 @@ static void cmd_metrics(struct daemon *d, struct resp *r, bool per_process)
 
     if (per_process)
         per_process_metrics(d, r);
+}
+
+/* The per-process series (HAKMEM_CTL_REQ_F_PER_PROCESS): one per process
+ * (series_clients), named by pid, uid, comm (the client's choice: the uid
+ * tells a user's "sshd" from root's) and cgroup. */
+static void per_process_metrics(struct daemon *d, struct resp *r)
+{
+    size_t nsc = 0;
+    const struct client **sc = series_clients(d, &nsc);
+    for (unsigned s = 0; s < HAKMEM_COUNTER_COUNT; s++) {
+        int kind = proto_counter_kind(s);
+        if (kind == HAKMEM_KIND_STATE)
+            continue;                   /* mode and level: hakmem_client_mode below */
+        char name[96];
+        bool total = kind == HAKMEM_KIND_TOTAL;
+        snprintf(name, sizeof(name), "hakmem_client_%s%s", proto_counter_name(s), total ? "_total" : "");
+        metric_head(r, name, total ? "counter" : "gauge",
+                    "Shim counter (see hakmem.h, HAKMEM_COUNTERS), per client.");
+        for (size_t i = 0; i < nsc; i++) {
+            const struct client *c = sc[i];
+            struct proto_stats st;
+            if (client_stats(c, &st) != 0 || !(st.present >> s & 1))
+                continue;
+            resp_text(r, "%s{pid=\"%d\",uid=\"%u\",comm=\"%s\",cgroup=\"%s\"} %llu\n", name,
+                      (int)c->pid, (unsigned)c->uid, label(c->comm),
+                      label(cgroup_path_of(d, c->key)), (unsigned long long)st.counter[s]);
+        }
+    }
+    metric_head(r, "hakmem_client_mode", "gauge", "Shim mode, per client (0 FAST, 1 LEAN).");
+    for (size_t i = 0; i < nsc; i++) {
+        const struct client *c = sc[i];
+        struct proto_stats st;
+        if (client_stats(c, &st) == 0)
+            resp_text(r, "hakmem_client_mode{pid=\"%d\",uid=\"%u\",comm=\"%s\",cgroup=\"%s\"} %u\n",
+                      (int)c->pid, (unsigned)c->uid, label(c->comm),
+                      label(cgroup_path_of(d, c->key)), st.mode);
+    }
+    free(sc);
 }
 
 void control_event(struct daemon *d, struct ctlconn *cc, uint32_t events)

@@ -638,8 +638,12 @@ int manager_run(struct daemon *d)
             uint32_t e = evs[i].events;
             switch (t->kind) {
             case EP_SIGNAL: on_signal(d); break;
-            case EP_TIMER: on_tick(d); break;
-            case EP_RELEASE: metrics_release_timer(d); break;
+            case EP_TIMER:              /* the tick, or metrics.c's release timer */
+                if (t == &d->release_tag)
+                    metrics_release_timer(d);
+                else
+                    on_tick(d);
+                break;
             case EP_RENDEZVOUS: clients_accept(d); break;
             case EP_CONTROL: control_accept(d, false); break;
             case EP_METRICS: control_accept(d, true); break;

@@ -32,7 +32,7 @@
 #include "metrics.h"
 
 /* What an epoll event is about (epoll_data.ptr points at one of these). */
-enum ep_kind { EP_SIGNAL, EP_TIMER, EP_RELEASE, EP_RENDEZVOUS, EP_CONTROL, EP_METRICS, EP_CLIENT,
+enum ep_kind { EP_SIGNAL, EP_TIMER, EP_RENDEZVOUS, EP_CONTROL, EP_METRICS, EP_CLIENT,
                EP_CTLCONN, EP_BPF, EP_VMPRESSURE, EP_PSI,
                EP_DEAD };   /* its owner is gone (manager_defer_free): events are ignored */
 struct ep_tag {
@@ -130,7 +130,8 @@ struct daemon {
     int nsets;
     uint64_t start_ns;
     int epfd, sigfd, timerfd, rdv_fd, ctl_fd, met_fd, notify_fd, lock_fd;
-    struct ep_tag sig_tag, timer_tag, rdv_tag, ctl_tag, met_tag, bpf_tag, release_tag;
+    struct ep_tag sig_tag, timer_tag, rdv_tag, ctl_tag, met_tag, bpf_tag;
+    struct ep_tag release_tag;          /* EP_TIMER too: metrics.c's timer */
     struct limits lim;
     uint64_t heartbeat_ns;              /* beat at least this often: the ring's first period,
                                            which readers of its info block rely on */
@@ -237,7 +238,8 @@ void metrics_level_changed(struct daemon *d, struct cgroup *c, unsigned from, un
  * (before its cgroup lets it go). */
 void metrics_client_joined(struct daemon *d, struct client *c, uint32_t hello_mode);
 void metrics_client_left(struct daemon *d, struct client *c);
-/* EP_RELEASE: the pages of clients with a pending release, looked at. */
+/* The release timer fired (an EP_TIMER event on d->release_tag): the
+ * pages of clients with a pending release, looked at. */
 void metrics_release_timer(struct daemon *d);
 /* Before printing: every client's page folded into its cgroup's record,
  * the records of cgroups gone past the linger removed. */

@@ -52,7 +52,7 @@ int metrics_init(struct daemon *d)
     m->release_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (m->release_fd < 0)
         return -errno;
-    d->release_tag = (struct ep_tag){ EP_RELEASE, NULL };
+    d->release_tag = (struct ep_tag){ EP_TIMER, NULL };
     return manager_epoll_add(d, m->release_fd, EPOLLIN, &d->release_tag);
 }
 

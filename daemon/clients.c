@@ -102,7 +102,7 @@ static void client_free(struct daemon *d, struct client *c)
     }
     if (c->welcomed)
         log_debug("client %d (%s) left", (int)c->pid, c->comm);
-    manager_defer_free(d, c, &c->tag, NULL); /* an event for it may wait in this batch */
+    manager_defer_free(d, c, &c->tag, NULL, NULL); /* an event for it may wait in this batch */
 }
 
 /* Refuse with a status and no fd, in the hello's version; the client

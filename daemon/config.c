@@ -62,6 +62,7 @@ static const struct {
     { "bpf", CONFIG_SOURCE_BPF },
     { "psi", CONFIG_SOURCE_PSI },
     { "usage", CONFIG_SOURCE_USAGE },
+    { "events", CONFIG_SOURCE_EVENTS },
 };
 
 #if defined(__GNUC__)
@@ -153,7 +154,7 @@ static int parse_sources(const struct config_key *k, const char *v, uint32_t *ou
         if (!found) {
             set_err(err, errlen,
                     "invalid value '%s' for %s: unknown source '%.*s' (expected a "
-                    "comma list of bpf, psi, usage, or none)",
+                    "comma list of bpf, psi, usage, events, or none)",
                     v, k->name, (int)n, p);
             return -EINVAL;
         }
@@ -496,6 +497,11 @@ int config_check(const struct hakmemd_config *cfg, char *err, size_t errlen)
     CHECK_RISING("reclaim stall", reclaim_stall, _ms);
     CHECK_RISING("PSI some", psi_some, _pct);
     CHECK_RISING("PSI full", psi_full, _pct);
+    if (cfg->usage_min_interval_ms > cfg->usage_interval_ms) {
+        set_err(err, errlen, "usage_min_interval_ms (%u) exceeds usage_interval_ms (%u)",
+                cfg->usage_min_interval_ms, cfg->usage_interval_ms);
+        return -EINVAL;
+    }
     /* vmpressure counts are events at or above each level: no order needed */
     if (cfg->psi_trigger_stall_us > cfg->psi_trigger_window_us) {
         set_err(err, errlen, "psi_trigger_stall_us (%u) exceeds psi_trigger_window_us (%u)",
@@ -624,6 +630,8 @@ void config_policy(const struct hakmemd_config *cfg, struct policy_thresholds *t
         .psi_full_cpct = { 0, cfg->psi_full_low_pct * 100, cfg->psi_full_medium_pct * 100,
                            cfg->psi_full_critical_pct * 100 },
         .psi_trigger_level = cfg->psi_trigger_level,
+        .memevents_high_level = cfg->memevents_high_level,
+        .memevents_max_level = cfg->memevents_max_level,
         .calm_ns = { 0, cfg->calm_low_ms * ms, cfg->calm_medium_ms * ms,
                      cfg->calm_critical_ms * ms },
         .hysteresis_pct = cfg->hysteresis_pct,

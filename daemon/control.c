@@ -21,7 +21,9 @@
  * answer carries its reason as TEXT too.
  *
  * STATUS: TEXT datagrams with "name value" lines (version, pid, uptime_s,
- * clients, one "source NAME on|off [reason]" per source, host-wide
+ * clients, one "source NAME on|off [reason]" per source, "signal NAME
+ * origin" lines (manager_signal_lines: where each signal comes from on
+ * this kernel), host-wide
  * psi_{some,full}_avg{10,60}, one "cgroup KEY PATH RECLAIM_PER_S" per
  * cgroup), then CGROUPS records (tracked cgroups, then active overrides).
  * With the BPF source, STATUS also says what its program lost
@@ -90,7 +92,7 @@ static void ctlconn_free(struct daemon *d, struct ctlconn *cc)
             break;
         }
     }
-    manager_defer_free(d, cc, &cc->tag, NULL);
+    manager_defer_free(d, cc, &cc->tag, NULL, NULL);
 }
 
 /* One datagram that says why, then the end of the connection. A request
@@ -343,11 +345,8 @@ static void fill_cgroup_record(struct daemon *d, const struct cgroup *c, struct 
         rec->usage_bytes = u->last.mem.usage_bytes;
         rec->limit_bytes = u->last.limit_bytes == CGROUP_UNLIMITED ? 0 : u->last.limit_bytes;
     }
-    if (c->psi_open) {
-        struct psi_stats ps;
-        if (psi_trigger_read(&c->psi, &ps) == 0)
-            rec->psi_some_avg10 = ps.some.avg10_cpct;
-    }
+    if (c->psi_avg_ok)
+        rec->psi_some_avg10 = c->psi_avg.some.avg10_cpct;
 }
 
 /* Clients that said hello (not the connections still being checked). */
@@ -369,6 +368,10 @@ static void cmd_status(struct daemon *d, struct resp *r)
     resp_text(r, "source bpf %s\n", source_line(d->bpf != NULL, d->bpf_reason));
     resp_text(r, "source psi %s\n", source_line(d->psi_on, d->psi_reason));
     resp_text(r, "source usage %s\n", source_line(d->usage_on, d->usage_reason));
+    resp_text(r, "source events %s\n", source_line(d->events_on, d->events_reason));
+    char sig[1024];
+    manager_signal_lines(d, sig, sizeof(sig));
+    resp_text(r, "%s", sig);
     struct psi_stats ps;
     if (psi_read(PSI_SYSTEM_MEMORY_PATH, &ps) == 0) {
         resp_text(r, "psi_some_avg10 %.2f\npsi_some_avg60 %.2f\n", ps.some.avg10_cpct / 100.0,
@@ -653,6 +656,7 @@ static void cmd_metrics(struct daemon *d, struct resp *r, bool per_process)
     resp_text(r, "hakmem_source_up{source=\"bpf\"} %d\n", d->bpf != NULL);
     resp_text(r, "hakmem_source_up{source=\"psi\"} %d\n", d->psi_on);
     resp_text(r, "hakmem_source_up{source=\"usage\"} %d\n", d->usage_on);
+    resp_text(r, "hakmem_source_up{source=\"events\"} %d\n", d->events_on);
     struct psi_stats ps;
     if (psi_read(PSI_SYSTEM_MEMORY_PATH, &ps) == 0) {
         metric_head(r, "hakmem_host_psi_memory_avg10_ratio", "gauge",

@@ -32,6 +32,7 @@
 #define CTL_PER_UID     4    /* hakmemctl opens one at a time; watch and a script or two */
 #define CGROUP_FDS_V1   4    /* memory.pressure_level: epoll + 3 eventfds */
 #define CGROUP_FDS_V2   1    /* a PSI trigger */
+#define CGROUP_FDS_EV   1    /* v2 memory.events (the events source) */
 
 int limits_raise_nofile(unsigned long *from, unsigned long *to)
 {
@@ -76,7 +77,8 @@ void limits_compute(struct daemon *d, bool at_start)
         l->nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (unsigned long)rl.rlim_cur : 1024;
         l->fd_base = count_open_fds();
     }
-    l->cgroup_fds = !d->psi_on ? 0 : CGROUP_FDS_V1 > CGROUP_FDS_V2 ? CGROUP_FDS_V1 : CGROUP_FDS_V2;
+    l->cgroup_fds = (!d->psi_on ? 0 : CGROUP_FDS_V1 > CGROUP_FDS_V2 ? CGROUP_FDS_V1 : CGROUP_FDS_V2) +
+                    (d->events_on ? CGROUP_FDS_EV : 0);
     unsigned long spare = l->nofile > l->fd_base + FD_SLACK ? l->nofile - l->fd_base - FD_SLACK : 0;
     /* control slots: a quarter of what is left at most, shared in the
      * proportions of the maxima, at least one per pool */

@@ -25,15 +25,17 @@
 #include "cgroup_util.h"
 #include "config.h"
 #include "hakmem_proto.h"
+#include "memevents_source.h"
 #include "policy.h"
 #include "psi_source.h"
+#include "vmpressure_source.h"
 #include "publisher.h"
 #include "usage_source.h"
 #include "metrics.h"
 
 /* What an epoll event is about (epoll_data.ptr points at one of these). */
 enum ep_kind { EP_SIGNAL, EP_TIMER, EP_RENDEZVOUS, EP_CONTROL, EP_METRICS, EP_CLIENT,
-               EP_CTLCONN, EP_BPF, EP_VMPRESSURE, EP_PSI,
+               EP_CTLCONN, EP_BPF, EP_VMPRESSURE, EP_PSI, EP_MEMEVENTS,
                EP_DEAD };   /* its owner is gone (manager_defer_free): events are ignored */
 struct ep_tag {
     enum ep_kind kind;
@@ -42,7 +44,7 @@ struct ep_tag {
 
 /* A memory cgroup with at least one client (or an operator override). */
 struct cgroup {
-    struct ep_tag vmp_tag, psi_tag;
+    struct ep_tag vmp_tag, psi_tag, mev_tag;
     struct cgroup_memcg cg;             /* dir, path, version, key */
     uint32_t nclients;
     struct policy_state st;
@@ -65,6 +67,15 @@ struct cgroup {
     bool vmp_open, psi_open, psi_fired;
     struct vmpressure_source vmp;
     struct psi_trigger psi;
+    /* v2 PSI averages of the cgroup, read at every tick (also where no
+     * trigger could be armed: a delegated subtree's file is the user's) */
+    struct psi_stats psi_avg;
+    bool psi_avg_ok;
+    /* v2 memory.events */
+    bool mev_open;
+    struct memevents_source mev;
+    struct memevents mev_rose;          /* rose since the last evaluation */
+    struct memevents mev_total;         /* rose since the cgroup was tracked */
 };
 
 /* A peer as the kernel describes it (peer.c). */
@@ -145,7 +156,12 @@ struct daemon {
     bool usage_on;
     char usage_reason[160];
     struct usage_source usage;
-    uint64_t next_usage_ns, next_heartbeat_ns;
+    struct usage_schedule usage_sched;
+    bool events_on;
+    char events_reason[160];
+    enum cgroup_version memcg_version;  /* the hierarchy of hakmemd's own memory cgroup */
+    uint32_t psi_window_us, psi_stall_us; /* the last trigger armed (0: none yet) */
+    uint64_t next_tick_ns, next_usage_ns, next_heartbeat_ns;
     /* tables */
     struct cgroup **cgroups;
     size_t ncgroups, cap_cgroups;
@@ -174,14 +190,18 @@ void manager_fini(struct daemon *d);
 int manager_epoll_add(struct daemon *d, int fd, uint32_t events, struct ep_tag *tag);
 void manager_epoll_del(struct daemon *d, int fd);
 /* Free p once the current batch of events is handled; the tags marked
- * EP_DEAD now (tag2 may be NULL) make its pending events no-ops. A client,
+ * EP_DEAD now (tag2 and tag3 may be NULL) make its pending events no-ops. A client,
  * control connection or cgroup is freed this way, never with free(). */
-void manager_defer_free(struct daemon *d, void *p, struct ep_tag *tag, struct ep_tag *tag2);
+void manager_defer_free(struct daemon *d, void *p, struct ep_tag *tag, struct ep_tag *tag2,
+                        struct ep_tag *tag3);
 struct cgroup *cgroup_get(struct daemon *d, const struct cgroup_memcg *cg);
 struct cgroup *cgroup_find(struct daemon *d, uint64_t key);
 void cgroup_put(struct daemon *d, struct cgroup *c);
 void cgroup_evaluate(struct daemon *d, struct cgroup *c, uint64_t now);
 int sd_notify_msg(struct daemon *d, const char *msg);
+/* "signal NAME what" lines for STATUS: which signal comes from where on
+ * this kernel and hierarchy. Returns the length written (truncated to len). */
+size_t manager_signal_lines(const struct daemon *d, char *buf, size_t len);
 
 /* clients.c */
 int listen_at(const char *dir, const char *name, mode_t mode, gid_t gid);

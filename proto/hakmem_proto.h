@@ -63,7 +63,7 @@ _Static_assert(sizeof(_Atomic uint64_t) == 8 && _Alignof(_Atomic uint64_t) == 8,
                "_Atomic uint64_t must have the layout of uint64_t");
 _Static_assert(sizeof(_Atomic uint32_t) == 4, "_Atomic uint32_t must be 4 bytes");
 
-/* Pressure levels (DESIGN.md): what a cgroup's shims should do.
+/* Pressure levels (docs/ARCHITECTURE.md, "Modes and levels"): what a cgroup's shims should do.
  * NONE -> FAST; LOW -> LEAN policy from now on; MEDIUM -> LEAN and
  * decommit free memory now; CRITICAL -> as MEDIUM, eager (DONTNEED)
  * decommit and thread caches trimmed. enum hakmem_level (HAKMEM_LEVEL_*)
@@ -87,7 +87,8 @@ _Static_assert(HAKMEM_MODE_FAST == 0 && HAKMEM_MODE_LEAN == 1, "mode values are 
     X(CALM, "calm")               /* pressure gone for the calm period */   \
     X(OPERATOR, "operator")       /* hakmemctl lean on/off/auto */          \
     X(STARTUP, "startup")         /* initial state of a cgroup */           \
-    X(SHUTDOWN, "shutdown")       /* daemon stopping: levels reset */
+    X(SHUTDOWN, "shutdown")       /* daemon stopping: levels reset */ \
+    X(MEMORY_EVENTS, "memory_events") /* v2 memory.events: high, max, oom_kill rose */
 enum hakmem_reason {
 #define HAKMEM_X_ENUM(id, name) HAKMEM_REASON_##id,
     HAKMEM_REASONS(HAKMEM_X_ENUM)

@@ -86,9 +86,17 @@ enum ctl_psi { CTL_PSI_SOME_AVG10, CTL_PSI_SOME_AVG60, CTL_PSI_FULL_AVG10, CTL_P
                CTL_PSI_COUNT };
 
 struct ctl_source {
-    char name[16];    /* bpf, psi, usage */
+    char name[16];    /* bpf, psi, usage, events */
     bool on;
     char reason[200]; /* why it is off ("" when on or not said) */
+};
+
+/* One `signal NAME ORIGIN...` line: where a signal comes from on the
+ * daemon's kernel (reclaim, scanned, oom, psi, usage, memory_events). */
+#define CTL_SIGNALS_MAX 12
+struct ctl_signal {
+    char name[24];
+    char origin[200]; /* e.g. "bpf tp_btf: direct memcg", "none (why)" */
 };
 
 /* One `cgroup KEY PATH RECLAIM_PER_S` line. */
@@ -111,6 +119,8 @@ struct ctl_status {
     int64_t clients;           /* -1 unknown */
     struct ctl_source source[CTL_SOURCES_MAX];
     size_t nsources;
+    struct ctl_signal signal[CTL_SIGNALS_MAX];
+    size_t nsignals;
     double psi[CTL_PSI_COUNT]; /* host-wide, percent; NAN unknown */
     int64_t bpf_ringbuf_dropped;   /* BPF notifications lost (ring buffer full); -1 unknown */
     int64_t bpf_cgroup_table_full; /* BPF events lost (per-cgroup table full); -1 unknown */
@@ -152,6 +162,12 @@ int ctl_cgroup_key(const char *cgroup_root, const char *arg, uint64_t *key, char
  * gives no number). 0, -ESRCH (gone or another process), -ENODATA (no
  * VmRSS: a zombie), or the errno of open/read. */
 int ctl_proc_rss(const char *proc_root, uint32_t pid, const char *comm, uint64_t *bytes);
+/* LazyFree of pid, bytes, from proc_root/PID/smaps_rollup: memory given
+ * back with MADV_FREE, still counted in VmRSS (and in its cgroup's usage)
+ * until the kernel takes it, which it does first under pressure, without
+ * I/O. Same checks as ctl_proc_rss; -EACCES for another user's process
+ * unless we may ptrace it. */
+int ctl_proc_lazyfree(const char *proc_root, uint32_t pid, const char *comm, uint64_t *bytes);
 /* Whether proc_root/PID is a process called comm (Name: in its status). */
 bool ctl_proc_is(const char *proc_root, uint32_t pid, const char *comm);
 

@@ -153,6 +153,11 @@ void show_status_text(FILE *f, const struct ctl_view *v, int width)
             fprintf(f, " (%s)", proto_clean_text(lbl, sizeof(lbl), s->reason));
     }
     fputs(st->nsources ? "\n" : " ?\n", f);
+    if (st->nsignals)
+        fputs("signals:\n", f);
+    for (size_t i = 0; i < st->nsignals; i++)
+        fprintf(f, "  %-14s %s\n", proto_clean_text(cut, sizeof(cut), st->signal[i].name),
+                proto_clean_text(lbl, sizeof(lbl), st->signal[i].origin));
     fputs("host PSI memory (avg10/avg60):", f);
     for (int i = 0; i < CTL_PSI_COUNT; i += 2) {
         fprintf(f, " %s ", i == 0 ? "some" : "full");
@@ -274,6 +279,10 @@ void show_status_json(struct ctl_json *j, const struct ctl_view *v)
         json_end(j);
     }
     json_end(j);
+    json_obj(j, "signals");
+    for (size_t i = 0; i < st->nsignals; i++)
+        json_str(j, st->signal[i].name, st->signal[i].origin);
+    json_end(j);
     for (int i = 0; i < CTL_PSI_COUNT; i++)
         json_f64(j, ctl_psi_names[i], st->psi[i]);
     /* null: not said (the BPF source is off, or an older hakmemd) */
@@ -327,6 +336,16 @@ static bool client_rss(const struct ctl_view *v, const struct hakmem_ctl_client 
     return v->same_pidns && ctl_proc_rss(v->proc_root, c->pid, comm, rss) == 0;
 }
 
+/* The part of the RSS given back lazily (MADV_FREE): shown next to it so
+ * that a reader sees why RSS stays up after a release. */
+static bool client_lazyfree(const struct ctl_view *v, const struct hakmem_ctl_client *c,
+                            uint64_t *lazy)
+{
+    char comm[HAKMEM_COMM_LEN];
+    client_comm(c, comm);
+    return v->same_pidns && ctl_proc_lazyfree(v->proc_root, c->pid, comm, lazy) == 0;
+}
+
 void show_clients_text(FILE *f, const struct ctl_view *v, int width)
 {
     const struct ctl_reply *r = &v->clients_reply;
@@ -340,20 +359,21 @@ void show_clients_text(FILE *f, const struct ctl_view *v, int width)
     /* the cgroup comes last: paths are long, the numbers stay aligned and
      * a narrow screen cuts only the path (keeping its end). The uid tells
      * whose a process is: names are the processes' own choice. */
-    fprintf(f, "%7s %6s %-15s %-5s %-8s %7s %11s", "pid", "uid", "comm", "mode", "level", "rss",
-            "superslabs");
+    fprintf(f, "%7s %6s %-15s %-5s %-8s %7s %8s %11s", "pid", "uid", "comm", "mode", "level", "rss",
+            "lazyfree", "superslabs");
     for (size_t k = 0; k < sizeof(cols) / sizeof(cols[0]); k++)
         fprintf(f, " %*s", (int)strlen(proto_counter_name(cols[k])), proto_counter_name(cols[k]));
     fputs(" cgroup\n", f);
     if (r->nclients == 0)
         fputs("(no client connected)\n", f);
-    /* the columns before the cgroup take 139 characters */
-    int w = width > 0 ? width - 140 : 0;
+    /* the columns before the cgroup take 148 characters */
+    int w = width > 0 ? width - 149 : 0;
 
     for (size_t i = 0; i < r->nclients; i++) {
         const struct hakmem_ctl_client *c = &r->clients[i];
         char comm[HAKMEM_COMM_LEN], pcomm[4 * HAKMEM_COMM_LEN], ss[48], mode[16];
-        uint64_t rss, live, cached;
+        uint64_t rss, lazy, live, cached;
+        char b2[32];
 
         client_comm(c, comm);
         proto_clean_text(pcomm, sizeof(pcomm), comm);
@@ -364,9 +384,11 @@ void show_clients_text(FILE *f, const struct ctl_view *v, int width)
             snprintf(ss, sizeof(ss), "-");
         snprintf(mode, sizeof(mode), "%s%s", c->stats_updated_ns ? proto_mode_name(c->mode) : "-",
                  c->ctl_mode != HAKMEM_CTL_MODE_AUTO ? "!" : "");
-        fprintf(f, "%7" PRIu32 " %6" PRIu32 " %-15s %-5s %-8s %7s %11s", c->pid, c->uid, pcomm, mode,
+        fprintf(f, "%7" PRIu32 " %6" PRIu32 " %-15s %-5s %-8s %7s %8s %11s", c->pid, c->uid, pcomm,
+                mode,
                 c->stats_updated_ns ? proto_level_name(c->last_level) : "-",
-                client_rss(v, c, &rss) ? fmt_bytes(b, sizeof(b), rss) : "-", ss);
+                client_rss(v, c, &rss) ? fmt_bytes(b, sizeof(b), rss) : "-",
+                client_lazyfree(v, c, &lazy) ? fmt_bytes(b2, sizeof(b2), lazy) : "-", ss);
         for (size_t k = 0; k < sizeof(cols) / sizeof(cols[0]); k++) {
             int cw = (int)strlen(proto_counter_name(cols[k]));
             uint64_t x;
@@ -423,6 +445,10 @@ void show_clients_json(struct ctl_json *j, const struct ctl_view *v)
             json_u64(j, "rss_bytes", rss);
         else
             json_null(j, "rss_bytes");
+        if (client_lazyfree(v, c, &rss))
+            json_u64(j, "lazyfree_bytes", rss);
+        else
+            json_null(j, "lazyfree_bytes");
         json_obj(j, "counters");
         for (unsigned k = 0; k < HAKMEM_COUNTER_COUNT; k++) {
             uint64_t x;                 /* mode and level are shown above */

@@ -27,6 +27,9 @@ PKGS=(
   python3-matplotlib redis-server
   # benchmarks: the peers hakmem is compared with
   libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4
+  # tools/vm.sh: the cgroup v2 guest (qemu TCG, a busybox initramfs packed
+  # with cpio, a scratch ext4 disk, the kernel's xz payload unpacked)
+  qemu-system-x86 busybox-static cpio e2fsprogs xz-utils
 )
 
 missing=()

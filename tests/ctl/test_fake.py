@@ -116,7 +116,7 @@ with t.TempDir() as tmp:
     t.expect(r, 0, "clients", err_empty=True)
     lines = r.out.splitlines()
     t.check(len(lines) == 22, "clients table: header and 21 rows (records over 3 datagrams)", r.out)
-    for col in ["pid", "comm", "cgroup", "mode", "rss", "superslabs", "lean_decommit",
+    for col in ["pid", "comm", "cgroup", "mode", "rss", "lazyfree", "superslabs", "lean_decommit",
                 "lean_retire", "madvise_calls", "bytes_decommitted", "mode_switches"]:
         t.check(col in lines[0].split(), "clients header has %s" % col, lines[0])
     me = [l for l in lines if l.split()[0] == str(os.getpid())]
@@ -136,6 +136,7 @@ with t.TempDir() as tmp:
                 and c["cgroup_path"] == "/sys/fs/cgroup/memory/a b/c" and c["mode"] == "fast"
                 and c["last_level"] == "low" and c["override"] == "auto" and c["lean_env"] is False
                 and c["follows_daemon"] is True and c["rss_bytes"] is None
+                and c["lazyfree_bytes"] is None
                 and c["connected_ns"] == 1000 and c["stats_updated_ns"] == 2000,
                 "clients --json: fields", str(c))
         names = [n for n in fk.COUNTERS if n not in ("mode", "level")]  # shown on their own

@@ -54,6 +54,20 @@ def log(msg):
     print(msg, flush=True)
 
 
+# The CPU bounds in these tests were measured on native runs. In the cgroup
+# v2 guest (tools/vm.sh: qemu without KVM, 10-20 times slower, which sets
+# HAKMEM_TEST_EMULATED=1) they are printed, not asserted; every other check
+# holds there as it does here.
+EMULATED = os.environ.get("HAKMEM_TEST_EMULATED") == "1"
+
+
+def check_cpu(ok, what, detail=""):
+    if EMULATED:
+        log("%s %s (CPU bound not asserted under emulation)" % ("ok  " if ok else "note", what))
+    else:
+        check(ok, what, detail)
+
+
 def report(name, daemon_cpu, victim_cpu, log_lines, outcome):
     """The line the closing table is made of."""
     log("ATTACK %-34s | daemon_cpu=%.2fs victim_cpu=%.2fs log_lines=%d | %s"

@@ -53,13 +53,14 @@ START_TEST(test_defaults)
     ck_assert_int_eq(config_init(&cfg), 0);
     ck_assert_str_eq(cfg.runtime_dir, "/run/hakmem");
     ck_assert_str_eq(cfg.cgroup_root, "/sys/fs/cgroup");
-    ck_assert_uint_eq(cfg.sources, CONFIG_SOURCE_BPF | CONFIG_SOURCE_PSI | CONFIG_SOURCE_USAGE);
+    ck_assert_uint_eq(cfg.sources, CONFIG_SOURCE_BPF | CONFIG_SOURCE_PSI | CONFIG_SOURCE_USAGE |
+                                       CONFIG_SOURCE_EVENTS);
     ck_assert_int_eq(cfg.log_level, LOG_INFO);
     ck_assert_uint_eq(cfg.usage_low_pct, 80);
     ck_assert_uint_eq(cfg.usage_medium_pct, 90);
     ck_assert_uint_eq(cfg.usage_critical_pct, 97);
-    ck_assert_uint_eq(cfg.psi_trigger_stall_us, 150000);
-    ck_assert_uint_eq(cfg.psi_trigger_window_us, 2000000);
+    ck_assert_uint_eq(cfg.psi_trigger_stall_us, 37500);
+    ck_assert_uint_eq(cfg.psi_trigger_window_us, 500000);
     ck_assert_int_eq(cfg.psi_trigger_level, HAKMEM_LEVEL_LOW);
     ck_assert_uint_eq(cfg.calm_low_ms, 10000);
     ck_assert_int_eq(config_check(&cfg, err, sizeof(err)), 0);
@@ -82,6 +83,8 @@ START_TEST(test_default_thresholds_are_the_policy_defaults)
         ck_assert_uint_eq(a.calm_ns[l], b.calm_ns[l]);
     }
     ck_assert_int_eq(a.psi_trigger_level, b.psi_trigger_level);
+    ck_assert_int_eq(a.memevents_high_level, b.memevents_high_level);
+    ck_assert_int_eq(a.memevents_max_level, b.memevents_max_level);
     ck_assert_uint_eq(a.hysteresis_pct, b.hysteresis_pct);
 }
 END_TEST
@@ -380,7 +383,7 @@ START_TEST(test_print_round_trip)
     /* --help: every key with its default */
     char *help = print_to_string(NULL);
     ck_assert_ptr_nonnull(strstr(help, "\nruntime_dir = /run/hakmem\n"));
-    ck_assert_ptr_nonnull(strstr(help, "\nsources = bpf,psi,usage\n"));
+    ck_assert_ptr_nonnull(strstr(help, "\nsources = bpf,psi,usage,events\n"));
     ck_assert_ptr_nonnull(strstr(help, "\nlog_level = info\n"));
     ck_assert_ptr_nonnull(strstr(help, "\nusage_critical_pct = 97\n"));
     ck_assert_ptr_nonnull(strstr(help, "#   default 1000, range 50..60000\nheartbeat_ms = 1000\n"));

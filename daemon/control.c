@@ -722,6 +722,22 @@ static void cmd_metrics(struct daemon *d, struct resp *r, bool per_process)
     for (size_t i = 0; i < d->ncgroups; i++)
         resp_text(r, "hakmem_cgroup_reclaim_seconds_total{cgroup=\"%s\"} %.6f\n",
                   label(d->cgroups[i]->cg.path), d->cgroups[i]->prev.reclaim_ns / 1e9);
+    metric_head(r, "hakmem_cgroup_memory_events_total", "counter",
+                "Rises of a cgroup's memory.events (v2) counters since hakmemd began watching "
+                "it, by the kernel's key.");
+    for (size_t i = 0; i < d->ncgroups; i++) {
+        const struct cgroup *c = d->cgroups[i];
+        if (!c->mev_open)
+            continue;                   /* v1, the events source off, or the file gone */
+        const struct { const char *key; uint64_t n; } ev[] = {
+            { "low", c->mev_total.low }, { "high", c->mev_total.high }, { "max", c->mev_total.max },
+            { "oom", c->mev_total.oom }, { "oom_kill", c->mev_total.oom_kill },
+            { "oom_group_kill", c->mev_total.oom_group_kill },
+        };
+        for (size_t k = 0; k < sizeof(ev) / sizeof(ev[0]); k++)
+            resp_text(r, "hakmem_cgroup_memory_events_total{cgroup=\"%s\",event=\"%s\"} %llu\n",
+                      label(c->cg.path), ev[k].key, (unsigned long long)ev[k].n);
+    }
     struct hakmem_ctl_cgroup *rec = calloc(d->ncgroups + 1, sizeof(*rec));
     for (size_t i = 0; rec && i < d->ncgroups; i++)
         fill_cgroup_record(d, d->cgroups[i], &rec[i]);

@@ -22,7 +22,9 @@ real and scripted shim clients:
   hello in time, too many clients for a uid, too many clients) and
   control.sock (a user over its share of connections, connections that
   never send their request);
-- per-process series only when asked for.
+- per-process series only when asked for;
+- every name deploy's alert rules and dashboard use has a sample (those
+  of a source that is off excepted, and the exporter's own).
 Every scrape passes promcheck.py (and promtool where installed).
 Needs root (exit 77 otherwise)."""
 import errno
@@ -36,6 +38,10 @@ import time
 import ctltest as t
 import promcheck
 from fakeshim import HELLO, FakeShim, magic4
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+sys.path.insert(0, os.path.join(ROOT, "tests", "deploy"))
+import metricnames  # noqa: E402
 
 a = t.args()
 t.need_daemon(a)
@@ -249,6 +255,21 @@ try:
                     % ((dec or 0) / 2 ** 20, child(s, "hakmem_cgroup_lean_decommit_total") or 0,
                        child(s, "hakmem_cgroup_lean_retire_total") or 0, committed / 2 ** 20,
                        after / 2 ** 20))
+            # every name deploy/'s alert rules and dashboard query has a
+            # sample now (a cgroup with a limit, a release observed), but
+            # the exporter's own and those of a source that is off here
+            needs = {"hakmem_bpf_ringbuf_dropped_total": "bpf",
+                     "hakmem_bpf_cgroup_table_full_total": "bpf",
+                     "hakmem_cgroup_memory_events_total": "events"}
+            sampled = {k[0] for k in s}
+            want = {n for n in metricnames.in_deploy(ROOT) - metricnames.exporter(ROOT)
+                    if val(s, "hakmem_source_up", source=needs.get(n, "")) != 0}
+            missing = sorted(n for n in want
+                             if not any(x == n or x.startswith(n + "_") for x in sampled))
+            off = sorted(set(needs) - want)
+            t.check(not missing, "each of the %d names deploy/'s rules and dashboard use has a "
+                    "sample%s" % (len(want), " (source off here: %s)" % ", ".join(off) if off else ""),
+                    "no sample: %s" % missing)
             # the override goes, then the shim: nothing holds the cgroup
             t.expect(t.run(ctl + ["lean", cg_path, "auto"]), 0, "lean CGROUP auto")
             real.terminate()

@@ -9,7 +9,10 @@ them against a live endpoint, so that this reading cannot drift.
 
 known(): the families, as a # TYPE line names them. queryable(): what a
 PromQL expression may name: the families, and for a histogram its
-NAME_bucket, NAME_sum and NAME_count series."""
+NAME_bucket, NAME_sum and NAME_count series. exporter(): the exporter's
+own families. in_deploy(): the names deploy/'s alert rules and dashboard
+write (tests/ctl/test_metrics.py checks that a live hakmemd gives each a
+sample)."""
 import os
 import re
 
@@ -55,6 +58,19 @@ def queryable(root):
         if kind == "histogram":
             out.add(name + "_bucket")
     return out
+
+
+def exporter(root):
+    return set(re.findall(r"# TYPE (hakmem_[a-z0-9_]+) ", read(root, "tools", "ctl_exporter.c")))
+
+
+def in_deploy(root):
+    out = set()
+    pdir = os.path.join(root, "deploy", "prometheus")
+    for f in sorted(os.listdir(pdir)):
+        if f.endswith(".yaml"):
+            out |= names_in(read(pdir, f))
+    return out | names_in(read(root, "deploy", "grafana", "hakmem-dashboard.json"))
 
 
 def names_in(expr):

@@ -175,7 +175,7 @@ int accept_or_shed(struct daemon *d, int lfd, const char *what,
 
 void clients_accept(struct daemon *d)
 {
-    for (;;) {
+    for (unsigned batch = 0; batch < ACCEPT_BATCH; batch++) {
         int fd = accept_or_shed(d, d->rdv_fd, "hakmemd.sock", refuse_client,
                                 &d->met.rejected[METRICS_DESCRIPTORS]);
         if (fd < 0) {

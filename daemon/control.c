@@ -115,7 +115,7 @@ static void refuse_ctl(int fd, int status, const char *why)
 void control_accept(struct daemon *d, bool metrics_sock)
 {
     const char *what = metrics_sock ? "metrics.sock" : "control.sock";
-    for (;;) {
+    for (unsigned batch = 0; batch < ACCEPT_BATCH; batch++) {
         uint64_t *refused = d->met.refused[metrics_sock];
         int fd = accept_or_shed(d, metrics_sock ? d->met_fd : d->ctl_fd, what, refuse_ctl,
                                 &refused[METRICS_DESCRIPTORS]);

@@ -205,6 +205,11 @@ size_t manager_signal_lines(const struct daemon *d, char *buf, size_t len);
 
 /* clients.c */
 int listen_at(const char *dir, const char *name, mode_t mode, gid_t gid);
+/* Connections a listener's event accepts at most; the listener, still
+ * readable, comes back in the next epoll_wait after the events already
+ * returned, so that a user reconnecting as fast as hakmemd refuses cannot
+ * hold the loop on control.sock (or hakmemd.sock) while metrics.sock waits. */
+#define ACCEPT_BATCH 32
 /* *shed counts the connections refused for want of descriptors. */
 int accept_or_shed(struct daemon *d, int lfd, const char *what,
                    void (*refuse)(int fd, int status, const char *why), uint64_t *shed);

@@ -81,6 +81,8 @@ int clients_listen(struct daemon *d)
 
 static void client_free(struct daemon *d, struct client *c)
 {
+    if (c->welcomed)
+        metrics_client_left(d, c);      /* its page, one last time */
     manager_epoll_del(d, c->fd);
     close(c->fd);
     if (c->stats)
@@ -150,7 +152,7 @@ static void refuse_client(int fd, int status, const char *why)
  * (the peer backs off and retries), so that the loop neither spins on a
  * listener that stays readable nor floods the log. */
 int accept_or_shed(struct daemon *d, int lfd, const char *what,
-                   void (*refuse)(int fd, int status, const char *why))
+                   void (*refuse)(int fd, int status, const char *why), uint64_t *shed)
 {
     int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0 || (errno != EMFILE && errno != ENFILE))
@@ -163,6 +165,7 @@ int accept_or_shed(struct daemon *d, int lfd, const char *what,
         if (drop >= 0) {
             refuse(drop, -EMFILE, "hakmemd is out of file descriptors");
             close(drop);
+            (*shed)++;
         }
         d->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     }
@@ -172,8 +175,9 @@ int accept_or_shed(struct daemon *d, int lfd, const char *what,
 
 void clients_accept(struct daemon *d)
 {
-    for (;;) {
-        int fd = accept_or_shed(d, d->rdv_fd, "hakmemd.sock", refuse_client);
+    for (unsigned batch = 0; batch < ACCEPT_BATCH; batch++) {
+        int fd = accept_or_shed(d, d->rdv_fd, "hakmemd.sock", refuse_client,
+                                &d->met.rejected[METRICS_DESCRIPTORS]);
         if (fd < 0) {
             if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
                 log_warning("accept on hakmemd.sock: %m");
@@ -188,6 +192,7 @@ void clients_accept(struct daemon *d)
         char why[160];
         int rc = limits_client_admit(d, cr.uid, why, sizeof(why));
         if (rc < 0) {
+            d->met.rejected[metrics_reason_of(rc)]++;
             log_warning("client %d (uid %u) refused: %s", (int)cr.pid, (unsigned)cr.uid, why);
             refuse_client(fd, rc, why);
             close(fd);
@@ -322,6 +327,7 @@ static int handle_hello(struct daemon *d, struct client *c)
     if (rc == -ECONNRESET)
         return rc;                      /* left before saying anything */
     if (rc < 0) {
+        d->met.rejected[metrics_reason_of(rc)]++;
         log_warning("client %d (uid %u): bad hello: %s", (int)c->pid, (unsigned)c->uid,
                     strerror(-rc));
         send_refusal_v(c->fd, rc, rc == -EPROTONOSUPPORT ? HAKMEM_PROTO_VERSION : h.version);
@@ -332,6 +338,7 @@ static int handle_hello(struct daemon *d, struct client *c)
     struct cgroup_memcg cg;
     rc = cgroup_memcg_of_pid("/proc", d->cfg.cgroup_root, c->pid, &cg);
     if (rc < 0) {
+        d->met.rejected[METRICS_CGROUP]++;
         log_warning("client %d (%s): cannot find its memory cgroup: %s", (int)c->pid, c->comm,
                     strerror(-rc));
         send_refusal_v(c->fd, rc, h.version);
@@ -339,6 +346,7 @@ static int handle_hello(struct daemon *d, struct client *c)
     }
     c->cgroup = cgroup_get(d, &cg);
     if (!c->cgroup) {
+        d->met.rejected[METRICS_MEMORY]++;
         send_refusal_v(c->fd, -ENOMEM, h.version);
         return -ENOMEM;
     }
@@ -348,6 +356,7 @@ static int handle_hello(struct daemon *d, struct client *c)
     if (rc < 0)
         return rc;
     c->welcomed = true;
+    metrics_client_joined(d, c, h.mode);
     log_info("client %d (%s, uid %u, protocol %u) in %s", (int)c->pid, c->comm, (unsigned)c->uid,
              h.version, cg.path);
     /* its cgroup's level is in the ring's state table already; a new
@@ -384,6 +393,7 @@ void clients_sweep(struct daemon *d, uint64_t now)
         struct client *c = d->clients[i];
         if (!c->welcomed && now - c->connected_ns > HELLO_TIMEOUT_NS) {
             log_info("client %d: no hello in time; dropped", (int)c->pid);
+            d->met.rejected[METRICS_TIMEOUT]++;
             client_free(d, c);          /* moves the last one into slot i */
             continue;
         }

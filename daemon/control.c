@@ -26,7 +26,12 @@
  * this kernel), host-wide
  * psi_{some,full}_avg{10,60}, one "cgroup KEY PATH RECLAIM_PER_S" per
  * cgroup), then CGROUPS records (tracked cgroups, then active overrides).
- * CLIENTS: CLIENTS records. METRICS: TEXT, Prometheus exposition format.
+ * With the BPF source, STATUS also says what its program lost
+ * (bpf_ringbuf_dropped N, bpf_cgroup_table_full N, before the cgroups).
+ * CLIENTS: CLIENTS records. METRICS: TEXT, Prometheus exposition format:
+ * per-cgroup series, and per-process ones when the request has
+ * HAKMEM_CTL_REQ_F_PER_PROCESS (what is counted beyond the daemon's own
+ * state comes from metrics.c).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -110,18 +115,24 @@ static void refuse_ctl(int fd, int status, const char *why)
 void control_accept(struct daemon *d, bool metrics_sock)
 {
     const char *what = metrics_sock ? "metrics.sock" : "control.sock";
-    for (;;) {
-        int fd = accept_or_shed(d, metrics_sock ? d->met_fd : d->ctl_fd, what, refuse_ctl);
+    for (unsigned batch = 0; batch < ACCEPT_BATCH; batch++) {
+        uint64_t *refused = d->met.refused[metrics_sock];
+        int fd = accept_or_shed(d, metrics_sock ? d->met_fd : d->ctl_fd, what, refuse_ctl,
+                                &refused[METRICS_DESCRIPTORS]);
         if (fd < 0)
             return;
         struct peer peer;
         enum ctl_pool pool;
         char why[200];
         int rc = peer_identify(d, fd, &peer);
-        if (rc == 0)
+        if (rc == 0) {
             rc = limits_ctl_admit(d, metrics_sock, &peer, &pool, why, sizeof(why));
-        else
+            if (rc < 0)
+                refused[metrics_reason_of(rc)]++;
+        } else {
             snprintf(why, sizeof(why), "cannot identify the peer: %s", strerror(-rc));
+            refused[METRICS_UNIDENTIFIED]++;
+        }
         if (rc < 0) {
             log_warning("%s: connection of pid %d (uid %u) refused: %s", what, (int)peer.pid,
                         (unsigned)peer.uid, why);
@@ -163,6 +174,7 @@ void control_sweep(struct daemon *d, uint64_t now)
     for (size_t i = 0; i < d->nctlconns;) {
         struct ctlconn *cc = d->ctlconns[i];
         if (now - cc->opened_ns > (cc->answering ? CTL_ANSWER_NS : CTL_REQUEST_NS)) {
+            d->met.refused[cc->readonly][METRICS_TIMEOUT]++;
             ctlconn_free(d, cc);        /* moves the last one into slot i */
             continue;
         }
@@ -367,6 +379,12 @@ static void cmd_status(struct daemon *d, struct resp *r)
         resp_text(r, "psi_full_avg10 %.2f\npsi_full_avg60 %.2f\n", ps.full.avg10_cpct / 100.0,
                   ps.full.avg60_cpct / 100.0);
     }
+    if (d->bpf) {                       /* what the BPF program lost (hakmem_bpf_*_total) */
+        struct bpf_source_info bi;
+        bpf_source_get_info(d->bpf, &bi);
+        resp_text(r, "bpf_ringbuf_dropped %llu\nbpf_cgroup_table_full %llu\n",
+                  (unsigned long long)bi.ringbuf_dropped, (unsigned long long)bi.stats_full);
+    }
     for (size_t i = 0; i < d->ncgroups; i++) {
         const struct cgroup *c = d->cgroups[i];
         char path[PATH_MAX];     /* a name a user chose: one printable line */
@@ -546,11 +564,92 @@ static const struct client **series_clients(struct daemon *d, size_t *n)
     return v;
 }
 
-static void cmd_metrics(struct daemon *d, struct resp *r)
+#define LEVEL_CHANGES HAKMEM_COUNTER_COUNT /* record_samples: the level changes */
+
+/* The per-cgroup sums (counters), one family per summed shim counter
+ * (acct_sum_ids); tests/deploy/metricnames.py reads the names here. */
+static const struct {
+    const char *name;
+    unsigned counter_id;
+    const char *help;
+} sum_families[ACCT_SUMS] = {
+    { "hakmem_cgroup_bytes_decommitted_total", HAKMEM_COUNTER_ID(bytes_decommitted),
+      "Bytes the shims of a cgroup decommitted while registered." },
+    { "hakmem_cgroup_lean_decommit_total", HAKMEM_COUNTER_ID(lean_decommit),
+      "Decommit operations of the shims of a cgroup while registered." },
+    { "hakmem_cgroup_lean_retire_total", HAKMEM_COUNTER_ID(lean_retire),
+      "Empty superslabs the shims of a cgroup retired while registered." },
+    { "hakmem_cgroup_mode_switches_total", HAKMEM_COUNTER_ID(mode_switches),
+      "Mode switches (FAST and LEAN) of the shims of a cgroup while registered." },
+};
+
+/* The samples "NAME{cgroup="..."} VALUE" of every cgroup record, tracked
+ * or lingering: one cgroup sum (a counter id of acct_sum_ids), or
+ * LEVEL_CHANGES. */
+static void record_samples(struct resp *r, struct daemon *d, const char *name, unsigned counter_id)
+{
+    unsigned i = 0;
+    while (i < ACCT_SUMS && acct_sum_ids[i] != counter_id)
+        i++;
+    for (size_t k = 0; k < d->met.ncg; k++) {
+        const struct cg_acct *a = d->met.cg[k];
+        uint64_t v = i < ACCT_SUMS ? a->total[i] : a->level_changes;
+        resp_text(r, "%s{cgroup=\"%s\"} %llu\n", name, label(a->path), (unsigned long long)v);
+    }
+}
+
+/* The samples of a per-cgroup gauge of the clients present (bytes). */
+static void present_samples(struct resp *r, struct daemon *d, const char *name, bool committed)
+{
+    for (size_t k = 0; k < d->ncgroups; k++) {
+        const struct cg_acct *a = d->cgroups[k]->acct;
+        if (a)
+            resp_text(r, "%s{cgroup=\"%s\"} %llu\n", name, label(a->path),
+                      (unsigned long long)(committed ? a->committed : a->in_use));
+    }
+}
+
+/* One reason label per reason the family shows (mask), with its count. */
+static void reason_samples(struct resp *r, const char *name, const char *labels, unsigned mask,
+                           const uint64_t *count)
+{
+    for (unsigned i = 0; i < METRICS_REASON_COUNT; i++)
+        if (mask >> i & 1)
+            resp_text(r, "%s{%sreason=\"%s\"} %llu\n", name, labels,
+                      metrics_reason_name((enum metrics_reason)i), (unsigned long long)count[i]);
+}
+
+static void release_samples(struct resp *r, const struct acct_hist *h, const char *level)
+{
+    uint64_t cum = 0;
+    for (unsigned b = 0; b <= ACCT_RELEASE_BUCKETS; b++) {
+        cum += h->bucket[b];
+        if (b < ACCT_RELEASE_BUCKETS)
+            resp_text(r, "hakmem_release_seconds_bucket{level=\"%s\",le=\"%g\"} %llu\n", level,
+                      acct_release_bound_ns[b] / 1e9, (unsigned long long)cum);
+        else
+            resp_text(r, "hakmem_release_seconds_bucket{level=\"%s\",le=\"+Inf\"} %llu\n", level,
+                      (unsigned long long)cum);
+    }
+    resp_text(r, "hakmem_release_seconds_sum{level=\"%s\"} %.6f\n", level, h->sum_ns / 1e9);
+    resp_text(r, "hakmem_release_seconds_count{level=\"%s\"} %llu\n", level,
+              (unsigned long long)h->count);
+}
+
+static void per_process_metrics(struct daemon *d, struct resp *r);
+
+static void cmd_metrics(struct daemon *d, struct resp *r, bool per_process)
 {
     uint64_t now = now_ns();
-    metric_head(r, "hakmem_daemon_uptime_seconds", "gauge", "Seconds since hakmemd started.");
-    resp_text(r, "hakmem_daemon_uptime_seconds %.3f\n", (now - d->start_ns) / 1e9);
+    struct metrics *m = &d->met;
+    metrics_fold(d, now);
+    metric_head(r, "hakmem_build_info", "gauge",
+                "hakmemd's version and the protocol version it speaks (HAKMEM_PROTO_VERSION).");
+    resp_text(r, "hakmem_build_info{version=\"%s\",proto=\"%d\"} 1\n", label(HAKMEM_VERSION_STRING),
+              HAKMEM_PROTO_VERSION);
+    metric_head(r, "hakmem_daemon_start_time_seconds", "gauge",
+                "When hakmemd started, in seconds since the Unix epoch.");
+    resp_text(r, "hakmem_daemon_start_time_seconds %.3f\n", m->start_real_ns / 1e9);
     metric_head(r, "hakmem_clients", "gauge", "Shims registered with hakmemd.");
     resp_text(r, "hakmem_clients %zu\n", registered_clients(d));
     metric_head(r, "hakmem_source_up", "gauge", "Whether a pressure source runs (1) or not (0).");
@@ -564,16 +663,55 @@ static void cmd_metrics(struct daemon *d, struct resp *r)
                     "Host-wide memory PSI, 10 s average, as a ratio.");
         resp_text(r, "hakmem_host_psi_memory_avg10_ratio{kind=\"some\"} %.4f\n", ps.some.avg10_cpct / 10000.0);
         resp_text(r, "hakmem_host_psi_memory_avg10_ratio{kind=\"full\"} %.4f\n", ps.full.avg10_cpct / 10000.0);
+        metric_head(r, "hakmem_host_psi_memory_stall_seconds_total", "counter",
+                    "Host-wide memory stall since boot (the total= of /proc/pressure/memory).");
+        resp_text(r, "hakmem_host_psi_memory_stall_seconds_total{kind=\"some\"} %.6f\n",
+                  ps.some.total_us / 1e6);
+        resp_text(r, "hakmem_host_psi_memory_stall_seconds_total{kind=\"full\"} %.6f\n",
+                  ps.full.total_us / 1e6);
     }
+
+    /* the BPF program's own counters: no sample while the source is off */
+    struct bpf_source_info bi;
+    if (d->bpf)
+        bpf_source_get_info(d->bpf, &bi);
+    metric_head(r, "hakmem_bpf_ringbuf_dropped_total", "counter",
+                "Reclaim notifications the BPF program lost because its ring buffer was full.");
+    if (d->bpf)
+        resp_text(r, "hakmem_bpf_ringbuf_dropped_total %llu\n", (unsigned long long)bi.ringbuf_dropped);
+    metric_head(r, "hakmem_bpf_cgroup_table_full_total", "counter",
+                "Reclaim events the BPF program could not count because its per-cgroup table was full.");
+    if (d->bpf)
+        resp_text(r, "hakmem_bpf_cgroup_table_full_total %llu\n", (unsigned long long)bi.stats_full);
+    metric_head(r, "hakmem_rendezvous_rejected_total", "counter",
+                "Shim registrations hakmemd.sock refused or dropped, by reason.");
+    reason_samples(r, "hakmem_rendezvous_rejected_total", "", METRICS_RENDEZVOUS_REASONS, m->rejected);
+    metric_head(r, "hakmem_control_refused_total", "counter",
+                "Connections control.sock and metrics.sock refused or dropped, by reason.");
+    reason_samples(r, "hakmem_control_refused_total", "socket=\"control\",", METRICS_CONTROL_REASONS,
+                   m->refused[0]);
+    reason_samples(r, "hakmem_control_refused_total", "socket=\"metrics\",", METRICS_CONTROL_REASONS,
+                   m->refused[1]);
+    metric_head(r, "hakmem_release_seconds", "histogram",
+                "From a raised level's publish to the client's stats page showing it (and its "
+                "decommit done), per client.");
+    for (unsigned l = HAKMEM_LEVEL_LOW; l < HAKMEM_LEVEL_COUNT; l++)
+        release_samples(r, &m->release[l], proto_level_name(l));
 
     metric_head(r, "hakmem_cgroup_level", "gauge", "Pressure level published for a cgroup (0 none .. 3 critical).");
     for (size_t i = 0; i < d->ncgroups; i++)
         resp_text(r, "hakmem_cgroup_level{cgroup=\"%s\"} %d\n", label(d->cgroups[i]->cg.path),
                   (int)d->cgroups[i]->last.level);
-    metric_head(r, "hakmem_cgroup_clients", "gauge", "Shims registered in a cgroup.");
-    for (size_t i = 0; i < d->ncgroups; i++)
-        resp_text(r, "hakmem_cgroup_clients{cgroup=\"%s\"} %u\n", label(d->cgroups[i]->cg.path),
-                  d->cgroups[i]->nclients);
+    metric_head(r, "hakmem_cgroup_level_changes_total", "counter",
+                "Changes of the level published for a cgroup.");
+    record_samples(r, d, "hakmem_cgroup_level_changes_total", LEVEL_CHANGES);
+    metric_head(r, "hakmem_cgroup_clients", "gauge", "Shims registered in a cgroup, by the mode they run in.");
+    for (size_t i = 0; i < d->ncgroups; i++) {
+        const struct cg_acct *a = d->cgroups[i]->acct;
+        for (unsigned mode = 0; a && mode < HAKMEM_MODE_COUNT; mode++)
+            resp_text(r, "hakmem_cgroup_clients{cgroup=\"%s\",mode=\"%s\"} %u\n", label(a->path),
+                      proto_mode_name(mode), a->clients[mode]);
+    }
     metric_head(r, "hakmem_cgroup_reclaim_events_total", "counter",
                 "Reclaim entries seen in a cgroup by the BPF source.");
     for (size_t i = 0; i < d->ncgroups; i++)
@@ -584,17 +722,59 @@ static void cmd_metrics(struct daemon *d, struct resp *r)
     for (size_t i = 0; i < d->ncgroups; i++)
         resp_text(r, "hakmem_cgroup_reclaim_seconds_total{cgroup=\"%s\"} %.6f\n",
                   label(d->cgroups[i]->cg.path), d->cgroups[i]->prev.reclaim_ns / 1e9);
-    metric_head(r, "hakmem_cgroup_usage_bytes", "gauge", "Memory usage of a cgroup.");
+    metric_head(r, "hakmem_cgroup_memory_events_total", "counter",
+                "Rises of a cgroup's memory.events (v2) counters since hakmemd began watching "
+                "it, by the kernel's key.");
     for (size_t i = 0; i < d->ncgroups; i++) {
-        struct hakmem_ctl_cgroup rec;
-        fill_cgroup_record(d, d->cgroups[i], &rec);
-        resp_text(r, "hakmem_cgroup_usage_bytes{cgroup=\"%s\"} %llu\n", label(d->cgroups[i]->cg.path),
-                  (unsigned long long)rec.usage_bytes);
+        const struct cgroup *c = d->cgroups[i];
+        if (!c->mev_open)
+            continue;                   /* v1, the events source off, or the file gone */
+        const struct { const char *key; uint64_t n; } ev[] = {
+            { "low", c->mev_total.low }, { "high", c->mev_total.high }, { "max", c->mev_total.max },
+            { "oom", c->mev_total.oom }, { "oom_kill", c->mev_total.oom_kill },
+            { "oom_group_kill", c->mev_total.oom_group_kill },
+        };
+        for (size_t k = 0; k < sizeof(ev) / sizeof(ev[0]); k++)
+            resp_text(r, "hakmem_cgroup_memory_events_total{cgroup=\"%s\",event=\"%s\"} %llu\n",
+                      label(c->cg.path), ev[k].key, (unsigned long long)ev[k].n);
     }
+    struct hakmem_ctl_cgroup *rec = calloc(d->ncgroups + 1, sizeof(*rec));
+    for (size_t i = 0; rec && i < d->ncgroups; i++)
+        fill_cgroup_record(d, d->cgroups[i], &rec[i]);
+    metric_head(r, "hakmem_cgroup_usage_bytes", "gauge", "Memory usage of a cgroup.");
+    for (size_t i = 0; rec && i < d->ncgroups; i++)
+        resp_text(r, "hakmem_cgroup_usage_bytes{cgroup=\"%s\"} %llu\n", label(d->cgroups[i]->cg.path),
+                  (unsigned long long)rec[i].usage_bytes);
+    metric_head(r, "hakmem_cgroup_limit_bytes", "gauge",
+                "The memory limit hakmemd compares a cgroup's usage with (none: no sample).");
+    for (size_t i = 0; rec && i < d->ncgroups; i++)
+        if (rec[i].limit_bytes)
+            resp_text(r, "hakmem_cgroup_limit_bytes{cgroup=\"%s\"} %llu\n",
+                      label(d->cgroups[i]->cg.path), (unsigned long long)rec[i].limit_bytes);
+    free(rec);
 
-    /* per client: one series per process (series_clients), named by pid,
-     * uid, comm (the client's choice: the uid tells a user's "sshd" from
-     * root's) and cgroup */
+    /* sums of the shim counters per cgroup: monotonic (acct.h), departed
+     * clients included */
+    for (size_t i = 0; i < sizeof(sum_families) / sizeof(sum_families[0]); i++) {
+        metric_head(r, sum_families[i].name, "counter", sum_families[i].help);
+        record_samples(r, d, sum_families[i].name, sum_families[i].counter_id);
+    }
+    metric_head(r, "hakmem_cgroup_bytes_committed", "gauge",
+                "Bytes mapped and not decommitted by the shims of a cgroup now.");
+    present_samples(r, d, "hakmem_cgroup_bytes_committed", true);
+    metric_head(r, "hakmem_cgroup_bytes_in_use", "gauge",
+                "Bytes handed out (or held in thread caches) by the shims of a cgroup now.");
+    present_samples(r, d, "hakmem_cgroup_bytes_in_use", false);
+
+    if (per_process)
+        per_process_metrics(d, r);
+}
+
+/* The per-process series (HAKMEM_CTL_REQ_F_PER_PROCESS): one per process
+ * (series_clients), named by pid, uid, comm (the client's choice: the uid
+ * tells a user's "sshd" from root's) and cgroup. */
+static void per_process_metrics(struct daemon *d, struct resp *r)
+{
     size_t nsc = 0;
     const struct client **sc = series_clients(d, &nsc);
     for (unsigned s = 0; s < HAKMEM_COUNTER_COUNT; s++) {
@@ -678,7 +858,10 @@ void control_event(struct daemon *d, struct ctlconn *cc, uint32_t events)
             switch (q.command) {
             case HAKMEM_CTL_STATUS: cmd_status(d, r); resp_end(r); break;
             case HAKMEM_CTL_CLIENTS: cmd_clients(d, r); resp_end(r); break;
-            case HAKMEM_CTL_METRICS: cmd_metrics(d, r); resp_end(r); break;
+            case HAKMEM_CTL_METRICS:
+                cmd_metrics(d, r, q.flags & HAKMEM_CTL_REQ_F_PER_PROCESS);
+                resp_end(r);
+                break;
             case HAKMEM_CTL_LEAN:
                 rc = cmd_lean(d, cc, &q, why, sizeof(why));
                 if (rc == -EPERM)

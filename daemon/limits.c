@@ -154,7 +154,7 @@ int limits_ctl_admit(const struct daemon *d, bool metrics_sock, const struct pee
         }
         if (n[CTL_POOL_METRICS] >= l->ctl_metrics) {
             snprintf(why, len, "too many connections to metrics.sock (limit %u)", l->ctl_metrics);
-            return -EUSERS;
+            return -ENOSPC;
         }
         *pool = CTL_POOL_METRICS;
         return 0;
@@ -168,11 +168,12 @@ int limits_ctl_admit(const struct daemon *d, bool metrics_sock, const struct pee
         *pool = CTL_POOL_OPER;
         return 0;
     }
-    if (!oper && mine >= l->ctl_per_uid)
+    if (!oper && mine >= l->ctl_per_uid) {
         snprintf(why, len, "too many control connections for uid %u (limit %u at once)",
                  (unsigned)p->uid, l->ctl_per_uid);
-    else
-        snprintf(why, len, "too many control connections (limit %u%s)", l->ctl_open,
-                 oper ? "" : "; more are kept for root and the group hakmem");
-    return -EUSERS;
+        return -EUSERS;
+    }
+    snprintf(why, len, "too many control connections (limit %u%s)", l->ctl_open,
+             oper ? "" : "; more are kept for root and the group hakmem");
+    return -ENOSPC;
 }

@@ -271,6 +271,7 @@ void cgroup_put(struct daemon *d, struct cgroup *c)
         usage_source_remove(&d->usage, c->cg.key);
     /* Its shims are gone; a later client starts from NONE again. */
     publisher_publish(&d->pub, c->cg.key, HAKMEM_LEVEL_NONE, 0, HAKMEM_REASON_CALM, now_ns());
+    metrics_cgroup_gone(d, c, now_ns());
     for (size_t i = 0; i < d->ncgroups; i++) {
         if (d->cgroups[i] == c) {
             d->cgroups[i] = d->cgroups[--d->ncgroups];
@@ -330,8 +331,10 @@ void cgroup_evaluate(struct daemon *d, struct cgroup *c, uint64_t now)
     int prio = r.level != c->last.level || r.reason == HAKMEM_REASON_OPERATOR ? LOG_NOTICE : LOG_DEBUG;
     log_msg(prio, "cgroup %s: level %s -> %s (%s)", c->cg.path, proto_level_name(c->last.level),
             proto_level_name(r.level), proto_reason_name(r.reason));
-    if (r.level != c->last.level)
+    if (r.level != c->last.level) {
         c->changed_ns = now;
+        metrics_level_changed(d, c, (unsigned)c->last.level, (unsigned)r.level, now);
+    }
     c->last = r;
 }
 
@@ -780,7 +783,7 @@ static int take_lock(struct daemon *d)
 int manager_init(struct daemon *d)
 {
     d->epfd = d->sigfd = d->timerfd = d->rdv_fd = d->ctl_fd = d->met_fd = d->lock_fd = -1;
-    d->pub.memfd = d->pub.ro_fd = -1;
+    d->pub.memfd = d->pub.ro_fd = d->met.release_fd = -1;
     d->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     d->start_ns = now_ns();
     apply_config(d);
@@ -813,6 +816,8 @@ int manager_init(struct daemon *d)
     arm_timer(d);
     d->timer_tag = (struct ep_tag){ EP_TIMER, NULL };
     if ((rc = manager_epoll_add(d, d->timerfd, EPOLLIN, &d->timer_tag)) < 0)
+        return rc;
+    if ((rc = metrics_init(d)) < 0)
         return rc;
 
     d->heartbeat_ns = (uint64_t)d->cfg.heartbeat_ms * 1000000u;
@@ -859,7 +864,12 @@ int manager_run(struct daemon *d)
             uint32_t e = evs[i].events;
             switch (t->kind) {
             case EP_SIGNAL: on_signal(d); break;
-            case EP_TIMER: on_tick(d); break;
+            case EP_TIMER:              /* the tick, or metrics.c's release timer */
+                if (t == &d->release_tag)
+                    metrics_release_timer(d);
+                else
+                    on_tick(d);
+                break;
             case EP_RENDEZVOUS: clients_accept(d); break;
             case EP_CONTROL: control_accept(d, false); break;
             case EP_METRICS: control_accept(d, true); break;
@@ -909,6 +919,7 @@ void manager_fini(struct daemon *d)
         cgroup_put(d, c);
     }
     free(d->cgroups);
+    metrics_fini(d);
     bury(d);
     free(d->graveyard);
     publisher_close(&d->pub);

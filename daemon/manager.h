@@ -9,6 +9,8 @@
  *               metrics) and metrics.sock (the same, read-only).
  *   peer.c      who a peer is (SO_PEERCRED, /proc) and what it may change.
  *   limits.c    the descriptor budget: NOFILE, client and control limits.
+ *   metrics.c   what the metrics count beyond the state above: per-cgroup
+ *               sums of the shim counters, release times, refusals.
  *
  * Single-threaded: everything runs on the event loop's thread, and no
  * handler blocks (every socket is non-blocking and every peer untrusted).
@@ -29,6 +31,7 @@
 #include "vmpressure_source.h"
 #include "publisher.h"
 #include "usage_source.h"
+#include "metrics.h"
 
 /* What an epoll event is about (epoll_data.ptr points at one of these). */
 enum ep_kind { EP_SIGNAL, EP_TIMER, EP_RENDEZVOUS, EP_CONTROL, EP_METRICS, EP_CLIENT,
@@ -49,6 +52,7 @@ struct cgroup {
     uint64_t changed_ns;                /* last level change, ns */
     enum policy_override override;      /* hakmemctl lean on this cgroup */
     enum hakmem_level override_level;
+    struct cg_acct *acct;               /* its metrics record (metrics_cgroup), or NULL */
     /* bpf */
     bool bpf_watched;
     struct hakmem_memcg_stats prev;     /* counters at the last tick */
@@ -115,6 +119,7 @@ struct client {
     char comm[HAKMEM_COMM_LEN];
     enum hakmem_ctl_mode ctl_mode;      /* override on this pid */
     enum hakmem_level ctl_level;
+    struct client_acct acct;            /* metrics.c */
 };
 
 struct ctlconn {
@@ -137,6 +142,7 @@ struct daemon {
     uint64_t start_ns;
     int epfd, sigfd, timerfd, rdv_fd, ctl_fd, met_fd, notify_fd, lock_fd;
     struct ep_tag sig_tag, timer_tag, rdv_tag, ctl_tag, met_tag, bpf_tag;
+    struct ep_tag release_tag;          /* EP_TIMER too: metrics.c's timer */
     struct limits lim;
     uint64_t heartbeat_ns;              /* beat at least this often: the ring's first period,
                                            which readers of its info block rely on */
@@ -173,6 +179,7 @@ struct daemon {
     bool stop;
     int spare_fd;                       /* held back for EMFILE (accept_or_shed) */
     uint64_t last_emfile_log_ns;
+    struct metrics met;                 /* metrics.c */
 };
 
 /* manager.c */
@@ -198,8 +205,14 @@ size_t manager_signal_lines(const struct daemon *d, char *buf, size_t len);
 
 /* clients.c */
 int listen_at(const char *dir, const char *name, mode_t mode, gid_t gid);
-int accept_or_shed(struct daemon *d, int lfd, const char *what, void (*refuse)(int fd, int status,
-                                                                              const char *why));
+/* Connections a listener's event accepts at most; the listener, still
+ * readable, comes back in the next epoll_wait after the events already
+ * returned, so that a user reconnecting as fast as hakmemd refuses cannot
+ * hold the loop on control.sock (or hakmemd.sock) while metrics.sock waits. */
+#define ACCEPT_BATCH 32
+/* *shed counts the connections refused for want of descriptors. */
+int accept_or_shed(struct daemon *d, int lfd, const char *what,
+                   void (*refuse)(int fd, int status, const char *why), uint64_t *shed);
 void drain_input(int fd);
 int clients_listen(struct daemon *d);
 void clients_accept(struct daemon *d);
@@ -228,8 +241,34 @@ void limits_compute(struct daemon *d, bool at_start);
 unsigned limits_fds_in_use(const struct daemon *d);
 /* 0, or -ENOSPC / -EUSERS / -EMFILE with the reason in why. */
 int limits_client_admit(const struct daemon *d, uid_t uid, char *why, size_t len);
+/* 0 with the pool in *pool, or -EUSERS (this uid's share taken), -ENOSPC
+ * (the pool full) or -EACCES (metrics.sock, not for this peer), with the
+ * reason in why. */
 int limits_ctl_admit(const struct daemon *d, bool metrics_sock, const struct peer *p,
                      enum ctl_pool *pool, char *why, size_t len);
+
+/* metrics.c: set up before the sockets, ended after them */
+int metrics_init(struct daemon *d);
+void metrics_fini(struct daemon *d);
+/* c's record, found or made (and tracked again if it was gone); NULL
+ * when out of memory. */
+struct cg_acct *metrics_cgroup(struct daemon *d, struct cgroup *c);
+/* c is no longer tracked: its record lingers (METRICS_LINGER_NS). */
+void metrics_cgroup_gone(struct daemon *d, struct cgroup *c, uint64_t now);
+/* c's published level changed (cgroup_evaluate): counted, and a raise
+ * makes each of its clients' release pending. */
+void metrics_level_changed(struct daemon *d, struct cgroup *c, unsigned from, unsigned to,
+                           uint64_t now);
+/* A client was welcomed (hello_mode: its hello's mode) / is leaving
+ * (before its cgroup lets it go). */
+void metrics_client_joined(struct daemon *d, struct client *c, uint32_t hello_mode);
+void metrics_client_left(struct daemon *d, struct client *c);
+/* The release timer fired (an EP_TIMER event on d->release_tag): the
+ * pages of clients with a pending release, looked at. */
+void metrics_release_timer(struct daemon *d);
+/* Before printing: every client's page folded into its cgroup's record,
+ * the records of cgroups gone past the linger removed. */
+void metrics_fold(struct daemon *d, uint64_t now);
 
 /* sandbox.c */
 int sandbox_enter(char *why, size_t len);

@@ -46,7 +46,10 @@
  *      (hakmem.h); CLIENTS records carry a bitmask of the counters
  *      present; a control connection refused before its request was read
  *      gets one datagram of command 0 saying why; the ring header
- *      publishes the current heartbeat period (heartbeat_period_ns).
+ *      publishes the current heartbeat period (heartbeat_period_ns);
+ *      METRICS requests may set HAKMEM_CTL_REQ_F_PER_PROCESS (an
+ *      addition within version 2: a request without it is served as
+ *      before, less the per-process series).
  * The version of the software is elsewhere (hakmem_version.h). */
 #define HAKMEM_PROTO_VERSION     2
 #define HAKMEM_PROTO_VERSION_MIN 1
@@ -483,15 +486,23 @@ struct hakmem_ctl_req {
     uint32_t version;  /* HAKMEM_PROTO_VERSION */
     uint32_t size;     /* bytes: sizeof(struct hakmem_ctl_req) */
     uint16_t command;  /* enum hakmem_ctl_cmd */
-    uint16_t flags;    /* zero (none defined) */
+    uint16_t flags;    /* HAKMEM_CTL_REQ_F_* */
     uint32_t target;   /* enum hakmem_ctl_target: LEAN's target, or a filter for STATUS/CLIENTS */
     uint32_t mode;     /* enum hakmem_ctl_mode (LEAN) */
     uint64_t key;      /* cgroup key or pid, per target */
     uint32_t level;    /* level forced by MODE_ON; HAKMEM_LEVEL_NONE = daemon default */
     uint32_t reserved; /* zero */
 };
+/* METRICS: add the per-process series (labels pid, uid, comm, cgroup).
+ * Off by default, since pids are unbounded: a request without the flag
+ * (every hakmemctl before it) gets the per-cgroup series only. Daemons
+ * before it refuse any flag with -EINVAL; any other command with it is
+ * refused the same way. */
+#define HAKMEM_CTL_REQ_F_PER_PROCESS 0x0001u
+#define HAKMEM_CTL_REQ_F_MASK        0x0001u
 _Static_assert(sizeof(struct hakmem_ctl_req) == 40, "ctl req size");
 _Static_assert(offsetof(struct hakmem_ctl_req, command) == 12, "ctl req command");
+_Static_assert(offsetof(struct hakmem_ctl_req, flags) == 14, "ctl req flags");
 _Static_assert(offsetof(struct hakmem_ctl_req, target) == 16, "ctl req target");
 _Static_assert(offsetof(struct hakmem_ctl_req, mode) == 20, "ctl req mode");
 _Static_assert(offsetof(struct hakmem_ctl_req, key) == 24, "ctl req key");

@@ -282,7 +282,10 @@ int proto_ctl_req_check(const void *buf, size_t len, struct hakmem_ctl_req *out)
     if (rc < 0)
         return rc;
     memcpy(&q, buf, sizeof(q));
-    if (q.command < HAKMEM_CTL_STATUS || q.command > HAKMEM_CTL_CMD_MAX || q.flags != 0)
+    if (q.command < HAKMEM_CTL_STATUS || q.command > HAKMEM_CTL_CMD_MAX)
+        return -EINVAL;
+    if ((q.flags & ~HAKMEM_CTL_REQ_F_MASK)
+        || ((q.flags & HAKMEM_CTL_REQ_F_PER_PROCESS) && q.command != HAKMEM_CTL_METRICS))
         return -EINVAL;
     if (q.target > HAKMEM_CTL_TARGET_MAX || q.mode > HAKMEM_CTL_MODE_MAX)
         return -EINVAL;

@@ -71,6 +71,13 @@ int ctl_connect(const char *path);
  * the errno of send/recv. */
 int ctl_exchange(int fd, const struct hakmem_ctl_req *req, int timeout_ms, struct ctl_reply *out);
 void ctl_reply_free(struct ctl_reply *r);
+/* The METRICS request; per_process asks for the per-process series too
+ * (hakmemd decides what it sends: nothing is filtered here). */
+void ctl_metrics_req(struct hakmem_ctl_req *q, bool per_process);
+/* What to add to the daemon's refusal (status) of METRICS request q: a
+ * hakmemd older than the per-process flag refuses it as an invalid
+ * argument. "" when there is nothing to add. */
+const char *ctl_metrics_refusal(const struct hakmem_ctl_req *q, int32_t status);
 
 /* ---- ctl_status.c ------------------------------------------------------ */
 
@@ -115,6 +122,8 @@ struct ctl_status {
     struct ctl_signal signal[CTL_SIGNALS_MAX];
     size_t nsignals;
     double psi[CTL_PSI_COUNT]; /* host-wide, percent; NAN unknown */
+    int64_t bpf_ringbuf_dropped;   /* BPF notifications lost (ring buffer full); -1 unknown */
+    int64_t bpf_cgroup_table_full; /* BPF events lost (per-cgroup table full); -1 unknown */
     struct ctl_cgline *cg;
     size_t ncg;
     struct ctl_other *other;
@@ -213,11 +222,6 @@ void show_clients_json(struct ctl_json *j, const struct ctl_view *v);
  * "help": {...}, "type": {...}}. Lines that are not samples or # HELP /
  * # TYPE are skipped. */
 void show_metrics_json(struct ctl_json *j, const char *text, size_t len);
-/* The metrics text with the per-process series (those with a pid label)
- * left out unless per_process, and with them the HELP and TYPE lines of
- * families left without a sample. In place; text must have room for a
- * NUL at text[len]. Returns the new length. */
-size_t ctl_metrics_select(char *text, size_t len, bool per_process);
 
 /* ---- ctl_exporter.c ---------------------------------------------------- */
 
@@ -227,7 +231,7 @@ struct ctl_exporter_opts {
     const char *msock;       /* metrics.sock, tried first when this user may
                                 connect there; NULL with --socket */
     int timeout_ms;          /* one exchange with hakmemd */
-    bool per_process;        /* keep the per-process series */
+    bool per_process;        /* ask for the per-process series too */
 };
 
 /* Serves GET and HEAD /metrics on o->listen until SIGTERM or SIGINT.

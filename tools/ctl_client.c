@@ -189,3 +189,17 @@ void ctl_reply_free(struct ctl_reply *r)
     free(r->clients);
     memset(r, 0, sizeof(*r));
 }
+
+void ctl_metrics_req(struct hakmem_ctl_req *q, bool per_process)
+{
+    proto_ctl_req_init(q, HAKMEM_CTL_METRICS);
+    if (per_process)
+        q->flags |= HAKMEM_CTL_REQ_F_PER_PROCESS;
+}
+
+const char *ctl_metrics_refusal(const struct hakmem_ctl_req *q, int32_t status)
+{
+    if (status == -EINVAL && (q->flags & HAKMEM_CTL_REQ_F_PER_PROCESS))
+        return " (a hakmemd older than this hakmemctl does not know --per-process)";
+    return "";
+}

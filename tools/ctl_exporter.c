@@ -375,7 +375,7 @@ static char *scrape(struct exporter *x, size_t *len)
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
 
-    proto_ctl_req_init(&q, HAKMEM_CTL_METRICS);
+    ctl_metrics_req(&q, x->o->per_process);
     memset(&r, 0, sizeof(r));
     /* metrics.sock when this user may use it (slots of its own, nobody
      * else's to take), else control.sock, chosen at every scrape: hakmemd
@@ -391,7 +391,8 @@ static char *scrape(struct exporter *x, size_t *len)
     double secs = (double)(b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
     int up = rc == 0;
     if (!up)
-        snprintf(why, sizeof(why), "%s%s", fd < 0 ? "cannot connect: " : "", strerror(-rc));
+        snprintf(why, sizeof(why), "%s%s%s", fd < 0 ? "cannot connect: " : "", strerror(-rc),
+                 ctl_metrics_refusal(&q, rc));
     if (up != x->last_up) {
         if (up)
             say("hakmemd answers on %s", x->sock);
@@ -400,7 +401,7 @@ static char *scrape(struct exporter *x, size_t *len)
         x->last_up = up;
     }
 
-    size_t dl = up ? ctl_metrics_select(r.text, r.text_len, x->o->per_process) : 0;
+    size_t dl = up ? r.text_len : 0;
     char own[640];
     int ol = snprintf(own, sizeof(own),
                       "# HELP hakmem_up Whether hakmemd answered the exporter's request for this scrape (1) or not (0).\n"

@@ -44,6 +44,16 @@ static const char *fmt_bytes(char *buf, size_t len, uint64_t b)
     return buf;
 }
 
+/* A count the daemon may not have said (-1): "?". */
+static const char *fmt_count(char *buf, size_t len, int64_t n)
+{
+    if (n < 0)
+        snprintf(buf, len, "?");
+    else
+        snprintf(buf, len, "%" PRId64, n);
+    return buf;
+}
+
 static const char *fmt_uptime(char *buf, size_t len, int64_t s)
 {
     if (s < 0)
@@ -159,6 +169,10 @@ void show_status_text(FILE *f, const struct ctl_view *v, int width)
             fputs(k == i ? "/" : (i == 0 ? "," : "\n"), f);
         }
     }
+    if (st->bpf_ringbuf_dropped >= 0 || st->bpf_cgroup_table_full >= 0)
+        fprintf(f, "bpf lost: %s notifications (ring buffer full), %s events (cgroup table full)\n",
+                fmt_count(b1, sizeof(b1), st->bpf_ringbuf_dropped),
+                fmt_count(b2, sizeof(b2), st->bpf_cgroup_table_full));
 
     size_t nrec = v->status_reply.ncgroups;
     int longest = 6;
@@ -271,6 +285,15 @@ void show_status_json(struct ctl_json *j, const struct ctl_view *v)
     json_end(j);
     for (int i = 0; i < CTL_PSI_COUNT; i++)
         json_f64(j, ctl_psi_names[i], st->psi[i]);
+    /* null: not said (the BPF source is off, or an older hakmemd) */
+    if (st->bpf_ringbuf_dropped >= 0)
+        json_i64(j, "bpf_ringbuf_dropped", st->bpf_ringbuf_dropped);
+    else
+        json_null(j, "bpf_ringbuf_dropped");
+    if (st->bpf_cgroup_table_full >= 0)
+        json_i64(j, "bpf_cgroup_table_full", st->bpf_cgroup_table_full);
+    else
+        json_null(j, "bpf_cgroup_table_full");
     json_arr(j, "cgroups");
     for (size_t i = 0; i < v->status_reply.ncgroups; i++) {
         const struct hakmem_ctl_cgroup *c = &v->status_reply.cgroups[i];
@@ -441,21 +464,15 @@ void show_clients_json(struct ctl_json *j, const struct ctl_view *v)
 /* ---- metrics ------------------------------------------------------------- */
 
 /* The end of the label set "{l="v",...}" that starts at line[i] (i itself
- * when there is none), or 0 when it is malformed. *has gets whether a
- * label called has_name is in the set (when has is not NULL). */
-static size_t labels_end(const char *line, size_t n, size_t i, const char *has_name, bool *has)
+ * when there is none), or 0 when it is malformed. */
+static size_t labels_end(const char *line, size_t n, size_t i)
 {
-    if (has)
-        *has = false;
     if (i >= n || line[i] != '{')
         return i;
     i++;
     while (i < n && line[i] != '}') {
-        size_t ns = i;
         while (i < n && line[i] != '=')
             i++;
-        if (has && i - ns == strlen(has_name) && memcmp(line + ns, has_name, i - ns) == 0)
-            *has = true;
         if (++i >= n || line[i] != '"')
             return 0;
         for (i++; i < n && line[i] != '"'; i++)
@@ -485,7 +502,7 @@ static bool metric_sample(struct ctl_json *j, const char *line, size_t n)
 
     /* check the label set before writing anything */
     size_t labels = i;
-    i = labels_end(line, n, i, NULL, NULL);
+    i = labels_end(line, n, i);
     if (i == 0)
         return false;
     while (i < n && line[i] == ' ')
@@ -576,51 +593,4 @@ void show_metrics_json(struct ctl_json *j, const char *text, size_t len)
         }
         json_end(j);
     }
-}
-
-size_t ctl_metrics_select(char *text, size_t len, bool per_process)
-{
-    /* lines are copied down in place; a family's "# HELP" and "# TYPE"
-     * lines are held (written, but out may move back to hold) until one
-     * of its samples is kept, and dropped when none is */
-    size_t out = 0, pos = 0, hold = 0, hold_name = 0, hold_name_len = 0;
-    bool holding = false;
-
-    if (per_process)
-        return len;
-    while (pos < len) {
-        const char *line = text + pos;
-        const char *nl = memchr(line, '\n', len - pos);
-        size_t n = nl ? (size_t)(nl - line) + 1 : len - pos;
-        pos += n;
-        if (n && line[0] == '#') {
-            /* "# HELP name ..." / "# TYPE name ...": name is the third word */
-            const char *name = n > 7 ? line + 7 : line + n;
-            const char *sp = memchr(name, ' ', (size_t)(line + n - name));
-            size_t name_len = sp ? (size_t)(sp - name) : 0;
-            if (!holding || name_len != hold_name_len
-                || memcmp(text + hold_name, name, name_len) != 0) {
-                if (holding)
-                    out = hold; /* the family held had no sample kept */
-                holding = true;
-                hold = out;
-                hold_name = out + (size_t)(name - line);
-                hold_name_len = name_len;
-            }
-        } else if (n) {
-            size_t i = 0;
-            bool per_pid = false;
-            while (i < n && line[i] != '{' && line[i] != ' ')
-                i++;
-            if (labels_end(line, n, i, "pid", &per_pid) != 0 && per_pid)
-                continue;
-            holding = false;
-        }
-        memmove(text + out, line, n);
-        out += n;
-    }
-    if (holding)
-        out = hold;
-    text[out] = '\0';
-    return out;
 }

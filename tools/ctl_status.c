@@ -5,6 +5,7 @@
  *   signal NAME ORIGIN TEXT
  *   psi_some_avg10 F | psi_some_avg60 F | psi_full_avg10 F | psi_full_avg60 F
  *   cgroup KEY PATH RECLAIM_PER_S        (PATH may hold spaces)
+ *   bpf_ringbuf_dropped N | bpf_cgroup_table_full N   (with the BPF source)
  * Lines of other names are kept as they are (a newer daemon may say
  * more); a known line that does not parse is counted, not fatal.
  *
@@ -165,6 +166,10 @@ static int parse_line(struct ctl_status *st, char *line)
         return parse_i64(rest, &st->uptime_s);
     if (strcmp(line, "clients") == 0)
         return parse_i64(rest, &st->clients);
+    if (strcmp(line, "bpf_ringbuf_dropped") == 0)
+        return parse_i64(rest, &st->bpf_ringbuf_dropped);
+    if (strcmp(line, "bpf_cgroup_table_full") == 0)
+        return parse_i64(rest, &st->bpf_cgroup_table_full);
     if (strcmp(line, "source") == 0)
         return parse_source(st, rest);
     if (strcmp(line, "signal") == 0)
@@ -180,7 +185,7 @@ static int parse_line(struct ctl_status *st, char *line)
 int ctl_status_parse(const char *text, size_t len, struct ctl_status *st)
 {
     memset(st, 0, sizeof(*st));
-    st->pid = st->uptime_s = st->clients = -1;
+    st->pid = st->uptime_s = st->clients = st->bpf_ringbuf_dropped = st->bpf_cgroup_table_full = -1;
     for (int i = 0; i < CTL_PSI_COUNT; i++)
         st->psi[i] = NAN;
 

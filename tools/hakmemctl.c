@@ -43,7 +43,7 @@ struct ctl_opts {
     long count;        /* watch: frames, 0 = until q */
     unsigned level;    /* lean on: enum hakmem_level, NONE = daemon default */
     const char *listen; /* metrics: serve over HTTP on ADDR:PORT */
-    bool per_process;   /* metrics: keep the per-process series */
+    bool per_process;   /* metrics: ask for the per-process series too */
     /* which command-specific options were given, for the usage check */
     bool has_interval, has_count, has_level;
 };
@@ -112,7 +112,11 @@ static const char usage_status[] =
     "{NAME: {on, reason}}, signals {NAME: origin}, psi_some_avg10, psi_some_avg60, psi_full_avg10,\n"
     "psi_full_avg60, cgroups [{key, kind (cgroup, all, pid), path, level,\n"
     "reason, override, nclients, reclaim_per_s, reclaim_events, reclaim_ns,\n"
-    "usage_bytes, limit_bytes (null: none), psi_some_avg10, updated_ns}], other.\n";
+    "usage_bytes, limit_bytes (null: none), psi_some_avg10, updated_ns}], other.\n"
+    "\n"
+    "With the bpf source, a line says what its program lost: notifications (its\n"
+    "ring buffer full) and events (its per-cgroup table full); in --json\n"
+    "bpf_ringbuf_dropped and bpf_cgroup_table_full (null without the source).\n";
 
 static const char usage_clients[] =
     "Usage: hakmemctl [--json] clients\n"
@@ -177,8 +181,9 @@ static const char usage_metrics[] =
     "--json prints {samples: [{name, labels, value}], help: {...}, type: {...}}\n"
     "(values that are not finite as the strings NaN, +Inf, -Inf).\n"
     "\n"
-    "  --per-process        keep the per-process series (labels pid, comm,\n"
-    "                       cgroup); left out by default, since pids are unbounded\n"
+    "  --per-process        ask hakmemd for the per-process series too (labels\n"
+    "                       pid, uid, comm, cgroup); it sends none by default,\n"
+    "                       since pids are unbounded\n"
     "  --listen ADDR:PORT   serve them over HTTP until SIGTERM or SIGINT: GET and\n"
     "                       HEAD /metrics, 404 for other paths, 405 for other\n"
     "                       methods; as any user (it only reads). Each scrape asks\n"
@@ -434,15 +439,17 @@ static int cmd_metrics(struct ctl_opts *o, int argc, char **argv)
             return usage_error("%s", err);
         return rc == CTL_EXIT_OK ? rc : fail(rc, err);
     }
-    proto_ctl_req_init(&q, HAKMEM_CTL_METRICS);
+    ctl_metrics_req(&q, o->per_process);
     int rc = call(o, &q, &r, err, sizeof(err));
-    if (rc == CTL_EXIT_OK && r.status < 0)
+    if (rc == CTL_EXIT_OK && r.status < 0) {
         rc = daemon_refused(&r, err, sizeof(err));
+        size_t n = strlen(err);
+        snprintf(err + n, sizeof(err) - n, "%s", ctl_metrics_refusal(&q, r.status));
+    }
     if (rc != CTL_EXIT_OK) {
         ctl_reply_free(&r);
         return fail(rc, err);
     }
-    r.text_len = ctl_metrics_select(r.text, r.text_len, o->per_process);
     if (o->json) {
         struct ctl_json j;
         json_init(&j, stdout, true);

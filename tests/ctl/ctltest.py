@@ -31,6 +31,7 @@ def args():
     p.add_argument("--unit", default="")
     p.add_argument("--exporter-unit", default="")
     p.add_argument("--dropin", default="")
+    p.add_argument("--attack", default="", help="tests/security's sec_attack")
     return p.parse_args()
 
 

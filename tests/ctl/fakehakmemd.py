@@ -32,6 +32,7 @@ assert (REQ.size, RESP.size, CGROUP.size, CLIENT.size) == (40, 32, 64, 312)
 STATUS, CLIENTS, LEAN, METRICS = 1, 2, 3, 4
 P_NONE, P_TEXT, P_CGROUPS, P_CLIENTS = 0, 1, 2, 3
 F_MORE = 1
+F_PER_PROCESS = 1                              # HAKMEM_CTL_REQ_F_PER_PROCESS (request flags)
 KEY_PID_BIT = 1 << 63
 LEVELS = ["none", "low", "medium", "critical"]
 REASON_OPERATOR, REASON_STARTUP = 6, 7
@@ -51,7 +52,8 @@ def resp(command, status=0, ptype=P_NONE, payload=b"", more=False, record_size=N
 
 class FakeDaemon:
     """Serves RUNTIME_DIR/control.sock in a thread. mode: normal, garbage,
-    silent, close, version, bigtext, badtext."""
+    silent, close, version, bigtext, badtext, noflags (refuses requests with
+    flags, as hakmemd did before the per-process flag)."""
 
     def __init__(self, runtime_dir, mode="normal", cgroups=None, clients=None):
         self.dir = runtime_dir
@@ -100,7 +102,8 @@ class FakeDaemon:
         lines = ["version 9.9.9-fake", "pid %d" % os.getpid(), "uptime_s 3725",
                  "clients %d" % len(self.clients), "source bpf on",
                  "source psi off no PSI trigger here: v1 memory controller",
-                 "source usage on", "psi_some_avg10 1.25", "psi_some_avg60 0.50",
+                 "source usage on", "bpf_ringbuf_dropped 3", "bpf_cgroup_table_full 0",
+                 "psi_some_avg10 1.25", "psi_some_avg60 0.50",
                  "psi_full_avg10 0.00", "psi_full_avg60 0.00", "future_field 1 2 3"]
         for key, path in sorted(self.cgroups.items()):
             lines.append("cgroup %d %s %.2f" % (key, path, key / 100.0))
@@ -152,7 +155,7 @@ class FakeDaemon:
         if len(data) != REQ.size:
             return
         magic, version, size, command, flags, target, mode, key, level, _ = REQ.unpack(data)
-        self.requests.append((command, target, mode, key, level))
+        self.requests.append((command, target, mode, key, level, flags))
         if self.mode == "silent":
             conn.recv(1)  # until the client gives up
             return
@@ -165,6 +168,9 @@ class FakeDaemon:
             r = bytearray(resp(command))
             struct.pack_into("<I", r, 4, VERSION + 1)
             conn.send(bytes(r))
+            return
+        if self.mode == "noflags" and flags:
+            conn.send(resp(command, -errno.EINVAL))
             return
         if self.mode == "wrongcmd":
             conn.send(resp(METRICS if command != METRICS else STATUS))
@@ -186,19 +192,22 @@ class FakeDaemon:
             if not recs:
                 conn.send(resp(command))
         elif command == METRICS:
+            # as hakmemd: the per-process family only when the request asks
+            per_process = ("# HELP hakmem_client_mode Mode per process.\n"
+                           "# TYPE hakmem_client_mode gauge\n"
+                           'hakmem_client_mode{comm="a\\",pid=\\"1",pid="7",cgroup="/a"} 1\n')
             text = ("# HELP hakmem_clients Clients connected.\n# TYPE hakmem_clients gauge\n"
                     "hakmem_clients %d\n"
                     "# HELP hakmem_cgroup_level Pressure level (0 none .. 3 critical).\n"
                     "# TYPE hakmem_cgroup_level gauge\n"
                     'hakmem_cgroup_level{cgroup="/a \\"b\\"\\\\c"} 2\n'
-                    "# HELP hakmem_client_mode Mode per process.\n"
-                    "# TYPE hakmem_client_mode gauge\n"
-                    'hakmem_client_mode{comm="a\\",pid=\\"1",pid="7",cgroup="/a"} 1\n'
                     "# HELP hakmem_odd A cgroup label that says pid.\n"
                     "# TYPE hakmem_odd gauge\n"
                     'hakmem_odd{cgroup="pid=\\"3\\""} 1\n'
                     "# HELP hakmem_up_seconds Seconds since start.\n"
                     "# TYPE hakmem_up_seconds gauge\nhakmem_up_seconds +Inf\n" % len(self.clients))
+            if flags & F_PER_PROCESS:
+                text += per_process
             if self.mode == "bigtext":
                 text = "# " + "x" * 20000 + "\n" + text
             self.send_chunks(conn, command, P_TEXT, text.encode(), 1000)

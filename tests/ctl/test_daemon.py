@@ -45,6 +45,9 @@ with t.TempDir() as tmp:
         r = t.run(ctl + ["status"])
         t.expect(r, 0, "status", out_has="hakmemd ", err_empty=True)
         t.check(cg_path in r.out, "status table names the client's cgroup", r.out)
+        t.check(("bpf lost: 0 notifications (ring buffer full), 0 events (cgroup table full)"
+                 in r.out) == ("sources: bpf on" in r.out),
+                "status table: what the BPF program lost, with the bpf source", r.out)
         r = t.run(ctl + ["--json", "status"])
         t.expect(r, 0, "status --json", err_empty=True)
         v = t.parse_json(r, "status --json")
@@ -65,6 +68,11 @@ with t.TempDir() as tmp:
             t.check(all(isinstance(v[n], (int, float)) for n in
                         ["psi_some_avg10", "psi_some_avg60", "psi_full_avg10", "psi_full_avg60"]),
                     "status: host PSI numbers", str(v))
+            bpf_on = v["sources"]["bpf"]["on"]
+            t.check(all(isinstance(v[n], int) if bpf_on else v[n] is None
+                        for n in ["bpf_ringbuf_dropped", "bpf_cgroup_table_full"]),
+                    "status: what the BPF program lost (numbers with the bpf source, else null)",
+                    str(v))
             mine = [c for c in v["cgroups"] if c["key"] == cg_key]
             t.check(len(mine) == 1, "status: the client's cgroup, keyed by its inode %d" % cg_key,
                     str(v["cgroups"]))

@@ -7,7 +7,11 @@ series unless --per-process), 404 for other paths, 405 for other methods,
 400 and 431 for broken or oversized requests, no request changes
 anything, hakmemd stopped (hakmem_up 0, still 200) and started again
 (hakmem_up 1, same exporter), clients trickling their requests (slowloris)
-while a scraper is served, and a clean stop on SIGTERM and SIGINT.
+while a scraper is served, and a clean stop on SIGTERM and SIGINT. The
+same exporter run as nobody with the metrics group (metrics_group, a group
+of the test's own) reads metrics.sock, and answers every scrape with
+hakmem_up 1 while an ordinary user (of the test's own: tests/security's
+helpers and its sec_attack) floods control.sock.
 Usage errors (exit 2) need no daemon. Needs root for the rest (exit 77)."""
 import http.client
 import os
@@ -23,8 +27,11 @@ import time
 import ctltest as t
 import promcheck
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "deploy"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "deploy"))
+sys.path.insert(0, os.path.join(HERE, "..", "security"))
 import metricnames  # noqa: E402
+import sectest  # noqa: E402  (a user and a group of the test's own, removed at exit)
 
 a = t.args()
 
@@ -55,15 +62,16 @@ if why:
 
 
 class Exporter:
-    """hakmemctl metrics --listen 127.0.0.1:0 as nobody; port read from its log."""
+    """hakmemctl metrics --listen 127.0.0.1:0 as nobody (with the groups
+    given, else none); port read from its log."""
 
-    def __init__(self, ctl, run_dir, log_path, extra=()):
+    def __init__(self, ctl, run_dir, log_path, extra=(), groups=None):
         self.log_path = log_path
         self.log = open(log_path, "w")
-        self.p = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                                   "--", ctl, "--runtime-dir", run_dir, "--timeout", "2",
-                                   "metrics", "--listen", "127.0.0.1:0"] + list(extra),
-                                  stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+        self.p = subprocess.Popen(sectest.NOBODY.wrap(
+            [ctl, "--runtime-dir", run_dir, "--timeout", "2", "metrics", "--listen",
+             "127.0.0.1:0"] + list(extra), groups),
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
         self.port = None
         deadline = time.time() + 10
         while time.time() < deadline and self.p.poll() is None and not self.port:
@@ -113,6 +121,13 @@ def up_value(text):
     return int(m.group(1)) if m else None
 
 
+def refused_for_uid(text):
+    """hakmem_control_refused_total{socket="control",reason="uid_limit"}, or 0."""
+    m = re.search(r'^hakmem_control_refused_total\{socket="control",reason="uid_limit"\} (\d+)$',
+                  text, re.M)
+    return int(m.group(1)) if m else 0
+
+
 def check_exposition(text, what):
     p = promcheck.problems(text)
     t.check(not p, what + ": promcheck.py", "\n".join(p[:20]))
@@ -125,12 +140,17 @@ def check_exposition(text, what):
         print("(promtool not installed: promcheck.py only; tools/setup.sh installs it)")
 
 
+if not a.attack:
+    t.skip("no --attack (tests/security's sec_attack) given")
+mgroup = sectest.Group("fleet2m")
+DAEMON_ARGS = ["--set", "metrics_group=" + mgroup.name]
+
 with t.TempDir() as tmp:
     run_dir = os.path.join(tmp, "run")
     ctl = t.copy_for_nobody(a.hakmemctl, tmp)
-    d = t.Daemon(a.hakmemd, run_dir)
+    d = t.Daemon(a.hakmemd, run_dir, DAEMON_ARGS)
     cl = t.Clients()
-    ex = ex2 = None
+    ex = ex2 = exm = flood = None
     try:
         client = cl.spawn(a.shim, run_dir)
         r, v = t.poll_json([a.hakmemctl, "--runtime-dir", run_dir, "--json", "clients"],
@@ -144,6 +164,9 @@ with t.TempDir() as tmp:
         with open("/proc/%d/status" % ex.p.pid) as f:
             uid = re.search(r"^Uid:\s+(\d+)", f.read(), re.M).group(1)
         t.check(uid == "65534", "the exporter runs as nobody (uid %s)" % uid)
+        get(ex.port)
+        t.check("hakmemd answers on %s/control.sock" % run_dir in ex.text(),
+                "outside the metrics group it reads control.sock", ex.text())
 
         # --- GET and HEAD /metrics -------------------------------------------------
         st, h, body = get(ex.port)
@@ -170,11 +193,12 @@ with t.TempDir() as tmp:
         check_exposition(body, "--per-process")
         # the names tests/deploy checks alert rules and the dashboard with,
         # read from the sources, are those served
-        live = set(re.findall(r"^# TYPE (\S+) ", body, re.M))
-        known = metricnames.known(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-        t.check(live == known, "every metric served is one tests/deploy knows, and back (%d)"
-                % len(live), "served only: %s; known only: %s" % (sorted(live - known),
-                                                                  sorted(known - live)))
+        live = dict(re.findall(r"^# TYPE (\S+) (\S+)$", body, re.M))
+        known = metricnames.types(os.path.join(HERE, "..", ".."))
+        t.check(live == known, "every metric served is one tests/deploy knows, of the same "
+                "type, and back (%d)" % len(live),
+                "served only: %s; known only: %s" % (sorted(set(live.items()) - set(known.items())),
+                                                     sorted(set(known.items()) - set(live.items()))))
         ex2.stop()
 
         # --- everything else ------------------------------------------------------
@@ -204,7 +228,7 @@ with t.TempDir() as tmp:
                 "%d %s" % (st, body))
         check_exposition(body, "hakmemd stopped")
         t.check("does not answer" in ex.text(), "the exporter logs that hakmemd went away", ex.text())
-        d = t.Daemon(a.hakmemd, run_dir)
+        d = t.Daemon(a.hakmemd, run_dir, DAEMON_ARGS)
         deadline, body = time.time() + 10, ""
         while time.time() < deadline:
             st, _, body = get(ex.port)
@@ -297,6 +321,40 @@ with t.TempDir() as tmp:
             x.join()
         t.check(res == [200] * 16, "16 scrapes at once: all 200", str(res))
 
+        # --- the metrics group: metrics.sock, while a user floods control.sock -----
+        exm = Exporter(ctl, run_dir, os.path.join(tmp, "exporter-m.log"), groups=[mgroup.gid])
+        st, _, body = get(exm.port) if exm.port else (0, {}, "")
+        t.check(st == 200 and up_value(body) == 1
+                and "hakmemd answers on %s/metrics.sock" % run_dir in exm.text(),
+                "as nobody in the metrics group (%s) it reads metrics.sock" % mgroup.name,
+                exm.text())
+        refused0 = refused_for_uid(body)
+        user = sectest.User("fleet2")
+        attack = sectest.copy_for(user, a.attack, tmp)
+        flood = sectest.spawn_as(user, [attack, "ctl-flood", run_dir, "control.sock", "200", "8"])
+        time.sleep(0.5)                 # the flood in place
+        good, slowest = 0, 0.0
+        for _ in range(10):
+            t0 = time.time()
+            try:
+                st, _, body = get(exm.port, timeout=5)
+                good += st == 200 and up_value(body) == 1
+            except OSError:
+                pass
+            slowest = max(slowest, time.time() - t0)
+            time.sleep(0.3)
+        refused = refused_for_uid(body) - refused0
+        flood.wait(30)
+        kv = sectest.parse_kv(flood.stdout.read())
+        flood = None
+        t.check(good == 10, "%d/10 scrapes with hakmem_up 1 while user %s floods control.sock "
+                "(200 connections held and reopened), slowest %.2f s" % (good, user.name, slowest),
+                exm.text())
+        t.check(refused > 0, "the flood was shed: hakmemd refused %d control.sock connections over "
+                "the user's share (hakmem_control_refused_total); the flooder saw %s refusals"
+                % (refused, kv.get("refused_with_reason", ["?"])[0]))
+        t.check("does not answer" not in exm.text(), "the exporter never lost hakmemd", exm.text())
+
         # --- stop -----------------------------------------------------------------
         t0 = time.time()
         rc = ex.stop(signal.SIGTERM)
@@ -307,7 +365,9 @@ with t.TempDir() as tmp:
         t.check(rc == 0 and "stopping (SIGINT)" in ex.text(), "SIGINT: exit 0", ex.text())
         ex = None
     finally:
-        for e in (ex, ex2):
+        if flood:
+            sectest.stop(flood)
+        for e in (ex, ex2, exm):
             if e:
                 e.stop()
         cl.end()

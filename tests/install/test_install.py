@@ -10,7 +10,10 @@ makes, used as a program that links hakmem would use it.
    every shared library the installed hakmemd, hakmemctl and libhakmem.so
    need belongs to libc6 or to a package the final stage installs (or one
    of their Depends).
-4. pkg-config --cflags --libs hakmem, with PKG_CONFIG_PATH and
+4. The final stage's groupadd lines, run with --prefix on a temporary
+   root (Debian's base /etc/group and /etc/gshadow of root and nogroup),
+   make their group with its gid (needs root; said when skipped).
+5. pkg-config --cflags --libs hakmem, with PKG_CONFIG_PATH and
    PKG_CONFIG_SYSROOT_DIR on the DESTDIR, builds prog.c; it runs on the
    installed libhakmem.so (ldd shows that one) and hakmem's counters say
    that it served the allocations.
@@ -145,7 +148,29 @@ try:
                   % (os.path.basename(f), os.path.basename(lib), owner or "?"),
                   "allowed: %s" % sorted(allowed))
 
-    # 4. pkg-config against the DESTDIR, and a program built with it
+    # 4. the groups the final stage makes
+    groupadds = [c for c in final["run"] if re.match(r"groupadd\b", c)]
+    if os.geteuid() != 0 or not shutil.which("groupadd"):
+        print("(the final stage's groupadd lines not run: needs root and groupadd)")
+    for cmd in groupadds:
+        if os.geteuid() != 0 or not shutil.which("groupadd"):
+            break
+        root = os.path.join(tmp, "groot")
+        os.makedirs(os.path.join(root, "etc"), exist_ok=True)
+        with open(os.path.join(root, "etc", "group"), "w") as f:
+            f.write("root:x:0:\nnogroup:x:65534:\n")
+        with open(os.path.join(root, "etc", "gshadow"), "w") as f:
+            f.write("root:*::\nnogroup:*::\n")
+        words = shlex.split(cmd)
+        p = subprocess.run([words[0], "--prefix", root] + words[1:], capture_output=True, text=True)
+        gid, name = words[words.index("--gid") + 1], words[-1]
+        with open(os.path.join(root, "etc", "group")) as f:
+            made = "%s:x:%s:\n" % (name, gid) in f.read()
+        check(p.returncode == 0 and made, "final stage: %s makes %s with gid %s" % (cmd, name, gid),
+              p.stderr)
+    check(groupadds, "final stage makes the group of metrics.sock")
+
+    # 5. pkg-config against the DESTDIR, and a program built with it
     pcdirs = [os.path.dirname(p) for p in installed if p.endswith("/hakmem.pc")]
     env = dict(os.environ, PKG_CONFIG_PATH=":".join(pcdirs), PKG_CONFIG_SYSROOT_DIR=out)
     env.pop("PKG_CONFIG_LIBDIR", None)

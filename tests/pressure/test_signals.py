@@ -11,7 +11,8 @@ cgroup's level, under real pressure, on the hierarchy this host runs:
               (--sources usage) raises the level far below memory.max;
   events      (v2) memory.events alone (--sources events): a reader at
               memory.max -> CRITICAL, over memory.high -> MEDIUM, an OOM
-              kill -> CRITICAL, each with reason memory_events;
+              kill -> CRITICAL, each with reason memory_events and counted
+              in hakmem_cgroup_memory_events_total;
   psi         (v2) the PSI averages alone (--sources psi, a fired trigger
               meaning nothing): a task throttled at memory.high stalls,
               avg10 climbs and the level follows with reason psi; then the
@@ -24,6 +25,7 @@ without. Everything it creates is removed, also on failure.
 Usage: test_signals.py HAKMEMD LIBHAKMEM PRESSURE_CLIENT
 """
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -199,8 +201,20 @@ def part_high(rig, d):
     assert rec["limit_bytes"] == 100 * MB, "status should show memory.high as the limit"
 
 
+def memory_events_metric(d, cg, event):
+    """hakmem_cgroup_memory_events_total of cgroup directory cg for event,
+    from hakmemd's metrics (None: no sample)."""
+    text, _ = hkctl.request(d.run, hkctl.METRICS)
+    for path, ev, n in re.findall(r'^hakmem_cgroup_memory_events_total'
+                                  r'\{cgroup="([^"]*)",event="([a-z_]+)"\} (\d+)$', text, re.M):
+        if ev == event and cg.endswith(path):
+            return int(n)
+    return None
+
+
 def part_events(rig, d):
-    """memory.events alone: max, high, oom_kill."""
+    """memory.events alone: max, high, oom_kill; each also counted in
+    hakmem_cgroup_memory_events_total."""
     data = big_file(os.path.join("/var/tmp", f"hakmem-signals-{os.getpid()}.dat"), 64)
     try:
         for name, kw, want, counter in (("max", {"limit": 32 * MB}, "critical", "max"),
@@ -212,8 +226,10 @@ def part_events(rig, d):
             lv = wait_level(d, key, want, {"memory_events"}, 60, f"memory.events {counter}")
             wait_for(lambda: (client_of(d, c.pid) or {}).get("last_level", 0) >= LEVELS.index(want),
                      30, f"the client to apply {want}")
+            n = memory_events_metric(d, cg, counter)
             print(f"events: a reader at memory.{'max' if name == 'max' else 'high'} 32 MB: "
-                  f"{lv}, memory.events {counter} {events(cg)[counter]}")
+                  f"{lv}, memory.events {counter} {events(cg)[counter]}, metric {n}")
+            assert n is not None and n >= 1, f"hakmem_cgroup_memory_events_total {counter}: {n}"
             r.kill()
             r.wait()
     finally:
@@ -224,9 +240,11 @@ def part_events(rig, d):
     o = rig.start(cg, [sys.executable, "-c", GROW, "64"], stdout=subprocess.DEVNULL)
     o.wait(timeout=120)
     lv = wait_level(d, key, "critical", {"memory_events"}, 30, "memory.events oom_kill")
+    n = memory_events_metric(d, cg, "oom_kill")
     print(f"events: 64 MB of anonymous memory in 32 MB: killed ({o.returncode}), {lv}, "
-          f"oom_kill {events(cg)['oom_kill']}")
+          f"oom_kill {events(cg)['oom_kill']}, metric {n}")
     assert events(cg)["oom_kill"] >= 1
+    assert n is not None and n >= 1, f"hakmem_cgroup_memory_events_total oom_kill: {n}"
 
 
 THROTTLED = """

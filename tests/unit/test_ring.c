@@ -1010,11 +1010,21 @@ START_TEST(test_ctl_req)
     ck_assert_int_eq(proto_ctl_req_check(&b, sizeof(b), &out), -EINVAL);
     b.key = 5;
     ck_assert_int_eq(proto_ctl_req_check(&b, sizeof(b), &out), 0);
+    /* the per-process flag goes with METRICS only; no other flag exists */
     b = q;
-    b.flags = 1;
+    b.flags = HAKMEM_CTL_REQ_F_PER_PROCESS;
     ck_assert_int_eq(proto_ctl_req_check(&b, sizeof(b), &out), -EINVAL);
     proto_ctl_req_init(&b, HAKMEM_CTL_METRICS);
     ck_assert_int_eq(proto_ctl_req_check(&b, sizeof(b), &out), 0);
+    ck_assert_uint_eq(out.flags, 0);
+    b.flags = HAKMEM_CTL_REQ_F_PER_PROCESS;
+    ck_assert_int_eq(proto_ctl_req_check(&b, sizeof(b), &out), 0);
+    ck_assert_uint_eq(out.flags, HAKMEM_CTL_REQ_F_PER_PROCESS);
+    b.flags = HAKMEM_CTL_REQ_F_PER_PROCESS | 0x0002u;
+    ck_assert_int_eq(proto_ctl_req_check(&b, sizeof(b), &out), -EINVAL);
+    proto_ctl_req_init(&b, HAKMEM_CTL_STATUS);
+    b.flags = HAKMEM_CTL_REQ_F_PER_PROCESS;
+    ck_assert_int_eq(proto_ctl_req_check(&b, sizeof(b), &out), -EINVAL);
 }
 END_TEST
 

@@ -197,6 +197,29 @@ int cgroup_key_of_dir(const char *dir, uint64_t *key)
     return 0;
 }
 
+int cgroup_parent_memcg(const struct cgroup_memcg *cg, struct cgroup_memcg *parent)
+{
+    const char *slash = strrchr(cg->path, '/');
+    size_t plen = strlen(cg->path), dlen = strlen(cg->dir);
+
+    if (!slash || strcmp(cg->path, "/") == 0)
+        return -ENOENT;
+    /* the last component, with its slash, ends both path and dir */
+    size_t cut = plen - (size_t)(slash - cg->path);
+    if (cut > dlen || strcmp(cg->dir + dlen - cut, slash) != 0)
+        return -EINVAL;
+    parent->version = cg->version;
+    if (slash == cg->path) {
+        strcpy(parent->path, "/");
+    } else {
+        memcpy(parent->path, cg->path, plen - cut);
+        parent->path[plen - cut] = '\0';
+    }
+    memcpy(parent->dir, cg->dir, dlen - cut);
+    parent->dir[dlen - cut] = '\0';
+    return cgroup_key_of_dir(parent->dir, &parent->key);
+}
+
 int cgroup_memcg_of_pid(const char *proc_root, const char *cgroup_root, pid_t pid,
                         struct cgroup_memcg *out)
 {
@@ -306,7 +329,8 @@ static int read_u64_file(const char *dir, const char *name, bool limit, uint64_t
     return parse_u64(buf, out) < 0 ? -EINVAL : 0;
 }
 
-int cgroup_read_mem(const char *dir, enum cgroup_version version, struct cgroup_mem *out)
+int cgroup_read_mem(const char *dir, enum cgroup_version version, unsigned flags,
+                    struct cgroup_mem *out)
 {
     /* memory.stat is ~1-2 KiB on 6.x (v2 lists ~50 keys); 16 KiB leaves room */
     char stat_buf[16384];
@@ -326,16 +350,21 @@ int cgroup_read_mem(const char *dir, enum cgroup_version version, struct cgroup_
             return -ENOENT;
     }
     if (version == CGROUP_VERSION_1) {
-        r = read_u64_file(dir, "memory.usage_in_bytes", false, &m.usage_bytes);
-        if (r == 0)
-            r = read_u64_file(dir, "memory.limit_in_bytes", true, &m.limit_bytes);
+        r = read_u64_file(dir, "memory.limit_in_bytes", true, &m.limit_bytes);
     } else {
-        r = read_u64_file(dir, "memory.current", false, &m.usage_bytes);
-        if (r == 0)
-            r = read_u64_file(dir, "memory.max", true, &m.limit_bytes);
+        r = read_u64_file(dir, "memory.max", true, &m.limit_bytes);
         if (r == 0)
             r = read_u64_file(dir, "memory.high", true, &m.high_bytes);
     }
+    if (r < 0)
+        return r;
+    if ((flags & CGROUP_MEM_IF_LIMITED) && m.limit_bytes == CGROUP_UNLIMITED &&
+        m.high_bytes == CGROUP_UNLIMITED) {
+        *out = m;
+        return 0;
+    }
+    r = read_u64_file(dir, version == CGROUP_VERSION_1 ? "memory.usage_in_bytes" : "memory.current",
+                      false, &m.usage_bytes);
     if (r < 0)
         return r;
 

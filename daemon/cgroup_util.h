@@ -72,6 +72,12 @@ int cgroup_memcg_dir(const char *cgroup_root, enum cgroup_version version,
  * see memcg_id_of_path() in bpf_source.h for the checking variant.) */
 int cgroup_key_of_dir(const char *dir, uint64_t *key);
 
+/* The parent of a memory cgroup in its hierarchy: path and dir lose
+ * their last component, key is the parent directory's. Returns 0,
+ * -ENOENT when cg is the hierarchy's root (path "/": nothing above it
+ * can hold a limit), or the errno of stat (the parent went away). */
+int cgroup_parent_memcg(const struct cgroup_memcg *cg, struct cgroup_memcg *parent);
+
 /* All of the above for one pid: reads <proc_root>/<pid>/cgroup. */
 int cgroup_memcg_of_pid(const char *proc_root, const char *cgroup_root, pid_t pid,
                         struct cgroup_memcg *out);
@@ -89,12 +95,18 @@ int cgroup_parse_u64_prefix(const char **pp, uint64_t *out);
  * -ENOENT or -EINVAL (key present, value not a number). */
 int cgroup_parse_stat(const char *text, const char *key, uint64_t *value);
 
-/* Reads usage, limits and inactive file cache of the memory cgroup at dir.
- * CGROUP_VERSION_AUTO looks for memory.current (v2) or
+/* cgroup_read_mem flags */
+#define CGROUP_MEM_IF_LIMITED 0x1u /* read usage and memory.stat only when a limit
+                                      is set (else they stay 0): an ancestor
+                                      without a limit costs two small reads */
+
+/* Reads limits, usage and inactive file cache of the memory cgroup at
+ * dir. CGROUP_VERSION_AUTO looks for memory.current (v2) or
  * memory.usage_in_bytes (v1). A missing memory.stat leaves
  * inactive_file_bytes 0; a missing usage or limit file is an error
  * (-ENOENT: no memory controller there; the cgroup may have gone). */
-int cgroup_read_mem(const char *dir, enum cgroup_version version, struct cgroup_mem *out);
+int cgroup_read_mem(const char *dir, enum cgroup_version version, unsigned flags,
+                    struct cgroup_mem *out);
 
 /* Reads a small text file whole into buf (NUL-terminated). Returns the
  * length, -EFBIG when it does not fit, or the errno of open/read. */

@@ -5,6 +5,8 @@
  *   signal NAME ORIGIN TEXT
  *   psi_some_avg10 F | psi_some_avg60 F | psi_full_avg10 F | psi_full_avg60 F
  *   cgroup KEY PATH RECLAIM_PER_S        (PATH may hold spaces)
+ *   limit KEY PATH                       (the cgroup whose limit governs KEY:
+ *                                         itself or an ancestor; kept as is)
  * Lines of other names are kept as they are (a newer daemon may say
  * more); a known line that does not parse is counted, not fatal.
  *

@@ -67,8 +67,15 @@ class Cgroups:
     def __init__(self, version, parent):
         self.version, self.parent, self.dirs = version, parent, []
 
-    def make(self, name, limit=None, high=None):
-        d = os.path.join(self.parent, f"hakmem-test-{os.getpid()}-{name}")
+    def make(self, name, limit=None, high=None, under=None):
+        """A child cgroup of the test's own (or of under, one made here
+        before: on v2 it passes the memory controller down to it)."""
+        if under is None:
+            d = os.path.join(self.parent, f"hakmem-test-{os.getpid()}-{name}")
+        else:
+            if self.version == 2:
+                self.write(under, "cgroup.subtree_control", "+memory")
+            d = os.path.join(under, name)
         os.mkdir(d)
         self.dirs.append(d)
         if limit is not None:

@@ -6,6 +6,11 @@ cgroup's level, under real pressure, on the hierarchy this host runs:
               client under a 128 MB limit:
               the level rises from usage before the cgroup first hits its
               limit, and the client gives memory back;
+  ancestor    (v1, v2) the same in two unlimited children of a parent
+              limited to 160 MB (a pod's containers, a slice's services):
+              the idle client's level rises from the parent's usage
+              before the parent first hits its limit, and status names
+              the parent as the cgroup whose limit governs;
   high        (v2) usage is measured against memory.high when that is
               below memory.max (Kubernetes MemoryQoS): usage alone
               (--sources usage) raises the level far below memory.max;
@@ -142,15 +147,15 @@ time.sleep(60)
 """
 
 
-def part_growth(rig, d):
-    """A process grows fast next to an idle client: the first level rise
-    comes from usage, before the cgroup first hits its limit."""
-    limit = 128 * MB
-    cg = rig.cgs.make("growth", limit)
-    key = os.stat(cg).st_ino
-    c = rig.client(d, cg, 48, 1)             # ~50 MB held, 0.5 MB in use
+def grow_next_to(rig, d, client_cg, grow_cg, limited, mb):
+    """A process grows mb MB in grow_cg while a 48 MB shim client idles in
+    client_cg, until the client gives memory back. Returns (levels of
+    client_cg as published [(t, level, reason)], the time of the first
+    hit of limited's limit or None, hits, t0, the time growing ended)."""
+    key = os.stat(client_cg).st_ino
+    c = rig.client(d, client_cg, 48, 1)      # ~50 MB held, 0.5 MB in use
     before = client_of(d, c.pid)
-    hits0 = rig.cgs.limit_hits(cg)
+    hits0 = rig.cgs.limit_hits(limited)
     seen = []                                # (t, level, reason) as published
     first_hit = []
     stop = threading.Event()
@@ -158,7 +163,7 @@ def part_growth(rig, d):
     def watch():
         last = None
         while not stop.is_set():
-            if not first_hit and rig.cgs.limit_hits(cg) > hits0:
+            if not first_hit and rig.cgs.limit_hits(limited) > hits0:
                 first_hit.append(time.monotonic())
             v = d.level(key)
             if v != last:
@@ -168,22 +173,65 @@ def part_growth(rig, d):
     t = threading.Thread(target=watch, daemon=True)
     t.start()
     t0 = time.monotonic()
-    g = rig.start(cg, [sys.executable, "-c", GROW, "104"], stdout=subprocess.PIPE, text=True)
-    g.stdout.readline()
-    grown = time.monotonic()
-    wait_for(lambda: (client_of(d, c.pid) or {}).get("lean_decommit", 0) > before["lean_decommit"],
-             30, "the client to give memory back")
-    stop.set()
-    t.join()
+    try:
+        g = rig.start(grow_cg, [sys.executable, "-c", GROW, str(mb)], stdout=subprocess.PIPE,
+                      text=True)
+        g.stdout.readline()
+        grown = time.monotonic()
+        wait_for(lambda: (client_of(d, c.pid) or {}).get("lean_decommit", 0) >
+                 before["lean_decommit"], 30, "the client to give memory back")
+    finally:
+        stop.set()
+        t.join()
+        print(f"levels seen: {[x[1:] for x in seen]}")
+    return seen, first_hit[0] if first_hit else None, rig.cgs.limit_hits(limited) - hits0, t0, grown
+
+
+def first_rise_before_hit(what, seen, hit, t0):
+    """The first rise came from usage, before the first limit hit."""
     rises = [(tt, lv, why) for tt, lv, why in seen if lv != "none"]
-    assert rises, f"the level never rose: {seen}"
+    assert rises, f"{what}: the level never rose: {seen}"
     t1, lv1, why1 = rises[0]
-    hit = f"{(first_hit[0] - t0) * 1000:.0f} ms" if first_hit else "never"
+    assert why1 == "usage", f"{what}: the first rise came from {why1}, not usage"
+    assert hit is None or t1 < hit, (f"{what}: the level rose only after the limit was hit "
+                                     f"({(t1 - t0) * 1000:.0f} ms, hit at {(hit - t0) * 1000:.0f} ms)")
+    return t1, lv1, why1
+
+
+def part_growth(rig, d):
+    """A process grows fast next to an idle client: the first level rise
+    comes from usage, before the cgroup first hits its limit."""
+    cg = rig.cgs.make("growth", 128 * MB)
+    seen, hit, hits, t0, grown = grow_next_to(rig, d, cg, cg, cg, 104)
+    t1, lv1, why1 = first_rise_before_hit("growth", seen, hit, t0)
     print(f"growth: 104 MB in {(grown - t0) * 1000:.0f} ms next to a 48 MB idle client "
           f"(limit 128 MB): first rise {lv1} ({why1}) at {(t1 - t0) * 1000:.0f} ms, "
-          f"first limit hit {hit}, {rig.cgs.limit_hits(cg) - hits0} hits; levels {[x[1:] for x in seen]}")
-    assert why1 == "usage", f"the first rise came from {why1}, not usage"
-    assert not first_hit or t1 < first_hit[0], "the level rose only after the limit was hit"
+          f"first limit hit {f'{(hit - t0) * 1000:.0f} ms' if hit else 'never'}, {hits} hits")
+
+
+def part_ancestor(rig, d):
+    """Two unlimited children of a limited parent (a pod's containers, a
+    slice's services): a process grows in one while a client idles in the
+    other; the idle one's level rises from the parent's usage before the
+    parent first hits its limit, and status names the parent as the
+    cgroup whose limit governs it."""
+    parent = rig.cgs.make("ancestor", 160 * MB)
+    idle = rig.cgs.make("idle", under=parent)
+    busy = rig.cgs.make("busy", under=parent)
+    seen, hit, hits, t0, grown = grow_next_to(rig, d, idle, busy, parent, 112)
+    t1, lv1, why1 = first_rise_before_hit("ancestor", seen, hit, t0)
+    key = os.stat(idle).st_ino
+    text, recs = hkctl.cgroups(d.run)
+    rec = next(r for r in recs if r["key"] == key)
+    limit_of = [l.split(" ", 2)[2] for l in text.splitlines() if l.startswith(f"limit {key} ")]
+    print(f"ancestor: 112 MB grown in a sibling in {(grown - t0) * 1000:.0f} ms next to a "
+          f"48 MB idle client, parent limit 160 MB: first rise {lv1} ({why1}) at "
+          f"{(t1 - t0) * 1000:.0f} ms, parent's first limit hit "
+          f"{f'{(hit - t0) * 1000:.0f} ms' if hit else 'never'}, {hits} hits; "
+          f"status: limit {rec['limit_bytes'] // MB} MB of {limit_of}")
+    assert limit_of and parent.endswith(limit_of[0]), \
+        f"status should name {parent} as the limit of {idle}: {limit_of}"
+    assert rec["limit_bytes"] == 160 * MB, "status should show the parent's limit"
 
 
 def part_high(rig, d):
@@ -261,7 +309,8 @@ def main():
     a = A()
     (a.hakmemd, a.lib, a.client), version, parent = setup()
     tmp = tempfile.mkdtemp(prefix="hakmem-signals-")
-    parts = [("growth", lambda r: part_growth(r, r.daemon()))]
+    parts = [("growth", lambda r: part_growth(r, r.daemon())),
+             ("ancestor", lambda r: part_ancestor(r, r.daemon()))]
     if version == 2:
         parts += [("high", lambda r: part_high(r, r.daemon("--sources", "usage"))),
                   ("events", lambda r: part_events(r, r.daemon("--sources", "events"))),

@@ -228,14 +228,14 @@ START_TEST(test_real_own_memcg)
     }
     ck_assert_uint_eq(m.key, ino(m.dir));
     struct cgroup_mem mem;
-    r = cgroup_read_mem(m.dir, m.version, &mem);
+    r = cgroup_read_mem(m.dir, m.version, 0, &mem);
     if (r < 0) {
         fprintf(stderr, "SKIP real usage read of %s: %s\n", m.dir, strerror(-r));
         return;
     }
     ck_assert_uint_gt(mem.usage_bytes, 0);
     struct usage_sample s;
-    ck_assert_int_eq(usage_sample_dir(m.dir, CGROUP_VERSION_AUTO, 1, &s), 0);
+    ck_assert_int_eq(usage_sample_dir(m.dir, CGROUP_VERSION_AUTO, 0, 1, &s), 0);
     fprintf(stderr, "own memcg v%d %s key %llu usage %llu limit %llu permille %u\n",
             (int)m.version, m.dir, (unsigned long long)m.key,
             (unsigned long long)s.mem.usage_bytes, (unsigned long long)s.limit_bytes,
@@ -311,16 +311,16 @@ START_TEST(test_read_mem_v1_v2)
 
     fake_v1("v1", "50000000\n", "100000000\n",
             "inactive_file 1\ntotal_inactive_file 10000000\n");
-    ck_assert_int_eq(cgroup_read_mem(at("v1"), CGROUP_VERSION_1, &m), 0);
+    ck_assert_int_eq(cgroup_read_mem(at("v1"), CGROUP_VERSION_1, 0, &m), 0);
     ck_assert_uint_eq(m.usage_bytes, 50000000);
     ck_assert_uint_eq(m.limit_bytes, 100000000);
     ck_assert_uint_eq(m.high_bytes, CGROUP_UNLIMITED);
     ck_assert_uint_eq(m.inactive_file_bytes, 10000000); /* total_, v1 is hierarchical */
-    ck_assert_int_eq(cgroup_read_mem(at("v1"), CGROUP_VERSION_AUTO, &m), 0);
+    ck_assert_int_eq(cgroup_read_mem(at("v1"), CGROUP_VERSION_AUTO, 0, &m), 0);
     ck_assert_uint_eq(m.limit_bytes, 100000000);
 
     fake_v2("v2", "3000\n", "max\n", "2000\n", "anon 1\ninactive_file 500\n");
-    ck_assert_int_eq(cgroup_read_mem(at("v2"), CGROUP_VERSION_AUTO, &m), 0);
+    ck_assert_int_eq(cgroup_read_mem(at("v2"), CGROUP_VERSION_AUTO, 0, &m), 0);
     ck_assert_uint_eq(m.usage_bytes, 3000);
     ck_assert_uint_eq(m.limit_bytes, CGROUP_UNLIMITED);
     ck_assert_uint_eq(m.high_bytes, 2000);
@@ -328,14 +328,14 @@ START_TEST(test_read_mem_v1_v2)
 
     /* no memory.stat: no inactive file; bad numbers; nothing at all */
     fake_v1("v1b", "10\n", "9223372036854771712\n", NULL);
-    ck_assert_int_eq(cgroup_read_mem(at("v1b"), CGROUP_VERSION_AUTO, &m), 0);
+    ck_assert_int_eq(cgroup_read_mem(at("v1b"), CGROUP_VERSION_AUTO, 0, &m), 0);
     ck_assert_uint_eq(m.inactive_file_bytes, 0);
     ck_assert_uint_eq(m.limit_bytes, CGROUP_UNLIMITED);
     fake_v2("v2b", "x\n", "max\n", "max\n", NULL);
-    ck_assert_int_eq(cgroup_read_mem(at("v2b"), CGROUP_VERSION_2, &m), -EINVAL);
+    ck_assert_int_eq(cgroup_read_mem(at("v2b"), CGROUP_VERSION_2, 0, &m), -EINVAL);
     mkdirs("empty");
-    ck_assert_int_eq(cgroup_read_mem(at("empty"), CGROUP_VERSION_AUTO, &m), -ENOENT);
-    ck_assert_int_eq(cgroup_read_mem(at("empty"), CGROUP_VERSION_1, &m), -ENOENT);
+    ck_assert_int_eq(cgroup_read_mem(at("empty"), CGROUP_VERSION_AUTO, 0, &m), -ENOENT);
+    ck_assert_int_eq(cgroup_read_mem(at("empty"), CGROUP_VERSION_1, 0, &m), -ENOENT);
     tmp_remove();
 }
 END_TEST
@@ -465,10 +465,10 @@ START_TEST(test_usage_source_set)
     fake_v1("a", "80\n", "100\n", "total_inactive_file 0\n");
     fake_v2("b", "450\n", "1000\n", "500\n", "inactive_file 50\n");
     usage_source_init(&src);
-    ck_assert_int_eq(usage_source_add(&src, 1, at("a"), CGROUP_VERSION_1), 0);
-    ck_assert_int_eq(usage_source_add(&src, 2, at("b"), CGROUP_VERSION_AUTO), 0);
+    ck_assert_int_eq(usage_source_add(&src, 1, at("a"), CGROUP_VERSION_1, 0), 0);
+    ck_assert_int_eq(usage_source_add(&src, 2, at("b"), CGROUP_VERSION_AUTO, 0), 0);
     for (uint64_t k = 10; k < 50; k++) /* grow past the first allocation */
-        ck_assert_int_eq(usage_source_add(&src, k, at("a"), CGROUP_VERSION_AUTO), 0);
+        ck_assert_int_eq(usage_source_add(&src, k, at("a"), CGROUP_VERSION_AUTO, 0), 0);
     for (uint64_t k = 10; k < 50; k++)
         ck_assert_int_eq(usage_source_remove(&src, k), 0);
     ck_assert_uint_eq(src.count, 2);
@@ -512,7 +512,7 @@ START_TEST(test_usage_source_set)
     ck_assert_uint_eq(a->next_ns, 6 * S + 250 * MS);
 
     /* re-adding a key points it elsewhere, due at once */
-    ck_assert_int_eq(usage_source_add(&src, 1, at("b"), CGROUP_VERSION_2), 0);
+    ck_assert_int_eq(usage_source_add(&src, 1, at("b"), CGROUP_VERSION_2, 0), 0);
     ck_assert_uint_eq(src.count, 2);
     usage_source_sample_due(&src, &sched, 6 * S + MS);
     ck_assert_uint_eq(usage_source_find(&src, 1)->last.permille, 800);
@@ -523,6 +523,95 @@ START_TEST(test_usage_source_set)
     ck_assert_ptr_null(usage_source_find(&src, 2));
     usage_source_free(&src);
     ck_assert_uint_eq(src.count, 0);
+    tmp_remove();
+}
+END_TEST
+
+/* A child without a limit under a parent with one (a pod and its
+ * container): the parent is found, read only while it has a limit, shared
+ * by reference, and governs the child's ratio. */
+START_TEST(test_usage_ancestors)
+{
+    struct usage_source src;
+    struct cgroup_memcg ctr = { .version = CGROUP_VERSION_1, .path = "/pod/ctr" }, pod, root, up;
+    struct cgroup_mem m;
+    tmp_make();
+    fake_v1("memory/pod/ctr", "100\n", "9223372036854771712\n", "total_inactive_file 0\n");
+    fake_v1("memory/pod", "850\n", "1000\n", "total_inactive_file 0\n");
+    fake_v1("memory", "5000\n", "9223372036854771712\n", NULL);
+    snprintf(ctr.dir, sizeof(ctr.dir), "%s", at("memory/pod/ctr"));
+    ctr.key = ino(ctr.dir);
+
+    /* up the hierarchy to its root, and no further */
+    ck_assert_int_eq(cgroup_parent_memcg(&ctr, &pod), 0);
+    ck_assert_str_eq(pod.path, "/pod");
+    ck_assert_str_eq(pod.dir, at("memory/pod"));
+    ck_assert_uint_eq(pod.key, ino(at("memory/pod")));
+    ck_assert_int_eq(pod.version, CGROUP_VERSION_1);
+    ck_assert_int_eq(cgroup_parent_memcg(&pod, &root), 0);
+    ck_assert_str_eq(root.path, "/");
+    ck_assert_str_eq(root.dir, at("memory"));
+    ck_assert_int_eq(cgroup_parent_memcg(&root, &up), -ENOENT);
+    /* a dir that does not end in the path: refused */
+    struct cgroup_memcg odd = ctr;
+    snprintf(odd.path, sizeof(odd.path), "/pod/other");
+    ck_assert_int_eq(cgroup_parent_memcg(&odd, &up), -EINVAL);
+    /* the parent went away: stat's errno */
+    snprintf(odd.path, sizeof(odd.path), "/gone/ctr");
+    snprintf(odd.dir, sizeof(odd.dir), "%s", at("memory/gone/ctr"));
+    ck_assert_int_eq(cgroup_parent_memcg(&odd, &up), -ENOENT);
+
+    /* without a limit, CGROUP_MEM_IF_LIMITED reads no usage */
+    ck_assert_int_eq(cgroup_read_mem(ctr.dir, CGROUP_VERSION_1, CGROUP_MEM_IF_LIMITED, &m), 0);
+    ck_assert_uint_eq(m.limit_bytes, CGROUP_UNLIMITED);
+    ck_assert_uint_eq(m.usage_bytes, 0);
+    ck_assert_int_eq(cgroup_read_mem(ctr.dir, CGROUP_VERSION_1, 0, &m), 0);
+    ck_assert_uint_eq(m.usage_bytes, 100);
+    ck_assert_int_eq(cgroup_read_mem(pod.dir, CGROUP_VERSION_1, CGROUP_MEM_IF_LIMITED, &m), 0);
+    ck_assert_uint_eq(m.usage_bytes, 850);
+
+    /* the child tracked, the parent as its ancestor (and another's) */
+    usage_source_init(&src);
+    ck_assert_int_eq(usage_source_add(&src, ctr.key, ctr.dir, CGROUP_VERSION_1, 0), 0);
+    ck_assert_int_eq(usage_source_add(&src, pod.key, pod.dir, CGROUP_VERSION_1,
+                                      CGROUP_MEM_IF_LIMITED), 0);
+    ck_assert_int_eq(usage_source_add(&src, pod.key, pod.dir, CGROUP_VERSION_1,
+                                      CGROUP_MEM_IF_LIMITED), 0);
+    ck_assert_uint_eq(src.count, 2);
+    ck_assert_uint_eq(usage_source_find(&src, pod.key)->refs, 2);
+    ck_assert_uint_eq(usage_source_find(&src, pod.key)->read_flags, CGROUP_MEM_IF_LIMITED);
+    usage_source_sample_due(&src, &sched, 5 * S);
+
+    const struct usage_entry *chain[3] = { usage_source_find(&src, ctr.key),
+                                           usage_source_find(&src, pod.key), NULL };
+    int gov = 7;
+    /* the parent's 85 % governs the unlimited child */
+    ck_assert_uint_eq(usage_chain_permille(chain, 3, &gov), 850);
+    ck_assert_int_eq(gov, 1);
+    ck_assert_uint_eq(usage_chain_permille(chain, 1, &gov), 0); /* the child alone: no limit */
+    ck_assert_int_eq(gov, -1);
+    /* the child's own limit, tighter: it governs; a tie goes to the nearest */
+    put("memory/pod/ctr/memory.limit_in_bytes", "105\n");
+    usage_source_sample_due(&src, &sched, 6 * S);
+    ck_assert_uint_eq(usage_chain_permille(chain, 3, NULL), 952);
+    ck_assert_uint_eq(usage_chain_permille(chain, 3, &gov), 952);
+    ck_assert_int_eq(gov, 0);
+    put("memory/pod/ctr/memory.limit_in_bytes", "200\n");
+    put("memory/pod/memory.usage_in_bytes", "500\n");
+    usage_source_sample_due(&src, &sched, 7 * S);
+    ck_assert_uint_eq(usage_chain_permille(chain, 3, &gov), 500);
+    ck_assert_int_eq(gov, 0);
+
+    /* a full read asked once stays; the last reference removes it */
+    ck_assert_int_eq(usage_source_add(&src, pod.key, pod.dir, CGROUP_VERSION_1, 0), 0);
+    ck_assert_uint_eq(usage_source_find(&src, pod.key)->read_flags, 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_ptr_nonnull(usage_source_find(&src, pod.key));
+        ck_assert_int_eq(usage_source_remove(&src, pod.key), 0);
+    }
+    ck_assert_ptr_null(usage_source_find(&src, pod.key));
+    ck_assert_int_eq(usage_source_remove(&src, pod.key), -ENOENT);
+    usage_source_free(&src);
     tmp_remove();
 }
 END_TEST
@@ -958,6 +1047,7 @@ static Suite *daemon_sources_suite(void)
     tcase_add_test(us, test_usage_arithmetic);
     tcase_add_test(us, test_usage_growth_projection_and_schedule);
     tcase_add_test(us, test_usage_source_set);
+    tcase_add_test(us, test_usage_ancestors);
     suite_add_tcase(s, us);
 
     TCase *psi = tcase_create("psi");

@@ -840,6 +840,28 @@ static int take_lock(struct daemon *d)
     return 0;
 }
 
+/* Where hakmemd's cgroup namespace lies in each mounted hierarchy: in a
+ * container of its own with the host's /sys/fs/cgroup mounted, shims'
+ * cgroups read "/../.." from here and are placed from it. */
+static void ns_find(struct daemon *d)
+{
+    for (int v = CGROUP_VERSION_1; v <= CGROUP_VERSION_2; v++) {
+        char *root = d->ns.root[v];
+        int rc = cgroup_ns_find(CGROUP_DEFAULT_PROC, d->cfg.cgroup_root, (enum cgroup_version)v,
+                                getpid(), root, sizeof(d->ns.root[v]));
+        if (rc == 0 && root[0])
+            log_notice("cgroup namespace: hakmemd's own is %s in the v%d hierarchy mounted under "
+                       "%s; cgroups outside it are placed from there", root, v,
+                       d->cfg.cgroup_root);
+        else if (rc < 0 && rc != -ENOENT)
+            log_warning("cgroup namespace: cannot tell where hakmemd's own lies in the v%d "
+                        "hierarchy mounted under %s (%s); shims in cgroups outside it will be "
+                        "refused", v, d->cfg.cgroup_root, strerror(-rc));
+        if (rc < 0)
+            root[0] = '\0';
+    }
+}
+
 int manager_init(struct daemon *d)
 {
     d->epfd = d->sigfd = d->timerfd = d->rdv_fd = d->ctl_fd = d->met_fd = d->lock_fd = -1;
@@ -884,10 +906,12 @@ int manager_init(struct daemon *d)
         log_err("cannot create the ring: %s", strerror(-rc));
         return rc;
     }
+    ns_find(d);
     /* the hierarchy hakmemd's own memory cgroup is on: what the host runs */
     struct cgroup_memcg self;
-    d->memcg_version = cgroup_memcg_of_pid(CGROUP_DEFAULT_PROC, d->cfg.cgroup_root, getpid(),
-                                           &self) == 0 ? self.version : CGROUP_VERSION_AUTO;
+    d->memcg_version = cgroup_memcg_of_pid(CGROUP_DEFAULT_PROC, d->cfg.cgroup_root, &d->ns,
+                                           getpid(), &self) == 0 ? self.version
+                                                                 : CGROUP_VERSION_AUTO;
     if ((rc = clients_listen(d)) < 0 || (rc = control_listen(d)) < 0)
         return rc;
     sources_open(d);

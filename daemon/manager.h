@@ -166,6 +166,7 @@ struct daemon {
     bool events_on;
     char events_reason[160];
     enum cgroup_version memcg_version;  /* the hierarchy of hakmemd's own memory cgroup */
+    struct cgroup_ns ns;                /* where hakmemd's cgroup namespace lies */
     uint32_t psi_window_us, psi_stall_us; /* the last trigger armed (0: none yet) */
     uint64_t next_tick_ns, next_usage_ns, next_heartbeat_ns;
     /* tables */

@@ -11,6 +11,10 @@ cgroup's level, under real pressure, on the hierarchy this host runs:
               the idle client's level rises from the parent's usage
               before the parent first hits its limit, and status names
               the parent as the cgroup whose limit governs;
+  namespace   (v1, v2) hakmemd in a cgroup namespace of its own (a
+              DaemonSet's container), a shim client in another: hakmemd
+              places the client in its real cgroup, whose usage raises
+              the level as in growth;
   high        (v2) usage is measured against memory.high when that is
               below memory.max (Kubernetes MemoryQoS): usage alone
               (--sources usage) raises the level far below memory.max;
@@ -49,11 +53,15 @@ REASONS = ["none", "bpf_reclaim", "bpf_oom", "psi", "usage", "calm", "operator",
 class Daemon:
     """hakmemd in a private runtime dir, with a log kept for failures."""
 
-    def __init__(self, hakmemd, tmp, args):
+    def __init__(self, hakmemd, tmp, args, cgroup=None, wrap=()):
+        """Started with argv wrap in front (unshare -C...), in cgroup if given."""
         self.run = os.path.join(tmp, f"run-{len(os.listdir(tmp))}")
         self.log = open(self.run + ".log", "w+")
-        self.p = subprocess.Popen([hakmemd, "--runtime-dir", self.run, "--verbose"] + args,
-                                  stdout=self.log, stderr=self.log)
+        argv = list(wrap) + [hakmemd, "--runtime-dir", self.run, "--verbose"] + args
+        if cgroup:
+            self.p = start_in(cgroup, argv, stdout=self.log, stderr=self.log)
+        else:
+            self.p = subprocess.Popen(argv, stdout=self.log, stderr=self.log)
         wait_for(lambda: os.path.exists(f"{self.run}/control.sock"), 30, "hakmemd's sockets")
 
     def level(self, key):
@@ -89,16 +97,22 @@ class Rig:
         self.cgs = Cgroups(version, parent)
         self.procs, self.daemons = [], []
 
-    def daemon(self, *args):
-        d = Daemon(self.a.hakmemd, self.tmp, list(args))
+    def daemon(self, *args, cgroup=None, wrap=()):
+        d = Daemon(self.a.hakmemd, self.tmp, list(args), cgroup, wrap)
         self.daemons.append(d)
         return d
 
-    def client(self, d, cg, mb, keep_pct):
-        """An idle shim client in cg that grew to mb MB and kept keep_pct %."""
-        env = dict(os.environ, LD_PRELOAD=self.a.lib, HAKMEM_RUNTIME_DIR=d.run)
-        c = start_in(cg, [self.a.client, str(mb), str(keep_pct)], env, stdout=subprocess.PIPE,
-                     text=True)
+    def client(self, d, cg, mb, keep_pct, wrap=()):
+        """An idle shim client in cg that grew to mb MB and kept keep_pct %
+        (started by argv wrap, which then runs env with the shim's
+        variables: wrap itself runs without the shim)."""
+        shim = [f"LD_PRELOAD={self.a.lib}", f"HAKMEM_RUNTIME_DIR={d.run}"]
+        argv = [self.a.client, str(mb), str(keep_pct)]
+        if wrap:
+            c = start_in(cg, list(wrap) + ["env"] + shim + argv, stdout=subprocess.PIPE, text=True)
+        else:
+            env = dict(os.environ, **dict(v.split("=", 1) for v in shim))
+            c = start_in(cg, argv, env, stdout=subprocess.PIPE, text=True)
         self.procs.append(c)
         line = c.stdout.readline()
         assert line.startswith("ready"), f"client said {line!r}"
@@ -147,13 +161,14 @@ time.sleep(60)
 """
 
 
-def grow_next_to(rig, d, client_cg, grow_cg, limited, mb):
+def grow_next_to(rig, d, client_cg, grow_cg, limited, mb, wrap=()):
     """A process grows mb MB in grow_cg while a 48 MB shim client idles in
-    client_cg, until the client gives memory back. Returns (levels of
-    client_cg as published [(t, level, reason)], the time of the first
-    hit of limited's limit or None, hits, t0, the time growing ended)."""
+    client_cg (started by wrap), until the client gives memory back.
+    Returns (levels of client_cg as published [(t, level, reason)], the
+    time of the first hit of limited's limit or None, hits, t0, the time
+    growing ended)."""
     key = os.stat(client_cg).st_ino
-    c = rig.client(d, client_cg, 48, 1)      # ~50 MB held, 0.5 MB in use
+    c = rig.client(d, client_cg, 48, 1, wrap)  # ~50 MB held, 0.5 MB in use
     before = client_of(d, c.pid)
     hits0 = rig.cgs.limit_hits(limited)
     seen = []                                # (t, level, reason) as published
@@ -234,6 +249,40 @@ def part_ancestor(rig, d):
     assert rec["limit_bytes"] == 160 * MB, "status should show the parent's limit"
 
 
+def ns_view(pid, of):
+    """The memory line of /proc/OF/cgroup as seen from pid's cgroup namespace."""
+    out = subprocess.run(["nsenter", "-t", str(pid), "-C", "cat", f"/proc/{of}/cgroup"],
+                         capture_output=True, text=True, check=True).stdout
+    return next(l for l in out.splitlines() if ":memory:" in l or l.startswith("0::"))
+
+
+def part_namespace(rig):
+    """hakmemd in a cgroup namespace of its own (a Kubernetes DaemonSet's
+    container on cgroup v2) with the host's hierarchy mounted, and a shim
+    client in a namespace of its own too (`unshare -C`: its
+    /proc/self/cgroup says "/"): hakmemd places the client in its real
+    cgroup, and the level rises from that cgroup's usage."""
+    dcg = rig.cgs.make("nsdaemon")
+    cg = rig.cgs.make("nsclient", 128 * MB)
+    d = rig.daemon(cgroup=dcg, wrap=["unshare", "-C"])
+    seen, hit, hits, t0, grown = grow_next_to(rig, d, cg, cg, cg, 104, wrap=["unshare", "-C"])
+    c = next(p for p in rig.procs if p.args[:2] == ["unshare", "-C"])
+    own, from_d = ns_view(c.pid, c.pid), ns_view(d.p.pid, c.pid)
+    print(f"namespace: the client sees its cgroup as {own!r}, hakmemd as {from_d!r}")
+    print("namespace: hakmemd says: " + "; ".join(l.split("cgroup namespace: ", 1)[1] for l in
+                                                  open(d.log.name).read().splitlines()
+                                                  if "cgroup namespace: " in l))
+    assert own.endswith(":/"), f"the client should be at its namespace's root: {own}"
+    assert "/../" in from_d, f"the client's cgroup should lie outside hakmemd's namespace: {from_d}"
+    t1, lv1, why1 = first_rise_before_hit("namespace", seen, hit, t0)
+    key = os.stat(cg).st_ino
+    line = next((l for l in d.status_text().splitlines() if l.startswith(f"cgroup {key} ")), None)
+    print(f"namespace: first rise {lv1} ({why1}) at {(t1 - t0) * 1000:.0f} ms; status: {line}")
+    path = line.split(" ")[2] if line else ""
+    assert path.endswith("/" + os.path.basename(cg)) and cg.endswith(path), \
+        f"status should list the client's cgroup {cg} by its path in the hierarchy: {line}"
+
+
 def part_high(rig, d):
     """Usage against memory.high, far below memory.max."""
     cg = rig.cgs.make("high", limit=1024 * MB, high=100 * MB)
@@ -310,7 +359,8 @@ def main():
     (a.hakmemd, a.lib, a.client), version, parent = setup()
     tmp = tempfile.mkdtemp(prefix="hakmem-signals-")
     parts = [("growth", lambda r: part_growth(r, r.daemon())),
-             ("ancestor", lambda r: part_ancestor(r, r.daemon()))]
+             ("ancestor", lambda r: part_ancestor(r, r.daemon())),
+             ("namespace", part_namespace)]
     if version == 2:
         parts += [("high", lambda r: part_high(r, r.daemon("--sources", "usage"))),
                   ("events", lambda r: part_events(r, r.daemon("--sources", "events"))),

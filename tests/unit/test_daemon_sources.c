@@ -136,9 +136,10 @@ START_TEST(test_parse_proc_cgroup)
     ck_assert_int_eq(cgroup_parse_proc_cgroup("3:memoryx:/a\n2:cpu:/\n", &v, path,
                                               sizeof(path)), -ENOENT);
     ck_assert_int_eq(cgroup_parse_proc_cgroup("", &v, path, sizeof(path)), -ENOENT);
-    /* outside our namespace */
-    ck_assert_int_eq(cgroup_parse_proc_cgroup("0::/../../other\n", &v, path, sizeof(path)),
-                     -EXDEV);
+    /* outside our namespace: as written (cgroup_ns_resolve places it) */
+    ck_assert_int_eq(cgroup_parse_proc_cgroup("0::/../../other\n", &v, path, sizeof(path)), 0);
+    ck_assert_str_eq(path, "/../../other");
+    /* a ".." after a name is not the kernel's */
     ck_assert_int_eq(cgroup_parse_proc_cgroup("4:memory:/a/..\n", &v, path, sizeof(path)),
                      -EXDEV);
     /* "..." and "..x" are names, not parents */
@@ -192,7 +193,7 @@ START_TEST(test_memcg_of_pid_fake_trees)
     put("proc/1234/cgroup", hybrid);
     mkdirs("cg/memory/process_api/abc");
     put("cg/unified/cgroup.controllers", "\n");
-    ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), cg, 1234, &m), 0);
+    ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), cg, NULL, 1234, &m), 0);
     ck_assert_int_eq(m.version, CGROUP_VERSION_1);
     ck_assert_str_eq(m.path, "/process_api/abc");
     ck_assert_str_eq(m.dir, at("cg/memory/process_api/abc"));
@@ -202,18 +203,113 @@ START_TEST(test_memcg_of_pid_fake_trees)
     put("proc/77/cgroup", "0::/system.slice/db.service\n");
     put("v2/cgroup.controllers", "memory\n");
     mkdirs("v2/system.slice/db.service");
-    ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), at("v2"), 77, &m), 0);
+    ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), at("v2"), NULL, 77, &m), 0);
     ck_assert_int_eq(m.version, CGROUP_VERSION_2);
     ck_assert_str_eq(m.dir, at("v2/system.slice/db.service"));
     ck_assert_uint_eq(m.key, ino(at("v2/system.slice/db.service")));
 
     /* no such pid, no such cgroup dir, not a dir */
-    ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), cg, 999, &m), -ESRCH);
-    ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), cg, 0, &m), -EINVAL);
+    ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), cg, NULL, 999, &m), -ESRCH);
+    ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), cg, NULL, 0, &m), -EINVAL);
     put("proc/55/cgroup", "4:memory:/gone\n");
-    ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), cg, 55, &m), -ENOENT);
+    ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), cg, NULL, 55, &m), -ENOENT);
     put("cg/memory/file", "x");
     ck_assert_int_eq(cgroup_key_of_dir(at("cg/memory/file"), &key), -ENOTDIR);
+    tmp_remove();
+}
+END_TEST
+
+/* hakmemd in a cgroup namespace of its own with the host's hierarchy
+ * mounted (a DaemonSet on cgroup v2): where its namespace root lies, and
+ * other cgroups placed from there. */
+START_TEST(test_cgroup_namespace)
+{
+    char root[PATH_MAX], path[PATH_MAX], mnt[PATH_MAX], cg[PATH_MAX], line[2 * PATH_MAX];
+    struct cgroup_memcg m;
+    struct cgroup_ns ns = { { "", "", "" } };
+
+    /* resolve: identity at the mount's root; climbing from a deeper root */
+    ck_assert_int_eq(cgroup_ns_resolve("", "/a/b", path, sizeof(path)), 0);
+    ck_assert_str_eq(path, "/a/b");
+    ck_assert_int_eq(cgroup_ns_resolve("", "/", path, sizeof(path)), 0);
+    ck_assert_str_eq(path, "/");
+    ck_assert_int_eq(cgroup_ns_resolve("", "/../a", path, sizeof(path)), -EXDEV);
+    ck_assert_int_eq(cgroup_ns_resolve("/k/p/c", "/", path, sizeof(path)), 0);
+    ck_assert_str_eq(path, "/k/p/c");
+    ck_assert_int_eq(cgroup_ns_resolve("/k/p/c", "/sub", path, sizeof(path)), 0);
+    ck_assert_str_eq(path, "/k/p/c/sub");
+    ck_assert_int_eq(cgroup_ns_resolve("/k/p/c", "/../d", path, sizeof(path)), 0);
+    ck_assert_str_eq(path, "/k/p/d");
+    ck_assert_int_eq(cgroup_ns_resolve("/k/p/c", "/../../q/d", path, sizeof(path)), 0);
+    ck_assert_str_eq(path, "/k/q/d");
+    ck_assert_int_eq(cgroup_ns_resolve("/k/p/c", "/../../../init.scope", path, sizeof(path)), 0);
+    ck_assert_str_eq(path, "/init.scope");
+    ck_assert_int_eq(cgroup_ns_resolve("/k/p/c", "/../../..", path, sizeof(path)), 0);
+    ck_assert_str_eq(path, "/");
+    ck_assert_int_eq(cgroup_ns_resolve("/k/p/c", "/..", path, sizeof(path)), 0);
+    ck_assert_str_eq(path, "/k/p");
+    ck_assert_int_eq(cgroup_ns_resolve("/k/p/c", "/../../../../x", path, sizeof(path)), -EXDEV);
+    ck_assert_int_eq(cgroup_ns_resolve("/k/p/c", "/../..x", path, sizeof(path)), 0);
+    ck_assert_str_eq(path, "/k/p/..x");
+    ck_assert_int_eq(cgroup_ns_resolve("/k/p/c", "/../d", path, 6), -ENAMETOOLONG);
+
+    /* find: the host's v1 memory hierarchy mounted from a namespace 2
+     * levels down; we (pid 4242) are in b/y, at our namespace's root */
+    tmp_make();
+    ck_assert_int_lt(snprintf(cg, sizeof(cg), "%s/cg", tmp), (int)sizeof(cg));
+    put("cg/memory/a/x/cgroup.procs", "5\n");
+    put("cg/memory/b/x/cgroup.procs", "42\n424\n");
+    put("cg/memory/b/y/cgroup.procs", "12\n4242\n");
+    put("cg/memory/b/y/z/cgroup.procs", "4242\n");
+    put("cg/memory/c", "a file");
+    ck_assert_ptr_nonnull(realpath(at("cg/memory"), mnt));
+    snprintf(line, sizeof(line), "22 1 0:20 / /proc rw - proc proc rw\n"
+             "34 30 0:31 /../.. %s rw,relatime - cgroup cgroup rw,memory\n", mnt);
+    put("proc/4242/mountinfo", line);
+    put("proc/4242/cgroup", "4:memory:/\n0::/\n");
+    ck_assert_int_eq(cgroup_ns_find(at("proc"), cg, CGROUP_VERSION_1, 4242, root, sizeof(root)),
+                     0);
+    ck_assert_str_eq(root, "/b/y");
+    /* ... also from a cgroup below our namespace's root */
+    put("proc/4242/cgroup", "4:memory:/z\n");
+    ck_assert_int_eq(cgroup_ns_find(at("proc"), cg, CGROUP_VERSION_1, 4242, root, sizeof(root)),
+                     0);
+    ck_assert_str_eq(root, "/b/y");
+    /* then a shim's cgroup in another pod, and ours */
+    snprintf(ns.root[CGROUP_VERSION_1], sizeof(ns.root[1]), "%s", root);
+    put("proc/77/cgroup", "4:memory:/../../a/x\n");
+    ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), cg, &ns, 77, &m), 0);
+    ck_assert_str_eq(m.path, "/a/x");
+    ck_assert_str_eq(m.dir, at("cg/memory/a/x"));
+    ck_assert_uint_eq(m.key, ino(at("cg/memory/a/x")));
+    put("proc/78/cgroup", "4:memory:/z\n");
+    ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), cg, &ns, 78, &m), 0);
+    ck_assert_str_eq(m.path, "/b/y/z");
+    /* without the namespace's place: refused, as before */
+    ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), cg, NULL, 77, &m), -EXDEV);
+    /* moved out of our namespace since: cannot tell */
+    put("proc/4242/cgroup", "4:memory:/../q\n");
+    ck_assert_int_eq(cgroup_ns_find(at("proc"), cg, CGROUP_VERSION_1, 4242, root, sizeof(root)),
+                     -EXDEV);
+    /* not in any cgroup at that depth */
+    put("proc/4242/cgroup", "4:memory:/\n");
+    put("cg/memory/b/y/cgroup.procs", "12\n");
+    ck_assert_int_eq(cgroup_ns_find(at("proc"), cg, CGROUP_VERSION_1, 4242, root, sizeof(root)),
+                     -ESRCH);
+    /* the mount's root is ours: nothing to place */
+    snprintf(line, sizeof(line), "34 30 0:31 / %s rw - cgroup cgroup rw,memory\n", mnt);
+    put("proc/4242/mountinfo", line);
+    ck_assert_int_eq(cgroup_ns_find(at("proc"), cg, CGROUP_VERSION_1, 4242, root, sizeof(root)),
+                     0);
+    ck_assert_str_eq(root, "");
+    /* a subtree mounted: not supported; no such mount */
+    snprintf(line, sizeof(line), "34 30 0:31 /b %s rw - cgroup cgroup rw,memory\n", mnt);
+    put("proc/4242/mountinfo", line);
+    ck_assert_int_eq(cgroup_ns_find(at("proc"), cg, CGROUP_VERSION_1, 4242, root, sizeof(root)),
+                     -EOPNOTSUPP);
+    put("proc/4242/mountinfo", "22 1 0:20 / /proc rw - proc proc rw\n");
+    ck_assert_int_eq(cgroup_ns_find(at("proc"), cg, CGROUP_VERSION_1, 4242, root, sizeof(root)),
+                     -ENOENT);
     tmp_remove();
 }
 END_TEST
@@ -221,7 +317,7 @@ END_TEST
 START_TEST(test_real_own_memcg)
 {
     struct cgroup_memcg m;
-    int r = cgroup_memcg_of_pid(CGROUP_DEFAULT_PROC, CGROUP_DEFAULT_ROOT, getpid(), &m);
+    int r = cgroup_memcg_of_pid(CGROUP_DEFAULT_PROC, CGROUP_DEFAULT_ROOT, NULL, getpid(), &m);
     if (r < 0) {
         fprintf(stderr, "SKIP real memcg lookup: %s\n", strerror(-r));
         return;
@@ -847,7 +943,7 @@ START_TEST(test_real_memevents_own_cgroup)
     struct cgroup_memcg cg;
     struct memevents_source src;
     char reason[256] = "";
-    if (cgroup_memcg_of_pid(CGROUP_DEFAULT_PROC, CGROUP_DEFAULT_ROOT, getpid(), &cg) < 0 ||
+    if (cgroup_memcg_of_pid(CGROUP_DEFAULT_PROC, CGROUP_DEFAULT_ROOT, NULL, getpid(), &cg) < 0 ||
         cg.version != CGROUP_VERSION_2) {
         fprintf(stderr, "SKIP real memory.events: this process's memory cgroup is not v2\n");
         return;
@@ -1013,7 +1109,7 @@ START_TEST(test_real_vmpressure_on_own_memcg)
     struct cgroup_memcg m;
     struct vmpressure_source s;
     char reason[256] = "";
-    int r = cgroup_memcg_of_pid(CGROUP_DEFAULT_PROC, CGROUP_DEFAULT_ROOT, getpid(), &m);
+    int r = cgroup_memcg_of_pid(CGROUP_DEFAULT_PROC, CGROUP_DEFAULT_ROOT, NULL, getpid(), &m);
     if (r < 0 || m.version != CGROUP_VERSION_1) {
         fprintf(stderr, "SKIP real memory.pressure_level: no v1 memcg (%s)\n",
                 r < 0 ? strerror(-r) : "cgroup v2");
@@ -1037,6 +1133,7 @@ static Suite *daemon_sources_suite(void)
     tcase_add_test(cg, test_parse_proc_cgroup);
     tcase_add_test(cg, test_memcg_dir_layouts);
     tcase_add_test(cg, test_memcg_of_pid_fake_trees);
+    tcase_add_test(cg, test_cgroup_namespace);
     tcase_add_test(cg, test_real_own_memcg);
     tcase_add_test(cg, test_parse_limit_and_stat);
     tcase_add_test(cg, test_read_mem_v1_v2);

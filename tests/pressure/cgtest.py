@@ -134,6 +134,21 @@ def start_in(cgdir, argv, env=None, **kw):
                             preexec_fn=enter, **kw)
 
 
+def wait_ready(hkctl, run, timeout):
+    """Waits until the hakmemd of runtime dir run answers STATUS: control.sock
+    exists before its sources are set up (loading BPF takes seconds under
+    emulation), and a request sent then waits for all of that."""
+    def answered():
+        if not os.path.exists(f"{run}/control.sock"):
+            return False
+        try:
+            hkctl.request(run, hkctl.STATUS, timeout=1.0)
+            return True
+        except OSError:
+            return False
+    wait_for(answered, timeout, "hakmemd to answer STATUS", step=0.05)
+
+
 def wait_for(cond, timeout, what, step=0.01):
     end = time.monotonic() + timeout
     while time.monotonic() < end:

@@ -42,7 +42,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hkctl  # noqa: E402
-from cgtest import Cgroups, big_file, events, setup, start_in, wait_for  # noqa: E402
+from cgtest import Cgroups, big_file, events, setup, start_in, wait_for, wait_ready  # noqa: E402
 
 MB = 1 << 20
 LEVELS = ["none", "low", "medium", "critical"]
@@ -62,7 +62,7 @@ class Daemon:
             self.p = start_in(cgroup, argv, stdout=self.log, stderr=self.log)
         else:
             self.p = subprocess.Popen(argv, stdout=self.log, stderr=self.log)
-        wait_for(lambda: os.path.exists(f"{self.run}/control.sock"), 30, "hakmemd's sockets")
+        wait_ready(hkctl, self.run, 60)
 
     def level(self, key):
         """(level, reason) hakmemd publishes for cgroup key, or None."""

@@ -336,11 +336,13 @@ static int handle_hello(struct daemon *d, struct client *c)
     /* a name of the client's choosing: printable UTF-8 from here on */
     proto_clean_text(c->comm, sizeof(c->comm), h.comm);
     struct cgroup_memcg cg;
-    rc = cgroup_memcg_of_pid("/proc", d->cfg.cgroup_root, c->pid, &cg);
+    rc = cgroup_memcg_of_pid("/proc", d->cfg.cgroup_root, &d->ns, c->pid, &cg);
     if (rc < 0) {
         d->met.rejected[METRICS_CGROUP]++;
         log_warning("client %d (%s): cannot find its memory cgroup: %s", (int)c->pid, c->comm,
-                    strerror(-rc));
+                    rc == -EXDEV ? "it lies outside hakmemd's cgroup namespace and outside the "
+                                   "hierarchy mounted under cgroup_root (mount the host's "
+                                   "/sys/fs/cgroup there)" : strerror(-rc));
         send_refusal_v(c->fd, rc, h.version);
         return rc;
     }

@@ -340,7 +340,10 @@ static void fill_cgroup_record(struct daemon *d, const struct cgroup *c, struct 
     rec->nclients = c->nclients;
     rec->reclaim_events = c->prev.direct_reclaims + c->prev.memcg_reclaims;
     rec->reclaim_ns = c->prev.reclaim_ns;
-    const struct usage_entry *u = d->usage_on ? usage_source_find(&d->usage, c->cg.key) : NULL;
+    /* the usage against the limit that governs: maybe an ancestor's */
+    const struct usage_entry *u = cgroup_usage(d, c, NULL);
+    if (!u && d->usage_on)
+        u = usage_source_find(&d->usage, c->cg.key); /* no limit: its own usage */
     if (u && u->last.time_ns && u->last.error == 0) {
         rec->usage_bytes = u->last.mem.usage_bytes;
         rec->limit_bytes = u->last.limit_bytes == CGROUP_UNLIMITED ? 0 : u->last.limit_bytes;
@@ -391,6 +394,16 @@ static void cmd_status(struct daemon *d, struct resp *r)
         proto_clean_text(path, sizeof(path), c->cg.path);
         resp_text(r, "cgroup %llu %s %llu\n", (unsigned long long)c->cg.key, path,
                   (unsigned long long)reclaim_per_s(c));
+    }
+    /* whose limit governs each cgroup: its own or an ancestor's */
+    for (size_t i = 0; i < d->ncgroups; i++) {
+        const struct cgroup *c = d->cgroups[i];
+        const char *gov;
+        char path[PATH_MAX];
+        if (!cgroup_usage(d, c, &gov))
+            continue;
+        proto_clean_text(path, sizeof(path), gov);
+        resp_text(r, "limit %llu %s\n", (unsigned long long)c->cg.key, path);
     }
     struct hakmem_ctl_cgroup rec;
     for (size_t i = 0; i < d->ncgroups; i++) {

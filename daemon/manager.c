@@ -226,6 +226,67 @@ static void cgroup_events_close(struct daemon *d, struct cgroup *c)
     }
 }
 
+/* The ancestors of c below the hierarchy's root (which holds no limit),
+ * each watched by the usage source: a pod's or a slice's limit bounds its
+ * children as much as their own. */
+static void cgroup_ancestors_open(struct daemon *d, struct cgroup *c)
+{
+    static struct cgroup_memcg at, up; /* 8 KiB each; single-threaded */
+    at = c->cg;
+    while (c->nanc < CGROUP_ANCESTORS_MAX && cgroup_parent_memcg(&at, &up) == 0 &&
+           strcmp(up.path, "/") != 0) {
+        char *path = strdup(up.path);
+        if (!path || usage_source_add(&d->usage, up.key, up.dir, up.version,
+                                      CGROUP_MEM_IF_LIMITED) < 0) {
+            free(path);
+            log_warning("cgroup %s: out of memory; the limits above %s are not watched",
+                        c->cg.path, at.path);
+            return;
+        }
+        c->anc[c->nanc++] = (struct cgroup_ancestor){ up.key, path };
+        at = up;
+    }
+}
+
+static void cgroup_ancestors_close(struct daemon *d, struct cgroup *c)
+{
+    for (size_t i = 0; i < c->nanc; i++) {
+        usage_source_remove(&d->usage, c->anc[i].key);
+        free(c->anc[i].path);
+    }
+    c->nanc = 0;
+}
+
+const struct usage_entry *cgroup_usage(const struct daemon *d, const struct cgroup *c,
+                                       const char **path)
+{
+    const struct usage_entry *chain[1 + CGROUP_ANCESTORS_MAX];
+    int gov;
+    if (!d->usage_on)
+        return NULL;
+    chain[0] = usage_source_find(&d->usage, c->cg.key);
+    for (size_t i = 0; i < c->nanc; i++)
+        chain[1 + i] = usage_source_find(&d->usage, c->anc[i].key);
+    usage_chain_permille(chain, 1 + c->nanc, &gov);
+    if (gov < 0)
+        return NULL;
+    if (path)
+        *path = gov == 0 ? c->cg.path : c->anc[gov - 1].path;
+    return chain[gov];
+}
+
+/* Whether a cgroup of c's chain was sampled at now. */
+static bool cgroup_usage_fresh(const struct daemon *d, const struct cgroup *c, uint64_t now)
+{
+    const struct usage_entry *u = usage_source_find(&d->usage, c->cg.key);
+    if (u && u->last.time_ns == now)
+        return true;
+    for (size_t i = 0; i < c->nanc; i++)
+        if ((u = usage_source_find(&d->usage, c->anc[i].key)) && u->last.time_ns == now)
+            return true;
+    return false;
+}
+
 /* The tracked cgroup for cg, created on first use. NULL when out of memory. */
 struct cgroup *cgroup_get(struct daemon *d, const struct cgroup_memcg *cg)
 {
@@ -250,7 +311,8 @@ struct cgroup *cgroup_get(struct daemon *d, const struct cgroup_memcg *cg)
     d->cgroups[d->ncgroups++] = c;
     cgroup_sources_open(d, c, now);
     cgroup_events_open(d, c);
-    if (d->usage_on && usage_source_add(&d->usage, c->cg.key, c->cg.dir, c->cg.version) == 0) {
+    if (d->usage_on && usage_source_add(&d->usage, c->cg.key, c->cg.dir, c->cg.version, 0) == 0) {
+        cgroup_ancestors_open(d, c);
         d->next_usage_ns = now; /* its first sample at once */
         arm_timer(d);
     }
@@ -267,8 +329,10 @@ void cgroup_put(struct daemon *d, struct cgroup *c)
         bpf_source_unwatch(d->bpf, c->cg.key);
     cgroup_sources_close(d, c);
     cgroup_events_close(d, c);
-    if (d->usage_on)
+    if (d->usage_on) {
         usage_source_remove(&d->usage, c->cg.key);
+        cgroup_ancestors_close(d, c);
+    }
     /* Its shims are gone; a later client starts from NONE again. */
     publisher_publish(&d->pub, c->cg.key, HAKMEM_LEVEL_NONE, 0, HAKMEM_REASON_CALM, now_ns());
     metrics_cgroup_gone(d, c, now_ns());
@@ -305,8 +369,8 @@ static void cgroup_signals(struct daemon *d, struct cgroup *c, uint64_t now,
     s->memevents_max = c->mev_rose.max > 0;
     s->memevents_oom_kill = c->mev_rose.oom_kill + c->mev_rose.oom_group_kill > 0;
     s->vmpressure = c->vmp_open ? vmpressure_source_level(&c->vmp, now) : HAKMEM_LEVEL_NONE;
-    const struct usage_entry *u = d->usage_on ? usage_source_find(&d->usage, c->cg.key) : NULL;
-    if (u && u->last.time_ns && u->last.error == 0)
+    const struct usage_entry *u = cgroup_usage(d, c, NULL);
+    if (u)
         s->usage_permille = u->projected_permille; /* >= last.permille */
     s->override = c->override;
     s->override_level = c->override_level;
@@ -616,14 +680,13 @@ static void on_tick(struct daemon *d)
     }
     for (size_t i = 0; i < d->ncgroups; i++) {
         struct cgroup *c = d->cgroups[i];
-        const struct usage_entry *u =
-            sampled ? usage_source_find(&d->usage, c->cg.key) : NULL;
         if (tick) {
             bpf_tick(d, c, now);
             psi_avg_read(d, c);
         }
-        /* a fresh sample is an event: evaluate it now, not at the tick */
-        if (tick || (u && u->last.time_ns == now))
+        /* a fresh sample (of c or an ancestor) is an event: evaluate it
+         * now, not at the tick */
+        if (tick || (sampled && cgroup_usage_fresh(d, c, now)))
             cgroup_evaluate(d, c, now);
     }
     if (tick) {
@@ -780,6 +843,28 @@ static int take_lock(struct daemon *d)
     return 0;
 }
 
+/* Where hakmemd's cgroup namespace lies in each mounted hierarchy: in a
+ * container of its own with the host's /sys/fs/cgroup mounted, shims'
+ * cgroups read "/../.." from here and are placed from it. */
+static void ns_find(struct daemon *d)
+{
+    for (int v = CGROUP_VERSION_1; v <= CGROUP_VERSION_2; v++) {
+        char *root = d->ns.root[v];
+        int rc = cgroup_ns_find(CGROUP_DEFAULT_PROC, d->cfg.cgroup_root, (enum cgroup_version)v,
+                                getpid(), root, sizeof(d->ns.root[v]));
+        if (rc == 0 && root[0])
+            log_notice("cgroup namespace: hakmemd's own is %s in the v%d hierarchy mounted under "
+                       "%s; cgroups outside it are placed from there", root, v,
+                       d->cfg.cgroup_root);
+        else if (rc < 0 && rc != -ENOENT)
+            log_warning("cgroup namespace: cannot tell where hakmemd's own lies in the v%d "
+                        "hierarchy mounted under %s (%s); shims in cgroups outside it will be "
+                        "refused", v, d->cfg.cgroup_root, strerror(-rc));
+        if (rc < 0)
+            root[0] = '\0';
+    }
+}
+
 int manager_init(struct daemon *d)
 {
     d->epfd = d->sigfd = d->timerfd = d->rdv_fd = d->ctl_fd = d->met_fd = d->lock_fd = -1;
@@ -826,10 +911,12 @@ int manager_init(struct daemon *d)
         log_err("cannot create the ring: %s", strerror(-rc));
         return rc;
     }
+    ns_find(d);
     /* the hierarchy hakmemd's own memory cgroup is on: what the host runs */
     struct cgroup_memcg self;
-    d->memcg_version = cgroup_memcg_of_pid(CGROUP_DEFAULT_PROC, d->cfg.cgroup_root, getpid(),
-                                           &self) == 0 ? self.version : CGROUP_VERSION_AUTO;
+    d->memcg_version = cgroup_memcg_of_pid(CGROUP_DEFAULT_PROC, d->cfg.cgroup_root, &d->ns,
+                                           getpid(), &self) == 0 ? self.version
+                                                                 : CGROUP_VERSION_AUTO;
     if ((rc = clients_listen(d)) < 0 || (rc = control_listen(d)) < 0)
         return rc;
     sources_open(d);

@@ -42,10 +42,23 @@ struct ep_tag {
     void *owner;                        /* client, ctlconn or cgroup */
 };
 
+/* An ancestor of a tracked cgroup: its limit bounds the cgroup too. */
+struct cgroup_ancestor {
+    uint64_t key;                       /* its usage_source entry */
+    char *path;                         /* path in the hierarchy (owned) */
+};
+#define CGROUP_ANCESTORS_MAX 16         /* deeper ones are not watched (a
+                                           Kubernetes container is at depth 4,
+                                           a systemd user app at 5) */
+
 /* A memory cgroup with at least one client (or an operator override). */
 struct cgroup {
     struct ep_tag vmp_tag, psi_tag, mev_tag;
     struct cgroup_memcg cg;             /* dir, path, version, key */
+    /* its ancestors below the hierarchy's root, nearest first: usage is
+     * measured against the tightest limit of the chain (usage_source.h) */
+    struct cgroup_ancestor anc[CGROUP_ANCESTORS_MAX];
+    size_t nanc;
     uint32_t nclients;
     struct policy_state st;
     struct policy_result last;          /* as published */
@@ -160,6 +173,7 @@ struct daemon {
     bool events_on;
     char events_reason[160];
     enum cgroup_version memcg_version;  /* the hierarchy of hakmemd's own memory cgroup */
+    struct cgroup_ns ns;                /* where hakmemd's cgroup namespace lies */
     uint32_t psi_window_us, psi_stall_us; /* the last trigger armed (0: none yet) */
     uint64_t next_tick_ns, next_usage_ns, next_heartbeat_ns;
     /* tables */
@@ -198,6 +212,12 @@ struct cgroup *cgroup_get(struct daemon *d, const struct cgroup_memcg *cg);
 struct cgroup *cgroup_find(struct daemon *d, uint64_t key);
 void cgroup_put(struct daemon *d, struct cgroup *c);
 void cgroup_evaluate(struct daemon *d, struct cgroup *c, uint64_t now);
+/* The usage sample that governs c: of c or of the ancestor whose limit is
+ * nearest to being reached (usage_chain_permille), with its path in
+ * *path (may be NULL). NULL when usage is off or no cgroup of the chain
+ * has a limit and a sample. */
+const struct usage_entry *cgroup_usage(const struct daemon *d, const struct cgroup *c,
+                                       const char **path);
 int sd_notify_msg(struct daemon *d, const char *msg);
 /* "signal NAME what" lines for STATUS: which signal comes from where on
  * this kernel and hierarchy. Returns the length written (truncated to len). */

@@ -105,7 +105,7 @@ int peer_may_lean(struct daemon *d, const struct peer *p, const struct hakmem_ct
         return 0;
     /* a container's root (or a member of hakmem in one): its own subtree only */
     struct cgroup_memcg own;
-    int rc = p->pid > 0 ? cgroup_memcg_of_pid("/proc", d->cfg.cgroup_root, p->pid, &own) : -ESRCH;
+    int rc = p->pid > 0 ? cgroup_memcg_of_pid("/proc", d->cfg.cgroup_root, &d->ns, p->pid, &own) : -ESRCH;
     if (rc < 0) {
         snprintf(why, len, "a process in a container (another pid namespace) "
                  "may change only its own memory cgroup, and hakmemd cannot find that of pid %d "

@@ -48,6 +48,7 @@ void usage_compute(const struct cgroup_mem *m, uint64_t now_ns, struct usage_sam
 uint64_t usage_growth(const struct usage_sample *prev, const struct usage_sample *last)
 {
     if (!prev->time_ns || !last->time_ns || prev->error || last->error ||
+        prev->limit_bytes == CGROUP_UNLIMITED || last->limit_bytes == CGROUP_UNLIMITED ||
         last->time_ns < prev->time_ns + 1000000 ||
         last->working_set_bytes <= prev->working_set_bytes)
         return 0;
@@ -89,11 +90,11 @@ uint64_t usage_next_interval(const struct usage_schedule *sch, const struct usag
     return hi;
 }
 
-int usage_sample_dir(const char *dir, enum cgroup_version version, uint64_t now_ns,
-                     struct usage_sample *s)
+int usage_sample_dir(const char *dir, enum cgroup_version version, unsigned read_flags,
+                     uint64_t now_ns, struct usage_sample *s)
 {
     struct cgroup_mem m;
-    int r = cgroup_read_mem(dir, version, &m);
+    int r = cgroup_read_mem(dir, version, read_flags, &m);
 
     if (r < 0) {
         memset(s, 0, sizeof(*s));
@@ -133,7 +134,7 @@ const struct usage_entry *usage_source_find(const struct usage_source *src, uint
 }
 
 int usage_source_add(struct usage_source *src, uint64_t key, const char *dir,
-                     enum cgroup_version version)
+                     enum cgroup_version version, unsigned read_flags)
 {
     char *copy = strdup(dir);
     struct usage_entry *e;
@@ -145,6 +146,8 @@ int usage_source_add(struct usage_source *src, uint64_t key, const char *dir,
         free(e->dir);
         e->dir = copy;
         e->version = version;
+        e->read_flags &= read_flags;
+        e->refs++;
         e->next_ns = 0;
         return 0;
     }
@@ -161,6 +164,8 @@ int usage_source_add(struct usage_source *src, uint64_t key, const char *dir,
     src->entries[src->count++] = (struct usage_entry){
         .key = key,
         .version = version,
+        .read_flags = read_flags,
+        .refs = 1,
         .dir = copy,
     };
     return 0;
@@ -172,6 +177,8 @@ int usage_source_remove(struct usage_source *src, uint64_t key)
 
     if (!e)
         return -ENOENT;
+    if (--e->refs > 0)
+        return 0;
     free(e->dir);
     *e = src->entries[--src->count];
     return 0;
@@ -186,7 +193,7 @@ uint64_t usage_source_sample_due(struct usage_source *src, const struct usage_sc
         struct usage_entry *e = &src->entries[i];
         if (e->next_ns <= now_ns) {
             e->prev = e->last;
-            usage_sample_dir(e->dir, e->version, now_ns, &e->last);
+            usage_sample_dir(e->dir, e->version, e->read_flags, now_ns, &e->last);
             e->growth_bytes_per_s = usage_growth(&e->prev, &e->last);
             e->projected_permille =
                 usage_projected_permille(&e->last, e->growth_bytes_per_s, sch->lead_ns);
@@ -196,4 +203,23 @@ uint64_t usage_source_sample_due(struct usage_source *src, const struct usage_sc
             earliest = e->next_ns;
     }
     return earliest;
+}
+
+uint32_t usage_chain_permille(const struct usage_entry *const *chain, size_t n, int *gov)
+{
+    uint32_t best = 0;
+    int at = -1;
+
+    for (size_t i = 0; i < n; i++) {
+        const struct usage_entry *e = chain[i];
+        if (!e || !e->last.time_ns || e->last.error || e->last.limit_bytes == CGROUP_UNLIMITED)
+            continue;
+        if (at < 0 || e->projected_permille > best) {
+            best = e->projected_permille;
+            at = (int)i;
+        }
+    }
+    if (gov)
+        *gov = at;
+    return best;
 }

@@ -13,8 +13,16 @@
  * sits at its limit without any pressure, and reclaim takes inactive file
  * pages first. The limit is the effective one: min(memory.max,
  * memory.high) on v2 (reclaim and throttling start at high), the limit on
- * v1. Only the cgroup's own limits count; an ancestor's limit shows up as
- * reclaim (bpf, psi), not here.
+ * v1.
+ *
+ * Ancestors count as much as the cgroup itself: a pod's limit over its
+ * containers, a slice's MemoryMax= over its services, a parent whose
+ * limit is below the sum of its children's peaks. The ratio a cgroup's
+ * shims follow is the highest over the cgroup and each ancestor up to the
+ * hierarchy's root (usage_chain_permille): each ancestor is an entry of
+ * its own, sampled on its own schedule once however many tracked cgroups
+ * share it, and read in full only while it has a limit
+ * (CGROUP_MEM_IF_LIMITED). The caller (manager.c) knows the chains.
  *
  * Sampling adapts to how close each cgroup is to its next usage
  * threshold: a cgroup is read again before it could reach that threshold
@@ -69,8 +77,10 @@ struct usage_schedule {
 };
 
 /* Working-set growth from prev to last, bytes per second; 0 when it
- * shrank, when either sample failed or is missing, or when they are less
- * than 1 ms apart (too close to tell). */
+ * shrank, when either sample failed or is missing, when either has no
+ * limit (growth only matters against a limit, and a cgroup read with
+ * CGROUP_MEM_IF_LIMITED has no usage while it has none), or when they are
+ * less than 1 ms apart (too close to tell). */
 uint64_t usage_growth(const struct usage_sample *prev, const struct usage_sample *last);
 
 /* The ratio lead_ns ahead at growth bytes/s: at least s->permille. */
@@ -87,6 +97,8 @@ uint64_t usage_next_interval(const struct usage_schedule *sch, const struct usag
 struct usage_entry {
     uint64_t key;                /* cgroup key (inode of dir) */
     enum cgroup_version version; /* layout of dir, or AUTO */
+    unsigned read_flags;         /* cgroup_read_mem flags (CGROUP_MEM_IF_LIMITED) */
+    unsigned refs;               /* usage_source_add()s not yet removed */
     char *dir;                   /* the cgroup's directory (owned) */
     struct usage_sample last;    /* last sample; time_ns 0: never sampled */
     struct usage_sample prev;    /* the sample before it */
@@ -105,11 +117,16 @@ struct usage_source {
 void usage_source_init(struct usage_source *src);
 void usage_source_free(struct usage_source *src);
 
-/* Watches the cgroup at dir under key (a key already watched gets the new
- * dir). Returns 0 or -ENOMEM. */
+/* Watches the cgroup at dir under key, read with read_flags, and takes
+ * a reference to it: a cgroup tracked for its shims and also the
+ * ancestor of others is one entry. A key already watched gains a
+ * reference, gets the new dir and is due at once; it is read in full
+ * (CGROUP_MEM_IF_LIMITED dropped) once any of its users asked for that.
+ * Returns 0 or -ENOMEM. */
 int usage_source_add(struct usage_source *src, uint64_t key, const char *dir,
-                     enum cgroup_version version);
-/* Returns 0 or -ENOENT. */
+                     enum cgroup_version version, unsigned read_flags);
+/* Drops a reference; the last one removes the entry. Returns 0 or
+ * -ENOENT. */
 int usage_source_remove(struct usage_source *src, uint64_t key);
 /* The entry of key, or NULL. */
 const struct usage_entry *usage_source_find(const struct usage_source *src, uint64_t key);
@@ -124,7 +141,15 @@ uint64_t usage_source_sample_due(struct usage_source *src, const struct usage_sc
 
 /* Reads one cgroup: cgroup_read_mem() + usage_compute(). Returns 0 or the
  * negative errno (also stored in s->error). */
-int usage_sample_dir(const char *dir, enum cgroup_version version, uint64_t now_ns,
-                     struct usage_sample *s);
+int usage_sample_dir(const char *dir, enum cgroup_version version, unsigned read_flags,
+                     uint64_t now_ns, struct usage_sample *s);
+
+/* The ratio a cgroup's shims follow: the highest projected_permille over
+ * chain[0..n) (the cgroup, then its ancestors nearest first; NULL
+ * entries, entries never sampled, in error or without a limit are
+ * skipped). *gov (may be NULL) gets the index of the entry that sets it,
+ * the nearest on a tie; -1, and 0 returned, when no entry has a limit.
+ * Pure. */
+uint32_t usage_chain_permille(const struct usage_entry *const *chain, size_t n, int *gov);
 
 #endif /* HAKMEMD_USAGE_SOURCE_H */

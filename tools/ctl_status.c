@@ -6,6 +6,8 @@
  *   psi_some_avg10 F | psi_some_avg60 F | psi_full_avg10 F | psi_full_avg60 F
  *   cgroup KEY PATH RECLAIM_PER_S        (PATH may hold spaces)
  *   bpf_ringbuf_dropped N | bpf_cgroup_table_full N   (with the BPF source)
+ *   limit KEY PATH                       (the cgroup whose limit governs KEY:
+ *                                         itself or an ancestor; kept as is)
  * Lines of other names are kept as they are (a newer daemon may say
  * more); a known line that does not parse is counted, not fatal.
  *

@@ -67,8 +67,15 @@ class Cgroups:
     def __init__(self, version, parent):
         self.version, self.parent, self.dirs = version, parent, []
 
-    def make(self, name, limit=None, high=None):
-        d = os.path.join(self.parent, f"hakmem-test-{os.getpid()}-{name}")
+    def make(self, name, limit=None, high=None, under=None):
+        """A child cgroup of the test's own (or of under, one made here
+        before: on v2 it passes the memory controller down to it)."""
+        if under is None:
+            d = os.path.join(self.parent, f"hakmem-test-{os.getpid()}-{name}")
+        else:
+            if self.version == 2:
+                self.write(under, "cgroup.subtree_control", "+memory")
+            d = os.path.join(under, name)
         os.mkdir(d)
         self.dirs.append(d)
         if limit is not None:
@@ -125,6 +132,21 @@ def start_in(cgdir, argv, env=None, **kw):
             fh.write(str(os.getpid()))
     return subprocess.Popen(argv, env=env if env is not None else dict(os.environ),
                             preexec_fn=enter, **kw)
+
+
+def wait_ready(hkctl, run, timeout):
+    """Waits until the hakmemd of runtime dir run answers STATUS: control.sock
+    exists before its sources are set up (loading BPF takes seconds under
+    emulation), and a request sent then waits for all of that."""
+    def answered():
+        if not os.path.exists(f"{run}/control.sock"):
+            return False
+        try:
+            hkctl.request(run, hkctl.STATUS, timeout=1.0)
+            return True
+        except OSError:
+            return False
+    wait_for(answered, timeout, "hakmemd to answer STATUS", step=0.05)
 
 
 def wait_for(cond, timeout, what, step=0.01):

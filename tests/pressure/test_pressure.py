@@ -27,7 +27,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hkctl  # noqa: E402
-from cgtest import Cgroups, big_file, setup, skip, start_in, wait_for  # noqa: E402
+from cgtest import Cgroups, big_file, setup, skip, start_in, wait_for, wait_ready  # noqa: E402
 
 LIMIT = 96 << 20
 
@@ -52,7 +52,7 @@ def main():
         daemon = subprocess.Popen([hakmemd, "--runtime-dir", run, "--verbose"],
                                   stderr=log, stdout=log)
         procs.append(daemon)
-        wait_for(lambda: os.path.exists(f"{run}/control.sock"), 10, "hakmemd's sockets")
+        wait_ready(hkctl, run, 60)
         text, _ = hkctl.cgroups(run)
         if "source bpf on" not in text:
             skip("hakmemd runs without its bpf source here:\n" + text)
@@ -159,7 +159,7 @@ def fork_reregisters(hakmemd, lib):
         daemon = subprocess.Popen([hakmemd, "--runtime-dir", run, "--sources", "none"],
                                   stderr=subprocess.DEVNULL)
         procs.append(daemon)
-        wait_for(lambda: os.path.exists(f"{run}/control.sock"), 10, "hakmemd's sockets")
+        wait_ready(hkctl, run, 60)
         code = ("import os, sys, time\n"
                 "pid = os.fork()\n"
                 "junk = [str(i) * 20 for i in range(200000)]\n"

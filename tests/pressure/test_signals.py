@@ -6,6 +6,15 @@ cgroup's level, under real pressure, on the hierarchy this host runs:
               client under a 128 MB limit:
               the level rises from usage before the cgroup first hits its
               limit, and the client gives memory back;
+  ancestor    (v1, v2) the same in two unlimited children of a parent
+              limited to 160 MB (a pod's containers, a slice's services):
+              the idle client's level rises from the parent's usage
+              before the parent first hits its limit, and status names
+              the parent as the cgroup whose limit governs;
+  namespace   (v1, v2) hakmemd in a cgroup namespace of its own (a
+              DaemonSet's container), a shim client in another: hakmemd
+              places the client in its real cgroup, whose usage raises
+              the level as in growth;
   high        (v2) usage is measured against memory.high when that is
               below memory.max (Kubernetes MemoryQoS): usage alone
               (--sources usage) raises the level far below memory.max;
@@ -35,7 +44,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hkctl  # noqa: E402
-from cgtest import Cgroups, big_file, events, setup, start_in, wait_for  # noqa: E402
+from cgtest import Cgroups, big_file, events, setup, start_in, wait_for, wait_ready  # noqa: E402
 
 MB = 1 << 20
 LEVELS = ["none", "low", "medium", "critical"]
@@ -46,12 +55,16 @@ REASONS = ["none", "bpf_reclaim", "bpf_oom", "psi", "usage", "calm", "operator",
 class Daemon:
     """hakmemd in a private runtime dir, with a log kept for failures."""
 
-    def __init__(self, hakmemd, tmp, args):
+    def __init__(self, hakmemd, tmp, args, cgroup=None, wrap=()):
+        """Started with argv wrap in front (unshare -C...), in cgroup if given."""
         self.run = os.path.join(tmp, f"run-{len(os.listdir(tmp))}")
         self.log = open(self.run + ".log", "w+")
-        self.p = subprocess.Popen([hakmemd, "--runtime-dir", self.run, "--verbose"] + args,
-                                  stdout=self.log, stderr=self.log)
-        wait_for(lambda: os.path.exists(f"{self.run}/control.sock"), 30, "hakmemd's sockets")
+        argv = list(wrap) + [hakmemd, "--runtime-dir", self.run, "--verbose"] + args
+        if cgroup:
+            self.p = start_in(cgroup, argv, stdout=self.log, stderr=self.log)
+        else:
+            self.p = subprocess.Popen(argv, stdout=self.log, stderr=self.log)
+        wait_ready(hkctl, self.run, 60)
 
     def level(self, key):
         """(level, reason) hakmemd publishes for cgroup key, or None."""
@@ -86,16 +99,22 @@ class Rig:
         self.cgs = Cgroups(version, parent)
         self.procs, self.daemons = [], []
 
-    def daemon(self, *args):
-        d = Daemon(self.a.hakmemd, self.tmp, list(args))
+    def daemon(self, *args, cgroup=None, wrap=()):
+        d = Daemon(self.a.hakmemd, self.tmp, list(args), cgroup, wrap)
         self.daemons.append(d)
         return d
 
-    def client(self, d, cg, mb, keep_pct):
-        """An idle shim client in cg that grew to mb MB and kept keep_pct %."""
-        env = dict(os.environ, LD_PRELOAD=self.a.lib, HAKMEM_RUNTIME_DIR=d.run)
-        c = start_in(cg, [self.a.client, str(mb), str(keep_pct)], env, stdout=subprocess.PIPE,
-                     text=True)
+    def client(self, d, cg, mb, keep_pct, wrap=()):
+        """An idle shim client in cg that grew to mb MB and kept keep_pct %
+        (started by argv wrap, which then runs env with the shim's
+        variables: wrap itself runs without the shim)."""
+        shim = [f"LD_PRELOAD={self.a.lib}", f"HAKMEM_RUNTIME_DIR={d.run}"]
+        argv = [self.a.client, str(mb), str(keep_pct)]
+        if wrap:
+            c = start_in(cg, list(wrap) + ["env"] + shim + argv, stdout=subprocess.PIPE, text=True)
+        else:
+            env = dict(os.environ, **dict(v.split("=", 1) for v in shim))
+            c = start_in(cg, argv, env, stdout=subprocess.PIPE, text=True)
         self.procs.append(c)
         line = c.stdout.readline()
         assert line.startswith("ready"), f"client said {line!r}"
@@ -144,15 +163,16 @@ time.sleep(60)
 """
 
 
-def part_growth(rig, d):
-    """A process grows fast next to an idle client: the first level rise
-    comes from usage, before the cgroup first hits its limit."""
-    limit = 128 * MB
-    cg = rig.cgs.make("growth", limit)
-    key = os.stat(cg).st_ino
-    c = rig.client(d, cg, 48, 1)             # ~50 MB held, 0.5 MB in use
+def grow_next_to(rig, d, client_cg, grow_cg, limited, mb, wrap=()):
+    """A process grows mb MB in grow_cg while a 48 MB shim client idles in
+    client_cg (started by wrap), until the client gives memory back.
+    Returns (levels of client_cg as published [(t, level, reason)], the
+    time of the first hit of limited's limit or None, hits, t0, the time
+    growing ended)."""
+    key = os.stat(client_cg).st_ino
+    c = rig.client(d, client_cg, 48, 1, wrap)  # ~50 MB held, 0.5 MB in use
     before = client_of(d, c.pid)
-    hits0 = rig.cgs.limit_hits(cg)
+    hits0 = rig.cgs.limit_hits(limited)
     seen = []                                # (t, level, reason) as published
     first_hit = []
     stop = threading.Event()
@@ -160,7 +180,7 @@ def part_growth(rig, d):
     def watch():
         last = None
         while not stop.is_set():
-            if not first_hit and rig.cgs.limit_hits(cg) > hits0:
+            if not first_hit and rig.cgs.limit_hits(limited) > hits0:
                 first_hit.append(time.monotonic())
             v = d.level(key)
             if v != last:
@@ -170,22 +190,99 @@ def part_growth(rig, d):
     t = threading.Thread(target=watch, daemon=True)
     t.start()
     t0 = time.monotonic()
-    g = rig.start(cg, [sys.executable, "-c", GROW, "104"], stdout=subprocess.PIPE, text=True)
-    g.stdout.readline()
-    grown = time.monotonic()
-    wait_for(lambda: (client_of(d, c.pid) or {}).get("lean_decommit", 0) > before["lean_decommit"],
-             30, "the client to give memory back")
-    stop.set()
-    t.join()
+    try:
+        g = rig.start(grow_cg, [sys.executable, "-c", GROW, str(mb)], stdout=subprocess.PIPE,
+                      text=True)
+        g.stdout.readline()
+        grown = time.monotonic()
+        wait_for(lambda: (client_of(d, c.pid) or {}).get("lean_decommit", 0) >
+                 before["lean_decommit"], 30, "the client to give memory back")
+    finally:
+        stop.set()
+        t.join()
+        print(f"levels seen: {[x[1:] for x in seen]}")
+    return seen, first_hit[0] if first_hit else None, rig.cgs.limit_hits(limited) - hits0, t0, grown
+
+
+def first_rise_before_hit(what, seen, hit, t0):
+    """The first rise came from usage, before the first limit hit."""
     rises = [(tt, lv, why) for tt, lv, why in seen if lv != "none"]
-    assert rises, f"the level never rose: {seen}"
+    assert rises, f"{what}: the level never rose: {seen}"
     t1, lv1, why1 = rises[0]
-    hit = f"{(first_hit[0] - t0) * 1000:.0f} ms" if first_hit else "never"
+    assert why1 == "usage", f"{what}: the first rise came from {why1}, not usage"
+    assert hit is None or t1 < hit, (f"{what}: the level rose only after the limit was hit "
+                                     f"({(t1 - t0) * 1000:.0f} ms, hit at {(hit - t0) * 1000:.0f} ms)")
+    return t1, lv1, why1
+
+
+def part_growth(rig, d):
+    """A process grows fast next to an idle client: the first level rise
+    comes from usage, before the cgroup first hits its limit."""
+    cg = rig.cgs.make("growth", 128 * MB)
+    seen, hit, hits, t0, grown = grow_next_to(rig, d, cg, cg, cg, 104)
+    t1, lv1, why1 = first_rise_before_hit("growth", seen, hit, t0)
     print(f"growth: 104 MB in {(grown - t0) * 1000:.0f} ms next to a 48 MB idle client "
           f"(limit 128 MB): first rise {lv1} ({why1}) at {(t1 - t0) * 1000:.0f} ms, "
-          f"first limit hit {hit}, {rig.cgs.limit_hits(cg) - hits0} hits; levels {[x[1:] for x in seen]}")
-    assert why1 == "usage", f"the first rise came from {why1}, not usage"
-    assert not first_hit or t1 < first_hit[0], "the level rose only after the limit was hit"
+          f"first limit hit {f'{(hit - t0) * 1000:.0f} ms' if hit else 'never'}, {hits} hits")
+
+
+def part_ancestor(rig, d):
+    """Two unlimited children of a limited parent (a pod's containers, a
+    slice's services): a process grows in one while a client idles in the
+    other; the idle one's level rises from the parent's usage before the
+    parent first hits its limit, and status names the parent as the
+    cgroup whose limit governs it."""
+    parent = rig.cgs.make("ancestor", 160 * MB)
+    idle = rig.cgs.make("idle", under=parent)
+    busy = rig.cgs.make("busy", under=parent)
+    seen, hit, hits, t0, grown = grow_next_to(rig, d, idle, busy, parent, 112)
+    t1, lv1, why1 = first_rise_before_hit("ancestor", seen, hit, t0)
+    key = os.stat(idle).st_ino
+    text, recs = hkctl.cgroups(d.run)
+    rec = next(r for r in recs if r["key"] == key)
+    limit_of = [l.split(" ", 2)[2] for l in text.splitlines() if l.startswith(f"limit {key} ")]
+    print(f"ancestor: 112 MB grown in a sibling in {(grown - t0) * 1000:.0f} ms next to a "
+          f"48 MB idle client, parent limit 160 MB: first rise {lv1} ({why1}) at "
+          f"{(t1 - t0) * 1000:.0f} ms, parent's first limit hit "
+          f"{f'{(hit - t0) * 1000:.0f} ms' if hit else 'never'}, {hits} hits; "
+          f"status: limit {rec['limit_bytes'] // MB} MB of {limit_of}")
+    assert limit_of and parent.endswith(limit_of[0]), \
+        f"status should name {parent} as the limit of {idle}: {limit_of}"
+    assert rec["limit_bytes"] == 160 * MB, "status should show the parent's limit"
+
+
+def ns_view(pid, of):
+    """The memory line of /proc/OF/cgroup as seen from pid's cgroup namespace."""
+    out = subprocess.run(["nsenter", "-t", str(pid), "-C", "cat", f"/proc/{of}/cgroup"],
+                         capture_output=True, text=True, check=True).stdout
+    return next(l for l in out.splitlines() if ":memory:" in l or l.startswith("0::"))
+
+
+def part_namespace(rig):
+    """hakmemd in a cgroup namespace of its own (a Kubernetes DaemonSet's
+    container on cgroup v2) with the host's hierarchy mounted, and a shim
+    client in a namespace of its own too (`unshare -C`: its
+    /proc/self/cgroup says "/"): hakmemd places the client in its real
+    cgroup, and the level rises from that cgroup's usage."""
+    dcg = rig.cgs.make("nsdaemon")
+    cg = rig.cgs.make("nsclient", 128 * MB)
+    d = rig.daemon(cgroup=dcg, wrap=["unshare", "-C"])
+    seen, hit, hits, t0, grown = grow_next_to(rig, d, cg, cg, cg, 104, wrap=["unshare", "-C"])
+    c = next(p for p in rig.procs if p.args[:2] == ["unshare", "-C"])
+    own, from_d = ns_view(c.pid, c.pid), ns_view(d.p.pid, c.pid)
+    print(f"namespace: the client sees its cgroup as {own!r}, hakmemd as {from_d!r}")
+    print("namespace: hakmemd says: " + "; ".join(l.split("cgroup namespace: ", 1)[1] for l in
+                                                  open(d.log.name).read().splitlines()
+                                                  if "cgroup namespace: " in l))
+    assert own.endswith(":/"), f"the client should be at its namespace's root: {own}"
+    assert "/../" in from_d, f"the client's cgroup should lie outside hakmemd's namespace: {from_d}"
+    t1, lv1, why1 = first_rise_before_hit("namespace", seen, hit, t0)
+    key = os.stat(cg).st_ino
+    line = next((l for l in d.status_text().splitlines() if l.startswith(f"cgroup {key} ")), None)
+    print(f"namespace: first rise {lv1} ({why1}) at {(t1 - t0) * 1000:.0f} ms; status: {line}")
+    path = line.split(" ")[2] if line else ""
+    assert path.endswith("/" + os.path.basename(cg)) and cg.endswith(path), \
+        f"status should list the client's cgroup {cg} by its path in the hierarchy: {line}"
 
 
 def part_high(rig, d):
@@ -279,7 +376,9 @@ def main():
     a = A()
     (a.hakmemd, a.lib, a.client), version, parent = setup()
     tmp = tempfile.mkdtemp(prefix="hakmem-signals-")
-    parts = [("growth", lambda r: part_growth(r, r.daemon()))]
+    parts = [("growth", lambda r: part_growth(r, r.daemon())),
+             ("ancestor", lambda r: part_ancestor(r, r.daemon())),
+             ("namespace", part_namespace)]
     if version == 2:
         parts += [("high", lambda r: part_high(r, r.daemon("--sources", "usage"))),
                   ("events", lambda r: part_events(r, r.daemon("--sources", "events"))),

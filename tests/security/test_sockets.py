@@ -111,7 +111,9 @@ soft = d.nofile_soft()
 t.check(soft == 4096, "hakmemd raised its soft NOFILE from 1024 to the hard limit 4096",
         "soft limit now %d" % soft)
 m = t.Meter(d, [])
-p = t.spawn_as(user, [attack, "client-flood", run_dir, "4000", "8"])
+# the flood holds its slots until stopped below (120 s at most): a fixed
+# hold ran out before the user's own shim came under emulation
+p = t.spawn_as(user, [attack, "client-flood", run_dir, "4000", "120"])
 # wait until the flood is in place: hakmemd has refused the user for its
 # uid limit (it holds every slot it can get; a count that merely stops
 # growing for a while is not that on a slow guest)
@@ -129,9 +131,11 @@ victims = [t.Victim(a, run_dir, tmp) for _ in range(3)]
 reg = t.wait_registered(a, run_dir, [v.pid for v in victims], timeout=5)
 own = t.Victim(a, run_dir, tmp, user=user)
 time.sleep(2)
+own_err = own.stop()
+held = p.poll() is None                 # the flood was still in place for own
+p.terminate()
 p.wait(30)
 out = p.stdout.read()
-own_err = own.stop()
 vstate = [v.state() for v in victims]
 verr = [v.stop() for v in victims]
 dc, vc, ll, secs = m.read()
@@ -142,6 +146,7 @@ t.report("client flood to the fd limit", dc, 0.0, ll,
          % (kv.get("welcomed"), kv.get("refused"), reg, refusal_lines[:2]))
 t.check(reg, "root's shims register while the user holds every client slot it can get",
         "\n".join(verr) + d.log_text()[-2000:])
+t.check(held, "the flood held its slots until the user's own shim was done")
 t.check(len(refusal_lines) == 1 and "too many clients for uid %d" % user.uid in refusal_lines[0],
         "the user's own shim logs its refusal once, naming the cause",
         own_err[-2000:] + "\n".join(l for l in d.log_text().splitlines() if str(own.pid) in l))

@@ -13,7 +13,7 @@ PKGS=(
   # the libFuzzer runtime for the ring/message fuzz test
   libclang-rt-14-dev
   # tests: real programs run on the shim, and the memory checkers
-  python3 perl sqlite3 git valgrind time systemd  # systemd: systemd-analyze for tests/ctl
+  python3 perl sqlite3 git valgrind time strace systemd  # systemd: systemd-analyze for tests/ctl
   # benchmarks: the peers hakmem is compared with
   libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4
 )

@@ -12,20 +12,33 @@
 #include <string.h>
 #include "hk_internal.h"
 
-/* Out of line: keeps the fast paths free of its stack frame. */
+/* Out of line: keeps the fast paths free of its stack frame. Guarded
+ * (guard.c): large.c takes its lock. */
 __attribute__((noinline, cold)) static void *hk_malloc_large(size_t n, size_t align, bool zero)
 {
     hk_ensure_init();
-    if (align > HK_SEG_SIZE / 2)
-        return hk_huge_aligned_alloc(n, align);
-    return hk_large_alloc(n, align, zero);
+    struct hk_tcache *tc = &hk_tls;
+    if (tc->guard)
+        return hk_guard_alloc(n, align);
+    tc->guard = 1;
+    void *p = align > HK_SEG_SIZE / 2 ? hk_huge_aligned_alloc(n, align)
+                                      : hk_large_alloc(n, align, zero);
+    int e = errno;
+    hk_guard_leave(tc);
+    errno = e;
+    return p;
 }
 
+/* A bin is usable by malloc while 0 < n <= HK_TC_SLOTS: one compare
+ * (HK_BIN_CLOSED fails it, see hk_types.h). */
 static inline void *hk_malloc_cls(unsigned cls)
 {
     struct hk_bin *b = &hk_tls.bins[cls];
-    if (HK_LIKELY(b->n))
-        return b->slot[--b->n];
+    uint32_t n = b->n - 1;
+    if (HK_LIKELY(n < HK_TC_SLOTS)) {
+        b->n = n;
+        return b->slot[n];
+    }
     return hk_malloc_slow(cls);
 }
 
@@ -66,9 +79,10 @@ void hk_free(void *p)
         hk_free_foreign(p, "free");
 }
 
-/* Small block size or large usable size of our pointer p; 0 if foreign.
- * who names the caller for the message on an invalid pointer. */
-static size_t hk_size_of(void *p, const char *who)
+/* Small block size or large usable size of our pointer p (the registry
+ * says it is ours); aborts naming who when p is not a block. Takes no
+ * lock. */
+size_t hk_block_size(void *p, const char *who)
 {
     struct hk_seg *seg = hk_seg_of(p);
     unsigned cls = hk_unit_cls(seg, p);
@@ -79,6 +93,8 @@ static size_t hk_size_of(void *p, const char *who)
     }
     if (cls == HK_CLS_LARGE)
         return hk_large_usable((struct hk_large *)seg, p, who);
+    if (cls == HK_CLS_GUARD)
+        return hk_guard_usable(seg, p, who);
     hk_fatal("%s(): invalid pointer %p", who, p);
 }
 
@@ -112,7 +128,7 @@ void *hk_realloc(void *p, size_t n)
     unsigned cls = hk_unit_cls(seg, p);
     size_t old;
     if (cls < HK_NCLASS) {
-        old = hk_size_of(p, "realloc");
+        old = hk_block_size(p, "realloc");
         if (n <= old && (n > old / 2 || old <= 32))
             return p;                   /* shrinking by less than half */
     } else if (cls == HK_CLS_LARGE) {
@@ -120,6 +136,8 @@ void *hk_realloc(void *p, size_t n)
         if (n > HK_SMALL_MAX / 2 && hk_large_realloc(l, p, n))
             return p;
         old = l->user_size;
+    } else if (cls == HK_CLS_GUARD) {
+        old = hk_guard_size(seg, p);
     } else {
         hk_fatal("realloc(): invalid pointer %p", p);
     }
@@ -153,7 +171,7 @@ size_t hk_usable_size(void *p)
         return 0;
     if (!hk_reg_test((uintptr_t)p))
         return hk_usable_foreign(p);
-    return hk_size_of(p, "malloc_usable_size");
+    return hk_block_size(p, "malloc_usable_size");
 }
 
 /* ---- the rest of the libc interface ---- */

@@ -158,6 +158,7 @@ extern _Atomic uint64_t hk_released_pages HK_HIDDEN;
 
 /* ---- purge.c (LEAN's periodic work: the background purge thread) ---- */
 HK_HIDDEN void hk_purge_note(void);
+HK_HIDDEN void *hk_purger_main(void *arg);
 HK_HIDDEN void hk_purge_after_fork_child(void);
 HK_HIDDEN void hk_ss_lock_all(void);
 HK_HIDDEN void hk_ss_unlock_all(void);
@@ -180,17 +181,47 @@ extern __thread struct hk_tcache hk_tls
     __attribute__((tls_model("initial-exec"))) HK_HIDDEN;
 HK_HIDDEN void *hk_malloc_slow(unsigned cls);
 HK_HIDDEN void hk_free_slow(void *p, struct hk_seg *seg, unsigned cls);
-HK_HIDDEN void hk_tcache_flush_all(struct hk_tcache *tc);
+HK_HIDDEN void hk_tcache_flush_mine(void);
 HK_HIDDEN void hk_tcache_global_init(void);
+HK_HIDDEN void hk_tcache_register(struct hk_tcache *tc);
 HK_HIDDEN void hk_tcache_force_slow_all(void);
 HK_HIDDEN void hk_tcache_lock_all(void);
 HK_HIDDEN void hk_tcache_unlock_all(void);
 HK_HIDDEN void hk_tcache_after_fork_child(void);
 
+/* ---- guard.c (the re-entrancy guard, deferred frees, the safe point) ---- */
+HK_HIDDEN void *hk_guard_alloc(size_t n, size_t align);
+HK_HIDDEN void hk_guard_free(struct hk_seg *seg, void *p, const char *who);
+HK_HIDDEN size_t hk_guard_usable(struct hk_seg *seg, const void *p, const char *who);
+HK_HIDDEN size_t hk_guard_size(struct hk_seg *seg, const void *p);
+HK_HIDDEN void hk_guard_defer(void *p);
+HK_HIDDEN void hk_guard_defer_foreign(void *p);
+HK_HIDDEN void hk_safe_point(struct hk_tcache *tc);
+
+/* ---- helper.c (the helper threads: started at safe points) ---- */
+enum hk_helper_id { HK_HELPER_PURGER, HK_HELPER_LISTENER, HK_NHELPERS };
+enum hk_helper_state { HK_HELPER_OFF, HK_HELPER_STARTING, HK_HELPER_RUNNING, HK_HELPER_FAILED };
+extern _Atomic uint32_t hk_helper_pending HK_HIDDEN;
+HK_HIDDEN enum hk_helper_state hk_helper_state(enum hk_helper_id h);
+HK_HIDDEN void hk_helper_want(enum hk_helper_id h);
+HK_HIDDEN void hk_helper_run_pending(void);
+HK_HIDDEN void hk_helper_after_fork_child(void);
+
+/* Leave a guarded section (entered with tc->guard++ or tc->guard = 1 when
+ * it was 0); the outermost one ends at a safe point. */
+static inline void hk_guard_leave(struct hk_tcache *tc)
+{
+    if (--tc->guard == 0 &&
+        HK_UNLIKELY(tc->deferred || tc->ndeferred_foreign || tc->needs_key ||
+                    atomic_load_explicit(&hk_helper_pending, memory_order_relaxed)))
+        hk_safe_point(tc);
+}
+
 /* ---- mode.c (modes and pressure levels: the one place they change) ---- */
 HK_HIDDEN void hk_mode_init(void);
 HK_HIDDEN int hk_set_mode(enum hk_mode m);
 HK_HIDDEN int hk_apply_level(int level);
+HK_HIDDEN int hk_trim(void);
 HK_HIDDEN bool hk_release_now(bool eager);
 HK_HIDDEN void hk_mode_reinit_locks(void);
 
@@ -202,6 +233,7 @@ HK_HIDDEN size_t hk_usable_foreign(void *p);
 HK_HIDDEN void *hk_realloc_foreign(void *p, size_t n);
 
 /* ---- listener.c (the daemon's voice in the process) ---- */
+HK_HIDDEN void *hk_listener_main(void *arg);
 HK_HIDDEN void hk_listener_maybe_start(void);
 HK_HIDDEN void hk_listener_poll(void);
 HK_HIDDEN void hk_listener_after_fork_child(void);
@@ -211,7 +243,6 @@ extern _Atomic int hk_init_state HK_HIDDEN;  /* 0 none, 1 running, 2 done */
 extern struct hk_limits hk_lim HK_HIDDEN;
 extern _Atomic uint32_t hk_epoch HK_HIDDEN;
 HK_HIDDEN void hk_init_slow(void);
-HK_HIDDEN int hk_thread_start(void *(*fn)(void *), size_t stack);
 
 static inline void hk_ensure_init(void)
 {
@@ -220,6 +251,7 @@ static inline void hk_ensure_init(void)
 }
 
 /* ---- alloc.c (the entry points) ---- */
+HK_HIDDEN size_t hk_block_size(void *p, const char *who);
 HK_HIDDEN void *hk_malloc(size_t n);
 HK_HIDDEN void hk_free(void *p);
 HK_HIDDEN void *hk_calloc(size_t nmemb, size_t size);

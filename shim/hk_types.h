@@ -22,6 +22,12 @@
  *   registry    a bitmap, one bit per 2 MiB of address space, set for the
  *               start of every segment: "is this pointer ours?" without
  *               reading the pointer's memory.
+ *   guard       per-thread re-entrancy depth: raised while the thread is
+ *               inside the shim's slow paths; an allocator call that meets
+ *               it (from libc called by the shim, or a signal handler) is
+ *               served without any lock (guard.c).
+ *   safe point  the end of a thread's outermost guarded section: no lock
+ *               held, nothing half updated; where helper threads start.
  *
  * This header holds types and constants only; prototypes live in
  * hk_internal.h.
@@ -57,6 +63,7 @@
 #define HK_MIN_ALIGN   16
 
 /* unit_cls values that are not a size class */
+#define HK_CLS_GUARD   0xfd          /* a block served under the guard (guard.c) */
 #define HK_CLS_FREE    0xfe          /* unit not in any slab (or header) */
 #define HK_CLS_LARGE   0xff          /* the segment is a large allocation */
 
@@ -67,6 +74,7 @@
 
 #define HK_SEG_MAGIC_SS    0x4853534bu  /* "KSSH" */
 #define HK_SEG_MAGIC_LARGE 0x48534c4bu  /* "KLSH" */
+#define HK_SEG_MAGIC_GUARD 0x4853474bu  /* "KGSH" */
 
 /* Common head of every segment. unit_cls sits in the first cache line so
  * that free() of a small block touches one line of the header. */
@@ -126,9 +134,14 @@ struct hk_large {
     uint32_t state;                 /* HK_LARGE_* */
 };
 
-/* One thread-cache bin: a stack of free blocks of one class. */
+/* One thread-cache bin: a stack of free blocks of one class.
+ * The fast paths use a bin while 0 < n <= HK_TC_SLOTS (malloc) and
+ * n < cap (free). A slow path working on a bin closes it first (n =
+ * HK_BIN_CLOSED, which fails both tests), so that a call nested in it, a
+ * signal handler's too, finds the bin unusable and goes to the guard. */
+#define HK_BIN_CLOSED  0x80000000u
 struct hk_bin {
-    uint32_t n;                     /* blocks held */
+    uint32_t n;                     /* blocks held, or HK_BIN_CLOSED */
     uint32_t cap;                   /* live capacity, <= HK_TC_SLOTS; set to 0
                                        by another thread to force this thread's
                                        next free onto the slow path: accessed
@@ -139,12 +152,21 @@ _Static_assert(sizeof(struct hk_bin) == 512, "a bin is 512 bytes");
 
 enum hk_tstate { HK_T_NEW = 0, HK_T_INITING, HK_T_READY, HK_T_DEAD };
 
+#define HK_DEFER_FOREIGN 8             /* foreign frees deferred by one guarded section */
 struct hk_tcache {
     struct hk_bin bins[HK_NCLASS];
     uint32_t state;                 /* enum hk_tstate */
     uint32_t epoch;                 /* hk_epoch when the caps were set */
     struct hk_tcache *next;         /* all ready caches, under hk_tc_lock */
     struct hk_tcache *prev;
+    /* the re-entrancy guard (guard.c); the owning thread's alone */
+    uint32_t guard;                 /* depth of guarded sections */
+    uint8_t in_safe_point;
+    uint8_t needs_key;              /* pthread_setspecific not done yet */
+    uint32_t ndeferred_foreign;
+    void *deferred;                 /* our blocks freed under the guard, linked
+                                       through their first word */
+    void *deferred_foreign[HK_DEFER_FOREIGN];
 };
 
 /* The depot: whole batches of blocks a thread cache flushed, kept as they

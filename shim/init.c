@@ -5,7 +5,6 @@
  * until the allocator itself is usable.
  */
 #include <sched.h>
-#include <signal.h>
 #include <unistd.h>
 #include "hk_internal.h"
 
@@ -13,8 +12,11 @@ _Atomic int hk_init_state;
 struct hk_limits hk_lim;
 _Atomic uint32_t hk_epoch;
 
+/* fork holds every shim lock across the fork, under the guard (a signal
+ * handler allocating meanwhile must not wait for them). */
 static void hk_atfork_prepare(void)
 {
+    hk_tls.guard++;
     hk_ss_lock_all();
     hk_large_lock_all();
     hk_tcache_lock_all();
@@ -25,17 +27,20 @@ static void hk_atfork_parent(void)
     hk_tcache_unlock_all();
     hk_large_unlock_all();
     hk_ss_unlock_all();
+    hk_tls.guard--;                     /* no safe point inside fork() */
 }
 
 /* The child has one thread: every lock is free again. */
 static void hk_atfork_child(void)
 {
+    hk_helper_after_fork_child();
     hk_tcache_after_fork_child();
     hk_purge_after_fork_child();
     hk_listener_after_fork_child();
     hk_large_reinit_locks();
     hk_ss_reinit_locks();
     hk_mode_reinit_locks();
+    hk_tls.guard--;
 }
 
 void hk_init_slow(void)
@@ -53,36 +58,21 @@ void hk_init_slow(void)
     hk_tcache_global_init();
     atomic_store_explicit(&hk_init_state, 2, memory_order_release);
 
-    /* From here on malloc works: what follows may allocate. */
+    /* From here on malloc works: what follows may allocate (pthread_atfork
+     * registers into a list glibc may grow with malloc). The slow path
+     * that called us enters its guard only after this returns. */
     if (hk_lim.prewarm)
         hk_ss_prewarm();
     pthread_atfork(hk_atfork_prepare, hk_atfork_parent, hk_atfork_child);
 }
 
-/* Start one of the shim's background threads (listener, purger): detached,
- * with a small stack, and with every signal blocked (the mask is inherited
- * from this thread, set around pthread_create), so that the host program's
- * signals never land on it. Returns pthread_create's error, or 0. */
-int hk_thread_start(void *(*fn)(void *), size_t stack)
-{
-    pthread_attr_t attr;
-    pthread_t t;
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, stack);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    int rc = pthread_create(&t, &attr, fn, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
-    return rc;
-}
-
+/* A safe point: the listener starts here when hakmemd's socket exists. */
 __attribute__((constructor)) static void hk_ctor(void)
 {
     hk_ensure_init();
     hk_listener_maybe_start();
+    if (hk_tls.guard == 0)
+        hk_helper_run_pending();
 }
 
 __attribute__((destructor)) static void hk_dtor(void)

@@ -1,7 +1,8 @@
 /* listener.c: the daemon's voice inside the process.
  *
- * A thread, started lazily (from the constructor or from an allocation
- * slow path once hakmemd's socket appears, never inside the first malloc),
+ * A thread, started lazily (from the constructor, or asked for by an
+ * allocation slow path once hakmemd's socket appears and started at the
+ * next safe point, see helper.c),
  * that registers with hakmemd (hello with our stats page, welcome with the
  * read-only ring), waits on the ring's futex word, and applies the level
  * that concerns this process through hk_apply_level(). It keeps the stats
@@ -40,8 +41,6 @@ _Static_assert(HAKMEM_LEVEL_CRITICAL == 3 && HAKMEM_LEVEL_COUNT == 4, "levels ag
 #define HK_MP_CALM_MS       10000    /* systemd protocol: calm before NONE */
 #define HK_START_CHECK_NS   2000000000ull /* slow paths look for the socket */
 
-enum { LST_NONE, LST_RUNNING };
-static _Atomic int hk_lst_state = LST_NONE;
 static _Atomic uint64_t hk_lst_next_check;
 
 /* Session state: the listener thread's alone. */
@@ -376,7 +375,7 @@ static void mp_wait(int fd, unsigned ms, uint64_t *last_event)
 
 /* ---- the thread ---- */
 
-static void *listener_main(void *arg)
+void *hk_listener_main(void *arg)
 {
     unsigned backoff = HK_BACKOFF_MIN_MS;
     int mp_fd = -1;
@@ -425,25 +424,18 @@ static bool worth_starting(void)
     return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
-/* Start the thread if there is anything to listen to. */
+/* Ask for the thread (helper.c starts it at the next safe point) if
+ * there is anything to listen to. */
 void hk_listener_maybe_start(void)
 {
-    if (atomic_load_explicit(&hk_lst_state, memory_order_acquire) != LST_NONE || !worth_starting())
-        return;
-    int expected = LST_NONE;
-    if (!atomic_compare_exchange_strong(&hk_lst_state, &expected, LST_RUNNING))
-        return;
-    int rc = hk_thread_start(listener_main, 128 * 1024);
-    if (rc != 0) {
-        hk_log("cannot start the listener thread (error %d): not following hakmemd", rc);
-        atomic_store(&hk_lst_state, LST_NONE);
-    }
+    if (hk_helper_state(HK_HELPER_LISTENER) == HK_HELPER_OFF && worth_starting())
+        hk_helper_want(HK_HELPER_LISTENER);
 }
 
 /* From an allocation slow path: look for the daemon now and then. */
 void hk_listener_poll(void)
 {
-    if (atomic_load_explicit(&hk_lst_state, memory_order_relaxed) != LST_NONE)
+    if (hk_helper_state(HK_HELPER_LISTENER) != HK_HELPER_OFF)
         return;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
@@ -466,6 +458,5 @@ void hk_listener_after_fork_child(void)
     if (hk_sess.stats_fd >= 0)
         close(hk_sess.stats_fd);
     hk_sess.stats_fd = -1;
-    atomic_store(&hk_lst_state, LST_NONE);
     atomic_store(&hk_lst_next_check, 0);
 }

@@ -26,20 +26,28 @@ void hk_mode_init(void)
  * cache, empty slabs and superslabs, free pages in partly used slabs. */
 bool hk_release_now(bool eager)
 {
-    if (hk_tls.state == HK_T_READY)
-        hk_tcache_flush_all(&hk_tls);
+    hk_tcache_flush_mine();
     bool a = hk_large_trim();
     bool b = hk_ss_purge(true, eager, NULL);
     return a || b;
 }
 
-int hk_set_mode(enum hk_mode m)
+/* Enter the guard for a public function (it takes the shim's locks);
+ * false (errno EAGAIN) when the thread is inside the shim already: a
+ * signal handler that interrupted an allocation. */
+static bool api_enter(struct hk_tcache *tc)
 {
-    if (m != HK_MODE_FAST && m != HK_MODE_LEAN) {
-        errno = EINVAL;
-        return -1;
-    }
     hk_ensure_init();
+    if (tc->guard) {
+        errno = EAGAIN;
+        return false;
+    }
+    tc->guard = 1;
+    return true;
+}
+
+static void mode_switch(enum hk_mode m)
+{
     pthread_mutex_lock(&hk_mode_lock);
     bool changed = atomic_load_explicit(&hk_ctr.mode, memory_order_relaxed) != (uint64_t)m;
     if (changed) {
@@ -51,33 +59,61 @@ int hk_set_mode(enum hk_mode m)
     pthread_mutex_unlock(&hk_mode_lock);
     if (changed && m == HK_MODE_LEAN)
         hk_release_now(hk_opt.decommit == HK_DECOMMIT_DONTNEED);
+}
+
+int hk_set_mode(enum hk_mode m)
+{
+    if (m != HK_MODE_FAST && m != HK_MODE_LEAN) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct hk_tcache *tc = &hk_tls;
+    if (!api_enter(tc))
+        return -1;
+    mode_switch(m);
+    hk_guard_leave(tc);
     return 0;
 }
 
 int hk_apply_level(int level)
 {
-    switch (level) {
-    case HAKMEM_LEVEL_NONE:
-        hk_set_mode(hk_mode_base);
-        break;
-    case HAKMEM_LEVEL_LOW:
-        hk_set_mode(HK_MODE_LEAN);
-        break;
-    case HAKMEM_LEVEL_MEDIUM:
-        hk_set_mode(HK_MODE_LEAN);
-        hk_release_now(hk_opt.decommit == HK_DECOMMIT_DONTNEED);
-        break;
-    case HAKMEM_LEVEL_CRITICAL:
-        hk_set_mode(HK_MODE_LEAN);
-        hk_tcache_force_slow_all();     /* others flush at their next free */
-        hk_release_now(true);
-        break;
-    default:
+    if (level < HAKMEM_LEVEL_NONE || level > HAKMEM_LEVEL_CRITICAL) {
         errno = EINVAL;
         return -1;
     }
+    struct hk_tcache *tc = &hk_tls;
+    if (!api_enter(tc))
+        return -1;
+    switch (level) {
+    case HAKMEM_LEVEL_NONE:
+        mode_switch(hk_mode_base);
+        break;
+    case HAKMEM_LEVEL_LOW:
+        mode_switch(HK_MODE_LEAN);
+        break;
+    case HAKMEM_LEVEL_MEDIUM:
+        mode_switch(HK_MODE_LEAN);
+        hk_release_now(hk_opt.decommit == HK_DECOMMIT_DONTNEED);
+        break;
+    case HAKMEM_LEVEL_CRITICAL:
+        mode_switch(HK_MODE_LEAN);
+        hk_tcache_force_slow_all();     /* others flush at their next free */
+        hk_release_now(true);
+        break;
+    }
     atomic_store_explicit(&hk_ctr.level, (uint64_t)level, memory_order_relaxed);
+    hk_guard_leave(tc);
     return 0;
+}
+
+int hk_trim(void)
+{
+    struct hk_tcache *tc = &hk_tls;
+    if (!api_enter(tc))
+        return 0;
+    bool any = hk_release_now(true);
+    hk_guard_leave(tc);
+    return any;
 }
 
 void hk_mode_reinit_locks(void)
@@ -100,6 +136,5 @@ int hakmem_get_mode(void)
 
 int hakmem_apply_pressure(int level)
 {
-    hk_ensure_init();
     return hk_apply_level(level);
 }

@@ -1,11 +1,19 @@
 /* tcache.c: thread caches, the slow paths behind alloc.c.
  *
  * Owns each thread's struct hk_tcache: its set-up at the thread's first
- * slow path (caps from the policy, a pthread key so that the cache goes
- * back when the thread exits), refills and flushes in batches against
- * the central lists, and the handling of frees the fast path could not
- * take. A thread whose cache is not ready (being set up, or exited) is
- * served block by block from the central lists.
+ * slow path (caps from the policy; a pthread key so that the cache goes
+ * back when the thread exits, set at the next safe point), refills and
+ * flushes in batches against the central lists, and the handling of
+ * frees the fast path could not take. A thread whose cache is not ready
+ * (being set up, or exited) is served block by block from the central
+ * lists.
+ *
+ * Every slow path runs under the thread's re-entrancy guard (guard.c) and
+ * closes the bin it works on (HK_BIN_CLOSED) until it writes the bin's new
+ * count, so that an allocation nested in it (libc called from here, a
+ * signal handler) neither sees nor changes a half-updated bin. Calls made
+ * here that can allocate: none (pthread_setspecific waits for the safe
+ * point; the central lists and the purge note allocate nothing).
  */
 #include <errno.h>
 #include <string.h>
@@ -25,9 +33,43 @@ static void set_cap(struct hk_bin *b, uint32_t cap)
     __atomic_store_n(&b->cap, cap, __ATOMIC_RELAXED);
 }
 
+static uint32_t get_cap(const struct hk_bin *b)
+{
+    return __atomic_load_n(&b->cap, __ATOMIC_RELAXED);
+}
+
+/* Close b for a slow-path operation; returns the blocks it holds. */
+static uint32_t bin_close(struct hk_bin *b)
+{
+    uint32_t n = b->n;
+    __atomic_store_n(&b->n, HK_BIN_CLOSED, __ATOMIC_RELAXED);
+    atomic_signal_fence(memory_order_seq_cst);
+    return n;
+}
+
+/* Open b again with n blocks (its slots written before). */
+static void bin_open(struct hk_bin *b, uint32_t n)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    __atomic_store_n(&b->n, n, __ATOMIC_RELAXED);
+}
+
+/* Give back every block of tc's bins. */
+static void flush_all(struct hk_tcache *tc)
+{
+    for (unsigned c = 0; c < HK_NCLASS; c++) {
+        struct hk_bin *b = &tc->bins[c];
+        uint32_t n = bin_close(b);
+        if (n)
+            hk_central_put(c, b->slot, n, "free");
+        bin_open(b, 0);
+    }
+}
+
 static void tcache_exit(void *arg)
 {
     struct hk_tcache *tc = arg;
+    tc->guard++;
     pthread_mutex_lock(&hk_tc_lock);
     if (tc->prev)
         tc->prev->next = tc->next;
@@ -40,7 +82,8 @@ static void tcache_exit(void *arg)
         set_cap(&tc->bins[c], 0);
     tc->state = HK_T_DEAD;
     pthread_mutex_unlock(&hk_tc_lock);
-    hk_tcache_flush_all(tc);
+    flush_all(tc);
+    hk_guard_leave(tc);
 }
 
 /* Make every thread's next free take the slow path, where it sees the
@@ -84,6 +127,15 @@ void hk_tcache_global_init(void)
         hk_log("pthread_key_create failed: thread caches will not be returned at thread exit");
 }
 
+/* At a safe point: have the cache given back when the thread exits.
+ * pthread_setspecific allocates for keys past the first 32. */
+void hk_tcache_register(struct hk_tcache *tc)
+{
+    tc->needs_key = 0;
+    if (hk_tkey_ok)
+        pthread_setspecific(hk_tkey, tc);
+}
+
 static void tcache_set_caps(struct hk_tcache *tc)
 {
     tc->epoch = atomic_load_explicit(&hk_epoch, memory_order_acquire);
@@ -94,9 +146,7 @@ static void tcache_set_caps(struct hk_tcache *tc)
 static void tcache_setup(struct hk_tcache *tc)
 {
     tc->state = HK_T_INITING;
-    /* May allocate (keys past the first 32): served uncached meanwhile. */
-    if (hk_tkey_ok)
-        pthread_setspecific(hk_tkey, tc);
+    tc->needs_key = 1;
     pthread_mutex_lock(&hk_tc_lock);
     tcache_set_caps(tc);
     tc->prev = NULL;
@@ -112,27 +162,23 @@ static void tcache_setup(struct hk_tcache *tc)
  * and take the new caps. */
 static void tcache_new_epoch(struct hk_tcache *tc)
 {
-    hk_tcache_flush_all(tc);
+    flush_all(tc);
     pthread_mutex_lock(&hk_tc_lock);
     tcache_set_caps(tc);
     pthread_mutex_unlock(&hk_tc_lock);
 }
 
-void hk_tcache_flush_all(struct hk_tcache *tc)
+/* The calling thread gives its cache back (a release now, a level). */
+void hk_tcache_flush_mine(void)
 {
-    for (unsigned c = 0; c < HK_NCLASS; c++) {
-        struct hk_bin *b = &tc->bins[c];
-        if (b->n) {
-            hk_central_put(c, b->slot, b->n, "free");
-            b->n = 0;
-        }
-    }
+    struct hk_tcache *tc = &hk_tls;
+    if (tc->state == HK_T_READY)
+        flush_all(tc);
 }
 
 /* The thread's cache, ready for use, or NULL when it cannot be used. */
-static struct hk_tcache *tcache_get(void)
+static struct hk_tcache *tcache_get(struct hk_tcache *tc)
 {
-    struct hk_tcache *tc = &hk_tls;
     if (HK_UNLIKELY(tc->state != HK_T_READY)) {
         if (tc->state != HK_T_NEW)
             return NULL;
@@ -143,25 +189,27 @@ static struct hk_tcache *tcache_get(void)
     return tc;
 }
 
-void *hk_malloc_slow(unsigned cls)
+static void *tcache_malloc(struct hk_tcache *tc, unsigned cls)
 {
-    hk_ensure_init();
-    struct hk_tcache *tc = tcache_get();
     void *p;
-    if (!tc) {
+    if (!tcache_get(tc)) {
         if (hk_central_take(cls, &p, 1) == 1)
             return p;
         errno = ENOMEM;
         return NULL;
     }
     struct hk_bin *b = &tc->bins[cls];
-    if (b->n)
-        return b->slot[--b->n];
-    uint32_t cap = __atomic_load_n(&b->cap, __ATOMIC_RELAXED);
+    uint32_t n = bin_close(b);
+    if (n) {                            /* filled meanwhile (cannot be closed here) */
+        p = b->slot[n - 1];
+        bin_open(b, n - 1);
+        return p;
+    }
+    uint32_t cap = get_cap(b);
     size_t want = cap / 2 ? cap / 2 : 1;
     size_t got = hk_central_take(cls, b->slot, want);
-    hk_listener_poll();
     if (got == 0) {
+        bin_open(b, 0);
         errno = ENOMEM;
         return NULL;
     }
@@ -171,31 +219,64 @@ void *hk_malloc_slow(unsigned cls)
         b->slot[i] = b->slot[j];
         b->slot[j] = t;
     }
-    b->n = (uint32_t)got;
-    return b->slot[--b->n];
+    p = b->slot[got - 1];
+    bin_open(b, (uint32_t)got - 1);
+    return p;
 }
 
-void hk_free_slow(void *p, struct hk_seg *seg, unsigned cls)
+void *hk_malloc_slow(unsigned cls)
 {
-    if (cls == HK_CLS_LARGE) {
-        hk_large_free((struct hk_large *)seg, p, "free");
-        return;
+    hk_ensure_init();
+    struct hk_tcache *tc = &hk_tls;
+    if (tc->guard) {                    /* nested in the shim: see guard.c */
+        unsigned size = hk_class_size[cls];
+        return hk_guard_alloc(size, size & -size);
     }
-    if (cls >= HK_NCLASS || ((uintptr_t)p & (HK_MIN_ALIGN - 1)))
-        hk_fatal("free(): invalid pointer %p", p);
-    struct hk_tcache *tc = tcache_get();
-    uint32_t cap = tc ? __atomic_load_n(&tc->bins[cls].cap, __ATOMIC_RELAXED) : 0;
+    tc->guard = 1;
+    void *p = tcache_malloc(tc, cls);
+    hk_listener_poll();
+    hk_guard_leave(tc);
+    return p;
+}
+
+static void tcache_free(struct hk_tcache *tc, void *p, unsigned cls)
+{
+    tc = tcache_get(tc);
+    uint32_t cap = tc ? get_cap(&tc->bins[cls]) : 0;
     if (cap == 0) {
         hk_central_put(cls, &p, 1, "free");
         return;
     }
     struct hk_bin *b = &tc->bins[cls];
-    if (b->n >= cap) {
+    uint32_t n = bin_close(b);
+    if (n >= cap) {
         /* Flush the older half: the newer blocks are the cache-warm ones. */
-        uint32_t half = b->n / 2 ? b->n / 2 : 1;
+        uint32_t half = n / 2 ? n / 2 : 1;
         hk_central_put(cls, b->slot, half, "free");
-        memmove(b->slot, b->slot + half, (b->n - half) * sizeof(void *));
-        b->n -= half;
+        memmove(b->slot, b->slot + half, (n - half) * sizeof(void *));
+        n -= half;
     }
-    b->slot[b->n++] = p;
+    b->slot[n] = p;
+    bin_open(b, n + 1);
+}
+
+void hk_free_slow(void *p, struct hk_seg *seg, unsigned cls)
+{
+    struct hk_tcache *tc = &hk_tls;
+    if (cls == HK_CLS_GUARD) {          /* lock-free: also under the guard */
+        hk_guard_free(seg, p, "free");
+        return;
+    }
+    if (tc->guard) {
+        hk_guard_defer(p);
+        return;
+    }
+    tc->guard = 1;
+    if (cls == HK_CLS_LARGE)
+        hk_large_free((struct hk_large *)seg, p, "free");
+    else if (cls >= HK_NCLASS || ((uintptr_t)p & (HK_MIN_ALIGN - 1)))
+        hk_fatal("free(): invalid pointer %p", p);
+    else
+        tcache_free(tc, p, cls);
+    hk_guard_leave(tc);
 }

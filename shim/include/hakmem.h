@@ -42,7 +42,8 @@ extern "C" {
     X(lean_retire,       "empty superslabs unmapped")                        \
     X(mode_switches,     "switches between FAST and LEAN")                   \
     X(mode,              "current mode: 0 FAST, 1 LEAN")                     \
-    X(level,             "last pressure level applied: 0 NONE .. 3 CRITICAL")
+    X(level,             "last pressure level applied: 0 NONE .. 3 CRITICAL") \
+    X(guard_allocs,      "blocks served while the thread was inside the allocator (re-entry from libc or a signal handler), each its own mapping")
 
 struct hakmem_stats {
 #define HAKMEM_FIELD(name, doc) uint64_t name;
@@ -51,8 +52,10 @@ struct hakmem_stats {
 };
 
 /* Fill *out with a snapshot of the counters. size is sizeof(*out) as the
- * caller knows it (for forward compatibility). Returns 0, or -1 with
- * errno EINVAL when out is NULL or size is too small. */
+ * caller knows it: a caller built with an older, shorter struct gets the
+ * counters it knows (new counters are only ever added at the end).
+ * Returns 0, or -1 with errno EINVAL when out is NULL or size is smaller
+ * than one counter. */
 HAKMEM_API int hakmem_stats_get(struct hakmem_stats *out, size_t size);
 
 /* One counter by name. Returns 0, or -1 with errno ENOENT. */

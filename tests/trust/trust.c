@@ -12,6 +12,8 @@
  *                          content-checked; with SOCKET, first bind a unix
  *                          socket there (a hakmemd.sock that refuses, so
  *                          that the listener starts from a slow path)
+ *   trust signals SECONDS  a timer's signal handler allocates while the
+ *                          main thread churns and applies levels
  *   trust levels L...      grow and free, then apply each level, with a
  *                          marker system call kill(getpid(), 0) before
  *                          each (for strace), printing the counters
@@ -41,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -282,6 +285,102 @@ static int run_churn(double secs, size_t size, const char *sock)
     return 0;
 }
 
+/* ---- signals: allocation from a signal handler that interrupted the
+ * allocator. POSIX does not promise it works; hakmem promises it neither
+ * deadlocks nor corrupts (the handler's calls meet the thread's guard).
+ * The handler uses a size class main never uses, so that it cannot land
+ * in the middle of main's fast path on the same bin (which no allocator
+ * survives); it can land anywhere in main's slow paths, which hold the
+ * class, superslab, large and mode locks. ---- */
+
+static _Atomic unsigned long handler_runs;
+static volatile int handler_bad;
+
+static void on_alarm(int sig)
+{
+    int saved = errno;
+    unsigned char *a = malloc(48), *b = malloc(40000), *c = calloc(1, 48);
+    if (!a || !b || !c) {
+        handler_bad = 1;
+    } else {
+        memset(a, 0xa5, 48);
+        memset(b, 0x5a, 40000);
+        for (int i = 0; i < 48; i++)
+            if (c[i])
+                handler_bad = 2;
+        if (a[47] != 0xa5 || b[39999] != 0x5a)
+            handler_bad = 3;
+    }
+    free(a);
+    free(b);
+    free(c);
+    handler_runs++;
+    errno = saved;
+}
+
+static void *watchdog(void *arg)
+{
+    double secs = *(double *)arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);     /* the timer is main's */
+    struct timespec d = { (time_t)secs + 30, 0 };
+    while (nanosleep(&d, &d) != 0)
+        ;
+    static const char m[] = "trust: FAIL: the signals scenario hangs (deadlock)\n";
+    if (write(2, m, sizeof m - 1) < 0)
+        _exit(3);
+    _exit(3);
+}
+
+static int run_signals(double secs)
+{
+    pthread_t w;
+    if (pthread_create(&w, NULL, watchdog, &secs))
+        fail("pthread_create");
+    struct sigaction sa = { .sa_handler = on_alarm, .sa_flags = SA_RESTART };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = { { 0, 1000 }, { 0, 1000 } }; /* every ms */
+    setitimer(ITIMER_REAL, &it, NULL);
+    enum { W = 64 };
+    static const size_t sizes[] = { 64, 200, 1000, 5000, 70000, 300000 };
+    unsigned char *b[W] = { 0 };
+    size_t len[W] = { 0 };
+    unsigned seed = 7;
+    unsigned long ops = 0;
+    double end = now_s() + secs;
+    while (now_s() < end) {
+        unsigned i = (seed = seed * 1103515245u + 12345u) >> 8 & (W - 1);
+        if (b[i]) {
+            check(b[i], len[i], i, "main under signals");
+            free(b[i]);
+        }
+        len[i] = sizes[(seed >> 20) % 6];
+        b[i] = malloc(len[i]);
+        if (!b[i])
+            fail("malloc(%zu) returned NULL", len[i]);
+        fill(b[i], len[i], i);
+        if (++ops % 256 == 0 && apply_level((int)(seed >> 28) & 3) != 0 && errno != EAGAIN)
+            fail("hakmem_apply_pressure: %s", strerror(errno));
+    }
+    struct itimerval off = { { 0, 0 }, { 0, 0 } };
+    setitimer(ITIMER_REAL, &off, NULL);
+    for (unsigned i = 0; i < W; i++)
+        if (b[i]) {
+            check(b[i], len[i], i, "main under signals (end)");
+            free(b[i]);
+        }
+    if (handler_bad)
+        fail("the signal handler's blocks were wrong (%d)", handler_bad);
+    uint64_t guarded = counter("guard_allocs");
+    printf("trust: %lu ops, %lu handler runs, %llu blocks served under the guard: OK\n", ops,
+           (unsigned long)handler_runs, (unsigned long long)guarded);
+    if (handler_runs == 0)
+        fail("the handler never ran");
+    return 0;
+}
+
 /* ---- levels: what each level releases, seen by strace and counters ---- */
 
 static int run_levels(int argc, char **argv)
@@ -501,6 +600,8 @@ int main(int argc, char **argv)
         return run_single(atoi(argv[2]));
     if (strcmp(s, "churn") == 0 && argc >= 4)
         return run_churn(atof(argv[2]), (size_t)atol(argv[3]), argc > 4 ? argv[4] : NULL);
+    if (strcmp(s, "signals") == 0 && argc == 3)
+        return run_signals(atof(argv[2]));
     if (strcmp(s, "levels") == 0)
         return run_levels(argc - 2, argv + 2);
     if (strcmp(s, "setns-user") == 0)

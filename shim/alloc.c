@@ -30,14 +30,17 @@ __attribute__((noinline, cold)) static void *hk_malloc_large(size_t n, size_t al
 }
 
 /* A bin is usable by malloc while 0 < n <= HK_TC_SLOTS: one compare
- * (HK_BIN_CLOSED fails it, see hk_types.h). */
+ * (HK_BIN_CLOSED and HK_BIN_STOLEN fail it, see hk_types.h). busy stays
+ * set when the slow path takes over; it clears it. */
 static inline void *hk_malloc_cls(unsigned cls)
 {
-    struct hk_bin *b = &hk_tls.bins[cls];
-    uint32_t n = b->n - 1;
+    struct hk_bin *b = hk_bin_of(cls);
+    hk_bin_busy(b);
+    uint32_t n = hk_bin_n(b) - 1;
     if (HK_LIKELY(n < HK_TC_SLOTS)) {
-        b->n = n;
-        return b->slot[n];
+        void *p = b->slot[n];
+        hk_bin_commit(b, n);
+        return p;
     }
     return hk_malloc_slow(cls);
 }
@@ -65,10 +68,13 @@ void hk_free(void *p)
         struct hk_seg *seg = hk_seg_of(p);
         unsigned cls = hk_unit_cls(seg, p);
         if (HK_LIKELY(cls < HK_NCLASS && !(a & (HK_MIN_ALIGN - 1)))) {
-            struct hk_bin *b = &hk_tls.bins[cls];
+            struct hk_bin *b = hk_bin_of(cls);
+            hk_bin_busy(b);
+            uint32_t n = hk_bin_n(b);
             /* cap: READ_ONCE (another thread may zero it, see hk_types.h) */
-            if (HK_LIKELY(b->n < *(volatile uint32_t *)&b->cap)) {
-                b->slot[b->n++] = p;
+            if (HK_LIKELY(n < *(volatile uint32_t *)&b->cap)) {
+                b->slot[n] = p;
+                hk_bin_commit(b, n + 1);
                 return;
             }
         }

@@ -119,7 +119,7 @@ HK_HIDDEN bool hk_os_shrink(void *p, size_t old_len, size_t new_len);
 HK_HIDDEN void *hk_os_map_shared(int fd, size_t len, bool writable);
 #define HK_SS_PAGES (HK_SEG_SIZE / HK_PAGE)
 HK_HIDDEN size_t ss_maybe_decommit_superslab(struct hk_ss *ss,
-    const uint64_t mask[HK_SS_PAGES / 64], bool eager);
+    const uint64_t mask[HK_SS_PAGES / 64], bool eager, bool upgrade);
 
 /* ---- stats.c ---- */
 struct hk_counters {
@@ -141,7 +141,8 @@ HK_HIDDEN bool hk_policy_keep_empty_slab(const struct hk_limits *l, uint32_t nem
 HK_HIDDEN bool hk_policy_cache_superslab(const struct hk_limits *l, uint32_t ncached);
 HK_HIDDEN bool hk_policy_cache_large(const struct hk_limits *l, size_t len);
 HK_HIDDEN uint64_t hk_policy_decommit_mask(uint64_t free_now, uint64_t decommitted,
-                                           uint64_t free_seen, bool now);
+                                           uint64_t lazy, uint64_t free_seen, bool now,
+                                           bool eager);
 HK_HIDDEN uint32_t hk_policy_purge_delay(uint32_t base_ms, uint32_t cur_ms,
                                          uint64_t decommitted_pages, uint64_t recommitted_pages);
 
@@ -179,12 +180,48 @@ HK_HIDDEN void hk_large_reinit_locks(void);
 /* ---- tcache.c (thread caches: the slow paths of alloc.c) ---- */
 extern __thread struct hk_tcache hk_tls
     __attribute__((tls_model("initial-exec"))) HK_HIDDEN;
+
+/* The calling thread's bin of class cls, as a plain pointer: every
+ * access below goes through it (one address computation, no %fs-relative
+ * recomputation after a compiler barrier). */
+static inline struct hk_bin *hk_bin_of(unsigned cls)
+{
+    struct hk_bin *b = &hk_tls.bins[cls];
+    __asm__("" : "+r"(b));
+    return b;
+}
+
+/* The owner's side of the handshake with a thief (hk_types.h), shared by
+ * the fast and the slow paths: busy is written before n is read (the asm
+ * orders the two for the compiler; the thief's membarrier does it for the
+ * CPU), then one store of the new n that also clears busy, after the
+ * slots were read or written (release: a compiler barrier only on x86). */
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "struct hk_bin's head puts n in its low half"
+#endif
+static inline void hk_bin_busy(struct hk_bin *b)
+{
+    __atomic_store_n(&b->busy, 1, __ATOMIC_RELAXED);
+    __asm__ volatile("" : "+m"(b->head));
+}
+
+static inline uint32_t hk_bin_n(const struct hk_bin *b)
+{
+    return __atomic_load_n(&b->n, __ATOMIC_RELAXED);
+}
+
+static inline void hk_bin_commit(struct hk_bin *b, uint32_t n)
+{
+    __atomic_store_n(&b->head, (uint64_t)n, __ATOMIC_RELEASE);
+}
+
 HK_HIDDEN void *hk_malloc_slow(unsigned cls);
 HK_HIDDEN void hk_free_slow(void *p, struct hk_seg *seg, unsigned cls);
 HK_HIDDEN void hk_tcache_flush_mine(void);
 HK_HIDDEN void hk_tcache_global_init(void);
 HK_HIDDEN void hk_tcache_register(struct hk_tcache *tc);
 HK_HIDDEN void hk_tcache_force_slow_all(void);
+HK_HIDDEN size_t hk_tcache_steal_all(void);
 HK_HIDDEN void hk_tcache_lock_all(void);
 HK_HIDDEN void hk_tcache_unlock_all(void);
 HK_HIDDEN void hk_tcache_after_fork_child(void);
@@ -222,7 +259,7 @@ HK_HIDDEN void hk_mode_init(void);
 HK_HIDDEN int hk_set_mode(enum hk_mode m);
 HK_HIDDEN int hk_apply_level(int level);
 HK_HIDDEN int hk_trim(void);
-HK_HIDDEN bool hk_release_now(bool eager);
+HK_HIDDEN bool hk_release_now(bool eager, bool others);
 HK_HIDDEN void hk_mode_reinit_locks(void);
 
 /* ---- foreign.c (the DSO guard's second half) ---- */

@@ -22,14 +22,17 @@ void hk_mode_init(void)
     publish_mode(hk_mode_base);
 }
 
-/* Give back now everything free: the caller's cache, the large-mapping
- * cache, empty slabs and superslabs, free pages in partly used slabs. */
-bool hk_release_now(bool eager)
+/* Give back now everything free: the caller's cache (and with others,
+ * every other thread's), the large-mapping cache, empty slabs and
+ * superslabs, free pages in partly used slabs. eager: with MADV_DONTNEED,
+ * also the pages given back lazily before. */
+bool hk_release_now(bool eager, bool others)
 {
     hk_tcache_flush_mine();
+    size_t stolen = others ? hk_tcache_steal_all() : 0;
     bool a = hk_large_trim();
     bool b = hk_ss_purge(true, eager, NULL);
-    return a || b;
+    return a || b || stolen;
 }
 
 /* Enter the guard for a public function (it takes the shim's locks);
@@ -46,7 +49,10 @@ static bool api_enter(struct hk_tcache *tc)
     return true;
 }
 
-static void mode_switch(enum hk_mode m)
+/* The policy of mode m from now on; releases nothing itself. Threads take
+ * the new caps at their next slow path (the epoch) and flush their cache
+ * at their next free (caps zeroed). True if the mode changed. */
+static bool mode_switch(enum hk_mode m)
 {
     pthread_mutex_lock(&hk_mode_lock);
     bool changed = atomic_load_explicit(&hk_ctr.mode, memory_order_relaxed) != (uint64_t)m;
@@ -57,10 +63,11 @@ static void mode_switch(enum hk_mode m)
         hk_tcache_force_slow_all();
     }
     pthread_mutex_unlock(&hk_mode_lock);
-    if (changed && m == HK_MODE_LEAN)
-        hk_release_now(hk_opt.decommit == HK_DECOMMIT_DONTNEED);
+    return changed;
 }
 
+/* hakmem_set_mode: an explicit switch to LEAN also gives free memory back
+ * at once, with the configured strategy (hakmem.h). */
 int hk_set_mode(enum hk_mode m)
 {
     if (m != HK_MODE_FAST && m != HK_MODE_LEAN) {
@@ -70,11 +77,13 @@ int hk_set_mode(enum hk_mode m)
     struct hk_tcache *tc = &hk_tls;
     if (!api_enter(tc))
         return -1;
-    mode_switch(m);
+    if (mode_switch(m) && m == HK_MODE_LEAN)
+        hk_release_now(hk_opt.decommit == HK_DECOMMIT_DONTNEED, false);
     hk_guard_leave(tc);
     return 0;
 }
 
+/* The levels, exactly as hakmem.h says. */
 int hk_apply_level(int level)
 {
     if (level < HAKMEM_LEVEL_NONE || level > HAKMEM_LEVEL_CRITICAL) {
@@ -85,20 +94,20 @@ int hk_apply_level(int level)
     if (!api_enter(tc))
         return -1;
     switch (level) {
-    case HAKMEM_LEVEL_NONE:
+    case HAKMEM_LEVEL_NONE:             /* the start mode */
         mode_switch(hk_mode_base);
         break;
-    case HAKMEM_LEVEL_LOW:
+    case HAKMEM_LEVEL_LOW:              /* LEAN policy; nothing released now */
         mode_switch(HK_MODE_LEAN);
         break;
-    case HAKMEM_LEVEL_MEDIUM:
+    case HAKMEM_LEVEL_MEDIUM:           /* and free memory decommitted now */
         mode_switch(HK_MODE_LEAN);
-        hk_release_now(hk_opt.decommit == HK_DECOMMIT_DONTNEED);
+        hk_release_now(hk_opt.decommit == HK_DECOMMIT_DONTNEED, false);
         break;
-    case HAKMEM_LEVEL_CRITICAL:
+    case HAKMEM_LEVEL_CRITICAL:         /* eagerly, every thread's cache too */
         mode_switch(HK_MODE_LEAN);
-        hk_tcache_force_slow_all();     /* others flush at their next free */
-        hk_release_now(true);
+        hk_tcache_force_slow_all();
+        hk_release_now(true, true);
         break;
     }
     atomic_store_explicit(&hk_ctr.level, (uint64_t)level, memory_order_relaxed);
@@ -106,12 +115,13 @@ int hk_apply_level(int level)
     return 0;
 }
 
+/* hakmem_trim and malloc_trim: CRITICAL's release without its mode. */
 int hk_trim(void)
 {
     struct hk_tcache *tc = &hk_tls;
     if (!api_enter(tc))
         return 0;
-    bool any = hk_release_now(true);
+    bool any = hk_release_now(true, true);
     hk_guard_leave(tc);
     return any;
 }

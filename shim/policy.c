@@ -85,12 +85,17 @@ bool hk_policy_cache_large(const struct hk_limits *l, size_t len)
 /* Which of the pages (or units) wholly free now to decommit: those not
  * decommitted yet that were also free at the previous purge round (so
  * memory that churns within one round is never decommitted), or all of
- * them when the decommit must happen now (pressure, trim, mode switch). */
-uint64_t hk_policy_decommit_mask(uint64_t free_now, uint64_t decommitted,
-                                 uint64_t free_seen, bool now)
+ * them when the decommit must happen now (pressure, trim, mode switch).
+ * eager (MADV_DONTNEED): also the decommitted pages that were given back
+ * lazily (lazy: MADV_FREE, which the kernel may not have acted on yet). */
+uint64_t hk_policy_decommit_mask(uint64_t free_now, uint64_t decommitted, uint64_t lazy,
+                                 uint64_t free_seen, bool now, bool eager)
 {
     uint64_t cand = free_now & ~decommitted;
-    return now ? cand : cand & free_seen;
+    uint64_t m = now ? cand : cand & free_seen;
+    if (eager)
+        m |= free_now & decommitted & lazy;
+    return m;
 }
 
 /* The delay before the next purge round, adapted to what the last rounds

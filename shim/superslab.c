@@ -122,6 +122,16 @@ bool hk_block_valid(struct hk_ss *ss, const void *p)
     return slab_index(hk_slab_of(ss, p), p) != UINT32_MAX;
 }
 
+/* bytes_lazy follows the lazy page bits: pages given back with MADV_FREE
+ * and not made certain (MADV_DONTNEED), reused, or unmapped since. */
+static void lazy_pages_gone(uint64_t pages)
+{
+    if (pages)
+        HK_CTR_SUB(bytes_lazy, pages * HK_PAGE);
+}
+
+#define UNIT_PAGES (HK_UNIT_SIZE / HK_PAGE)
+
 /* ---- superslabs (hk_ss_lock held unless said) ---- */
 
 /* First unit of a run of span free units in mask, or -1. */
@@ -157,6 +167,7 @@ static struct hk_ss *ss_map(void)
 static void ss_retire(struct hk_ss *ss, bool lean)
 {
     hk_reg_clear((uintptr_t)ss);
+    lazy_pages_gone((uint64_t)__builtin_popcount(ss->lazy_units) * UNIT_PAGES);
     HK_CTR_SUB(bytes_committed, HK_SEG_SIZE -
                (size_t)__builtin_popcount(ss->decommitted_units) * HK_UNIT_SIZE);
     if (lean) {
@@ -171,6 +182,7 @@ static void ss_retire(struct hk_ss *ss, bool lean)
  * page touched, or a superslab mapped while LEAN retires them). */
 _Atomic uint64_t hk_released_pages;
 _Atomic uint64_t hk_recommit_pages;
+
 
 /* Take span free units for a slab of class cls. Returns the slab (its
  * descriptor initialised, every block free) or NULL when out of memory. */
@@ -218,6 +230,8 @@ static struct hk_slab *slab_carve(unsigned cls)
         atomic_fetch_add_explicit(&hk_recommit_pages, n * (HK_UNIT_SIZE / HK_PAGE),
                                   memory_order_relaxed);
         ss->decommitted_units &= ~bits;
+        lazy_pages_gone((uint64_t)__builtin_popcount(ss->lazy_units & bits) * UNIT_PAGES);
+        ss->lazy_units &= ~bits;
     }
     if (ss->free_units == 0)
         ss_unlink(&hk_ss_avail, ss);
@@ -241,6 +255,7 @@ static struct hk_slab *slab_carve(unsigned cls)
     s->hint = 0;
     s->div_magic = (((uint64_t)1 << 40) + block - 1) / block;
     s->decommitted = 0;
+    s->lazy = 0;
     s->free_seen = 0;
     s->next = s->prev = NULL;
     uint32_t words = slab_words(s);
@@ -265,6 +280,8 @@ static void slab_release(struct hk_slab *s)
     /* The freed units are dirty as a whole until the next purge. */
     HK_CTR_ADD(bytes_committed, (size_t)__builtin_popcountll(s->decommitted) * HK_PAGE);
     s->decommitted = 0;
+    lazy_pages_gone((uint64_t)__builtin_popcountll(s->lazy));
+    s->lazy = 0;
 
     pthread_mutex_lock(&hk_ss_lock);
     if (ss->free_units == 0)
@@ -326,6 +343,8 @@ static size_t slab_pop(struct hk_slab *s, void **out, size_t want)
         HK_CTR_ADD(bytes_committed, (size_t)back * HK_PAGE);
         atomic_fetch_add_explicit(&hk_recommit_pages, back, memory_order_relaxed);
         s->decommitted &= ~touched;
+        lazy_pages_gone((uint64_t)__builtin_popcountll(s->lazy & touched));
+        s->lazy &= ~touched;
     }
     return n;
 }
@@ -475,18 +494,44 @@ static void mask_set_run(uint64_t *mask, unsigned first, uint64_t bits)
             mask[(first + i) / 64] |= (uint64_t)1 << ((first + i) % 64);
 }
 
+/* Decommit in ss, for each bit i of dec, the `per` pages from page
+ * first + i * per; the bits also in upg were given back lazily before
+ * (an upgrade to eager, see the OS box). Returns the bytes. */
+static size_t decommit_bits(struct hk_ss *ss, unsigned first, unsigned per, uint64_t dec,
+                            uint64_t upg, bool eager)
+{
+    size_t released = 0;
+    uint64_t run = per >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << per) - 1;
+    for (int pass = 0; pass < 2; pass++) {
+        uint64_t bits = pass ? dec & upg : dec & ~upg;
+        if (!bits)
+            continue;
+        uint64_t mask[HK_SS_PAGES / 64] = { 0 };
+        for (unsigned i = 0; bits; i++, bits >>= 1)
+            if (bits & 1)
+                mask_set_run(mask, first + i * per, run);
+        released += ss_maybe_decommit_superslab(ss, mask, eager, pass == 1);
+    }
+    return released;
+}
+
 /* Decommit the free pages of a partly used slab (class lock held). */
 static size_t slab_purge(struct hk_slab *s, bool now, bool eager)
 {
     uint64_t free_now = slab_free_pages(s);
-    uint64_t dec = hk_policy_decommit_mask(free_now, s->decommitted, s->free_seen, now);
+    uint64_t dec = hk_policy_decommit_mask(free_now, s->decommitted, s->lazy, s->free_seen,
+                                           now, eager);
     s->free_seen = free_now & ~s->decommitted & ~dec;
     if (!dec)
         return 0;
-    uint64_t mask[HK_SS_PAGES / 64] = { 0 };
-    mask_set_run(mask, s->unit * (unsigned)(HK_UNIT_SIZE / HK_PAGE), dec);
+    size_t r = decommit_bits(ss_of_slab(s), s->unit * (unsigned)(HK_UNIT_SIZE / HK_PAGE), 1, dec,
+                             s->decommitted, eager);
     s->decommitted |= dec;
-    return ss_maybe_decommit_superslab(ss_of_slab(s), mask, eager);
+    uint64_t lazy = eager ? s->lazy & ~dec : s->lazy | dec;
+    HK_CTR_ADD(bytes_lazy, ((uint64_t)__builtin_popcountll(lazy) -
+                            (uint64_t)__builtin_popcountll(s->lazy)) * HK_PAGE);
+    s->lazy = lazy;
+    return r;
 }
 
 /* One purge round: release empty slabs (all of them when now, else as the
@@ -523,18 +568,19 @@ bool hk_ss_purge(bool now, bool eager, bool *pending)
     pthread_mutex_lock(&hk_ss_lock);
     hk_purge_round++;
     for (struct hk_ss *ss = hk_ss_avail; ss; ss = ss->next) {
-        uint32_t free_now = ss->free_units & ~ss->decommitted_units;
-        uint32_t dec = (uint32_t)hk_policy_decommit_mask(free_now, 0, ss->free_seen, now);
-        ss->free_seen = free_now & ~dec;
+        uint32_t dec = (uint32_t)hk_policy_decommit_mask(ss->free_units, ss->decommitted_units,
+                                                         ss->lazy_units, ss->free_seen, now, eager);
+        ss->free_seen = ss->free_units & ~ss->decommitted_units & ~dec;
         waiting |= ss->free_seen != 0;
         if (!dec)
             continue;
-        uint64_t mask[HK_SS_PAGES / 64] = { 0 };
-        for (unsigned u = 0; u < HK_UNITS; u++)
-            if (dec >> u & 1)
-                mask_set_run(mask, u * (unsigned)(HK_UNIT_SIZE / HK_PAGE), ~(uint64_t)0 >> 48);
+        released += decommit_bits(ss, 0, (unsigned)(HK_UNIT_SIZE / HK_PAGE), dec,
+                                  ss->decommitted_units, eager);
         ss->decommitted_units |= dec;
-        released += ss_maybe_decommit_superslab(ss, mask, eager);
+        uint32_t lazy = eager ? ss->lazy_units & ~dec : ss->lazy_units | dec;
+        HK_CTR_ADD(bytes_lazy, ((uint64_t)__builtin_popcount(lazy) -
+                                (uint64_t)__builtin_popcount(ss->lazy_units)) * HK_UNIT_SIZE);
+        ss->lazy_units = lazy;
     }
     for (struct hk_ss *ss = hk_ss_cache, *next; ss; ss = next) {
         next = ss->next;

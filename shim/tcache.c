@@ -13,10 +13,18 @@
  * count, so that an allocation nested in it (libc called from here, a
  * signal handler) neither sees nor changes a half-updated bin. Calls made
  * here that can allocate: none (pthread_setspecific waits for the safe
- * point; the central lists and the purge note allocate nothing).
+ * point; the central lists, the purge note and membarrier allocate
+ * nothing).
+ *
+ * Also the thief: hk_tcache_steal_all takes the blocks of every other
+ * thread's cache, asleep or not, without their help (the handshake is
+ * described above struct hk_bin).
  */
 #include <errno.h>
+#include <linux/membarrier.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include "hk_internal.h"
 
 __thread struct hk_tcache hk_tls __attribute__((tls_model("initial-exec")));
@@ -38,20 +46,27 @@ static uint32_t get_cap(const struct hk_bin *b)
     return __atomic_load_n(&b->cap, __ATOMIC_RELAXED);
 }
 
-/* Close b for a slow-path operation; returns the blocks it holds. */
+/* Close b for a slow-path operation; returns the blocks it holds. A
+ * thief at work on it (HK_BIN_STOLEN) is waited for: it holds hk_tc_lock
+ * until it is done, and leaves n at 0 or at what it found. */
 static uint32_t bin_close(struct hk_bin *b)
 {
-    uint32_t n = b->n;
+    hk_bin_busy(b);
+    uint32_t n = hk_bin_n(b);
+    if (n == HK_BIN_STOLEN) {
+        pthread_mutex_lock(&hk_tc_lock);
+        pthread_mutex_unlock(&hk_tc_lock);
+        n = hk_bin_n(b);
+    }
     __atomic_store_n(&b->n, HK_BIN_CLOSED, __ATOMIC_RELAXED);
     atomic_signal_fence(memory_order_seq_cst);
     return n;
 }
 
-/* Open b again with n blocks (its slots written before). */
+/* Open b again with n blocks (its slots written before); clears busy. */
 static void bin_open(struct hk_bin *b, uint32_t n)
 {
-    atomic_signal_fence(memory_order_seq_cst);
-    __atomic_store_n(&b->n, n, __ATOMIC_RELAXED);
+    hk_bin_commit(b, n);
 }
 
 /* Give back every block of tc's bins. */
@@ -98,6 +113,86 @@ void hk_tcache_force_slow_all(void)
     pthread_mutex_unlock(&hk_tc_lock);
 }
 
+/* ---- the thief ---- */
+
+/* An asymmetric memory barrier: every thread of the process passes a full
+ * barrier before it returns. 0 when none is available (then nothing is
+ * stolen). */
+static int hk_membarrier = -1;          /* hk_tc_lock; -1: not asked yet */
+
+static int membarrier_cmd(void)
+{
+    int cmd = hk_membarrier;
+    if (cmd >= 0)
+        return cmd;
+    cmd = 0;
+    long have = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    if (have > 0 && (have & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0)
+        cmd = MEMBARRIER_CMD_PRIVATE_EXPEDITED;
+    else if (have > 0 && (have & MEMBARRIER_CMD_GLOBAL))
+        cmd = MEMBARRIER_CMD_GLOBAL;    /* slower (an RCU grace period), same guarantee */
+    hk_membarrier = cmd;
+    return cmd;
+}
+
+/* Take the blocks of tc's bins (another thread's) that its owner is not
+ * using (hk_tc_lock held; phase 1 exchanged every n for HK_BIN_STOLEN into
+ * tc->steal_n, and every thread has passed a barrier since, unless !take:
+ * then only put every n back). Returns the blocks taken. */
+static size_t steal_bins(struct hk_tcache *tc, bool take)
+{
+    size_t taken = 0;
+    for (unsigned c = 0; c < HK_NCLASS; c++) {
+        struct hk_bin *b = &tc->bins[c];
+        uint32_t k = tc->steal_n[c];
+        if (take && k != 0 && k <= HK_TC_SLOTS && __atomic_load_n(&b->busy, __ATOMIC_RELAXED) == 0 &&
+            hk_bin_n(b) == HK_BIN_STOLEN) {
+            /* The owner is outside every operation on b, and any it starts
+             * sees HK_BIN_STOLEN and waits for hk_tc_lock. */
+            hk_central_put(c, b->slot, k, "free");
+            __atomic_store_n(&b->n, 0, __ATOMIC_RELAXED);
+            taken += k;
+        } else {
+            /* Busy, or its owner wrote n meanwhile: leave it as it was. */
+            uint32_t want = HK_BIN_STOLEN;
+            __atomic_compare_exchange_n(&b->n, &want, k, false, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED);
+        }
+    }
+    return taken;
+}
+
+/* Take back the cached blocks of every other thread, those asleep
+ * included (a thread pool's idle workers never reach their next free).
+ * Their owners pay nothing on their fast paths but the busy store. */
+size_t hk_tcache_steal_all(void)
+{
+    struct hk_tcache *self = &hk_tls;
+    size_t taken = 0;
+    pthread_mutex_lock(&hk_tc_lock);
+    int cmd = membarrier_cmd();
+    bool any = false;
+    for (struct hk_tcache *tc = hk_tc_all; cmd && tc; tc = tc->next) {
+        if (tc == self)
+            continue;
+        for (unsigned c = 0; c < HK_NCLASS; c++)
+            tc->steal_n[c] = __atomic_exchange_n(&tc->bins[c].n, HK_BIN_STOLEN, __ATOMIC_SEQ_CST);
+        any = true;
+    }
+    if (any) {
+        bool fenced = syscall(SYS_membarrier, cmd, 0, 0) == 0;
+        if (!fenced)
+            hk_log("membarrier failed (errno %d): thread caches are not taken back", errno);
+        for (struct hk_tcache *tc = hk_tc_all; tc; tc = tc->next)
+            if (tc != self)
+                taken += steal_bins(tc, fenced);
+    }
+    pthread_mutex_unlock(&hk_tc_lock);
+    HK_CTR_ADD(tcache_stolen, taken);
+    return taken;
+}
+
 void hk_tcache_lock_all(void)
 {
     pthread_mutex_lock(&hk_tc_lock);
@@ -112,6 +207,7 @@ void hk_tcache_unlock_all(void)
 void hk_tcache_after_fork_child(void)
 {
     pthread_mutex_init(&hk_tc_lock, NULL);
+    hk_membarrier = -1;                 /* register the child's address space */
     hk_tc_all = NULL;
     struct hk_tcache *tc = &hk_tls;
     if (tc->state == HK_T_READY) {
@@ -245,6 +341,8 @@ static void tcache_free(struct hk_tcache *tc, void *p, unsigned cls)
     uint32_t cap = tc ? get_cap(&tc->bins[cls]) : 0;
     if (cap == 0) {
         hk_central_put(cls, &p, 1, "free");
+        if (tc)                         /* done with the bin: the fast path set busy */
+            __atomic_store_n(&tc->bins[cls].busy, 0, __ATOMIC_RELAXED);
         return;
     }
     struct hk_bin *b = &tc->bins[cls];

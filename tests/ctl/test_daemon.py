@@ -108,8 +108,9 @@ with t.TempDir() as tmp:
         pk = (1 << 63) | client.pid
         rec = cgroup_rec(v, pk)
         t.check(rec and rec["kind"] == "pid" and rec["pid"] == client.pid and rec["override"]
-                and rec["level"] == "low" and rec["reason"] == "operator",
-                "lean PID on: status shows the pid override at low", str(v["cgroups"]))
+                and rec["level"] == "medium" and rec["reason"] == "operator",
+                "lean PID on: status shows the pid override at medium (the default)",
+                str(v["cgroups"]))
         r = t.run(ctl + ["lean", str(client.pid), "auto"])
         t.expect(r, 0, "lean PID auto")
         r, v = t.poll_json(ctl + ["--json", "clients"], client_is("fast", "auto"))

@@ -7,6 +7,8 @@
  *   trust switch LEVEL     a worker caches blocks, a thread that never
  *                          allocated applies LEVEL, the worker goes on
  *   trust single LEVEL     one thread frees a lot, applies LEVEL, goes on
+ *   trust sleepers N       N threads cache blocks and sleep; CRITICAL must
+ *                          take their caches back; they go on afterwards
  *   trust churn SECONDS SIZE [SOCKET]
  *                          malloc/free blocks of SIZE bytes for SECONDS,
  *                          content-checked; with SOCKET, first bind a unix
@@ -69,15 +71,21 @@ static void *hk(const char *name)
     return f;
 }
 
+#define HAKMEM_LEVEL_NONE_FOR_TEST 0
+
 static int apply_level(int level)
 {
-    int (*fn)(int) = (int (*)(int))hk("hakmem_apply_pressure");
+    static int (*fn)(int);
+    if (!fn)
+        fn = (int (*)(int))hk("hakmem_apply_pressure");
     return fn(level);
 }
 
 static uint64_t counter(const char *name)
 {
-    int (*fn)(const char *, uint64_t *) = (int (*)(const char *, uint64_t *))hk("hakmem_counter");
+    static int (*fn)(const char *, uint64_t *);
+    if (!fn)
+        fn = (int (*)(const char *, uint64_t *))hk("hakmem_counter");
     uint64_t v = 0;
     if (fn(name, &v) != 0)
         fail("no counter %s", name);
@@ -184,6 +192,57 @@ static int run_switch(int level)
     set_stage(2);
     pthread_join(w, NULL);
     printf("trust: switch to level %d: OK\n", level);
+    return 0;
+}
+
+/* ---- sleepers: CRITICAL takes idle threads' caches back ---- */
+
+static pthread_barrier_t sleep_bar;
+
+static void *sleeper(void *arg)
+{
+    unsigned char *p[300];
+    for (int i = 0; i < 300; i++) {
+        p[i] = malloc(48 + (size_t)(i % 5) * 80);
+        fill(p[i], 48, (unsigned)i);
+    }
+    for (int i = 0; i < 300; i++)
+        free(p[i]);                     /* into this thread's cache */
+    pthread_barrier_wait(&sleep_bar);   /* cached, and asleep */
+    pthread_barrier_wait(&sleep_bar);   /* CRITICAL has happened */
+    for (int i = 0; i < 300; i++) {
+        p[i] = malloc(48 + (size_t)(i % 5) * 80);
+        fill(p[i], 48, (unsigned)i);
+    }
+    check_blocks(p, 300, 48, "a sleeper after CRITICAL");
+    for (int i = 0; i < 300; i++)
+        free(p[i]);
+    return arg;
+}
+
+static int run_sleepers(int nthreads)
+{
+    pthread_t t[64];
+    if (nthreads < 1 || nthreads > 64)
+        fail("1..64 threads");
+    pthread_barrier_init(&sleep_bar, NULL, (unsigned)nthreads + 1);
+    for (int i = 0; i < nthreads; i++)
+        if (pthread_create(&t[i], NULL, sleeper, NULL))
+            fail("pthread_create");
+    pthread_barrier_wait(&sleep_bar);
+    uint64_t stolen = counter("tcache_stolen");
+    if (apply_level(3) != 0)
+        fail("hakmem_apply_pressure(3): %s", strerror(errno));
+    uint64_t got = counter("tcache_stolen") - stolen;
+    /* five classes of 60 blocks each, a bin keeps at least 16 of them */
+    if (got < (uint64_t)nthreads * 5 * 16)
+        fail("CRITICAL took %llu blocks from %d sleeping threads' caches, want >= %d",
+             (unsigned long long)got, nthreads, nthreads * 5 * 16);
+    pthread_barrier_wait(&sleep_bar);
+    for (int i = 0; i < nthreads; i++)
+        pthread_join(t[i], NULL);
+    printf("trust: CRITICAL took %llu cached blocks from %d sleeping threads: OK\n",
+           (unsigned long long)got, nthreads);
     return 0;
 }
 
@@ -387,6 +446,8 @@ static int run_levels(int argc, char **argv)
 {
     enum { N = 30000 };
     static unsigned char *b[N];
+    counter("bytes_decommitted");       /* dlsym now: nothing allocates between levels */
+    apply_level(HAKMEM_LEVEL_NONE_FOR_TEST);
     for (int i = 0; i < N; i++) {
         b[i] = malloc(16 + (size_t)(i % 64) * 16);
         if (!b[i])
@@ -402,8 +463,9 @@ static int run_levels(int argc, char **argv)
         uint64_t dec = counter("bytes_decommitted");
         if (apply_level(level) != 0)
             fail("hakmem_apply_pressure(%d): %s", level, strerror(errno));
-        printf("trust: level %d: bytes_decommitted +%llu\n", level,
-               (unsigned long long)(counter("bytes_decommitted") - dec));
+        printf("trust: level %d: bytes_decommitted +%llu bytes_lazy %llu\n", level,
+               (unsigned long long)(counter("bytes_decommitted") - dec),
+               (unsigned long long)counter("bytes_lazy"));
     }
     kill(getpid(), 0);
     for (int i = 0; i < N; i += 50)
@@ -596,6 +658,8 @@ int main(int argc, char **argv)
     const char *s = argv[1];
     if (strcmp(s, "switch") == 0 && argc == 3)
         return run_switch(atoi(argv[2]));
+    if (strcmp(s, "sleepers") == 0 && argc == 3)
+        return run_sleepers(atoi(argv[2]));
     if (strcmp(s, "single") == 0 && argc == 3)
         return run_single(atoi(argv[2]));
     if (strcmp(s, "churn") == 0 && argc >= 4)

@@ -44,10 +44,23 @@ START_TEST(test_decommit_mask_two_rounds)
 {
     /* pages 0-3 free now; page 0 already decommitted; pages 1, 2 free at
      * the previous round too: only 1 and 2 go, unless now */
-    ck_assert_uint_eq(hk_policy_decommit_mask(0xf, 0x1, 0x6, false), 0x6);
-    ck_assert_uint_eq(hk_policy_decommit_mask(0xf, 0x1, 0x6, true), 0xe);
-    ck_assert_uint_eq(hk_policy_decommit_mask(0x0, 0x0, 0xff, true), 0);
-    ck_assert_uint_eq(hk_policy_decommit_mask(0x3, 0x0, 0x0, false), 0);
+    ck_assert_uint_eq(hk_policy_decommit_mask(0xf, 0x1, 0x0, 0x6, false, false), 0x6);
+    ck_assert_uint_eq(hk_policy_decommit_mask(0xf, 0x1, 0x0, 0x6, true, false), 0xe);
+    ck_assert_uint_eq(hk_policy_decommit_mask(0x0, 0x0, 0x0, 0xff, true, false), 0);
+    ck_assert_uint_eq(hk_policy_decommit_mask(0x3, 0x0, 0x0, 0x0, false, false), 0);
+}
+END_TEST
+
+START_TEST(test_decommit_mask_eager_upgrades_lazy)
+{
+    /* pages 0-3 free; 0 and 1 decommitted, 1 lazily (MADV_FREE): eager
+     * takes 1 again, with the fresh ones; lazy (not eager) never does */
+    ck_assert_uint_eq(hk_policy_decommit_mask(0xf, 0x3, 0x2, 0x0, true, true), 0xe);
+    ck_assert_uint_eq(hk_policy_decommit_mask(0xf, 0x3, 0x2, 0x0, true, false), 0xc);
+    /* a round (not now): the upgrade does not wait for a second round */
+    ck_assert_uint_eq(hk_policy_decommit_mask(0xf, 0x3, 0x2, 0x0, false, true), 0x2);
+    /* a page in use is never decommitted, lazy bit or not */
+    ck_assert_uint_eq(hk_policy_decommit_mask(0x1, 0x3, 0x2, 0x0, true, true), 0x0);
 }
 END_TEST
 
@@ -73,6 +86,7 @@ static Suite *policy_suite(void)
     tcase_add_test(tc, test_fast_keeps_lean_releases);
     tcase_add_test(tc, test_caps);
     tcase_add_test(tc, test_decommit_mask_two_rounds);
+    tcase_add_test(tc, test_decommit_mask_eager_upgrades_lazy);
     tcase_add_test(tc, test_purge_delay_adapts);
     suite_add_tcase(s, tc);
     return s;

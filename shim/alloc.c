@@ -31,18 +31,20 @@ __attribute__((noinline, cold)) static void *hk_malloc_large(size_t n, size_t al
 
 /* A bin is usable by malloc while 0 < n <= HK_TC_SLOTS: one compare
  * (HK_BIN_CLOSED and HK_BIN_STOLEN fail it, see hk_types.h). busy stays
- * set when the slow path takes over; it clears it. */
+ * set when the slow path takes over; it clears it. The block leaves
+ * without the free key (see init.c). */
 static inline void *hk_malloc_cls(unsigned cls)
 {
     struct hk_bin *b = hk_bin_of(cls);
     hk_bin_busy(b);
     uint32_t n = hk_bin_n(b) - 1;
     if (HK_LIKELY(n < HK_TC_SLOTS)) {
-        void *p = b->slot[n];
+        uint64_t *p = b->slot[n];
         hk_bin_commit(b, n);
+        p[1] = 0;
         return p;
     }
-    return hk_malloc_slow(cls);
+    return hk_malloc_slow(b);
 }
 
 /* 1 KiB < n: the computed class, or a large block. Out of line so that
@@ -61,24 +63,32 @@ void *hk_malloc(size_t n)
     return hk_malloc_big(n);
 }
 
+/* The fast path's checks, folded: p starts a block of a class with
+ * one-unit slabs (hk_block_check: refuses interior pointers, the header,
+ * free units, large and guard segments and bigger classes, which the slow
+ * path judges), the block does not carry the free key (a double free,
+ * see init.c), and the bin has room. */
 void hk_free(void *p)
 {
     uintptr_t a = (uintptr_t)p;
     if (HK_LIKELY(hk_reg_test(a))) {
         struct hk_seg *seg = hk_seg_of(p);
-        unsigned cls = hk_unit_cls(seg, p);
-        if (HK_LIKELY(cls < HK_NCLASS && !(a & (HK_MIN_ALIGN - 1)))) {
-            struct hk_bin *b = hk_bin_of(cls);
+        size_t cls = hk_unit_cls(seg, p);
+        const struct hk_block_check *k = &hk_lookup.check[cls];
+        uint64_t *w = p, key = hk_free_key;
+        if (HK_LIKELY((uint32_t)((uint32_t)(a & 0xffff) * k->mul) < k->lim && w[1] != key)) {
+            struct hk_bin *b = hk_bin_of((unsigned)cls);
             hk_bin_busy(b);
-            uint32_t n = hk_bin_n(b);
-            /* cap: READ_ONCE (another thread may zero it, see hk_types.h) */
-            if (HK_LIKELY(n < *(volatile uint32_t *)&b->cap)) {
+            size_t n = hk_bin_n(b);
+            /* cap: another thread may zero it (hk_types.h); read once */
+            if (HK_LIKELY(n < b->cap)) {
+                w[1] = key;
                 b->slot[n] = p;
-                hk_bin_commit(b, n + 1);
+                hk_bin_commit(b, (uint32_t)n + 1);
                 return;
             }
         }
-        hk_free_slow(p, seg, cls);
+        hk_free_slow(p);
         return;
     }
     if (p)

@@ -12,6 +12,8 @@
 
 /* ---- sizeclass.c ---- */
 extern const uint32_t hk_class_size[HK_NCLASS] HK_HIDDEN;
+struct hk_block_check { uint32_t mul, lim; };   /* see sizeclass.c */
+HK_HIDDEN void hk_block_check_init(struct hk_block_check t[256]);
 extern const uint8_t hk_class_lut[HK_LUT_MAX / HK_MIN_ALIGN + 1] HK_HIDDEN;
 HK_HIDDEN unsigned hk_class_of_slow(size_t n);
 HK_HIDDEN unsigned hk_class_span(unsigned cls);
@@ -27,7 +29,14 @@ static inline unsigned hk_class_of(size_t n)
 
 /* ---- registry.c ---- */
 #define HK_REG_WORDS ((size_t)1 << (HK_ADDR_BITS - HK_SEG_SHIFT - 6))
-extern _Atomic uint64_t hk_regmap[HK_REG_WORDS] HK_HIDDEN;
+/* What free() looks up before it touches anything: the block test per
+ * unit class (sizeclass.c, filled at start) and the registry. One object,
+ * so that the fast path reaches both from one base address. */
+struct hk_lookup {
+    _Atomic uint64_t regmap[HK_REG_WORDS];
+    struct hk_block_check check[256];
+};
+extern struct hk_lookup hk_lookup HK_HIDDEN;
 HK_HIDDEN void hk_reg_set(uintptr_t seg);
 HK_HIDDEN void hk_reg_clear(uintptr_t seg);
 
@@ -38,7 +47,7 @@ static inline bool hk_reg_test(uintptr_t a)
     uintptr_t idx = a >> HK_SEG_SHIFT;
     if (HK_UNLIKELY(idx >= ((uintptr_t)1 << (HK_ADDR_BITS - HK_SEG_SHIFT))))
         return false;
-    uint64_t w = atomic_load_explicit(&hk_regmap[idx >> 6], memory_order_relaxed);
+    uint64_t w = atomic_load_explicit(&hk_lookup.regmap[idx >> 6], memory_order_relaxed);
     return (w >> (idx & 63)) & 1;
 }
 
@@ -152,6 +161,7 @@ HK_HIDDEN size_t hk_central_take(unsigned cls, void **out, size_t want);
 HK_HIDDEN void hk_central_put(unsigned cls, void *const *ptrs, size_t n, const char *who);
 HK_HIDDEN struct hk_slab *hk_slab_of(struct hk_ss *ss, const void *p);
 HK_HIDDEN bool hk_block_valid(struct hk_ss *ss, const void *p);
+HK_HIDDEN bool hk_central_has(unsigned cls, const void *p);
 HK_HIDDEN void hk_ss_prewarm(void);
 HK_HIDDEN bool hk_ss_purge(bool now, bool eager, bool *pending);
 extern _Atomic uint64_t hk_recommit_pages HK_HIDDEN;
@@ -215,8 +225,8 @@ static inline void hk_bin_commit(struct hk_bin *b, uint32_t n)
     __atomic_store_n(&b->head, (uint64_t)n, __ATOMIC_RELEASE);
 }
 
-HK_HIDDEN void *hk_malloc_slow(unsigned cls);
-HK_HIDDEN void hk_free_slow(void *p, struct hk_seg *seg, unsigned cls);
+HK_HIDDEN void *hk_malloc_slow(struct hk_bin *b);
+HK_HIDDEN void hk_free_slow(void *p);
 HK_HIDDEN void hk_tcache_flush_mine(void);
 HK_HIDDEN void hk_tcache_global_init(void);
 HK_HIDDEN void hk_tcache_register(struct hk_tcache *tc);
@@ -277,6 +287,7 @@ HK_HIDDEN void hk_listener_after_fork_child(void);
 
 /* ---- init.c ---- */
 extern _Atomic int hk_init_state HK_HIDDEN;  /* 0 none, 1 running, 2 done */
+extern uint64_t hk_free_key HK_HIDDEN;
 extern struct hk_limits hk_lim HK_HIDDEN;
 extern _Atomic uint32_t hk_epoch HK_HIDDEN;
 HK_HIDDEN void hk_init_slow(void);

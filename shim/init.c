@@ -5,11 +5,20 @@
  * until the allocator itself is usable.
  */
 #include <sched.h>
+#include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 #include "hk_internal.h"
 
 _Atomic int hk_init_state;
 struct hk_limits hk_lim;
+
+/* The free key: written into the second word of every block a thread
+ * cache takes, cleared when the block is handed out, so that a free that
+ * finds it there is a double free (or user data that happen to hold it,
+ * which the slow path tells apart). Random per process (the kernel's
+ * AT_RANDOM bytes), never 0. */
+uint64_t hk_free_key;
 _Atomic uint32_t hk_epoch;
 
 /* fork holds every shim lock across the fork, under the guard (a signal
@@ -52,6 +61,12 @@ void hk_init_slow(void)
         return;
     }
     hk_env_init();
+    hk_block_check_init(hk_lookup.check);
+    const void *rnd = (const void *)getauxval(AT_RANDOM);     /* 16 bytes, unaligned */
+    uint64_t r[2] = { (uint64_t)(uintptr_t)&r * 0x9E3779B97F4A7C15u, 0 };
+    if (rnd)
+        memcpy(r, rnd, sizeof(r));
+    hk_free_key = (r[0] ^ r[1]) | 1;
     hk_ss_reinit_locks();
     hk_mode_init();
     hk_foreign_snapshot();

@@ -446,6 +446,24 @@ void hk_central_put(unsigned cls, void *const *ptrs, size_t n, const char *who)
     hk_purge_note();
 }
 
+/* Is p, a block of class cls, free in the central lists (its bit set in
+ * its slab's bitmap, or in a depot batch)? For the double-free check. */
+bool hk_central_has(unsigned cls, const void *p)
+{
+    struct hk_class *c = &hk_classes[cls];
+    struct hk_slab *s = hk_slab_of((struct hk_ss *)hk_seg_of(p), p);
+    bool found = false;
+    pthread_mutex_lock(&c->lock);
+    uint32_t idx = s->cls == cls && s->span ? slab_index(s, p) : UINT32_MAX;
+    if (idx != UINT32_MAX)
+        found = s->freemap[idx / 64] >> (idx % 64) & 1;
+    for (uint32_t i = 0; !found && i < c->ndepot; i++)
+        for (uint32_t j = 0; !found && j < c->depot_n[i]; j++)
+            found = c->depot[i][j] == p;
+    pthread_mutex_unlock(&c->lock);
+    return found;
+}
+
 /* FAST mode start: carve the first slab of each hot class, so that the
  * first allocations of a program do not each wait for a refill from the
  * OS. Touches slab descriptors only, not block memory. */

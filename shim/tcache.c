@@ -289,8 +289,10 @@ static void *tcache_malloc(struct hk_tcache *tc, unsigned cls)
 {
     void *p;
     if (!tcache_get(tc)) {
-        if (hk_central_take(cls, &p, 1) == 1)
+        if (hk_central_take(cls, &p, 1) == 1) {
+            ((uint64_t *)p)[1] = 0;
             return p;
+        }
         errno = ENOMEM;
         return NULL;
     }
@@ -299,6 +301,7 @@ static void *tcache_malloc(struct hk_tcache *tc, unsigned cls)
     if (n) {                            /* filled meanwhile (cannot be closed here) */
         p = b->slot[n - 1];
         bin_open(b, n - 1);
+        ((uint64_t *)p)[1] = 0;
         return p;
     }
     uint32_t cap = get_cap(b);
@@ -317,13 +320,16 @@ static void *tcache_malloc(struct hk_tcache *tc, unsigned cls)
     }
     p = b->slot[got - 1];
     bin_open(b, (uint32_t)got - 1);
+    ((uint64_t *)p)[1] = 0;             /* the free key stays behind */
     return p;
 }
 
-void *hk_malloc_slow(unsigned cls)
+/* b: the calling thread's bin whose fast path failed. */
+void *hk_malloc_slow(struct hk_bin *b)
 {
     hk_ensure_init();
     struct hk_tcache *tc = &hk_tls;
+    unsigned cls = (unsigned)(b - tc->bins);
     if (tc->guard) {                    /* nested in the shim: see guard.c */
         unsigned size = hk_class_size[cls];
         return hk_guard_alloc(size, size & -size);
@@ -335,8 +341,37 @@ void *hk_malloc_slow(unsigned cls)
     return p;
 }
 
+/* p, a block of class cls, carries the free key: it is free already (a
+ * double free), or its user data happen to hold the key. Look where free
+ * blocks are -- this thread's cache, every other thread's (a racy read of
+ * theirs, enough to know), the central lists -- and abort if it is there. */
+static void check_double_free(struct hk_tcache *tc, void *p, unsigned cls)
+{
+    bool mine = false, theirs = false;
+    pthread_mutex_lock(&hk_tc_lock);    /* no thief meanwhile; the list holds */
+    for (struct hk_tcache *t = hk_tc_all; t && !mine && !theirs; t = t->next) {
+        const struct hk_bin *b = &t->bins[cls];
+        uint32_t n = hk_bin_n(b);
+        for (uint32_t i = 0; n <= HK_TC_SLOTS && i < n; i++)
+            if (__atomic_load_n(&b->slot[i], __ATOMIC_RELAXED) == p) {
+                mine = t == tc;
+                theirs = t != tc;
+                break;
+            }
+    }
+    pthread_mutex_unlock(&hk_tc_lock);
+    if (mine || theirs)
+        hk_fatal("free(): double free detected in tcache %p", p);
+    if (hk_central_has(cls, p))
+        hk_fatal("free(): double free detected %p", p);
+}
+
 static void tcache_free(struct hk_tcache *tc, void *p, unsigned cls)
 {
+    uint64_t *w = p;
+    if (w[1] == hk_free_key)
+        check_double_free(tc, p, cls);
+    w[1] = hk_free_key;                 /* free from now on, wherever it goes */
     tc = tcache_get(tc);
     uint32_t cap = tc ? get_cap(&tc->bins[cls]) : 0;
     if (cap == 0) {
@@ -358,21 +393,26 @@ static void tcache_free(struct hk_tcache *tc, void *p, unsigned cls)
     bin_open(b, n + 1);
 }
 
-void hk_free_slow(void *p, struct hk_seg *seg, unsigned cls)
+/* What the free fast path did not take (the registry says p is ours): a
+ * large or guard block, a block of a class with four-unit slabs, a full or
+ * closed bin, a block carrying the free key -- or no block at all. */
+void hk_free_slow(void *p)
 {
+    struct hk_seg *seg = hk_seg_of(p);
+    unsigned cls = hk_unit_cls(seg, p);
     struct hk_tcache *tc = &hk_tls;
     if (cls == HK_CLS_GUARD) {          /* lock-free: also under the guard */
         hk_guard_free(seg, p, "free");
         return;
     }
     if (tc->guard) {
-        hk_guard_defer(p);
+        hk_guard_defer(p);              /* checks that p is a block */
         return;
     }
     tc->guard = 1;
     if (cls == HK_CLS_LARGE)
         hk_large_free((struct hk_large *)seg, p, "free");
-    else if (cls >= HK_NCLASS || ((uintptr_t)p & (HK_MIN_ALIGN - 1)))
+    else if (cls >= HK_NCLASS || !hk_block_valid((struct hk_ss *)seg, p))
         hk_fatal("free(): invalid pointer %p", p);
     else
         tcache_free(tc, p, cls);

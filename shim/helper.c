@@ -12,26 +12,52 @@
  * Each helper runs with every signal blocked, so that the host program's
  * signals never land on it. It must not do: take a shim lock for long,
  * or wait for an allocating thread.
+ *
+ * Parking: some system calls refuse a multithreaded caller (unshare and
+ * setns into a user namespace, setns into a mount namespace). Around them
+ * (ns.c) every helper is parked: asked to stop (a flag, an eventfd its
+ * waits poll, its own wake-up), joined, and waited for until the kernel
+ * has removed it from the thread group. While parked nothing starts;
+ * afterwards each comes back when its box next asks for it. A helper's
+ * waits go through hk_helper_poll, and its loops look at
+ * hk_helper_parking(); any future helper (a decay thread) does the same.
  */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 #include "hk_internal.h"
 
 struct helper {
     const char *name;
     void *(*main)(void *);
+    void (*wake)(void);                 /* nudge it out of a wait it cannot poll */
     size_t stack;                       /* bytes */
     bool retry;                         /* a failed start may be tried again */
     const char *without;                /* what the shim does without it */
     _Atomic int state;                  /* enum hk_helper_state */
+    _Atomic pid_t tid;                  /* the kernel's id of the running thread */
     pthread_t thread;
 };
 
 static struct helper hk_helpers[HK_NHELPERS] = {
-    [HK_HELPER_PURGER] = { "purge", hk_purger_main, 64 * 1024, false,
+    [HK_HELPER_PURGER] = { "purge", hk_purger_main, hk_purger_wake, 64 * 1024, false,
                            "LEAN purges from allocation slow paths only" },
-    [HK_HELPER_LISTENER] = { "listener", hk_listener_main, 128 * 1024, true,
+    [HK_HELPER_LISTENER] = { "listener", hk_listener_main, hk_listener_wake, 128 * 1024, true,
                              "not following hakmemd for now" },
 };
+
+/* Parking (hk_park_lock): how many callers want the helpers parked, and an
+ * eventfd that is readable while they do (created with the first helper;
+ * -1 before, or if eventfd failed: the waits then end by their timeout). */
+static pthread_mutex_t hk_park_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int hk_parked;
+static int hk_park_fd = -1;
 
 /* Bit h: helper h was asked for and is not started yet. */
 _Atomic uint32_t hk_helper_pending;
@@ -50,6 +76,13 @@ void hk_helper_want(enum hk_helper_id h)
     atomic_fetch_or_explicit(&hk_helper_pending, bit, memory_order_release);
 }
 
+static void *helper_entry(void *arg)
+{
+    struct helper *hp = arg;
+    atomic_store(&hp->tid, (pid_t)syscall(SYS_gettid));
+    return hp->main(NULL);
+}
+
 /* Create the thread: joinable (so that it can be waited for), with a small
  * stack and every signal blocked (the mask is inherited from this thread,
  * set around pthread_create). Allocates (see the top of the file). */
@@ -61,17 +94,28 @@ static int helper_create(struct helper *hp)
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, hp->stack);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    int rc = pthread_create(&hp->thread, &attr, hp->main, NULL);
+    atomic_store(&hp->tid, 0);
+    int rc = pthread_create(&hp->thread, &attr, helper_entry, hp);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     return rc;
 }
 
-/* At a safe point: start what was asked for. */
+/* At a safe point: start what was asked for (while parked: later). */
 void hk_helper_run_pending(void)
 {
     uint32_t bits = atomic_exchange_explicit(&hk_helper_pending, 0, memory_order_acq_rel);
+    if (hk_park_fd < 0 && bits) {
+        pthread_mutex_lock(&hk_park_lock);
+        if (hk_park_fd < 0)
+            hk_park_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        pthread_mutex_unlock(&hk_park_lock);
+    }
     for (unsigned h = 0; h < HK_NHELPERS; h++) {
+        if ((bits >> h & 1) && hk_helper_parking()) {
+            atomic_fetch_or_explicit(&hk_helper_pending, 1u << h, memory_order_relaxed);
+            continue;
+        }
         struct helper *hp = &hk_helpers[h];
         int expected = HK_HELPER_OFF;
         if (!(bits >> h & 1) ||
@@ -86,10 +130,101 @@ void hk_helper_run_pending(void)
     }
 }
 
+/* ---- parking ---- */
+
+bool hk_helper_parking(void)
+{
+    return atomic_load_explicit(&hk_parked, memory_order_relaxed) != 0;
+}
+
+/* A helper's wait: for events on fd (-1: none, a sleep) for at most ms,
+ * ended early when parking starts. Returns fd's revents, 0 on a timeout,
+ * an error or parking. */
+short hk_helper_poll(int fd, short events, int ms)
+{
+    struct pollfd p[2] = { { fd, events, 0 }, { hk_park_fd, POLLIN, 0 } };
+    if (poll(p, 2, ms) <= 0 || (p[1].revents & POLLIN))
+        return 0;
+    return p[0].revents;
+}
+
+static uint64_t ns_after(uint64_t ns)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + ns;
+}
+
+/* Wait until hp's thread has exited and left the thread group (a joined
+ * thread may still be in it for a moment: the kernel checks the group).
+ * False when it does not stop within 5 s. */
+static bool helper_stop(struct helper *hp)
+{
+    for (int i = 0; i < 1000; i++) {
+        if (hp->wake)
+            hp->wake();                 /* again each time: a wake-up may come early */
+        uint64_t t = ns_after(5000000);
+        struct timespec ts = { (time_t)(t / 1000000000u), (long)(t % 1000000000u) };
+        int rc = pthread_timedjoin_np(hp->thread, NULL, &ts);
+        if (rc == 0)
+            break;
+        if (rc != ETIMEDOUT || i == 999) {
+            hk_log("the %s thread did not stop (error %d)", hp->name, rc);
+            return false;
+        }
+    }
+    pid_t tid = atomic_load(&hp->tid);
+    struct timespec d = { 0, 100000 };
+    for (int i = 0; tid > 0 && i < 10000 && syscall(SYS_tgkill, getpid(), tid, 0) == 0; i++)
+        nanosleep(&d, NULL);
+    atomic_store_explicit(&hp->state, HK_HELPER_OFF, memory_order_release);
+    return true;
+}
+
+/* Stop every helper and keep them stopped until hk_helper_unpark. Returns
+ * false if one would not stop (the caller's system call may then fail as
+ * it would have). */
+bool hk_helper_park(void)
+{
+    bool ok = true;
+    pthread_mutex_lock(&hk_park_lock);
+    if (atomic_fetch_add(&hk_parked, 1) == 0 && hk_park_fd >= 0) {
+        uint64_t one = 1;
+        ssize_t w = write(hk_park_fd, &one, sizeof(one));
+        (void)w;                        /* can only fail if already readable */
+    }
+    for (unsigned h = 0; h < HK_NHELPERS; h++) {
+        struct helper *hp = &hk_helpers[h];
+        while (atomic_load(&hp->state) == HK_HELPER_STARTING)
+            sched_yield();              /* being created at a safe point */
+        if (atomic_load(&hp->state) == HK_HELPER_RUNNING)
+            ok &= helper_stop(hp);
+    }
+    pthread_mutex_unlock(&hk_park_lock);
+    return ok;
+}
+
+void hk_helper_unpark(void)
+{
+    pthread_mutex_lock(&hk_park_lock);
+    if (atomic_fetch_sub(&hk_parked, 1) == 1 && hk_park_fd >= 0) {
+        uint64_t v;
+        ssize_t r = read(hk_park_fd, &v, sizeof(v));
+        (void)r;                        /* can only fail if not readable */
+    }
+    pthread_mutex_unlock(&hk_park_lock);
+}
+
 /* Threads do not survive fork: in the child every helper is off (a failed
- * one stays failed) and starts again when asked for. */
+ * one stays failed) and starts again when asked for; the eventfd is the
+ * parent's too, so the child makes its own. */
 void hk_helper_after_fork_child(void)
 {
+    pthread_mutex_init(&hk_park_lock, NULL);
+    atomic_store(&hk_parked, 0);
+    if (hk_park_fd >= 0)
+        close(hk_park_fd);
+    hk_park_fd = -1;
     atomic_store(&hk_helper_pending, 0);
     for (unsigned h = 0; h < HK_NHELPERS; h++)
         if (atomic_load(&hk_helpers[h].state) != HK_HELPER_FAILED)

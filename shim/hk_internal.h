@@ -170,6 +170,7 @@ extern _Atomic uint64_t hk_released_pages HK_HIDDEN;
 /* ---- purge.c (LEAN's periodic work: the background purge thread) ---- */
 HK_HIDDEN void hk_purge_note(void);
 HK_HIDDEN void *hk_purger_main(void *arg);
+HK_HIDDEN void hk_purger_wake(void);
 HK_HIDDEN void hk_purge_after_fork_child(void);
 HK_HIDDEN void hk_ss_lock_all(void);
 HK_HIDDEN void hk_ss_unlock_all(void);
@@ -253,6 +254,10 @@ HK_HIDDEN enum hk_helper_state hk_helper_state(enum hk_helper_id h);
 HK_HIDDEN void hk_helper_want(enum hk_helper_id h);
 HK_HIDDEN void hk_helper_run_pending(void);
 HK_HIDDEN void hk_helper_after_fork_child(void);
+HK_HIDDEN bool hk_helper_park(void);
+HK_HIDDEN void hk_helper_unpark(void);
+HK_HIDDEN bool hk_helper_parking(void);
+HK_HIDDEN short hk_helper_poll(int fd, short events, int ms);
 
 /* Leave a guarded section (entered with tc->guard++ or tc->guard = 1 when
  * it was 0); the outermost one ends at a safe point. */
@@ -281,6 +286,7 @@ HK_HIDDEN void *hk_realloc_foreign(void *p, size_t n);
 
 /* ---- listener.c (the daemon's voice in the process) ---- */
 HK_HIDDEN void *hk_listener_main(void *arg);
+HK_HIDDEN void hk_listener_wake(void);
 HK_HIDDEN void hk_listener_maybe_start(void);
 HK_HIDDEN void hk_listener_poll(void);
 HK_HIDDEN void hk_listener_after_fork_child(void);

@@ -20,12 +20,15 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <linux/futex.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,11 +71,10 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Waits end early when the helpers are parked (helper.c). */
 static void sleep_ms(unsigned ms)
 {
-    struct timespec d = { ms / 1000, (long)(ms % 1000) * 1000000 };
-    while (nanosleep(&d, &d) != 0 && errno == EINTR)
-        ;
+    hk_helper_poll(-1, 0, (int)ms);
 }
 
 static void stats_update(void);
@@ -177,10 +179,8 @@ static int send_hello(int sock)
 static int recv_welcome(int sock, struct hakmem_welcome *w, int *ring_fd)
 {
     *ring_fd = -1;
-    struct pollfd pfd = { sock, POLLIN, 0 };
-    int pr = poll(&pfd, 1, HK_WELCOME_MS);
-    if (pr <= 0)
-        return pr == 0 ? -ETIMEDOUT : -errno;
+    if (!(hk_helper_poll(sock, POLLIN, HK_WELCOME_MS) & (POLLIN | POLLHUP | POLLERR)))
+        return -ETIMEDOUT;              /* or parked */
     unsigned char buf[HAKMEM_MSG_MAX];
     union {
         struct cmsghdr h;
@@ -298,7 +298,7 @@ static void session_run(void)
             apply(alive ? resolve_level() : HAKMEM_LEVEL_NONE);
         else if (!alive)
             apply(HAKMEM_LEVEL_NONE);   /* the daemon hangs: start mode */
-        if (closed)
+        if (closed || hk_helper_parking())
             return;
         struct pollfd p = { hk_sess.sock, POLLIN, 0 };
         if (poll(&p, 1, 0) > 0)         /* EOF or anything unexpected */
@@ -363,8 +363,7 @@ static int mp_open(void)
 /* Wait up to ms for a pressure event on fd, mapping it to levels. */
 static void mp_wait(int fd, unsigned ms, uint64_t *last_event)
 {
-    struct pollfd p = { fd, POLLPRI, 0 };
-    if (poll(&p, 1, (int)ms) > 0 && (p.revents & POLLPRI)) {
+    if (hk_helper_poll(fd, POLLPRI, (int)ms) & POLLPRI) {
         *last_event = now_ns();
         apply(HAKMEM_LEVEL_MEDIUM);
     } else if (hk_lst_level != HAKMEM_LEVEL_NONE &&
@@ -381,6 +380,12 @@ void *hk_listener_main(void *arg)
     int mp_fd = -1;
     uint64_t mp_last = 0;
     for (;;) {
+        if (hk_helper_parking()) {      /* helper.c: exit; started again later */
+            if (mp_fd >= 0)
+                close(mp_fd);
+            atomic_store(&hk_lst_next_check, now_ns() + HK_START_CHECK_NS);
+            return arg;
+        }
         if (hk_opt.daemon && session_open() == 0) {
             backoff = HK_BACKOFF_MIN_MS;
             session_run();
@@ -422,6 +427,15 @@ static bool worth_starting(void)
     hk_fmt(path, sizeof(path), "%s/hakmemd.sock", hk_opt.runtime_dir);
     struct stat st;
     return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/* Parking (helper.c): out of the wait on the ring's futex word (which we
+ * cannot write; a wake-up that comes before the wait is repeated). */
+void hk_listener_wake(void)
+{
+    const struct hakmem_ring_hdr *h = hk_sess.ring_mem ? hk_sess.ring.hdr : NULL;
+    if (h)
+        syscall(SYS_futex, (uint32_t *)(uintptr_t)&h->futex, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
 /* Ask for the thread (helper.c starts it at the next safe point) if

@@ -39,20 +39,23 @@ void *hk_purger_main(void *arg)
 {
     uint32_t delay_ms = hk_opt.lean_delay_ms;  /* adapted per round (policy.c) */
     for (;;) {
+        bool parking = false;
         pthread_mutex_lock(&hk_purge_lock);
-        while (!atomic_exchange_explicit(&hk_purge_dirty, 0, memory_order_acq_rel)) {
+        while (!(parking = hk_helper_parking()) &&
+               !atomic_exchange_explicit(&hk_purge_dirty, 0, memory_order_acq_rel)) {
             hk_purger_waiting = true;
             pthread_cond_wait(&hk_purge_cond, &hk_purge_lock);
             hk_purger_waiting = false;
         }
         pthread_mutex_unlock(&hk_purge_lock);
-
-        struct timespec d = {
-            .tv_sec = delay_ms / 1000,
-            .tv_nsec = (long)(delay_ms % 1000) * 1000000,
-        };
-        while (nanosleep(&d, &d) != 0)
-            ;
+        if (!parking) {
+            hk_helper_poll(-1, 0, (int)delay_ms);       /* the delay; parking ends it */
+            parking = hk_helper_parking();
+        }
+        if (parking) {                  /* the next purger does the round */
+            atomic_store_explicit(&hk_purge_dirty, 1, memory_order_release);
+            return arg;
+        }
         if (!hk_lim.purge)
             continue;                   /* back in FAST: nothing to age */
         bool pending = false;
@@ -69,6 +72,14 @@ void *hk_purger_main(void *arg)
             atomic_store_explicit(&hk_purge_dirty, 1, memory_order_release);
     }
     return arg;
+}
+
+/* Parking (helper.c): out of the wait on the condition. */
+void hk_purger_wake(void)
+{
+    pthread_mutex_lock(&hk_purge_lock);
+    pthread_cond_broadcast(&hk_purge_cond);
+    pthread_mutex_unlock(&hk_purge_lock);
 }
 
 /* Without the thread: a round from this slow path, at most once per delay. */

@@ -114,6 +114,14 @@ HAKMEM_API int hakmem_apply_pressure(int level);
  * of malloc_trim, which calls it). */
 HAKMEM_API int hakmem_trim(void);
 
+/* unshare(2) and setns(2) with the shim's helper threads parked: what
+ * libhakmem exports as unshare and setns, so that programs that change
+ * user or mount namespaces (which the kernel refuses to a multithreaded
+ * process) keep working under the shim. The threads come back by
+ * themselves afterwards. Same contract as the system calls. */
+HAKMEM_API int hakmem_unshare(int flags);
+HAKMEM_API int hakmem_setns(int fd, int nstype);
+
 #ifdef __cplusplus
 }
 #endif

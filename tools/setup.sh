@@ -14,6 +14,7 @@ PKGS=(
   libclang-rt-14-dev
   # tests: real programs run on the shim, and the memory checkers
   python3 perl sqlite3 git valgrind time strace systemd  # systemd: systemd-analyze for tests/ctl
+  g++ redis-server redis-tools  # tools/chaos.sh: a C++ threads program, redis under redis-benchmark
   # benchmarks: the peers hakmem is compared with
   libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4
 )

@@ -18,7 +18,6 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -52,20 +51,15 @@ static void *(*next_valloc)(size_t);
 static void *(*next_pvalloc)(size_t);
 static _Atomic int resolved;            /* 0 no, 1 resolving, 2 done */
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
+/* Stop the process, saying why (a stack buffer and write(2): no malloc). */
+static void die(const char *why) __attribute__((noreturn));
+static void die(const char *why)
 {
     char buf[256];
-    va_list ap;
-    int n = snprintf(buf, sizeof buf, "liveset[%d]: ", (int)getpid());
-    va_start(ap, fmt);
-    n += vsnprintf(buf + n, sizeof buf - (size_t)n - 1, fmt, ap);
-    va_end(ap);
-    if (n > (int)sizeof buf - 2)
-        n = (int)sizeof buf - 2;
-    buf[n++] = '\n';
-    if (write(2, buf, (size_t)n) < 0)
+    int n = snprintf(buf, sizeof buf, "liveset[%d]: %s\n", (int)getpid(), why);
+    if (write(2, buf, n > 0 && n < (int)sizeof buf ? (size_t)n : sizeof buf - 1) < 0)
         _exit(LIVESET_EXIT);
+    _exit(LIVESET_EXIT);
 }
 
 static void resolve(void)
@@ -86,10 +80,8 @@ static void resolve(void)
     next_memalign = dlsym(RTLD_NEXT, "memalign");
     next_valloc = dlsym(RTLD_NEXT, "valloc");
     next_pvalloc = dlsym(RTLD_NEXT, "pvalloc");
-    if (!next_malloc || !next_free || !next_calloc || !next_realloc) {
-        say("cannot find the next allocator");
-        _exit(LIVESET_EXIT);
-    }
+    if (!next_malloc || !next_free || !next_calloc || !next_realloc)
+        die("cannot find the next allocator");
     atomic_store(&resolved, 2);
 }
 
@@ -150,16 +142,16 @@ static void note_alloc(void *p, const char *who, size_t n)
     lock();
     if (nlive + 1 >= TABLE_SIZE / 2) {
         unlock();
-        say("more than %zu live blocks: table full", nlive);
-        _exit(LIVESET_EXIT);
+        die("too many live blocks: table full");
     }
     size_t i = slot_of(k);
     while (table[i]) {
         if (table[i] == k) {
             unlock();
-            say("%s(%zu) returned %p, which is live (handed out before and not freed)",
-                who, n, p);
-            _exit(LIVESET_EXIT);
+            char why[160];
+            snprintf(why, sizeof why, "%s(%zu) returned %p, which is live (handed out before "
+                     "and not freed)", who, n, p);
+            die(why);
         }
         i = (i + 1) & (TABLE_SIZE - 1);
     }

@@ -25,8 +25,10 @@ static void setup(void)
 
 #define NB 20000
 
-/* Allocate NB blocks of 16..1024 bytes, fill them, free them all. */
-static void grow_and_free(unsigned seed)
+/* Allocate NB blocks of 16..1024 bytes, fill them, free them all but
+ * every keep-th (none when keep is 0): slabs partly used, with wholly
+ * free pages. Returns the blocks (the kept ones still live). */
+static void **grow(unsigned seed, int keep)
 {
     static void *p[NB];
     for (int i = 0; i < NB; i++) {
@@ -36,7 +38,14 @@ static void grow_and_free(unsigned seed)
         memset(p[i], 0x5a, n);
     }
     for (int i = 0; i < NB; i++)
-        hk_free(p[i]);
+        if (!keep || i % keep)
+            hk_free(p[i]);
+    return p;
+}
+
+static void grow_and_free(unsigned seed)
+{
+    grow(seed, 0);
 }
 
 START_TEST(test_modes_and_levels)
@@ -133,21 +142,9 @@ END_TEST
 
 /* ---- each level does what hakmem.h says ---- */
 
-/* Allocate NB blocks of 16..1024 bytes and free all but every 50th: slabs
- * partly used, with wholly free pages. Returns the kept ones. */
 static void **grow_keep(unsigned seed)
 {
-    static void *p[NB];
-    for (int i = 0; i < NB; i++) {
-        size_t n = 16 + (seed = seed * 1103515245u + 12345u) % 1009;
-        p[i] = hk_malloc(n);
-        ck_assert_ptr_nonnull(p[i]);
-        memset(p[i], 0x5a, n);
-    }
-    for (int i = 0; i < NB; i++)
-        if (i % 50)
-            hk_free(p[i]);
-    return p;
+    return grow(seed, 50);
 }
 
 static void free_kept(void **p)

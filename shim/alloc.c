@@ -63,11 +63,45 @@ void *hk_malloc(size_t n)
     return hk_malloc_big(n);
 }
 
+/* The push of free's fast paths: p is a block of class cls that does
+ * not carry the free key; false when the bin has no room (or is closed or
+ * being stolen). */
+static inline bool hk_free_push(uint64_t *w, size_t cls, uint64_t key)
+{
+    struct hk_bin *b = hk_bin_of((unsigned)cls);
+    hk_bin_busy(b);
+    size_t n = hk_bin_n(b);
+    /* cap: another thread may zero it (hk_types.h); read once */
+    if (HK_LIKELY(n < b->cap)) {
+        w[1] = key;
+        b->slot[n] = w;
+        hk_bin_commit(b, (uint32_t)n + 1);
+        return true;
+    }
+    return false;
+}
+
+/* A block of a class with four-unit slabs (> 4 KiB), which the fast
+ * path's 16-bit test does not cover: the same test on the offset in the
+ * 256 KiB-aligned slab (hk_block_check4), then the fast path's push. Out
+ * of line, and no lock either. */
+__attribute__((noinline)) static void hk_free_mid(void *p, size_t cls)
+{
+    uint64_t *w = p, key = hk_free_key;
+    if (cls < HK_NCLASS) {
+        const struct hk_block_check4 *k = &hk_lookup.check4[cls];
+        if (((uintptr_t)p & (4 * HK_UNIT_SIZE - 1)) * k->mul < k->lim && w[1] != key &&
+            hk_free_push(w, cls, key))
+            return;
+    }
+    hk_free_slow(p);
+}
+
 /* The fast path's checks, folded: p starts a block of a class with
  * one-unit slabs (hk_block_check: refuses interior pointers, the header,
- * free units, large and guard segments and bigger classes, which the slow
- * path judges), the block does not carry the free key (a double free,
- * see init.c), and the bin has room. */
+ * free units, large and guard segments and bigger classes, which
+ * hk_free_mid and the slow path judge), the block does not carry the
+ * free key (a double free, see init.c), and the bin has room. */
 void hk_free(void *p)
 {
     uintptr_t a = (uintptr_t)p;
@@ -76,19 +110,13 @@ void hk_free(void *p)
         size_t cls = hk_unit_cls(seg, p);
         const struct hk_block_check *k = &hk_lookup.check[cls];
         uint64_t *w = p, key = hk_free_key;
-        if (HK_LIKELY((uint32_t)((uint32_t)(a & 0xffff) * k->mul) < k->lim && w[1] != key)) {
-            struct hk_bin *b = hk_bin_of((unsigned)cls);
-            hk_bin_busy(b);
-            size_t n = hk_bin_n(b);
-            /* cap: another thread may zero it (hk_types.h); read once */
-            if (HK_LIKELY(n < b->cap)) {
-                w[1] = key;
-                b->slot[n] = p;
-                hk_bin_commit(b, (uint32_t)n + 1);
+        if (HK_LIKELY((uint32_t)((uint32_t)(a & 0xffff) * k->mul) < k->lim)) {
+            if (HK_LIKELY(w[1] != key) && HK_LIKELY(hk_free_push(w, cls, key)))
                 return;
-            }
+            hk_free_slow(p);
+            return;
         }
-        hk_free_slow(p);
+        hk_free_mid(p, cls);
         return;
     }
     if (p)

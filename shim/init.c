@@ -61,7 +61,7 @@ void hk_init_slow(void)
         return;
     }
     hk_env_init();
-    hk_block_check_init(hk_lookup.check);
+    hk_block_check_init(hk_lookup.check, hk_lookup.check4);
     const void *rnd = (const void *)getauxval(AT_RANDOM);     /* 16 bytes, unaligned */
     uint64_t r[2] = { (uint64_t)(uintptr_t)&r * 0x9E3779B97F4A7C15u, 0 };
     if (rnd)

@@ -53,17 +53,24 @@ unsigned hk_class_of_slow(size_t n)
  * judges): classes of four-unit slabs, free units, large and guard
  * segments. tests/unit/test_sizeclass.c checks every offset of every
  * class. */
-void hk_block_check_init(struct hk_block_check t[256])
+void hk_block_check_init(struct hk_block_check t[256], struct hk_block_check4 t4[HK_NCLASS])
 {
     _Static_assert(HK_UNIT_SIZE == 65536, "16-bit offsets");
     for (unsigned c = 0; c < HK_NCLASS; c++) {
         uint32_t d = hk_class_size[c];
-        if (hk_class_span(c) != 1)
-            continue;
-        uint32_t mul = (uint32_t)((((uint64_t)1 << 32) + d - 1) / d);
-        uint32_t e = (uint32_t)((uint64_t)mul * d - ((uint64_t)1 << 32));
-        t[c].mul = mul;
-        t[c].lim = e ? (uint32_t)(HK_UNIT_SIZE / d) * e : mul;
+        if (hk_class_span(c) == 1) {
+            uint32_t mul = (uint32_t)((((uint64_t)1 << 32) + d - 1) / d);
+            uint32_t e = (uint32_t)((uint64_t)mul * d - ((uint64_t)1 << 32));
+            t[c].mul = mul;
+            t[c].lim = e ? (uint32_t)(HK_UNIT_SIZE / d) * e : mul;
+        } else {
+            /* The same with 64-bit arithmetic for the 18-bit offset in a
+             * four-unit slab, which starts 256 KiB aligned (superslab.c). */
+            uint64_t mul = UINT64_MAX / d + 1;          /* ceil(2^64 / d) */
+            uint64_t e = mul * d;                       /* mod 2^64: 0 for powers of 2 */
+            t4[c].mul = mul;
+            t4[c].lim = e ? (uint64_t)(4 * HK_UNIT_SIZE / d) * e : mul;
+        }
     }
 }
 

@@ -134,12 +134,17 @@ static void lazy_pages_gone(uint64_t pages)
 
 /* ---- superslabs (hk_ss_lock held unless said) ---- */
 
-/* First unit of a run of span free units in mask, or -1. */
+/* First unit of a run of span free units in mask, or -1. A run starts at
+ * a multiple of span, so that a slab of four units is 256 KiB aligned:
+ * free() then tells its block starts from the address alone (sizeclass.c,
+ * hk_block_check_init). */
 static int find_run(uint32_t mask, unsigned span)
 {
     uint32_t m = mask;
     for (unsigned i = 1; i < span; i++)
         m &= mask >> i;
+    if (span > 1)
+        m &= span == 4 ? 0x11111111u : 0;
     return m ? __builtin_ctz(m) : -1;
 }
 

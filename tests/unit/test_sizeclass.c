@@ -30,13 +30,27 @@ END_TEST
 START_TEST(test_block_check_exact)
 {
     static struct hk_block_check t[256];
-    hk_block_check_init(t);
+    static struct hk_block_check4 t4[HK_NCLASS];
+    hk_block_check_init(t, t4);
     for (unsigned c = 0; c < 256; c++) {
-        if (c >= HK_NCLASS || hk_class_span(c) != 1) {
+        if (c < HK_NCLASS && hk_class_span(c) == 4) {
+            /* the 18-bit offset in a 256 KiB-aligned four-unit slab */
+            ck_assert_uint_eq(t[c].lim, 0);
+            uint32_t d = hk_class_size[c], nblocks = 4 * HK_UNIT_SIZE / d;
+            for (uint32_t off = 0; off < 4 * HK_UNIT_SIZE; off++) {
+                bool want = off % d == 0 && off / d < nblocks;
+                bool got = (uint64_t)off * t4[c].mul < t4[c].lim;
+                if (got != want)
+                    ck_abort_msg("class %u (%u B) offset %u: test says %d", c, d, off, got);
+            }
+            continue;
+        }
+        if (c >= HK_NCLASS) {
             /* refused whatever the offset: the slow path judges */
             ck_assert_uint_eq(t[c].lim, 0);
             continue;
         }
+        ck_assert_uint_eq(t4[c].lim, 0);
         uint32_t d = hk_class_size[c], nblocks = HK_UNIT_SIZE / d;
         for (uint32_t off = 0; off < HK_UNIT_SIZE; off++) {
             bool want = off % d == 0 && off / d < nblocks;

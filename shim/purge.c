@@ -12,7 +12,9 @@
  * blocks they hold do not pin pages that are otherwise free.
  *
  * The thread is asked for at the first note in LEAN mode and starts at
- * the next safe point (helper.c), and again in a forked child when needed.
+ * the next safe point (helper.c), and again in a forked child when needed;
+ * it exits when parked (helper.c). Calls that can allocate: none (its own
+ * waits are poll and a condition variable).
  */
 #include <time.h>
 #include "hk_internal.h"

@@ -8,8 +8,10 @@
  *
  * Locks: a class's lock guards its partial list and the descriptors of
  * its slabs; hk_ss_lock guards superslab unit masks and lists. Order:
- * class lock, then hk_ss_lock. Neither is held across a call that may
- * allocate.
+ * (hk_tc_lock, a thief's,) class lock, then hk_ss_lock. Callers are
+ * guarded (guard.c). Calls made here that can allocate: none (the OS box,
+ * pthread mutexes, the purge note: it only asks for the purger, which
+ * starts at a safe point).
  */
 #include <string.h>
 #include "hk_internal.h"

@@ -57,7 +57,9 @@ static struct helper hk_helpers[HK_NHELPERS] = {
  * -1 before, or if eventfd failed: the waits then end by their timeout). */
 static pthread_mutex_t hk_park_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic int hk_parked;
-static int hk_park_fd = -1;
+static _Atomic int hk_park_fd = -1;     /* set once (a helper's safe point may not
+                                           take hk_park_lock: the parker holds it
+                                           while it waits for the helpers) */
 
 /* Bit h: helper h was asked for and is not started yet. */
 _Atomic uint32_t hk_helper_pending;
@@ -105,11 +107,10 @@ static int helper_create(struct helper *hp)
 void hk_helper_run_pending(void)
 {
     uint32_t bits = atomic_exchange_explicit(&hk_helper_pending, 0, memory_order_acq_rel);
-    if (hk_park_fd < 0 && bits) {
-        pthread_mutex_lock(&hk_park_lock);
-        if (hk_park_fd < 0)
-            hk_park_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        pthread_mutex_unlock(&hk_park_lock);
+    if (atomic_load(&hk_park_fd) < 0 && bits) {
+        int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), none = -1;
+        if (fd >= 0 && !atomic_compare_exchange_strong(&hk_park_fd, &none, fd))
+            close(fd);                  /* another thread was first */
     }
     for (unsigned h = 0; h < HK_NHELPERS; h++) {
         if ((bits >> h & 1) && hk_helper_parking()) {
@@ -142,7 +143,7 @@ bool hk_helper_parking(void)
  * an error or parking. */
 short hk_helper_poll(int fd, short events, int ms)
 {
-    struct pollfd p[2] = { { fd, events, 0 }, { hk_park_fd, POLLIN, 0 } };
+    struct pollfd p[2] = { { fd, events, 0 }, { atomic_load(&hk_park_fd), POLLIN, 0 } };
     if (poll(p, 2, ms) <= 0 || (p[1].revents & POLLIN))
         return 0;
     return p[0].revents;
@@ -161,6 +162,10 @@ static uint64_t ns_after(uint64_t ns)
 static bool helper_stop(struct helper *hp)
 {
     for (int i = 0; i < 1000; i++) {
+        int fd = atomic_load(&hk_park_fd);
+        uint64_t one = 1;               /* the eventfd may be newer than the park */
+        ssize_t w = fd >= 0 ? write(fd, &one, sizeof(one)) : 0;
+        (void)w;                        /* nothing to do about a failure */
         if (hp->wake)
             hp->wake();                 /* again each time: a wake-up may come early */
         uint64_t t = ns_after(5000000);
@@ -188,11 +193,7 @@ bool hk_helper_park(void)
 {
     bool ok = true;
     pthread_mutex_lock(&hk_park_lock);
-    if (atomic_fetch_add(&hk_parked, 1) == 0 && hk_park_fd >= 0) {
-        uint64_t one = 1;
-        ssize_t w = write(hk_park_fd, &one, sizeof(one));
-        (void)w;                        /* can only fail if already readable */
-    }
+    atomic_fetch_add(&hk_parked, 1);    /* helper_stop makes the eventfd readable */
     for (unsigned h = 0; h < HK_NHELPERS; h++) {
         struct helper *hp = &hk_helpers[h];
         while (atomic_load(&hp->state) == HK_HELPER_STARTING)
@@ -207,10 +208,11 @@ bool hk_helper_park(void)
 void hk_helper_unpark(void)
 {
     pthread_mutex_lock(&hk_park_lock);
-    if (atomic_fetch_sub(&hk_parked, 1) == 1 && hk_park_fd >= 0) {
-        uint64_t v;
-        ssize_t r = read(hk_park_fd, &v, sizeof(v));
-        (void)r;                        /* can only fail if not readable */
+    int fd = atomic_load(&hk_park_fd);
+    if (atomic_fetch_sub(&hk_parked, 1) == 1 && fd >= 0) {
+        uint64_t v;                     /* resets the count; fails if it was 0 */
+        ssize_t r = read(fd, &v, sizeof(v));
+        (void)r;
     }
     pthread_mutex_unlock(&hk_park_lock);
 }
@@ -222,9 +224,9 @@ void hk_helper_after_fork_child(void)
 {
     pthread_mutex_init(&hk_park_lock, NULL);
     atomic_store(&hk_parked, 0);
-    if (hk_park_fd >= 0)
-        close(hk_park_fd);
-    hk_park_fd = -1;
+    int fd = atomic_exchange(&hk_park_fd, -1);
+    if (fd >= 0)
+        close(fd);
     atomic_store(&hk_helper_pending, 0);
     for (unsigned h = 0; h < HK_NHELPERS; h++)
         if (atomic_load(&hk_helpers[h].state) != HK_HELPER_FAILED)

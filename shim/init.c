@@ -22,20 +22,23 @@ uint64_t hk_free_key;
 _Atomic uint32_t hk_epoch;
 
 /* fork holds every shim lock across the fork, under the guard (a signal
- * handler allocating meanwhile must not wait for them). */
+ * handler allocating meanwhile must not wait for them), taken in the one
+ * lock order of the shim: hk_tc_lock (a thief holds it while it gives
+ * blocks to the central lists), the class locks, hk_ss_lock, then the
+ * large-block lock (a leaf). */
 static void hk_atfork_prepare(void)
 {
     hk_tls.guard++;
+    hk_tcache_lock_all();
     hk_ss_lock_all();
     hk_large_lock_all();
-    hk_tcache_lock_all();
 }
 
 static void hk_atfork_parent(void)
 {
-    hk_tcache_unlock_all();
     hk_large_unlock_all();
     hk_ss_unlock_all();
+    hk_tcache_unlock_all();
     hk_tls.guard--;                     /* no safe point inside fork() */
 }
 

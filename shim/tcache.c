@@ -48,17 +48,21 @@ static uint32_t get_cap(const struct hk_bin *b)
 
 /* Close b for a slow-path operation; returns the blocks it holds. A
  * thief at work on it (HK_BIN_STOLEN) is waited for: it holds hk_tc_lock
- * until it is done, and leaves n at 0 or at what it found. */
+ * until it is done and leaves n at 0 or at what it found; with the lock
+ * held no other thief can start (they come one after another), so n is
+ * read and the bin closed under it. */
 static uint32_t bin_close(struct hk_bin *b)
 {
     hk_bin_busy(b);
     uint32_t n = hk_bin_n(b);
     if (n == HK_BIN_STOLEN) {
         pthread_mutex_lock(&hk_tc_lock);
-        pthread_mutex_unlock(&hk_tc_lock);
         n = hk_bin_n(b);
+        __atomic_store_n(&b->n, HK_BIN_CLOSED, __ATOMIC_RELAXED);
+        pthread_mutex_unlock(&hk_tc_lock);
+    } else {
+        __atomic_store_n(&b->n, HK_BIN_CLOSED, __ATOMIC_RELAXED);
     }
-    __atomic_store_n(&b->n, HK_BIN_CLOSED, __ATOMIC_RELAXED);
     atomic_signal_fence(memory_order_seq_cst);
     return n;
 }

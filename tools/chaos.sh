@@ -122,18 +122,35 @@ fail_run() {                            # name run output-file reason
   echo "chaos: FAIL: $1 run $2: $4 (output in $OUT/$1.$2.out)"
 }
 
+# A run that takes longer than this has hung: it is killed (SIGKILL,
+# exit 137) and counted as failed; gdb's backtrace of it is kept.
+RUN_LIMIT=600
+
+# watchdog_for PID: kill PID after RUN_LIMIT seconds, keeping its stacks; prints
+# the watcher's pid.
+watchdog_for() {
+  ( sleep "$RUN_LIMIT"
+    command -v gdb >/dev/null && gdb -p "$1" -batch -ex "thread apply all bt 12" >"$TMP/hang" 2>&1
+    kill -9 "$1" ) >/dev/null 2>&1 &
+  echo $!
+}
+
 # run_prog NAME RUN CMD...: CMD under chaos with both drivers; sets rc.
 run_prog() {
   local name=$1 run=$2
   shift 2
   chaos_env "$run"
+  rm -f "$TMP/hang"
   env "${CENV[@]}" "$@" >"$TMP/out" 2>&1 &
-  local pid=$!
+  local pid=$! w
+  w=$(watchdog_for "$pid")
   ctl_driver "$pid" &
   local drv=$!
   wait "$pid"
   rc=$?
+  kill "$w" 2>/dev/null
   wait "$drv"
+  [[ -s $TMP/hang ]] && cat "$TMP/hang" >>"$TMP/out"
   RUNS[$name]=$((${RUNS[$name]:-0} + 1))
 }
 
@@ -141,15 +158,18 @@ redis_round() {
   local run=$1 port
   port=$((20000 + (RANDOM % 20000)))
   chaos_env "$run"
+  rm -f "$TMP/hang"
   env "${CENV[@]}" redis-server --port "$port" --bind 127.0.0.1 --save "" \
       --appendonly no --daemonize no --loglevel warning >"$TMP/out" 2>&1 &
   REDIS=$!
+  local w
+  w=$(watchdog_for "$REDIS")
   ctl_driver "$REDIS" &
   local drv=$! ok=1 i
   for i in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
   for i in $(seq 3000); do printf 'SET chaos:%d v%d-%0*d\n' "$i" "$i" $((i % 300)) 0; done |
     redis-cli -p "$port" >/dev/null 2>>"$TMP/out" || ok=0
-  redis-benchmark -p "$port" -q -n 20000 -c 16 -P 8 -d 200 -r 20000 \
+  timeout 300 redis-benchmark -p "$port" -q -n 20000 -c 16 -P 8 -d 200 -r 20000 \
       -t set,get,incr,lpush,lpop,sadd,hset,spop,zadd,lrange_100 >>"$TMP/out" 2>&1 || ok=0
   local got want
   got=$(for i in $(seq 3000); do echo "GET chaos:$i"; done | redis-cli -p "$port" 2>>"$TMP/out" | md5sum)
@@ -158,6 +178,8 @@ redis_round() {
   redis-cli -p "$port" shutdown nosave >/dev/null 2>&1
   wait "$REDIS"
   rc=$?
+  kill "$w" 2>/dev/null
+  [[ -s $TMP/hang ]] && cat "$TMP/hang" >>"$TMP/out"
   REDIS=
   wait "$drv"
   RUNS[redis]=$((${RUNS[redis]:-0} + 1))

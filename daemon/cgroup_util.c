@@ -50,6 +50,26 @@ int cgroup_read_file(const char *path, char *buf, size_t buflen)
     return (int)used;
 }
 
+int cgroup_pread_file(int fd, char *buf, size_t buflen)
+{
+    ssize_t n;
+
+    if (buflen == 0)
+        return -EINVAL;
+    /* Kernel text files fill a read up to their end: one read of the
+     * whole room either ends short (the file) or fills it (too big: no
+     * byte left for the NUL). */
+    do
+        n = pread(fd, buf, buflen, 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -errno;
+    if ((size_t)n == buflen)
+        return -EFBIG;
+    buf[n] = '\0';
+    return (int)n;
+}
+
 /* Does the comma list ctrls (length n) name "memory"? */
 static bool lists_memory(const char *ctrls, size_t n)
 {

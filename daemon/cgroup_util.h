@@ -100,4 +100,9 @@ int cgroup_read_mem(const char *dir, enum cgroup_version version, struct cgroup_
  * length, -EFBIG when it does not fit, or the errno of open/read. */
 int cgroup_read_file(const char *path, char *buf, size_t buflen);
 
+/* The same through an fd the caller keeps open (pread from offset 0, as
+ * kernfs files want to be re-read: that also re-arms their poll
+ * notification). Returns the length, -EFBIG, or the errno of pread. */
+int cgroup_pread_file(int fd, char *buf, size_t buflen);
+
 #endif /* HAKMEMD_CGROUP_UTIL_H */

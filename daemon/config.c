@@ -7,17 +7,21 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <syslog.h>
+#include <unistd.h>
 
 enum config_type {
     CONFIG_T_U32,
     CONFIG_T_PATH,
+    CONFIG_T_NAME,
     CONFIG_T_LEVEL,
     CONFIG_T_LOGLEVEL,
     CONFIG_T_SOURCES,
@@ -58,6 +62,7 @@ static const struct {
     { "bpf", CONFIG_SOURCE_BPF },
     { "psi", CONFIG_SOURCE_PSI },
     { "usage", CONFIG_SOURCE_USAGE },
+    { "events", CONFIG_SOURCE_EVENTS },
 };
 
 #if defined(__GNUC__)
@@ -149,7 +154,7 @@ static int parse_sources(const struct config_key *k, const char *v, uint32_t *ou
         if (!found) {
             set_err(err, errlen,
                     "invalid value '%s' for %s: unknown source '%.*s' (expected a "
-                    "comma list of bpf, psi, usage, or none)",
+                    "comma list of bpf, psi, usage, events, or none)",
                     v, k->name, (int)n, p);
             return -EINVAL;
         }
@@ -177,6 +182,17 @@ static int parse_value(const struct config_key *k, const char *v, void *field,
         if (v[0] != '/') {
             set_err(err, errlen, "invalid value '%s' for %s: expected an absolute path",
                     v, k->name);
+            return -EINVAL;
+        }
+        memcpy(field, v, n + 1);
+        return 0;
+    }
+    case CONFIG_T_NAME: {
+        size_t n = strlen(v);
+        if (n >= CONFIG_NAME_MAX || strspn(v, "abcdefghijklmnopqrstuvwxyz"
+                                              "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") != n) {
+            set_err(err, errlen, "invalid value '%s' for %s: expected a name of letters, "
+                    "digits, '_', '-' and '.', at most %d bytes", v, k->name, CONFIG_NAME_MAX - 1);
             return -EINVAL;
         }
         memcpy(field, v, n + 1);
@@ -333,6 +349,59 @@ static int parse_stream(FILE *f, const char *path, struct hakmemd_config *cfg,
     return r;
 }
 
+static const char *file_kind(mode_t m)
+{
+    return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) ? "a character device"
+         : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : "not a plain file";
+}
+
+/* The whole file at path into buf (NUL-terminated), if it is a regular
+ * file that fits. Never blocks: O_NONBLOCK makes a FIFO's open return at
+ * once, and fstat refuses it before any read. */
+static int read_config_file(const char *path, char *buf, size_t cap, size_t *len, char *err,
+                            size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    int r = 0;
+    if (fstat(fd, &st) != 0) {
+        r = -errno;
+        set_err(err, errlen, "%s: cannot stat: %s", path, strerror(-r));
+    } else if (!S_ISREG(st.st_mode)) {
+        r = -EINVAL;
+        set_err(err, errlen, "%s: not a regular file (%s)", path, file_kind(st.st_mode));
+    } else if ((uint64_t)st.st_size >= cap) {
+        r = -EFBIG;
+        set_err(err, errlen, "%s: too large (%lld bytes; at most %zu)", path,
+                (long long)st.st_size, cap - 1);
+    }
+    size_t n = 0;
+    while (r == 0 && n < cap) {
+        ssize_t k = read(fd, buf + n, cap - n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            r = -errno;
+            set_err(err, errlen, "%s: read error: %s", path, strerror(-r));
+        }
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+    }
+    if (r == 0 && n >= cap) {           /* it grew while we read */
+        r = -EFBIG;
+        set_err(err, errlen, "%s: too large (at most %zu bytes)", path, cap - 1);
+    }
+    close(fd);
+    if (r == 0) {
+        buf[n] = '\0';
+        *len = n;
+    }
+    return r;
+}
+
 int config_load(const char *path, struct hakmemd_config *cfg, char *err, size_t errlen)
 {
     struct hakmemd_config tmp;
@@ -346,18 +415,37 @@ int config_load(const char *path, struct hakmemd_config *cfg, char *err, size_t 
         set_err(err, errlen, "%s: internal error: a default fails its checks", path);
         return r;
     }
-    FILE *f = fopen(path, "re");
-    if (!f) {
-        r = -errno;
+    char *buf = malloc(CONFIG_FILE_MAX + 1);
+    if (!buf) {
+        set_err(err, errlen, "%s: out of memory", path);
+        return -ENOMEM;
+    }
+    size_t len = 0;
+    msg[0] = '\0';
+    r = read_config_file(path, buf, CONFIG_FILE_MAX + 1, &len, msg, sizeof(msg));
+    if (r < 0) {
+        free(buf);
         if (r == -ENOENT && strcmp(path, CONFIG_DEFAULT_PATH) == 0) {
             *cfg = tmp;
             return 0;
         }
-        set_err(err, errlen, "%s: cannot open: %s", path, strerror(-r));
+        if (msg[0])
+            set_err(err, errlen, "%s", msg);
+        else
+            set_err(err, errlen, "%s: cannot open: %s", path, strerror(-r));
         return r;
     }
-    r = parse_stream(f, path, &tmp, err, errlen);
-    fclose(f);
+    if (len > 0) {
+        FILE *f = fmemopen(buf, len, "r");
+        if (!f) {
+            r = -errno;
+            set_err(err, errlen, "%s: %s", path, strerror(-r));
+        } else {
+            r = parse_stream(f, path, &tmp, err, errlen);
+            fclose(f);
+        }
+    }
+    free(buf);
     if (r < 0)
         return r;
     r = config_check(&tmp, msg, sizeof(msg));
@@ -409,6 +497,11 @@ int config_check(const struct hakmemd_config *cfg, char *err, size_t errlen)
     CHECK_RISING("reclaim stall", reclaim_stall, _ms);
     CHECK_RISING("PSI some", psi_some, _pct);
     CHECK_RISING("PSI full", psi_full, _pct);
+    if (cfg->usage_min_interval_ms > cfg->usage_interval_ms) {
+        set_err(err, errlen, "usage_min_interval_ms (%u) exceeds usage_interval_ms (%u)",
+                cfg->usage_min_interval_ms, cfg->usage_interval_ms);
+        return -EINVAL;
+    }
     /* vmpressure counts are events at or above each level: no order needed */
     if (cfg->psi_trigger_stall_us > cfg->psi_trigger_window_us) {
         set_err(err, errlen, "psi_trigger_stall_us (%u) exceeds psi_trigger_window_us (%u)",
@@ -427,6 +520,7 @@ static int format_value(const struct config_key *k, const struct hakmemd_config 
     case CONFIG_T_U32:
         return snprintf(buf, len, "%u", *(const uint32_t *)field);
     case CONFIG_T_PATH:
+    case CONFIG_T_NAME:
         return snprintf(buf, len, "%s", (const char *)field);
     case CONFIG_T_LEVEL:
         return snprintf(buf, len, "%s", policy_level_name(*(const enum hakmem_level *)field));
@@ -500,6 +594,25 @@ int config_print(FILE *f, const struct hakmemd_config *cfg)
     return 0;
 }
 
+int config_diff(const struct hakmemd_config *a, const struct hakmemd_config *b,
+                void (*fn)(const char *key, const char *from, const char *to, void *ctx),
+                void *ctx)
+{
+    char va[CONFIG_STR_MAX + 64], vb[CONFIG_STR_MAX + 64];
+    int n = 0;
+
+    for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+        format_value(&config_keys[i], a, va, sizeof(va));
+        format_value(&config_keys[i], b, vb, sizeof(vb));
+        if (strcmp(va, vb) != 0) {
+            n++;
+            if (fn)
+                fn(config_keys[i].name, va, vb, ctx);
+        }
+    }
+    return n;
+}
+
 void config_policy(const struct hakmemd_config *cfg, struct policy_thresholds *th)
 {
     const uint64_t ms = 1000000;
@@ -517,6 +630,8 @@ void config_policy(const struct hakmemd_config *cfg, struct policy_thresholds *t
         .psi_full_cpct = { 0, cfg->psi_full_low_pct * 100, cfg->psi_full_medium_pct * 100,
                            cfg->psi_full_critical_pct * 100 },
         .psi_trigger_level = cfg->psi_trigger_level,
+        .memevents_high_level = cfg->memevents_high_level,
+        .memevents_max_level = cfg->memevents_max_level,
         .calm_ns = { 0, cfg->calm_low_ms * ms, cfg->calm_medium_ms * ms,
                      cfg->calm_critical_ms * ms },
         .hysteresis_pct = cfg->hysteresis_pct,

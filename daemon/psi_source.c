@@ -196,13 +196,26 @@ int psi_trigger_open(struct psi_trigger *t, const char *path, bool full, uint32_
         return r;
     }
     /* the kernel wants the terminating NUL too (Documentation/accounting/psi.rst) */
-    if (write(fd, spec, (size_t)n + 1) < 0) {
-        r = -errno;
+    r = write(fd, spec, (size_t)n + 1) < 0 ? -errno : 0;
+    uint32_t rounded = (window_us + PSI_UNPRIV_WINDOW_US - 1) / PSI_UNPRIV_WINDOW_US *
+                       PSI_UNPRIV_WINDOW_US;
+    if (r == -EINVAL && rounded != window_us && rounded <= PSI_MAX_WINDOW_US) {
+        /* Linux >= 6.5 wants unprivileged windows in multiples of 2 s:
+         * the next one up, with the same share of stall. */
+        uint32_t stall = (uint32_t)((uint64_t)stall_us * rounded / window_us);
+        int m = psi_trigger_format(spec, sizeof(spec), full, stall, rounded);
+        if (m > 0 && write(fd, spec, (size_t)m + 1) >= 0) {
+            t->stall_us = stall;
+            t->window_us = rounded;
+            r = 0;
+        }
+    }
+    if (r < 0) {
         if (r == -EINVAL)
             set_reason(reason, reasonlen,
                        "%s: trigger '%s' refused (EINVAL): the window must be 500 ms..10 s "
-                       "and, without CAP_SYS_RESOURCE, a multiple of 2 s; the stall at "
-                       "most the window", path, spec);
+                       "and, without CAP_SYS_RESOURCE on Linux 6.5 and later, a multiple "
+                       "of 2 s; the stall at most the window", path, spec);
         else if (r == -EOPNOTSUPP)
             set_reason(reason, reasonlen, "%s: trigger '%s' refused: PSI is disabled (psi=0)",
                        path, spec);
@@ -234,16 +247,12 @@ int psi_trigger_revents(uint32_t revents)
 int psi_trigger_read(const struct psi_trigger *t, struct psi_stats *out)
 {
     char buf[512];
-    ssize_t n;
 
     if (t->fd < 0)
         return -EBADF;
-    do
-        n = pread(t->fd, buf, sizeof(buf) - 1, 0);
-    while (n < 0 && errno == EINTR);
+    int n = cgroup_pread_file(t->fd, buf, sizeof(buf));
     if (n < 0)
-        return -errno;
-    buf[n] = '\0';
+        return n;
     return psi_parse(buf, out);
 }
 

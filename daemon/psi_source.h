@@ -14,10 +14,9 @@
  * reason string; the caller logs it once and runs without), decide levels
  * beyond debouncing (policy.c does), or block: every fd is non-blocking.
  *
- * Platform (../shared/PLATFORM.md): without CAP_SYS_RESOURCE a trigger
- * window must be a multiple of 2 s (up to 10 s), so PSI fires at 2 s
- * granularity at best here; v1 memcgs have no per-cgroup PSI file, only
- * memory.pressure_level.
+ * Trigger windows: see PSI_*_WINDOW_US below; the daemon asks for the
+ * shortest and takes what the kernel grants. v1 memcgs have no
+ * per-cgroup PSI file, only memory.pressure_level.
  */
 #ifndef HAKMEMD_PSI_SOURCE_H
 #define HAKMEMD_PSI_SOURCE_H
@@ -29,10 +28,14 @@
 #include "hakmem_proto.h"
 
 #define PSI_SYSTEM_MEMORY_PATH "/proc/pressure/memory"
-/* Default trigger: 150 ms of "some" stall within 2 s (7.5 %). 2 s is the
- * shortest window this platform allows an unprivileged-resource daemon. */
-#define PSI_DEF_STALL_US  150000u
-#define PSI_DEF_WINDOW_US 2000000u
+/* Trigger windows the kernel accepts: 500 ms to 10 s; since Linux 6.5
+ * (and in stable kernels that took the change: Debian 12's 6.1.0-57,
+ * measured) a trigger armed without CAP_SYS_RESOURCE, checked on the
+ * file's opener, needs a multiple of 2 s; older kernels took any window
+ * on a cgroup's memory.pressure. */
+#define PSI_MIN_WINDOW_US    500000u
+#define PSI_MAX_WINDOW_US    10000000u
+#define PSI_UNPRIV_WINDOW_US 2000000u
 
 /* ---------------------------------------------------------------------
  * PSI numbers
@@ -76,10 +79,12 @@ struct psi_trigger {
 /* "some 150000 2000000" into buf. Returns the length or -ENAMETOOLONG. */
 int psi_trigger_format(char *buf, size_t len, bool full, uint32_t stall_us, uint32_t window_us);
 
-/* Opens path and arms the trigger. On failure returns a negative errno,
- * t->fd is -1, and reason (may be NULL) says why in words, e.g. for
- * -EINVAL that the window must be a multiple of 2 s without
- * CAP_SYS_RESOURCE. */
+/* Opens path and arms the trigger: the shortest window the kernel and
+ * our capabilities allow, starting at window_us: when the kernel refuses
+ * a window that is not a multiple of 2 s (EINVAL: unprivileged on 6.5+),
+ * the next multiple of 2 s with the same share of stall. t->window_us and
+ * t->stall_us say what was armed. On failure returns a negative errno,
+ * t->fd is -1, and reason (may be NULL) says why in words. */
 int psi_trigger_open(struct psi_trigger *t, const char *path, bool full, uint32_t stall_us,
                      uint32_t window_us, char *reason, size_t reasonlen);
 

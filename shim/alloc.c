@@ -21,6 +21,7 @@ __attribute__((noinline, cold)) static void *hk_malloc_large(size_t n, size_t al
     if (tc->guard)
         return hk_guard_alloc(n, align);
     tc->guard = 1;
+    hk_listener_restart_if_forked();    /* a child that only maps large blocks registers too */
     void *p = align > HK_SEG_SIZE / 2 ? hk_huge_aligned_alloc(n, align)
                                       : hk_large_alloc(n, align, zero);
     int e = errno;

@@ -116,6 +116,10 @@ HK_HIDDEN int hk_opt_parse(const struct hk_optdef *d, const char *s, void *out);
 HK_HIDDEN void hk_opt_default(const struct hk_optdef *d, void *out);
 HK_HIDDEN void hk_env_load(char *const *envp, struct hk_options *o);
 HK_HIDDEN void hk_env_init(void);
+/* Secure mode (getauxval(AT_SECURE): a setuid, setgid or file-capability
+ * program): the environment is ignored, as glibc ignores MALLOC_*, and
+ * the listener follows only a root-owned hakmemd at the default path. */
+extern bool hk_secure HK_HIDDEN;
 /* systemd's memory-pressure protocol (docs/PRESSURE.md), read with the
  * rest of the environment: the file to watch and the trigger to write
  * (base64), empty when the service manager did not set them. */
@@ -280,6 +284,15 @@ HK_HIDDEN int hk_trim(void);
 HK_HIDDEN bool hk_release_now(bool eager, bool others);
 HK_HIDDEN void hk_mode_reinit_locks(void);
 
+/* ---- maps.c (pure) ---- */
+struct hk_maps_entry {
+    uintptr_t lo, hi;               /* the mapping, [lo, hi) */
+    bool rw;                        /* readable and writable */
+    bool anon;                      /* no path: anonymous memory */
+    bool rtld;                      /* a mapping of ld.so (ld-linux*) */
+};
+HK_HIDDEN bool hk_maps_parse(const char *line, size_t n, struct hk_maps_entry *e);
+
 /* ---- foreign.c (the DSO guard's second half) ---- */
 HK_HIDDEN void hk_foreign_snapshot(void);
 HK_HIDDEN size_t hk_foreign_preinit_span(const void *p);
@@ -293,6 +306,15 @@ HK_HIDDEN void hk_listener_wake(void);
 HK_HIDDEN void hk_listener_maybe_start(void);
 HK_HIDDEN void hk_listener_poll(void);
 HK_HIDDEN void hk_listener_after_fork_child(void);
+/* Set in a forked child whose parent followed hakmemd, until the child's
+ * listener runs: paths that do not poll otherwise (large blocks) test it,
+ * so that a child registers whatever it allocates first. */
+extern _Atomic bool hk_lst_restart HK_HIDDEN;
+static inline void hk_listener_restart_if_forked(void)
+{
+    if (HK_UNLIKELY(atomic_load_explicit(&hk_lst_restart, memory_order_relaxed)))
+        hk_listener_poll();
+}
 
 /* ---- init.c ---- */
 extern _Atomic int hk_init_state HK_HIDDEN;  /* 0 none, 1 running, 2 done */

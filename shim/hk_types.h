@@ -127,12 +127,15 @@ struct hk_ss {
 
 /* Large allocation header, at the start of its mapping. The user block
  * starts at base + user_off (in the same 2 MiB chunk as the header, which
- * is what lets free() find it through the registry). */
+ * is what lets free() find it through the registry). user_off moves each
+ * time the mapping is reused (large.c), so that the previous owner's
+ * pointer no longer names the block. */
 enum { HK_LARGE_LIVE = 1, HK_LARGE_CACHED = 2 };
 struct hk_large {
     struct hk_seg seg;
     size_t map_len;                 /* bytes mapped, multiple of HK_PAGE */
     size_t user_off;                /* bytes from base to the user block */
+    size_t prev_off;                /* user_off of the previous owner; 0: none */
     size_t user_size;               /* bytes requested */
     uint32_t state;                 /* HK_LARGE_* */
 };

@@ -45,10 +45,15 @@ static void hk_atfork_parent(void)
 /* The child has one thread: every lock is free again. */
 static void hk_atfork_child(void)
 {
+    /* prepare's locks are this thread's: unlocked, not re-initialized held
+     * (the guard stays up until the end) */
+    hk_large_unlock_all();
+    hk_ss_unlock_all();
+    hk_tcache_unlock_all();
+    hk_listener_after_fork_child();     /* reads whether the listener ran */
     hk_helper_after_fork_child();
     hk_tcache_after_fork_child();
     hk_purge_after_fork_child();
-    hk_listener_after_fork_child();
     hk_large_reinit_locks();
     hk_ss_reinit_locks();
     hk_mode_reinit_locks();

@@ -21,7 +21,7 @@ def magic4(s):
 
 REQ_MAGIC = magic4("HKCQ")
 RESP_MAGIC = magic4("HKCR")
-VERSION = 1
+VERSION = 2
 MSG_MAX = 4096
 REQ = struct.Struct("<IIIHHIIQII")            # struct hakmem_ctl_req, 40 bytes
 RESP = struct.Struct("<IIIiHHHHII")           # struct hakmem_ctl_resp, 32 bytes
@@ -35,7 +35,12 @@ F_MORE = 1
 KEY_PID_BIT = 1 << 63
 LEVELS = ["none", "low", "medium", "critical"]
 REASON_OPERATOR, REASON_STARTUP = 6, 7
-N_STATS = 11  # HAKMEM_STAT_COUNT
+# HAKMEM_COUNTERS (shim/include/hakmem.h), in order: the record's counter[] index
+COUNTERS = ["mmap_calls", "munmap_calls", "madvise_calls", "superslabs_live", "superslabs_cached",
+            "large_live", "large_cached", "bytes_in_use", "bytes_committed", "bytes_decommitted",
+            "lean_decommit", "lean_retire", "mode_switches", "mode", "level", "guard_allocs",
+            "lean_decommit_eager", "tcache_stolen", "bytes_lazy"]
+N_STATS = len(COUNTERS)
 
 
 def resp(command, status=0, ptype=P_NONE, payload=b"", more=False, record_size=None):
@@ -135,7 +140,7 @@ class FakeDaemon:
             if self.mode == "weird":
                 name = b"\xff\x80\"\\\x07abcdefghijklm"  # 16 bytes, no NUL
             recs.append(CLIENT.pack(key, 1000, 2000, pid, 0, 1 if mode == 1 else 0, 1, mode,
-                                    2, N_STATS, name, *counters))
+                                    2, (1 << N_STATS) - 1, name, *counters))
         return recs
 
     def send_chunks(self, conn, command, ptype, data, chunk):
@@ -159,7 +164,7 @@ class FakeDaemon:
             return
         if self.mode == "version":
             r = bytearray(resp(command))
-            struct.pack_into("<I", r, 4, 2)
+            struct.pack_into("<I", r, 4, VERSION + 1)
             conn.send(bytes(r))
             return
         if self.mode == "wrongcmd":
@@ -187,6 +192,12 @@ class FakeDaemon:
                     "# HELP hakmem_cgroup_level Pressure level (0 none .. 3 critical).\n"
                     "# TYPE hakmem_cgroup_level gauge\n"
                     'hakmem_cgroup_level{cgroup="/a \\"b\\"\\\\c"} 2\n'
+                    "# HELP hakmem_client_mode Mode per process.\n"
+                    "# TYPE hakmem_client_mode gauge\n"
+                    'hakmem_client_mode{comm="a\\",pid=\\"1",pid="7",cgroup="/a"} 1\n'
+                    "# HELP hakmem_odd A cgroup label that says pid.\n"
+                    "# TYPE hakmem_odd gauge\n"
+                    'hakmem_odd{cgroup="pid=\\"3\\""} 1\n'
                     "# HELP hakmem_up_seconds Seconds since start.\n"
                     "# TYPE hakmem_up_seconds gauge\nhakmem_up_seconds +Inf\n" % len(self.clients))
             if self.mode == "bigtext":

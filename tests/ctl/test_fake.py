@@ -12,6 +12,7 @@ import os
 import subprocess
 
 import ctltest as t
+import fakehakmemd as fk
 from fakehakmemd import FakeDaemon, KEY_PID_BIT
 import promcheck
 
@@ -112,7 +113,7 @@ with t.TempDir() as tmp:
     t.expect(r, 0, "clients", err_empty=True)
     lines = r.out.splitlines()
     t.check(len(lines) == 22, "clients table: header and 21 rows (records over 3 datagrams)", r.out)
-    for col in ["pid", "comm", "cgroup", "mode", "rss", "superslabs", "lean_decommit",
+    for col in ["pid", "comm", "cgroup", "mode", "rss", "lazyfree", "superslabs", "lean_decommit",
                 "lean_retire", "madvise_calls", "bytes_decommitted", "mode_switches"]:
         t.check(col in lines[0].split(), "clients header has %s" % col, lines[0])
     me = [l for l in lines if l.split()[0] == str(os.getpid())]
@@ -132,15 +133,14 @@ with t.TempDir() as tmp:
                 and c["cgroup_path"] == "/sys/fs/cgroup/memory/a b/c" and c["mode"] == "fast"
                 and c["last_level"] == "low" and c["override"] == "auto" and c["lean_env"] is False
                 and c["follows_daemon"] is True and c["rss_bytes"] is None
+                and c["lazyfree_bytes"] is None
                 and c["connected_ns"] == 1000 and c["stats_updated_ns"] == 2000,
                 "clients --json: fields", str(c))
-        names = ["lean_decommit", "lean_retire", "madvise_calls", "mmap_calls", "munmap_calls",
-                 "bytes_decommitted", "bytes_committed", "bytes_in_use", "superslabs_live",
-                 "superslabs_cached", "mode_switches"]
-        t.check(list(c["counters"]) == names, "clients --json: counter names (DESIGN.md)",
+        names = [n for n in fk.COUNTERS if n not in ("mode", "level")]  # shown on their own
+        t.check(list(c["counters"]) == names, "clients --json: counter names (HAKMEM_COUNTERS)",
                 str(c["counters"]))
-        t.check(all(c["counters"][n] == i * 1000 + os.getpid() % 7 for i, n in enumerate(names)),
-                "clients --json: counter values", str(c["counters"]))
+        t.check(all(c["counters"][n] == fk.COUNTERS.index(n) * 1000 + os.getpid() % 7
+                    for n in names), "clients --json: counter values", str(c["counters"]))
 
     # --- lean ----------------------------------------------------------------
     d.requests.clear()
@@ -218,6 +218,15 @@ with t.TempDir() as tmp:
     t.expect(r, 0, "metrics", out_has="hakmem_clients 21\n", err_empty=True)
     t.check(not promcheck.problems(r.out), "metrics pass the exposition check",
             str(promcheck.problems(r.out)))
+    t.check("hakmem_client_mode" not in r.out and 'hakmem_odd{cgroup="pid=\\"3\\""} 1\n' in r.out
+            and r.out.endswith("hakmem_up_seconds +Inf\n"),
+            "metrics: the per-process family left out with its HELP and TYPE, a label value "
+            "that says pid kept", r.out)
+    r = t.run(base + ["metrics", "--per-process"])
+    t.expect(r, 0, "metrics --per-process", err_empty=True)
+    t.check('hakmem_client_mode{comm="a\\",pid=\\"1",pid="7",cgroup="/a"} 1\n' in r.out
+            and not promcheck.problems(r.out), "metrics --per-process: the per-process series kept",
+            r.out)
     r = t.run(base + ["--json", "metrics"])
     v = t.parse_json(r, "metrics --json")
     if v:
@@ -293,7 +302,7 @@ with t.TempDir() as tmp:
 
     # --- misbehaving daemons ---------------------------------------------------
     for mode, msg in [("garbage", "hakmemd sent a malformed answer"),
-                      ("close", "hakmemd closed the connection before the end of its answer"),
+                      ("close", "hakmemd closed the connection without an answer"),
                       ("version", "hakmemd speaks another protocol version"),
                       ("wrongcmd", "hakmemd sent a malformed answer"),
                       ("silent", "hakmemd did not answer within 0.5 s")]:

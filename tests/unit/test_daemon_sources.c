@@ -1,6 +1,7 @@
 /* test_daemon_sources.c: hakmemd's cgroup lookups (daemon/cgroup_util.c),
  * usage source (usage_source.c) and PSI / memory.pressure_level source
- * (psi_source.c): parsing and layouts on fake v1 and v2 trees in a temp
+ * (psi_source.c) and memory.events source (memevents_source.c): parsing
+ * and layouts on fake v1 and v2 trees in a temp
  * dir, the debouncer with an injected clock, and real checks where the
  * host allows (a PSI trigger on /proc/pressure/memory; this process's own
  * memory cgroup), which print SKIP with the reason otherwise. */
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "cgroup_util.h"
+#include "memevents_source.h"
 #include "psi_source.h"
 #include "usage_source.h"
 #include "test_main.h"
@@ -396,6 +398,66 @@ START_TEST(test_usage_arithmetic)
 }
 END_TEST
 
+/* A schedule in small numbers: thresholds 80/90/97 %, plan for 1000
+ * bytes/s, 10 ms..250 ms, project 100 ms ahead. */
+static const struct usage_schedule sched = {
+    .min_interval_ns = 10 * MS,
+    .max_interval_ns = 250 * MS,
+    .burst_bytes_per_s = 1000,
+    .lead_ns = 100 * MS,
+    .th_permille = { 800, 900, 970 },
+};
+
+static struct usage_sample sample_at(uint64_t t, uint64_t ws, uint64_t limit)
+{
+    struct cgroup_mem m = { .usage_bytes = ws, .limit_bytes = limit,
+                            .high_bytes = CGROUP_UNLIMITED };
+    struct usage_sample s;
+    usage_compute(&m, t, &s);
+    return s;
+}
+
+START_TEST(test_usage_growth_projection_and_schedule)
+{
+    struct usage_sample a = sample_at(1 * S, 500, 1000);
+    struct usage_sample b = sample_at(1 * S + 100 * MS, 600, 1000);
+    struct usage_sample none = { 0 };
+
+    /* growth: bytes per second between two good samples, else 0 */
+    ck_assert_uint_eq(usage_growth(&a, &b), 1000);
+    ck_assert_uint_eq(usage_growth(&b, &a), 0);            /* shrinking */
+    ck_assert_uint_eq(usage_growth(&none, &b), 0);         /* no previous */
+    struct usage_sample close = sample_at(1 * S + MS / 2, 900, 1000);
+    ck_assert_uint_eq(usage_growth(&a, &close), 0);        /* too close to tell */
+    struct usage_sample bad = b;
+    bad.error = -ENOENT;
+    ck_assert_uint_eq(usage_growth(&a, &bad), 0);
+
+    /* projection: 1000 B/s for 100 ms is 100 bytes more: 60 % -> 70 % */
+    ck_assert_uint_eq(usage_projected_permille(&b, 1000, 100 * MS), 700);
+    ck_assert_uint_eq(usage_projected_permille(&b, 0, 100 * MS), 600);
+    ck_assert_uint_eq(usage_projected_permille(&b, UINT64_MAX, UINT64_MAX), USAGE_PERMILLE_MAX);
+    struct usage_sample unl = sample_at(S, 600, CGROUP_UNLIMITED);
+    ck_assert_uint_eq(usage_projected_permille(&unl, 1000, S), 0);
+
+    /* schedule: time to the next threshold at the planned burst rate */
+    ck_assert_uint_eq(usage_next_interval(&sched, &b, 0), 200 * MS); /* 200 B to 80 % */
+    struct usage_sample far = sample_at(S, 100, 1000);
+    ck_assert_uint_eq(usage_next_interval(&sched, &far, 0), 250 * MS); /* capped */
+    struct usage_sample near = sample_at(S, 795, 1000);
+    ck_assert_uint_eq(usage_next_interval(&sched, &near, 0), 10 * MS); /* floored */
+    struct usage_sample mid = sample_at(S, 850, 1000);
+    ck_assert_uint_eq(usage_next_interval(&sched, &mid, 0), 50 * MS); /* 50 B to 90 % */
+    /* measured growth faster than planned: sooner */
+    ck_assert_uint_eq(usage_next_interval(&sched, &b, 4000), 50 * MS);
+    /* above every threshold, no limit, an error: the longest interval */
+    struct usage_sample top = sample_at(S, 990, 1000);
+    ck_assert_uint_eq(usage_next_interval(&sched, &top, 0), 250 * MS);
+    ck_assert_uint_eq(usage_next_interval(&sched, &unl, 0), 250 * MS);
+    ck_assert_uint_eq(usage_next_interval(&sched, &bad, 0), 250 * MS);
+}
+END_TEST
+
 START_TEST(test_usage_source_set)
 {
     struct usage_source src;
@@ -411,29 +473,50 @@ START_TEST(test_usage_source_set)
         ck_assert_int_eq(usage_source_remove(&src, k), 0);
     ck_assert_uint_eq(src.count, 2);
 
-    ck_assert_uint_eq(usage_source_sample(&src, 5 * S), 2);
+    /* new entries are due at once; a at 80 % is 1 byte from 90 %: the
+     * shortest interval; b at 400 of 500 bytes: 50 bytes, 50 ms */
+    ck_assert_uint_eq(usage_source_sample_due(&src, &sched, 5 * S), 5 * S + 10 * MS);
     const struct usage_entry *a = usage_source_find(&src, 1);
     const struct usage_entry *b = usage_source_find(&src, 2);
     ck_assert_ptr_nonnull(a);
     ck_assert_ptr_nonnull(b);
     ck_assert_uint_eq(a->last.permille, 800);
     ck_assert_uint_eq(a->last.time_ns, 5 * S);
+    ck_assert_uint_eq(a->next_ns, 5 * S + 10 * MS);
     ck_assert_uint_eq(b->last.permille, 800); /* (450 - 50) / min(1000, 500) */
+    ck_assert_uint_eq(b->next_ns, 5 * S + 50 * MS);
+
+    /* nothing due yet: nothing read */
+    ck_assert_uint_eq(usage_source_sample_due(&src, &sched, 5 * S + 5 * MS), 5 * S + 10 * MS);
+    ck_assert_uint_eq(a->last.time_ns, 5 * S);
+
+    /* a grows 5 bytes in 10 ms (500 B/s): 100 ms ahead it would hold 85 +
+     * 50 bytes, 135 % of its limit */
+    put("a/memory.usage_in_bytes", "85\n");
+    ck_assert_uint_eq(usage_source_sample_due(&src, &sched, 5 * S + 10 * MS), 5 * S + 20 * MS);
+    ck_assert_uint_eq(a->last.time_ns, 5 * S + 10 * MS);
+    ck_assert_uint_eq(b->last.time_ns, 5 * S);
+    ck_assert_uint_eq(a->growth_bytes_per_s, 500);
+    ck_assert_uint_eq(a->last.permille, 850);
+    ck_assert_uint_eq(a->projected_permille, 1350);
 
     /* the cgroup goes away: the error is kept, the entry too */
     char p[PATH_MAX];
     snprintf(p, sizeof(p), "%s/memory.usage_in_bytes", at("a"));
     unlink(p);
-    ck_assert_uint_eq(usage_source_sample(&src, 6 * S), 1);
+    usage_source_sample_due(&src, &sched, 6 * S);
     a = usage_source_find(&src, 1);
     ck_assert_int_eq(a->last.error, -ENOENT);
     ck_assert_uint_eq(a->last.permille, 0);
+    ck_assert_uint_eq(a->projected_permille, 0);
+    ck_assert_uint_eq(a->next_ns, 6 * S + 250 * MS);
 
-    /* re-adding a key points it elsewhere */
+    /* re-adding a key points it elsewhere, due at once */
     ck_assert_int_eq(usage_source_add(&src, 1, at("b"), CGROUP_VERSION_2), 0);
     ck_assert_uint_eq(src.count, 2);
-    ck_assert_uint_eq(usage_source_sample(&src, 7 * S), 2);
+    usage_source_sample_due(&src, &sched, 6 * S + MS);
     ck_assert_uint_eq(usage_source_find(&src, 1)->last.permille, 800);
+    ck_assert_uint_eq(usage_source_find(&src, 1)->last.time_ns, 6 * S + MS);
 
     ck_assert_int_eq(usage_source_remove(&src, 2), 0);
     ck_assert_int_eq(usage_source_remove(&src, 2), -ENOENT);
@@ -535,8 +618,7 @@ END_TEST
 START_TEST(test_psi_trigger_format_and_revents)
 {
     char buf[64];
-    ck_assert_int_eq(psi_trigger_format(buf, sizeof(buf), false, PSI_DEF_STALL_US,
-                                        PSI_DEF_WINDOW_US), 19);
+    ck_assert_int_eq(psi_trigger_format(buf, sizeof(buf), false, 150000, 2000000), 19);
     ck_assert_str_eq(buf, "some 150000 2000000");
     ck_assert_int_eq(psi_trigger_format(buf, sizeof(buf), true, 1, 500000), 13);
     ck_assert_str_eq(buf, "full 1 500000");
@@ -556,8 +638,8 @@ START_TEST(test_real_psi_trigger)
     struct psi_stats s;
     char reason[256] = "";
 
-    int r = psi_trigger_open(&t, PSI_SYSTEM_MEMORY_PATH, false, PSI_DEF_STALL_US,
-                             PSI_DEF_WINDOW_US, reason, sizeof(reason));
+    int r = psi_trigger_open(&t, PSI_SYSTEM_MEMORY_PATH, false, 150000, 2000000, reason,
+                             sizeof(reason));
     if (r < 0) {
         fprintf(stderr, "SKIP real PSI trigger: %s\n", reason);
         return;
@@ -581,16 +663,119 @@ START_TEST(test_real_psi_trigger)
     psi_trigger_close(&t);
     ck_assert_int_eq(t.fd, -1);
 
-    /* a window that is not a multiple of 2 s: refused here (no
-     * CAP_SYS_RESOURCE); elsewhere accepted. Either way, a clear reason. */
+    /* a window that is not a multiple of 2 s: taken where we may (6.1
+     * cgroups, CAP_SYS_RESOURCE), else (6.5+ unprivileged, as here) the
+     * next multiple of 2 s with the same share of stall */
     r = psi_trigger_open(&t, PSI_SYSTEM_MEMORY_PATH, false, 150000, 1000000, reason,
                          sizeof(reason));
-    if (r == -EINVAL)
-        ck_assert_msg(strstr(reason, "multiple of 2 s"), "%s", reason);
-    else
-        ck_assert_int_eq(r, 0);
-    fprintf(stderr, "PSI trigger 'some 150000 1000000': %s\n", r ? reason : "accepted");
+    ck_assert_msg(r == 0, "%s", reason);
+    ck_assert_msg((t.window_us == 1000000 && t.stall_us == 150000) ||
+                      (t.window_us == 2000000 && t.stall_us == 300000),
+                  "armed some %u %u", t.stall_us, t.window_us);
+    fprintf(stderr, "PSI trigger 'some 150000 1000000': armed as some %u %u\n", t.stall_us,
+            t.window_us);
     psi_trigger_close(&t);
+    /* 9 s rounds up past the kernel's 10 s maximum: no fallback, a reason */
+    r = psi_trigger_open(&t, PSI_SYSTEM_MEMORY_PATH, false, 150000, 9000000, reason,
+                         sizeof(reason));
+    if (r < 0)
+        ck_assert_msg(strstr(reason, "multiple of 2 s"), "%s", reason);
+    psi_trigger_close(&t);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------
+ * memory.events
+ */
+START_TEST(test_memevents_parse_and_rose)
+{
+    struct memevents m, r;
+    /* 6.1: oom_group_kill is there; a newer key is skipped */
+    ck_assert_int_eq(memevents_parse("low 0\nhigh 12\nmax 3\noom 1\noom_kill 1\n"
+                                     "oom_group_kill 0\nsock_throttled 9\n", &m), 0);
+    ck_assert_uint_eq(m.high, 12);
+    ck_assert_uint_eq(m.max, 3);
+    ck_assert_uint_eq(m.oom, 1);
+    ck_assert_uint_eq(m.oom_kill, 1);
+    /* older kernels: fewer keys, the others read 0 */
+    ck_assert_int_eq(memevents_parse("low 0\nhigh 0\nmax 7\noom 0\n", &m), 0);
+    ck_assert_uint_eq(m.max, 7);
+    ck_assert_uint_eq(m.oom_kill, 0);
+    /* not memory.events; a key without a number */
+    ck_assert_int_eq(memevents_parse("some avg10=0.00\n", &m), -EINVAL);
+    ck_assert_int_eq(memevents_parse("", &m), -EINVAL);
+    ck_assert_int_eq(memevents_parse("low 0\nmax x\n", &m), -EINVAL);
+    ck_assert_int_eq(memevents_parse("low 0\nmax 18446744073709551616\n", &m), -EINVAL);
+
+    struct memevents a = { .high = 5, .max = 10, .oom_kill = 2 };
+    struct memevents b = { .high = 8, .max = 10, .oom_kill = 1 };
+    memevents_rose(&a, &b, &r);
+    ck_assert_uint_eq(r.high, 3);
+    ck_assert_uint_eq(r.max, 0);
+    ck_assert_uint_eq(r.oom_kill, 0); /* went down: a new cgroup, not a rise */
+}
+END_TEST
+
+START_TEST(test_memevents_fake_file)
+{
+    struct memevents_source src;
+    struct memevents r;
+    char reason[256] = "";
+    tmp_make();
+    put("v2/a/memory.events", "low 0\nhigh 4\nmax 2\noom 0\noom_kill 0\n");
+    mkdirs("v1/b");
+
+    /* the first read is the baseline: nothing rose yet */
+    ck_assert_int_eq(memevents_open(&src, at("v2/a"), reason, sizeof(reason)), 0);
+    ck_assert_int_ge(memevents_fd(&src), 0);
+    ck_assert_int_eq(memevents_read(&src, &r), 0);
+    ck_assert_uint_eq(r.high + r.max + r.oom_kill, 0);
+    put("v2/a/memory.events", "low 0\nhigh 9\nmax 2\noom 1\noom_kill 1\n");
+    ck_assert_int_eq(memevents_read(&src, &r), 0);
+    ck_assert_uint_eq(r.high, 5);
+    ck_assert_uint_eq(r.max, 0);
+    ck_assert_uint_eq(r.oom, 1);
+    ck_assert_uint_eq(r.oom_kill, 1);
+    ck_assert_int_eq(memevents_read(&src, &r), 0);
+    ck_assert_uint_eq(r.high + r.oom_kill, 0);
+    /* junk in the file: an error, the source stays usable */
+    put("v2/a/memory.events", "garbage\n");
+    ck_assert_int_eq(memevents_read(&src, &r), -EINVAL);
+    memevents_close(&src);
+    ck_assert_int_eq(memevents_fd(&src), -1);
+    ck_assert_int_eq(memevents_read(&src, &r), -EBADF);
+
+    /* v1 (no such file): refused with a reason */
+    ck_assert_int_eq(memevents_open(&src, at("v1/b"), reason, sizeof(reason)), -ENOENT);
+    ck_assert_msg(strstr(reason, "not a cgroup v2"), "%s", reason);
+    ck_assert_int_eq(memevents_fd(&src), -1);
+    tmp_remove();
+}
+END_TEST
+
+START_TEST(test_real_memevents_own_cgroup)
+{
+    struct cgroup_memcg cg;
+    struct memevents_source src;
+    char reason[256] = "";
+    if (cgroup_memcg_of_pid(CGROUP_DEFAULT_PROC, CGROUP_DEFAULT_ROOT, getpid(), &cg) < 0 ||
+        cg.version != CGROUP_VERSION_2) {
+        fprintf(stderr, "SKIP real memory.events: this process's memory cgroup is not v2\n");
+        return;
+    }
+    if (memevents_open(&src, cg.dir, reason, sizeof(reason)) < 0) {
+        /* the root cgroup has no memory.events */
+        fprintf(stderr, "SKIP real memory.events: %s\n", reason);
+        return;
+    }
+    /* the kernel's file goes into epoll as the daemon uses it */
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = { .events = EPOLLPRI };
+    ck_assert_int_eq(epoll_ctl(ep, EPOLL_CTL_ADD, memevents_fd(&src), &ev), 0);
+    struct memevents r;
+    ck_assert_int_eq(memevents_read(&src, &r), 0);
+    close(ep);
+    memevents_close(&src);
 }
 END_TEST
 
@@ -771,10 +956,14 @@ static Suite *daemon_sources_suite(void)
 
     TCase *us = tcase_create("usage");
     tcase_add_test(us, test_usage_arithmetic);
+    tcase_add_test(us, test_usage_growth_projection_and_schedule);
     tcase_add_test(us, test_usage_source_set);
     suite_add_tcase(s, us);
 
     TCase *psi = tcase_create("psi");
+    tcase_add_test(psi, test_memevents_parse_and_rose);
+    tcase_add_test(psi, test_memevents_fake_file);
+    tcase_add_test(psi, test_real_memevents_own_cgroup);
     tcase_add_test(psi, test_psi_parse);
     tcase_add_test(psi, test_psi_files_and_paths);
     tcase_add_test(psi, test_psi_trigger_format_and_revents);

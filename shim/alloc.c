@@ -72,8 +72,7 @@ static inline bool hk_free_push(uint64_t *w, size_t cls, uint64_t key)
     struct hk_bin *b = hk_bin_of((unsigned)cls);
     hk_bin_busy(b);
     size_t n = hk_bin_n(b);
-    /* cap: another thread may zero it (hk_types.h); read once */
-    if (HK_LIKELY(n < b->cap)) {
+    if (HK_LIKELY(n < hk_bin_cap(b))) {     /* another thread may zero it */
         w[1] = key;
         b->slot[n] = w;
         hk_bin_commit(b, (uint32_t)n + 1);

@@ -150,7 +150,7 @@ extern struct hk_counters hk_ctr HK_HIDDEN;
     atomic_fetch_sub_explicit(&hk_ctr.name, (uint64_t)(v), memory_order_relaxed)
 
 /* ---- policy.c (pure) ---- */
-HK_HIDDEN void hk_policy_limits(enum hk_mode mode, struct hk_limits *out);
+HK_HIDDEN const struct hk_limits *hk_policy_limits(enum hk_mode mode);
 HK_HIDDEN uint32_t hk_policy_tc_cap(const struct hk_limits *l, unsigned cls);
 HK_HIDDEN bool hk_policy_prewarm_class(unsigned cls);
 HK_HIDDEN bool hk_policy_keep_empty_slab(const struct hk_limits *l, uint32_t nempty);
@@ -231,6 +231,18 @@ static inline uint32_t hk_bin_n(const struct hk_bin *b)
 static inline void hk_bin_commit(struct hk_bin *b, uint32_t n)
 {
     __atomic_store_n(&b->head, (uint64_t)n, __ATOMIC_RELEASE);
+}
+
+/* cap: another thread may zero it (hk_tcache_force_slow_all, a thread's
+ * exit); relaxed both ways, the same plain mov on x86. */
+static inline uint32_t hk_bin_cap(const struct hk_bin *b)
+{
+    return __atomic_load_n(&b->cap, __ATOMIC_RELAXED);
+}
+
+static inline void hk_bin_set_cap(struct hk_bin *b, uint32_t cap)
+{
+    __atomic_store_n(&b->cap, cap, __ATOMIC_RELAXED);
 }
 
 HK_HIDDEN void *hk_malloc_slow(struct hk_bin *b);
@@ -319,7 +331,13 @@ static inline void hk_listener_restart_if_forked(void)
 /* ---- init.c ---- */
 extern _Atomic int hk_init_state HK_HIDDEN;  /* 0 none, 1 running, 2 done */
 extern uint64_t hk_free_key HK_HIDDEN;
-extern struct hk_limits hk_lim HK_HIDDEN;
+/* The current mode's limits (policy.c's immutable tables), swapped by
+ * hk_set_mode: a reader loads the pointer once per operation. */
+extern const struct hk_limits *_Atomic hk_lim HK_HIDDEN;
+static inline const struct hk_limits *hk_limits(void)
+{
+    return atomic_load_explicit(&hk_lim, memory_order_acquire);
+}
 extern _Atomic uint32_t hk_epoch HK_HIDDEN;
 HK_HIDDEN void hk_init_slow(void);
 

@@ -58,7 +58,7 @@ void *hk_purger_main(void *arg)
             atomic_store_explicit(&hk_purge_dirty, 1, memory_order_release);
             return arg;
         }
-        if (!hk_lim.purge)
+        if (!hk_limits()->purge)
             continue;                   /* back in FAST: nothing to age */
         bool pending = false;
         uint64_t back = atomic_exchange_explicit(&hk_recommit_pages, 0, memory_order_relaxed);
@@ -100,7 +100,7 @@ static void purge_inline(void)
  * will look at it. */
 void hk_purge_note(void)
 {
-    if (!hk_lim.purge)
+    if (!hk_limits()->purge)
         return;
     enum hk_helper_state st = hk_helper_state(HK_HELPER_PURGER);
     if (st == HK_HELPER_OFF)

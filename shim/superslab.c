@@ -162,7 +162,7 @@ static struct hk_ss *ss_map(void)
     for (unsigned u = 0; u < HK_UNITS; u++)
         ss->slabs[u].unit = (uint8_t)u;
     HK_CTR_ADD(bytes_committed, HK_SEG_SIZE);
-    if (hk_lim.purge)                   /* LEAN needs memory it gave back */
+    if (hk_limits()->purge)                   /* LEAN needs memory it gave back */
         atomic_fetch_add_explicit(&hk_recommit_pages, HK_SS_PAGES, memory_order_relaxed);
     hk_reg_set((uintptr_t)ss);
     return ss;
@@ -295,6 +295,7 @@ static void slab_release(struct hk_slab *s)
         ss_push(&hk_ss_avail, ss);
     ss->free_units |= (((uint32_t)1 << span) - 1) << u;
     struct hk_ss *retire = NULL;
+    const struct hk_limits *lim = hk_limits();
     if (ss->free_units == HK_SS_USABLE) {
         ss_unlink(&hk_ss_avail, ss);
         HK_CTR_SUB(superslabs_live, 1);
@@ -304,7 +305,7 @@ static void slab_release(struct hk_slab *s)
         ss_push(&hk_ss_cache, ss);
         hk_ss_ncached++;
         HK_CTR_ADD(superslabs_cached, 1);
-        if (!hk_policy_cache_superslab(&hk_lim, hk_ss_ncached - 1)) {
+        if (!hk_policy_cache_superslab(lim, hk_ss_ncached - 1)) {
             struct hk_ss *lru = hk_ss_cache;
             while (lru->next)
                 lru = lru->next;
@@ -316,7 +317,7 @@ static void slab_release(struct hk_slab *s)
     }
     pthread_mutex_unlock(&hk_ss_lock);
     if (retire)
-        ss_retire(retire, hk_lim.purge);
+        ss_retire(retire, lim->purge);
 }
 
 /* ---- central lists ---- */
@@ -412,7 +413,7 @@ static void put_blocks_locked(struct hk_class *c, unsigned cls, void *const *ptr
         if (s->nfree++ == 0)
             slab_push_head(c, s);
         if (s->nfree == s->nblocks) {
-            if (hk_policy_keep_empty_slab(&hk_lim, c->nempty)) {
+            if (hk_policy_keep_empty_slab(hk_limits(), c->nempty)) {
                 slab_unlink(c, s);
                 slab_push_tail(c, s);
                 c->nempty++;
@@ -442,7 +443,7 @@ void hk_central_put(unsigned cls, void *const *ptrs, size_t n, const char *who)
     struct hk_class *c = &hk_classes[cls];
 
     pthread_mutex_lock(&c->lock);
-    if (n >= HK_DEPOT_BATCH / 2 && n <= HK_DEPOT_BATCH && c->ndepot < hk_lim.depot_max) {
+    if (n >= HK_DEPOT_BATCH / 2 && n <= HK_DEPOT_BATCH && c->ndepot < hk_limits()->depot_max) {
         memcpy(c->depot[c->ndepot], ptrs, n * sizeof(void *));
         c->depot_n[c->ndepot++] = (uint32_t)n;
     } else {
@@ -576,7 +577,7 @@ bool hk_ss_purge(bool now, bool eager, bool *pending)
         while (s) {
             struct hk_slab *next = s->next;
             if (s->nfree == s->nblocks &&
-                (now || !hk_policy_keep_empty_slab(&hk_lim, c->nempty - 1))) {
+                (now || !hk_policy_keep_empty_slab(hk_limits(), c->nempty - 1))) {
                 slab_unlink(c, s);
                 c->nempty--;
                 slab_release(s);

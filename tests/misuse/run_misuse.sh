@@ -5,7 +5,7 @@
 #   hakmem[PID]: FUNCTION(): WHAT ... POINTER
 # where FUNCTION(): WHAT matches the case's regex (misuse --expect CASE)
 # and POINTER is the one the case announced on stdout.
-#   run_misuse.sh MISUSE SHIM CASE          one test: exit 0, 1 or 77
+#   run_misuse.sh MISUSE SHIM CASE          one test: exit 0 or 1
 #   run_misuse.sh --table MISUSE [LABEL=SHIM]...
 #       a Markdown table of every case: glibc (no shim) and each shim
 set -uo pipefail

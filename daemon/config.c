@@ -4,6 +4,8 @@
  * only file this reads is the one it is given.
  */
 #include "config.h"
+#include "msg.h"
+#include "reason.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -65,20 +67,6 @@ static const struct {
     { "events", CONFIG_SOURCE_EVENTS },
 };
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static const struct config_key *find_key(const char *name)
 {
     for (size_t i = 0; i < CONFIG_NKEYS; i++)
@@ -114,13 +102,13 @@ static int parse_u32(const struct config_key *k, const char *v, uint32_t *out,
         }
     }
     if (big || n < k->min || n > k->max) {
-        set_err(err, errlen, "%s = %s is out of range (%u..%u)", k->name, v, k->min, k->max);
+        reason_set(err, errlen, "%s = %s is out of range (%u..%u)", k->name, v, k->min, k->max);
         return -ERANGE;
     }
     *out = (uint32_t)n;
     return 0;
 bad:
-    set_err(err, errlen, "invalid value '%s' for %s: expected a decimal number (%u..%u)",
+    reason_set(err, errlen, "invalid value '%s' for %s: expected a decimal number (%u..%u)",
             v, k->name, k->min, k->max);
     return -EINVAL;
 }
@@ -152,7 +140,7 @@ static int parse_sources(const struct config_key *k, const char *v, uint32_t *ou
             }
         }
         if (!found) {
-            set_err(err, errlen,
+            reason_set(err, errlen,
                     "invalid value '%s' for %s: unknown source '%.*s' (expected a "
                     "comma list of bpf, psi, usage, events, or none)",
                     v, k->name, (int)n, p);
@@ -175,12 +163,12 @@ static int parse_value(const struct config_key *k, const char *v, void *field,
     case CONFIG_T_PATH: {
         size_t n = strlen(v);
         if (n >= CONFIG_STR_MAX) {
-            set_err(err, errlen, "value for %s is too long (%zu bytes, at most %d)",
+            reason_set(err, errlen, "value for %s is too long (%zu bytes, at most %d)",
                     k->name, n, CONFIG_STR_MAX - 1);
             return -ENAMETOOLONG;
         }
         if (v[0] != '/') {
-            set_err(err, errlen, "invalid value '%s' for %s: expected an absolute path",
+            reason_set(err, errlen, "invalid value '%s' for %s: expected an absolute path",
                     v, k->name);
             return -EINVAL;
         }
@@ -191,7 +179,7 @@ static int parse_value(const struct config_key *k, const char *v, void *field,
         size_t n = strlen(v);
         if (n >= CONFIG_NAME_MAX || strspn(v, "abcdefghijklmnopqrstuvwxyz"
                                               "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") != n) {
-            set_err(err, errlen, "invalid value '%s' for %s: expected a name of letters, "
+            reason_set(err, errlen, "invalid value '%s' for %s: expected a name of letters, "
                     "digits, '_', '-' and '.', at most %d bytes", v, k->name, CONFIG_NAME_MAX - 1);
             return -EINVAL;
         }
@@ -199,14 +187,14 @@ static int parse_value(const struct config_key *k, const char *v, void *field,
         return 0;
     }
     case CONFIG_T_LEVEL: {
-        enum hakmem_level l;
-        if (policy_level_parse(v, &l) < 0) {
-            set_err(err, errlen,
+        unsigned l;
+        if (proto_level_parse(v, &l) < 0) {
+            reason_set(err, errlen,
                     "invalid value '%s' for %s: expected none, low, medium or critical",
                     v, k->name);
             return -EINVAL;
         }
-        *(enum hakmem_level *)field = l;
+        *(enum hakmem_level *)field = (enum hakmem_level)l;
         return 0;
     }
     case CONFIG_T_LOGLEVEL:
@@ -216,14 +204,14 @@ static int parse_value(const struct config_key *k, const char *v, void *field,
                 return 0;
             }
         }
-        set_err(err, errlen,
+        reason_set(err, errlen,
                 "invalid value '%s' for %s: expected err, warning, notice, info or debug",
                 v, k->name);
         return -EINVAL;
     case CONFIG_T_SOURCES:
         return parse_sources(k, v, field, err, errlen);
     }
-    set_err(err, errlen, "%s: internal error: unknown type", k->name);
+    reason_set(err, errlen, "%s: internal error: unknown type", k->name);
     return -EINVAL;
 }
 
@@ -233,11 +221,11 @@ int config_set(struct hakmemd_config *cfg, const char *key, const char *value,
     const struct config_key *k = find_key(key);
 
     if (!k) {
-        set_err(err, errlen, "unknown key '%s'", key);
+        reason_set(err, errlen, "unknown key '%s'", key);
         return -EINVAL;
     }
     if (!*value) {
-        set_err(err, errlen, "missing value for '%s'", key);
+        reason_set(err, errlen, "missing value for '%s'", key);
         return -EINVAL;
     }
     return parse_value(k, value, (char *)cfg + k->off, err, errlen);
@@ -270,14 +258,14 @@ static int split_assignment(char *line, char **key, char **value, char *err, siz
     char *eq = strchr(line, '=');
 
     if (!eq) {
-        set_err(err, errlen, "missing '=' in '%s' (expected 'key = value')", trim(line));
+        reason_set(err, errlen, "missing '=' in '%s' (expected 'key = value')", trim(line));
         return -EINVAL;
     }
     *eq = '\0';
     *key = trim(line);
     *value = trim(eq + 1);
     if (!**key) {
-        set_err(err, errlen, "missing key before '='");
+        reason_set(err, errlen, "missing key before '='");
         return -EINVAL;
     }
     return 0;
@@ -289,7 +277,7 @@ int config_set_arg(struct hakmemd_config *cfg, const char *arg, char *err, size_
     char *key, *value;
 
     if (strlen(arg) >= sizeof(buf)) {
-        set_err(err, errlen, "'%.32s...' is too long", arg);
+        reason_set(err, errlen, "'%.32s...' is too long", arg);
         return -ENAMETOOLONG;
     }
     strcpy(buf, arg);
@@ -325,7 +313,7 @@ static int parse_stream(FILE *f, const char *path, struct hakmemd_config *cfg,
 
         lineno++;
         if (strlen(line) != (size_t)len) {
-            set_err(err, errlen, "%s:%u: NUL byte in line", path, lineno);
+            reason_set(err, errlen, "%s:%u: NUL byte in line", path, lineno);
             r = -EINVAL;
             break;
         }
@@ -337,13 +325,13 @@ static int parse_stream(FILE *f, const char *path, struct hakmemd_config *cfg,
         if (r == 0)
             r = config_set(cfg, key, value, msg, sizeof(msg));
         if (r < 0) {
-            set_err(err, errlen, "%s:%u: %s", path, lineno, msg);
+            reason_set(err, errlen, "%s:%u: %s", path, lineno, msg);
             break;
         }
     }
     if (r == 0 && ferror(f)) {
         r = -EIO;
-        set_err(err, errlen, "%s: read error", path);
+        reason_set(err, errlen, "%s: read error", path);
     }
     free(line);
     return r;
@@ -368,13 +356,13 @@ static int read_config_file(const char *path, char *buf, size_t cap, size_t *len
     int r = 0;
     if (fstat(fd, &st) != 0) {
         r = -errno;
-        set_err(err, errlen, "%s: cannot stat: %s", path, strerror(-r));
+        reason_set(err, errlen, "%s: cannot stat: %s", path, strerror(-r));
     } else if (!S_ISREG(st.st_mode)) {
         r = -EINVAL;
-        set_err(err, errlen, "%s: not a regular file (%s)", path, file_kind(st.st_mode));
+        reason_set(err, errlen, "%s: not a regular file (%s)", path, file_kind(st.st_mode));
     } else if ((uint64_t)st.st_size >= cap) {
         r = -EFBIG;
-        set_err(err, errlen, "%s: too large (%lld bytes; at most %zu)", path,
+        reason_set(err, errlen, "%s: too large (%lld bytes; at most %zu)", path,
                 (long long)st.st_size, cap - 1);
     }
     size_t n = 0;
@@ -384,7 +372,7 @@ static int read_config_file(const char *path, char *buf, size_t cap, size_t *len
             continue;
         if (k < 0) {
             r = -errno;
-            set_err(err, errlen, "%s: read error: %s", path, strerror(-r));
+            reason_set(err, errlen, "%s: read error: %s", path, strerror(-r));
         }
         if (k <= 0)
             break;
@@ -392,7 +380,7 @@ static int read_config_file(const char *path, char *buf, size_t cap, size_t *len
     }
     if (r == 0 && n >= cap) {           /* it grew while we read */
         r = -EFBIG;
-        set_err(err, errlen, "%s: too large (at most %zu bytes)", path, cap - 1);
+        reason_set(err, errlen, "%s: too large (at most %zu bytes)", path, cap - 1);
     }
     close(fd);
     if (r == 0) {
@@ -412,12 +400,12 @@ int config_load(const char *path, struct hakmemd_config *cfg, char *err, size_t 
         path = CONFIG_DEFAULT_PATH;
     r = config_init(&tmp);
     if (r < 0) {
-        set_err(err, errlen, "%s: internal error: a default fails its checks", path);
+        reason_set(err, errlen, "%s: internal error: a default fails its checks", path);
         return r;
     }
     char *buf = malloc(CONFIG_FILE_MAX + 1);
     if (!buf) {
-        set_err(err, errlen, "%s: out of memory", path);
+        reason_set(err, errlen, "%s: out of memory", path);
         return -ENOMEM;
     }
     size_t len = 0;
@@ -430,16 +418,16 @@ int config_load(const char *path, struct hakmemd_config *cfg, char *err, size_t 
             return 0;
         }
         if (msg[0])
-            set_err(err, errlen, "%s", msg);
+            reason_set(err, errlen, "%s", msg);
         else
-            set_err(err, errlen, "%s: cannot open: %s", path, strerror(-r));
+            reason_set(err, errlen, "%s: cannot open: %s", path, strerror(-r));
         return r;
     }
     if (len > 0) {
         FILE *f = fmemopen(buf, len, "r");
         if (!f) {
             r = -errno;
-            set_err(err, errlen, "%s: %s", path, strerror(-r));
+            reason_set(err, errlen, "%s: %s", path, strerror(-r));
         } else {
             r = parse_stream(f, path, &tmp, err, errlen);
             fclose(f);
@@ -450,7 +438,7 @@ int config_load(const char *path, struct hakmemd_config *cfg, char *err, size_t 
         return r;
     r = config_check(&tmp, msg, sizeof(msg));
     if (r < 0) {
-        set_err(err, errlen, "%s: %s", path, msg);
+        reason_set(err, errlen, "%s: %s", path, msg);
         return r;
     }
     *cfg = tmp;
@@ -467,7 +455,7 @@ static int check_rising(const char *what, const char *const names[3],
         if (v[i] == 0)
             continue;
         if (prev >= 0 && v[i] < v[prev]) {
-            set_err(err, errlen,
+            reason_set(err, errlen,
                     "%s (%u) is below %s (%u): %s thresholds must not fall as the level rises",
                     names[i], v[i], names[prev], v[prev], what);
             return -EINVAL;
@@ -498,13 +486,13 @@ int config_check(const struct hakmemd_config *cfg, char *err, size_t errlen)
     CHECK_RISING("PSI some", psi_some, _pct);
     CHECK_RISING("PSI full", psi_full, _pct);
     if (cfg->usage_min_interval_ms > cfg->usage_interval_ms) {
-        set_err(err, errlen, "usage_min_interval_ms (%u) exceeds usage_interval_ms (%u)",
+        reason_set(err, errlen, "usage_min_interval_ms (%u) exceeds usage_interval_ms (%u)",
                 cfg->usage_min_interval_ms, cfg->usage_interval_ms);
         return -EINVAL;
     }
     /* vmpressure counts are events at or above each level: no order needed */
     if (cfg->psi_trigger_stall_us > cfg->psi_trigger_window_us) {
-        set_err(err, errlen, "psi_trigger_stall_us (%u) exceeds psi_trigger_window_us (%u)",
+        reason_set(err, errlen, "psi_trigger_stall_us (%u) exceeds psi_trigger_window_us (%u)",
                 cfg->psi_trigger_stall_us, cfg->psi_trigger_window_us);
         return -EINVAL;
     }
@@ -523,7 +511,7 @@ static int format_value(const struct config_key *k, const struct hakmemd_config 
     case CONFIG_T_NAME:
         return snprintf(buf, len, "%s", (const char *)field);
     case CONFIG_T_LEVEL:
-        return snprintf(buf, len, "%s", policy_level_name(*(const enum hakmem_level *)field));
+        return snprintf(buf, len, "%s", proto_level_name(*(const enum hakmem_level *)field));
     case CONFIG_T_LOGLEVEL:
         return snprintf(buf, len, "%s", config_log_level_name(*(const int *)field));
     case CONFIG_T_SOURCES: {

@@ -26,6 +26,7 @@
 #include "memevents_source.h"
 #include "policy.h"
 #include "psi_source.h"
+#include "vmpressure_source.h"
 #include "publisher.h"
 #include "usage_source.h"
 

@@ -232,29 +232,3 @@ uint64_t policy_next_deadline(const struct policy_thresholds *th,
         return UINT64_MAX;
     return st->calm_since_ns + calm;
 }
-
-static const char *const level_names[HAKMEM_LEVEL_COUNT] = {
-    [HAKMEM_LEVEL_NONE] = "none",
-    [HAKMEM_LEVEL_LOW] = "low",
-    [HAKMEM_LEVEL_MEDIUM] = "medium",
-    [HAKMEM_LEVEL_CRITICAL] = "critical",
-};
-
-const char *policy_level_name(enum hakmem_level level)
-{
-    if ((unsigned)level >= HAKMEM_LEVEL_COUNT)
-        return "?";
-    return level_names[level];
-}
-
-int policy_level_parse(const char *s, enum hakmem_level *out)
-{
-    for (unsigned l = 0; l < HAKMEM_LEVEL_COUNT; l++) {
-        if (strcasecmp(s, level_names[l]) == 0 ||
-            (s[0] == (char)('0' + l) && s[1] == '\0')) {
-            *out = (enum hakmem_level)l;
-            return 0;
-        }
-    }
-    return -EINVAL;
-}

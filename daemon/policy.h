@@ -1,5 +1,5 @@
 /* policy.h: hakmemd's pressure policy: from the signals of one cgroup to
- * the level its shims must follow (DESIGN.md, "Pressure levels").
+ * the level its shims must follow (docs/ARCHITECTURE.md, "Modes and levels").
  *
  * Owns: the per-cgroup state machine (fast up, slow down with a calm
  * period and a hysteresis band, operator overrides) and the default
@@ -47,7 +47,7 @@
  *
  * Usage (working set = usage - inactive file cache, over the effective
  * limit, see usage_source.h): LOW at 80 % starts LEAN while 20 % of
- * headroom is left (LEAN costs <= 10 % throughput, DESIGN.md), MEDIUM at
+ * headroom is left (LEAN costs <= 10 % throughput, docs/ARCHITECTURE.md), MEDIUM at
  * 90 % gives free memory back before the kernel has to reclaim, CRITICAL
  * at 97 % means the next burst reclaims directly or hits the OOM killer
  * (128 MB over a 64 MB limit is killed in ~0.6 s here), so trim everything.
@@ -201,11 +201,5 @@ enum hakmem_level policy_classify(const struct policy_thresholds *th,
  * level is NONE. */
 uint64_t policy_next_deadline(const struct policy_thresholds *th,
                               const struct policy_state *st);
-
-/* "none", "low", "medium", "critical"; "?" for anything else. */
-const char *policy_level_name(enum hakmem_level level);
-/* Parses a level name (as above, case-insensitive) or its number 0..3.
- * Returns 0, or -EINVAL. */
-int policy_level_parse(const char *s, enum hakmem_level *out);
 
 #endif /* HAKMEMD_POLICY_H */

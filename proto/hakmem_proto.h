@@ -60,7 +60,7 @@ _Static_assert(sizeof(_Atomic uint64_t) == 8 && _Alignof(_Atomic uint64_t) == 8,
                "_Atomic uint64_t must have the layout of uint64_t");
 _Static_assert(sizeof(_Atomic uint32_t) == 4, "_Atomic uint32_t must be 4 bytes");
 
-/* Pressure levels (DESIGN.md): what a cgroup's shims should do.
+/* Pressure levels (docs/ARCHITECTURE.md, "Modes and levels"): what a cgroup's shims should do.
  * NONE -> FAST; LOW -> LEAN policy from now on; MEDIUM -> LEAN and
  * decommit free memory now; CRITICAL -> as MEDIUM, eager (DONTNEED)
  * decommit and thread caches trimmed. enum hakmem_level (HAKMEM_LEVEL_*)

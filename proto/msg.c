@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include "msg.h"
 
@@ -62,6 +63,17 @@ static const unsigned char v1_counter_ids[] = {
 const char *proto_level_name(unsigned level)
 {
     return level < HAKMEM_LEVEL_COUNT ? level_names[level] : "?";
+}
+
+int proto_level_parse(const char *s, unsigned *out)
+{
+    for (unsigned l = 0; l < HAKMEM_LEVEL_COUNT; l++) {
+        if (strcasecmp(s, level_names[l]) == 0 || (s[0] == (char)('0' + l) && s[1] == '\0')) {
+            *out = l;
+            return 0;
+        }
+    }
+    return -EINVAL;
 }
 
 const char *proto_mode_name(unsigned mode)

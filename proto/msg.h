@@ -31,6 +31,9 @@ struct proto_stats {
 
 /* msg.c: names (the same strings everywhere: output, metrics, docs) */
 const char *proto_level_name(unsigned level);
+/* A level's name (case-insensitive) or number 0..3 into *out.
+ * Returns 0, or -EINVAL. */
+int proto_level_parse(const char *s, unsigned *out);
 const char *proto_mode_name(unsigned mode);
 const char *proto_reason_name(unsigned reason);
 const char *proto_counter_name(unsigned id);   /* NULL past the last */

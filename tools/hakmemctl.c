@@ -877,13 +877,7 @@ int main(int argc, char **argv)
             break;
         }
         case OPT_LEVEL:
-            if (strcmp(optarg, "low") == 0)
-                o.level = HAKMEM_LEVEL_LOW;
-            else if (strcmp(optarg, "medium") == 0)
-                o.level = HAKMEM_LEVEL_MEDIUM;
-            else if (strcmp(optarg, "critical") == 0)
-                o.level = HAKMEM_LEVEL_CRITICAL;
-            else
+            if (proto_level_parse(optarg, &o.level) < 0 || o.level == HAKMEM_LEVEL_NONE)
                 return usage_error("--level: low, medium or critical, not '%s'", optarg);
             o.has_level = true;
             break;

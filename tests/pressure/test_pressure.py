@@ -2,7 +2,7 @@
 """test_pressure.py: hakmemd and the shim end to end, under real pressure.
 
 Starts hakmemd (all sources), makes two child memory cgroups under this
-process's own one (PLATFORM.md: v1 memory controller here, v2 where that is
+process's own one (docs/ARCHITECTURE.md, "Platform notes": v1 memory controller here, v2 where that is
 what exists), puts an idle shim client in each (pressure_client: grew to
 40 MB of small blocks, freed 90 %, now asleep), then makes real pressure in
 the first one only: a reader pulls a file twice the cgroup's limit through

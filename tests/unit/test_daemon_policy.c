@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdint.h>
 
+#include "msg.h"
 #include "policy.h"
 #include "test_main.h"
 
@@ -441,16 +442,16 @@ END_TEST
 
 START_TEST(test_level_names)
 {
-    enum hakmem_level l;
-    ck_assert_str_eq(policy_level_name(HAKMEM_LEVEL_MEDIUM), "medium");
-    ck_assert_str_eq(policy_level_name((enum hakmem_level)9), "?");
-    ck_assert_int_eq(policy_level_parse("CRITICAL", &l), 0);
+    unsigned l;
+    ck_assert_str_eq(proto_level_name(HAKMEM_LEVEL_MEDIUM), "medium");
+    ck_assert_str_eq(proto_level_name(9), "?");
+    ck_assert_int_eq(proto_level_parse("CRITICAL", &l), 0);
     ck_assert_int_eq(l, HAKMEM_LEVEL_CRITICAL);
-    ck_assert_int_eq(policy_level_parse("1", &l), 0);
+    ck_assert_int_eq(proto_level_parse("1", &l), 0);
     ck_assert_int_eq(l, HAKMEM_LEVEL_LOW);
-    ck_assert_int_eq(policy_level_parse("4", &l), -EINVAL);
-    ck_assert_int_eq(policy_level_parse("lo", &l), -EINVAL);
-    ck_assert_int_eq(policy_level_parse("", &l), -EINVAL);
+    ck_assert_int_eq(proto_level_parse("4", &l), -EINVAL);
+    ck_assert_int_eq(proto_level_parse("lo", &l), -EINVAL);
+    ck_assert_int_eq(proto_level_parse("", &l), -EINVAL);
 }
 END_TEST
 

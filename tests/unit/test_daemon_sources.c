@@ -19,6 +19,7 @@
 #include "cgroup_util.h"
 #include "memevents_source.h"
 #include "psi_source.h"
+#include "vmpressure_source.h"
 #include "usage_source.h"
 #include "test_main.h"
 
@@ -650,7 +651,8 @@ START_TEST(test_real_psi_trigger)
     ck_assert_int_eq(psi_trigger_read(&t, &s), 0);
 
     /* the fd goes into an epoll set; waiting must work (it may fire once
-     * for stall from before it was armed, PLATFORM.md) */
+     * for stall from before it was armed: the kernel reports stall since
+     * the cgroup was created) */
     int ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ev = { .events = EPOLLPRI };
     ck_assert_int_eq(epoll_ctl(ep, EPOLL_CTL_ADD, psi_trigger_fd(&t), &ev), 0);

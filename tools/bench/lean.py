@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""lean.py -- the LEAN-mode validation of issue 3: A/B churn table, phase
-table and the GO table of DESIGN.md, in markdown.
+"""lean.py -- the LEAN-mode validation: A/B churn table, phase
+table and the GO table of docs/ARCHITECTURE.md, in markdown.
 
 Owns: the allocator set of the LEAN validation (hakmem FAST, LEAN+FREE,
 LEAN+DONTNEED; glibc, jemalloc and mimalloc set to purge at once), the
@@ -66,7 +66,7 @@ SYSCALLS = compare.STRACE_CALLS
 PHASE_RE = re.compile(r"^start_rss_kb=\S+ ")
 MB2 = 2048  # "within 2 MB of the start", kB
 
-# The targets of DESIGN.md "Numbers that define done" / issue 3.
+# The LEAN targets of docs/ARCHITECTURE.md, "Numbers that define done".
 T_LEAN_RSS_KB = 10 * 1024
 T_LEAN_RSS_RATIO = 0.30
 T_LEAN_OPS_RATIO = 0.90
@@ -545,7 +545,7 @@ def run(args, bench_dir, churn, phase, tmpdir):
                   "from the end of the frees until RSS−LazyFree has given back 90% of the freed memory "
                   "(never: not within the settle period).", ""]
         lines += phase_table(pm, pnames, allocs)
-    lines += ["", "### GO (DESIGN.md, issue 3)", ""]
+    lines += ["", "### GO (docs/ARCHITECTURE.md, numbers that define done)", ""]
     lines += md_table(["criterion", "measured", "target", "verdict"], [list(r) for r in go],
                       ["---", "---:", "---", "---"])
     lines += ["", "Soak (RSS drift 0%, throughput CV < 2%): `tools/bench/soak.py`."]

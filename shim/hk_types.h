@@ -212,7 +212,7 @@ struct hk_class {
     void *depot[HK_DEPOT_MAX][HK_DEPOT_BATCH];
 } __attribute__((aligned(HK_CACHELINE)));
 
-/* Modes (DESIGN.md). */
+/* Modes (docs/ARCHITECTURE.md, "Modes and levels"). */
 enum hk_mode { HK_MODE_FAST = 0, HK_MODE_LEAN = 1 };
 
 /* What the release policy keeps per mode: see policy.c. */

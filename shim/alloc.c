@@ -82,26 +82,20 @@ static inline bool hk_free_push(uint64_t *w, size_t cls, uint64_t key)
 }
 
 /* A block of a class with four-unit slabs (> 4 KiB), which the fast
- * path's 16-bit test does not cover: the same test on the offset in the
- * 256 KiB-aligned slab (hk_block_check4), then the fast path's push. Out
- * of line, and no lock either. */
-__attribute__((noinline)) static void hk_free_mid(void *p, size_t cls)
+ * path's 16-bit test refuses: the same test on the offset in the 256
+ * KiB-aligned slab (hk_block_check4; zero, so false, for every other unit
+ * class). */
+static inline bool hk_block_check_mid(uintptr_t a, size_t cls)
 {
-    uint64_t *w = p, key = hk_free_key;
-    if (cls < HK_NCLASS) {
-        const struct hk_block_check4 *k = &hk_lookup.check4[cls];
-        if (((uintptr_t)p & (4 * HK_UNIT_SIZE - 1)) * k->mul < k->lim && w[1] != key &&
-            hk_free_push(w, cls, key))
-            return;
-    }
-    hk_free_slow(p);
+    const struct hk_block_check4 *k = &hk_lookup.check4[cls];
+    return (a & (4 * HK_UNIT_SIZE - 1)) * k->mul < k->lim;
 }
 
-/* The fast path's checks, folded: p starts a block of a class with
- * one-unit slabs (hk_block_check: refuses interior pointers, the header,
- * free units, large and guard segments and bigger classes, which
- * hk_free_mid and the slow path judge), the block does not carry the
- * free key (a double free, see init.c), and the bin has room. */
+/* The fast path's checks, folded: p starts a block (hk_block_check for
+ * one-unit slabs, then hk_block_check_mid: refuse interior pointers, the
+ * header, free units, large and guard segments, which the slow path
+ * judges), the block does not carry the free key (a double free, see
+ * init.c), and the bin has room. */
 void hk_free(void *p)
 {
     uintptr_t a = (uintptr_t)p;
@@ -110,13 +104,11 @@ void hk_free(void *p)
         size_t cls = hk_unit_cls(seg, p);
         const struct hk_block_check *k = &hk_lookup.check[cls];
         uint64_t *w = p, key = hk_free_key;
-        if (HK_LIKELY((uint32_t)((uint32_t)(a & 0xffff) * k->mul) < k->lim)) {
-            if (HK_LIKELY(w[1] != key) && HK_LIKELY(hk_free_push(w, cls, key)))
-                return;
-            hk_free_slow(p);
+        if ((HK_LIKELY((uint32_t)((uint32_t)(a & 0xffff) * k->mul) < k->lim) ||
+             hk_block_check_mid(a, cls)) &&
+            HK_LIKELY(w[1] != key) && HK_LIKELY(hk_free_push(w, cls, key)))
             return;
-        }
-        hk_free_mid(p, cls);
+        hk_free_slow(p);
         return;
     }
     if (p)

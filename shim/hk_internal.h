@@ -15,7 +15,7 @@ extern const uint32_t hk_class_size[HK_NCLASS] HK_HIDDEN;
 struct hk_block_check { uint32_t mul, lim; };   /* see sizeclass.c */
 struct hk_block_check4 { uint64_t mul, lim; };  /* the same for four-unit slabs */
 HK_HIDDEN void hk_block_check_init(struct hk_block_check t[256],
-                                   struct hk_block_check4 t4[HK_NCLASS]);
+                                   struct hk_block_check4 t4[256]);
 extern const uint8_t hk_class_lut[HK_LUT_MAX / HK_MIN_ALIGN + 1] HK_HIDDEN;
 HK_HIDDEN unsigned hk_class_of_slow(size_t n);
 HK_HIDDEN unsigned hk_class_span(unsigned cls);
@@ -37,7 +37,7 @@ static inline unsigned hk_class_of(size_t n)
 struct hk_lookup {
     _Atomic uint64_t regmap[HK_REG_WORDS];
     struct hk_block_check check[256];
-    struct hk_block_check4 check4[HK_NCLASS];
+    struct hk_block_check4 check4[256];
 };
 extern struct hk_lookup hk_lookup HK_HIDDEN;
 HK_HIDDEN void hk_reg_set(uintptr_t seg);

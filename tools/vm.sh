@@ -101,9 +101,18 @@ repo=$(sed -n 's/.*hakmem.repo=\([^ ]*\).*/\1/p' /proc/cmdline)
 for d in proc sys dev; do mount --move /$d /newroot/$d; done
 R=/newroot P=/newroot
 mnt() { mkdir -p "$R$2" && mount -t "$1" -o "$3" "$1" "$R$2" || fail "mount $1 on $2"; }
+# a tree under a directory the guest gets empty (a clone in /tmp) is
+# kept: its overlay view moves back over the new tmpfs
+keep=
+case "$repo" in /run/*|/tmp/*|/dev/shm/*)
+  keep=/keep; mkdir -p $keep; mount --bind "$R$repo" $keep || fail "cannot keep $repo";;
+esac
 mnt tmpfs /run mode=0755,nosuid,nodev
 mnt tmpfs /tmp mode=1777,nosuid,nodev
 mnt tmpfs /dev/shm mode=1777,nosuid,nodev
+if [ -n "$keep" ]; then
+  mkdir -p "$R$repo" && mount --move $keep "$R$repo" || fail "cannot put $repo back"
+fi
 mnt devpts /dev/pts gid=5,mode=620,ptmxmode=666
 mnt cgroup2 /sys/fs/cgroup nsdelegate,memory_recursiveprot
 mnt bpf /sys/fs/bpf mode=0700

@@ -1,7 +1,7 @@
 /* clients.c: the rendezvous socket (hakmemd.sock) and the client table.
  *
  * A client connects, sends one hello with its stats memfd, and gets one
- * welcome with the read-only ring fd and its cgroup key; then it keeps the
+ * welcome with the read-only ring fd and its cgroup id; then it keeps the
  * connection open for as long as it lives (its end is how we learn it
  * left). The daemon learns the client's pid, uid and cgroup from
  * SO_PEERCRED and /proc, never from the hello (works across pid and cgroup
@@ -93,9 +93,9 @@ static void client_free(struct daemon *d, struct client *c)
             break;
         }
     }
-    if (c->ctl_mode != HAKMEM_CTL_MODE_AUTO)  /* its override goes with it */
+    if (c->override != HAKMEM_OVERRIDE_AUTO)  /* its override goes with it */
         publisher_publish(&d->pub, HAKMEM_KEY_PID((uint32_t)c->pid), HAKMEM_LEVEL_NONE, 0,
-                          HAKMEM_REASON_OPERATOR, now_ns());
+                          HAKMEM_REASON_OVERRIDE, now_ns());
     if (c->cgroup) {
         c->cgroup->nclients--;
         cgroup_put(d, c->cgroup);
@@ -292,7 +292,7 @@ static int send_welcome(struct daemon *d, struct client *c, uint32_t version)
     struct hakmem_welcome w;
     proto_welcome_init(&w, 0);
     w.version = version;                /* the layout is the same in every version served */
-    w.cgroup_key = c->key;
+    w.cgroup_id = c->cgroup_id;
     w.pid_key = HAKMEM_KEY_PID((uint32_t)c->pid);
     w.ring_size = d->pub.size;
     w.heartbeat_period_ns = (uint64_t)d->cfg.heartbeat_ms * 1000000u;
@@ -353,7 +353,7 @@ static int handle_hello(struct daemon *d, struct client *c)
         return -ENOMEM;
     }
     c->cgroup->nclients++;
-    c->key = cg.key;
+    c->cgroup_id = cg.cgroup_id;
     rc = send_welcome(d, c, h.version);
     if (rc < 0)
         return rc;

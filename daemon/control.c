@@ -332,10 +332,10 @@ static uint64_t reclaim_per_s(const struct cgroup *c)
 static void fill_cgroup_record(struct daemon *d, const struct cgroup *c, struct hakmem_ctl_cgroup *rec)
 {
     memset(rec, 0, sizeof(*rec));
-    rec->key = c->cg.key;
+    rec->ring_key = c->cg.cgroup_id;
     rec->updated_ns = c->changed_ns;
     rec->level = (uint8_t)c->last.level;
-    rec->flags = c->override != POLICY_OVERRIDE_AUTO ? HAKMEM_RING_F_OVERRIDE : 0;
+    rec->flags = c->override != HAKMEM_OVERRIDE_AUTO ? HAKMEM_RING_F_OVERRIDE : 0;
     rec->reason = (uint16_t)c->last.reason;
     rec->nclients = c->nclients;
     rec->reclaim_events = c->prev.direct_reclaims + c->prev.memcg_reclaims;
@@ -343,7 +343,7 @@ static void fill_cgroup_record(struct daemon *d, const struct cgroup *c, struct 
     /* the usage against the limit that governs: maybe an ancestor's */
     const struct usage_entry *u = cgroup_usage(d, c, NULL);
     if (!u && d->usage_on)
-        u = usage_source_find(&d->usage, c->cg.key); /* no limit: its own usage */
+        u = usage_source_find(&d->usage, c->cg.cgroup_id); /* no limit: its own usage */
     if (u && u->last.time_ns && u->last.error == 0) {
         rec->usage_bytes = u->last.mem.usage_bytes;
         rec->limit_bytes = u->last.limit_bytes == CGROUP_UNLIMITED ? 0 : u->last.limit_bytes;
@@ -392,7 +392,7 @@ static void cmd_status(struct daemon *d, struct resp *r)
         const struct cgroup *c = d->cgroups[i];
         char path[PATH_MAX];     /* a name a user chose: one printable line */
         proto_clean_text(path, sizeof(path), c->cg.path);
-        resp_text(r, "cgroup %llu %s %llu\n", (unsigned long long)c->cg.key, path,
+        resp_text(r, "cgroup %llu %s %llu\n", (unsigned long long)c->cg.cgroup_id, path,
                   (unsigned long long)reclaim_per_s(c));
     }
     /* whose limit governs each cgroup: its own or an ancestor's */
@@ -403,31 +403,31 @@ static void cmd_status(struct daemon *d, struct resp *r)
         if (!cgroup_usage(d, c, &gov))
             continue;
         proto_clean_text(path, sizeof(path), gov);
-        resp_text(r, "limit %llu %s\n", (unsigned long long)c->cg.key, path);
+        resp_text(r, "limit %llu %s\n", (unsigned long long)c->cg.cgroup_id, path);
     }
     struct hakmem_ctl_cgroup rec;
     for (size_t i = 0; i < d->ncgroups; i++) {
         fill_cgroup_record(d, d->cgroups[i], &rec);
         resp_record(r, HAKMEM_CTL_PAYLOAD_CGROUPS, &rec, sizeof(rec));
     }
-    if (d->all_mode != HAKMEM_CTL_MODE_AUTO) {
+    if (d->host_override != HAKMEM_OVERRIDE_AUTO) {
         memset(&rec, 0, sizeof(rec));
-        rec.key = HAKMEM_KEY_ALL;
+        rec.ring_key = HAKMEM_KEY_ALL;
         rec.flags = HAKMEM_RING_F_OVERRIDE;
-        rec.reason = HAKMEM_REASON_OPERATOR;
-        rec.level = d->all_mode == HAKMEM_CTL_MODE_ON ? (uint8_t)d->all_level : HAKMEM_LEVEL_NONE;
+        rec.reason = HAKMEM_REASON_OVERRIDE;
+        rec.level = d->host_override == HAKMEM_OVERRIDE_ON ? (uint8_t)d->host_override_level : HAKMEM_LEVEL_NONE;
         rec.nclients = (uint32_t)d->nclients;
         resp_record(r, HAKMEM_CTL_PAYLOAD_CGROUPS, &rec, sizeof(rec));
     }
     for (size_t i = 0; i < d->nclients; i++) {
         const struct client *c = d->clients[i];
-        if (c->ctl_mode == HAKMEM_CTL_MODE_AUTO)
+        if (c->override == HAKMEM_OVERRIDE_AUTO)
             continue;
         memset(&rec, 0, sizeof(rec));
-        rec.key = HAKMEM_KEY_PID((uint32_t)c->pid);
+        rec.ring_key = HAKMEM_KEY_PID((uint32_t)c->pid);
         rec.flags = HAKMEM_RING_F_OVERRIDE;
-        rec.reason = HAKMEM_REASON_OPERATOR;
-        rec.level = c->ctl_mode == HAKMEM_CTL_MODE_ON ? (uint8_t)c->ctl_level : HAKMEM_LEVEL_NONE;
+        rec.reason = HAKMEM_REASON_OVERRIDE;
+        rec.level = c->override == HAKMEM_OVERRIDE_ON ? (uint8_t)c->override_level : HAKMEM_LEVEL_NONE;
         rec.nclients = 1;
         resp_record(r, HAKMEM_CTL_PAYLOAD_CGROUPS, &rec, sizeof(rec));
     }
@@ -441,11 +441,11 @@ static void cmd_clients(struct daemon *d, struct resp *r)
             continue;
         struct hakmem_ctl_client rec;
         memset(&rec, 0, sizeof(rec));
-        rec.cgroup_key = c->key;
+        rec.cgroup_id = c->cgroup_id;
         rec.connected_ns = c->connected_ns;
         rec.pid = (uint32_t)c->pid;
         rec.uid = (uint32_t)c->uid;
-        rec.ctl_mode = (uint8_t)c->ctl_mode;
+        rec.override = (uint8_t)c->override;
         memcpy(rec.comm, c->comm, sizeof(rec.comm));
         struct proto_stats st;
         if (client_stats(c, &st) == 0) {
@@ -473,25 +473,25 @@ static int cmd_lean(struct daemon *d, const struct ctlconn *cc, const struct hak
         return rc;
     const struct peer *cr = &cc->peer;
     enum hakmem_level lvl = q->level ? (enum hakmem_level)q->level : HAKMEM_LEVEL_LOW;
-    int level = q->mode == HAKMEM_CTL_MODE_ON ? (int)lvl : HAKMEM_LEVEL_NONE;
-    uint8_t flags = q->mode == HAKMEM_CTL_MODE_AUTO ? 0 : HAKMEM_RING_F_OVERRIDE;
+    int level = q->mode == HAKMEM_OVERRIDE_ON ? (int)lvl : HAKMEM_LEVEL_NONE;
+    uint8_t flags = q->mode == HAKMEM_OVERRIDE_AUTO ? 0 : HAKMEM_RING_F_OVERRIDE;
     uint64_t now = now_ns();
     static const char *const names[] = { "auto", "on", "off" };
     switch (q->target) {
     case HAKMEM_CTL_TARGET_ALL:
-        d->all_mode = q->mode;
-        d->all_level = lvl;
-        publisher_publish(&d->pub, HAKMEM_KEY_ALL, level, flags, HAKMEM_REASON_OPERATOR, now);
+        d->host_override = q->mode;
+        d->host_override_level = lvl;
+        publisher_publish(&d->pub, HAKMEM_KEY_ALL, level, flags, HAKMEM_REASON_OVERRIDE, now);
         log_notice("operator (uid %u): lean %s for every client", (unsigned)cr->uid, names[q->mode]);
         return 0;
     case HAKMEM_CTL_TARGET_PID: {
         struct client *c = client_by_pid(d, (pid_t)q->key);
         if (!c || q->key == 0 || q->key > INT32_MAX)
             return -ENOENT;
-        c->ctl_mode = q->mode;
-        c->ctl_level = lvl;
+        c->override = q->mode;
+        c->override_level = lvl;
         publisher_publish(&d->pub, HAKMEM_KEY_PID((uint32_t)c->pid), level, flags,
-                          HAKMEM_REASON_OPERATOR, now);
+                          HAKMEM_REASON_OVERRIDE, now);
         log_notice("operator (uid %u%s): lean %s for pid %d (%s)", (unsigned)cr->uid,
                    cr->host ? "" : ", in a container", names[q->mode],
                    (int)c->pid, c->comm);
@@ -501,8 +501,8 @@ static int cmd_lean(struct daemon *d, const struct ctlconn *cc, const struct hak
         struct cgroup *c = cgroup_find(d, q->key);
         if (!c)
             return -ENOENT;
-        c->override = q->mode == HAKMEM_CTL_MODE_ON ? POLICY_OVERRIDE_ON :
-                      q->mode == HAKMEM_CTL_MODE_OFF ? POLICY_OVERRIDE_OFF : POLICY_OVERRIDE_AUTO;
+        c->override = q->mode == HAKMEM_OVERRIDE_ON ? HAKMEM_OVERRIDE_ON :
+                      q->mode == HAKMEM_OVERRIDE_OFF ? HAKMEM_OVERRIDE_OFF : HAKMEM_OVERRIDE_AUTO;
         c->override_level = lvl;
         c->st.published_valid = false;  /* publish even at the same level: the flag changed */
         log_notice("operator (uid %u%s): lean %s for cgroup %s", (unsigned)cr->uid,
@@ -540,9 +540,9 @@ static void metric_head(struct resp *r, const char *name, const char *type, cons
     resp_text(r, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static const char *cgroup_path_of(struct daemon *d, uint64_t key)
+static const char *cgroup_path_of(struct daemon *d, uint64_t cgroup_id)
 {
-    struct cgroup *c = cgroup_find(d, key);
+    struct cgroup *c = cgroup_find(d, cgroup_id);
     return c ? c->cg.path : "";
 }
 
@@ -806,7 +806,7 @@ static void per_process_metrics(struct daemon *d, struct resp *r)
                 continue;
             resp_text(r, "%s{pid=\"%d\",uid=\"%u\",comm=\"%s\",cgroup=\"%s\"} %llu\n", name,
                       (int)c->pid, (unsigned)c->uid, label(c->comm),
-                      label(cgroup_path_of(d, c->key)), (unsigned long long)st.counter[s]);
+                      label(cgroup_path_of(d, c->cgroup_id)), (unsigned long long)st.counter[s]);
         }
     }
     metric_head(r, "hakmem_client_mode", "gauge", "Shim mode, per client (0 FAST, 1 LEAN).");
@@ -816,7 +816,7 @@ static void per_process_metrics(struct daemon *d, struct resp *r)
         if (client_stats(c, &st) == 0)
             resp_text(r, "hakmem_client_mode{pid=\"%d\",uid=\"%u\",comm=\"%s\",cgroup=\"%s\"} %u\n",
                       (int)c->pid, (unsigned)c->uid, label(c->comm),
-                      label(cgroup_path_of(d, c->key)), st.mode);
+                      label(cgroup_path_of(d, c->cgroup_id)), st.mode);
     }
     free(sc);
 }

@@ -109,10 +109,10 @@ static void arm_timer(struct daemon *d);
 
 /* ---- cgroups ---- */
 
-struct cgroup *cgroup_find(struct daemon *d, uint64_t key)
+struct cgroup *cgroup_find(struct daemon *d, uint64_t cgroup_id)
 {
     for (size_t i = 0; i < d->ncgroups; i++)
-        if (d->cgroups[i]->cg.key == key)
+        if (d->cgroups[i]->cg.cgroup_id == cgroup_id)
             return d->cgroups[i];
     return NULL;
 }
@@ -189,7 +189,7 @@ static void cgroup_events_open(struct daemon *d, struct cgroup *c)
 static void cgroup_sources_open(struct daemon *d, struct cgroup *c, uint64_t now)
 {
     if (d->bpf) {
-        int rc = bpf_source_watch(d->bpf, c->cg.key);
+        int rc = bpf_source_watch(d->bpf, c->cg.cgroup_id);
         c->bpf_watched = rc == 0;
         if (rc < 0)
             log_warning("cgroup %s: cannot watch it with BPF: %s", c->cg.path, strerror(-rc));
@@ -236,14 +236,14 @@ static void cgroup_ancestors_open(struct daemon *d, struct cgroup *c)
     while (c->nanc < CGROUP_ANCESTORS_MAX && cgroup_parent_memcg(&at, &up) == 0 &&
            strcmp(up.path, "/") != 0) {
         char *path = strdup(up.path);
-        if (!path || usage_source_add(&d->usage, up.key, up.dir, up.version,
+        if (!path || usage_source_add(&d->usage, up.cgroup_id, up.dir, up.version,
                                       CGROUP_MEM_IF_LIMITED) < 0) {
             free(path);
             log_warning("cgroup %s: out of memory; the limits above %s are not watched",
                         c->cg.path, at.path);
             return;
         }
-        c->anc[c->nanc++] = (struct cgroup_ancestor){ up.key, path };
+        c->anc[c->nanc++] = (struct cgroup_ancestor){ up.cgroup_id, path };
         at = up;
     }
 }
@@ -251,7 +251,7 @@ static void cgroup_ancestors_open(struct daemon *d, struct cgroup *c)
 static void cgroup_ancestors_close(struct daemon *d, struct cgroup *c)
 {
     for (size_t i = 0; i < c->nanc; i++) {
-        usage_source_remove(&d->usage, c->anc[i].key);
+        usage_source_remove(&d->usage, c->anc[i].cgroup_id);
         free(c->anc[i].path);
     }
     c->nanc = 0;
@@ -264,9 +264,9 @@ const struct usage_entry *cgroup_usage(const struct daemon *d, const struct cgro
     int gov;
     if (!d->usage_on)
         return NULL;
-    chain[0] = usage_source_find(&d->usage, c->cg.key);
+    chain[0] = usage_source_find(&d->usage, c->cg.cgroup_id);
     for (size_t i = 0; i < c->nanc; i++)
-        chain[1 + i] = usage_source_find(&d->usage, c->anc[i].key);
+        chain[1 + i] = usage_source_find(&d->usage, c->anc[i].cgroup_id);
     usage_chain_permille(chain, 1 + c->nanc, &gov);
     if (gov < 0)
         return NULL;
@@ -278,11 +278,11 @@ const struct usage_entry *cgroup_usage(const struct daemon *d, const struct cgro
 /* Whether a cgroup of c's chain was sampled at now. */
 static bool cgroup_usage_fresh(const struct daemon *d, const struct cgroup *c, uint64_t now)
 {
-    const struct usage_entry *u = usage_source_find(&d->usage, c->cg.key);
+    const struct usage_entry *u = usage_source_find(&d->usage, c->cg.cgroup_id);
     if (u && u->last.time_ns == now)
         return true;
     for (size_t i = 0; i < c->nanc; i++)
-        if ((u = usage_source_find(&d->usage, c->anc[i].key)) && u->last.time_ns == now)
+        if ((u = usage_source_find(&d->usage, c->anc[i].cgroup_id)) && u->last.time_ns == now)
             return true;
     return false;
 }
@@ -290,7 +290,7 @@ static bool cgroup_usage_fresh(const struct daemon *d, const struct cgroup *c, u
 /* The tracked cgroup for cg, created on first use. NULL when out of memory. */
 struct cgroup *cgroup_get(struct daemon *d, const struct cgroup_memcg *cg)
 {
-    struct cgroup *c = cgroup_find(d, cg->key);
+    struct cgroup *c = cgroup_find(d, cg->cgroup_id);
     if (c)
         return c;
     if (d->ncgroups == d->cap_cgroups) {
@@ -311,30 +311,30 @@ struct cgroup *cgroup_get(struct daemon *d, const struct cgroup_memcg *cg)
     d->cgroups[d->ncgroups++] = c;
     cgroup_sources_open(d, c, now);
     cgroup_events_open(d, c);
-    if (d->usage_on && usage_source_add(&d->usage, c->cg.key, c->cg.dir, c->cg.version, 0) == 0) {
+    if (d->usage_on && usage_source_add(&d->usage, c->cg.cgroup_id, c->cg.dir, c->cg.version, 0) == 0) {
         cgroup_ancestors_open(d, c);
         d->next_usage_ns = now; /* its first sample at once */
         arm_timer(d);
     }
-    log_info("tracking cgroup %s (key %llu)", c->cg.path, (unsigned long long)c->cg.key);
+    log_info("tracking cgroup %s (key %llu)", c->cg.path, (unsigned long long)c->cg.cgroup_id);
     return c;
 }
 
 /* Drop a cgroup that has no client and no override left. */
 void cgroup_put(struct daemon *d, struct cgroup *c)
 {
-    if (c->nclients > 0 || c->override != POLICY_OVERRIDE_AUTO)
+    if (c->nclients > 0 || c->override != HAKMEM_OVERRIDE_AUTO)
         return;
     if (c->bpf_watched)
-        bpf_source_unwatch(d->bpf, c->cg.key);
+        bpf_source_unwatch(d->bpf, c->cg.cgroup_id);
     cgroup_sources_close(d, c);
     cgroup_events_close(d, c);
     if (d->usage_on) {
-        usage_source_remove(&d->usage, c->cg.key);
+        usage_source_remove(&d->usage, c->cg.cgroup_id);
         cgroup_ancestors_close(d, c);
     }
     /* Its shims are gone; a later client starts from NONE again. */
-    publisher_publish(&d->pub, c->cg.key, HAKMEM_LEVEL_NONE, 0, HAKMEM_REASON_CALM, now_ns());
+    publisher_publish(&d->pub, c->cg.cgroup_id, HAKMEM_LEVEL_NONE, 0, HAKMEM_REASON_CALM, now_ns());
     metrics_cgroup_gone(d, c, now_ns());
     for (size_t i = 0; i < d->ncgroups; i++) {
         if (d->cgroups[i] == c) {
@@ -387,12 +387,12 @@ void cgroup_evaluate(struct daemon *d, struct cgroup *c, uint64_t now)
     c->mev_rose = (struct memevents){ 0 };
     if (!r.publish)
         return;
-    uint8_t flags = c->override != POLICY_OVERRIDE_AUTO ? HAKMEM_RING_F_OVERRIDE : 0;
-    int rc = publisher_publish(&d->pub, c->cg.key, r.level, flags, (uint16_t)r.reason, now);
+    uint8_t flags = c->override != HAKMEM_OVERRIDE_AUTO ? HAKMEM_RING_F_OVERRIDE : 0;
+    int rc = publisher_publish(&d->pub, c->cg.cgroup_id, r.level, flags, (uint16_t)r.reason, now);
     if (rc < 0)
         log_warning("cgroup %s: cannot publish level %s: %s", c->cg.path,
                     proto_level_name(r.level), strerror(-rc));
-    int prio = r.level != c->last.level || r.reason == HAKMEM_REASON_OPERATOR ? LOG_NOTICE : LOG_DEBUG;
+    int prio = r.level != c->last.level || r.reason == HAKMEM_REASON_OVERRIDE ? LOG_NOTICE : LOG_DEBUG;
     log_msg(prio, "cgroup %s: level %s -> %s (%s)", c->cg.path, proto_level_name(c->last.level),
             proto_level_name(r.level), proto_reason_name(r.reason));
     if (r.level != c->last.level) {
@@ -419,7 +419,7 @@ static void bpf_log(enum bpf_source_log_level level, const char *fmt, va_list ap
 static int on_bpf_event(void *ctx, const struct hakmem_bpf_event *ev)
 {
     struct daemon *d = ctx;
-    struct cgroup *c = cgroup_find(d, ev->memcg_id);
+    struct cgroup *c = cgroup_find(d, ev->cgroup_id);
     if (!c)
         return 0;
     uint64_t now = now_ns();
@@ -452,7 +452,7 @@ static int on_bpf_event(void *ctx, const struct hakmem_bpf_event *ev)
 static void bpf_tick(struct daemon *d, struct cgroup *c, uint64_t now)
 {
     struct hakmem_memcg_stats st;
-    if (!d->bpf || !c->bpf_watched || bpf_source_read(d->bpf, c->cg.key, &st) != 0) {
+    if (!d->bpf || !c->bpf_watched || bpf_source_read(d->bpf, c->cg.cgroup_id, &st) != 0) {
         c->tick_events_per_s = c->tick_stall_ns_per_s = 0;
         return;
     }
@@ -1002,7 +1002,7 @@ void manager_fini(struct daemon *d)
     while (d->ncgroups) {
         struct cgroup *c = d->cgroups[d->ncgroups - 1];
         c->nclients = 0;
-        c->override = POLICY_OVERRIDE_AUTO;
+        c->override = HAKMEM_OVERRIDE_AUTO;
         cgroup_put(d, c);
     }
     free(d->cgroups);

@@ -107,10 +107,10 @@ static void records_sweep(struct metrics *m, uint64_t now)
     }
 }
 
-static struct cg_acct *record_find(struct metrics *m, uint64_t key)
+static struct cg_acct *record_find(struct metrics *m, uint64_t cgroup_id)
 {
     for (size_t i = 0; i < m->ncg; i++)
-        if (m->cg[i]->key == key)
+        if (m->cg[i]->cgroup_id == cgroup_id)
             return m->cg[i];
     return NULL;
 }
@@ -120,7 +120,7 @@ struct cg_acct *metrics_cgroup(struct daemon *d, struct cgroup *c)
     struct metrics *m = &d->met;
     if (c->acct)
         return c->acct;
-    struct cg_acct *a = record_find(m, c->cg.key);
+    struct cg_acct *a = record_find(m, c->cg.cgroup_id);
     if (a && strcmp(a->path, c->cg.path) != 0) {
         /* the key (an inode) went to another cgroup: a new series */
         for (size_t i = 0; i < m->ncg; i++)
@@ -145,7 +145,7 @@ struct cg_acct *metrics_cgroup(struct daemon *d, struct cgroup *c)
             free(a);
             return NULL;
         }
-        a->key = c->cg.key;
+        a->cgroup_id = c->cg.cgroup_id;
         m->cg[m->ncg++] = a;
     }
     a->gone_ns = 0;
@@ -155,7 +155,7 @@ struct cg_acct *metrics_cgroup(struct daemon *d, struct cgroup *c)
 
 void metrics_cgroup_gone(struct daemon *d, struct cgroup *c, uint64_t now)
 {
-    struct cg_acct *a = c->acct ? c->acct : record_find(&d->met, c->cg.key);
+    struct cg_acct *a = c->acct ? c->acct : record_find(&d->met, c->cg.cgroup_id);
     if (a)
         a->gone_ns = now ? now : 1;
     c->acct = NULL;
@@ -265,8 +265,8 @@ void metrics_level_changed(struct daemon *d, struct cgroup *c, unsigned from, un
         /* a client held by an operator's override does not follow the
          * cgroup: nothing to wait for */
         if (to > from && (!cl->welcomed || !cl->stats || cl->acct.superseded
-                          || cl->ctl_mode != HAKMEM_CTL_MODE_AUTO
-                          || d->all_mode != HAKMEM_CTL_MODE_AUTO))
+                          || cl->override != HAKMEM_OVERRIDE_AUTO
+                          || d->host_override != HAKMEM_OVERRIDE_AUTO))
             continue;
         acct_release_level(&cl->acct.rel, from, to, now);
     }

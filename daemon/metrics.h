@@ -56,7 +56,7 @@ enum metrics_reason {
 
 /* One memory cgroup's record, tracked now or lately. */
 struct cg_acct {
-    uint64_t key;
+    uint64_t cgroup_id;
     char *path;                     /* the cgroup's path when tracked (owned) */
     uint64_t gone_ns;               /* when it stopped being tracked; 0: tracked */
     uint64_t total[ACCT_SUMS];      /* sums of the shim counters (acct_sum_ids) */

@@ -156,14 +156,14 @@ static enum hakmem_level apply_override(const struct policy_signals *sig,
     enum hakmem_level floor;
 
     switch (sig->override) {
-    case POLICY_OVERRIDE_OFF:
+    case HAKMEM_OVERRIDE_OFF:
         return HAKMEM_LEVEL_NONE;
-    case POLICY_OVERRIDE_ON:
+    case HAKMEM_OVERRIDE_ON:
         floor = clamp_level(sig->override_level);
         if (floor == HAKMEM_LEVEL_NONE)
             floor = HAKMEM_LEVEL_LOW;
         return level > floor ? level : floor;
-    case POLICY_OVERRIDE_AUTO:
+    case HAKMEM_OVERRIDE_AUTO:
     default:
         return level;
     }
@@ -208,11 +208,11 @@ void policy_evaluate(const struct policy_thresholds *th, struct policy_state *st
     out->level = eff;
     out->publish = !st->published_valid || eff != st->published;
     if (!st->published_valid && eff == HAKMEM_LEVEL_NONE &&
-        sig->override == POLICY_OVERRIDE_AUTO)
+        sig->override == HAKMEM_OVERRIDE_AUTO)
         out->reason = HAKMEM_REASON_STARTUP;
     else if (eff != st->level || (out->publish && st->level == before))
         /* the override decides, or only the override changed */
-        out->reason = HAKMEM_REASON_OPERATOR;
+        out->reason = HAKMEM_REASON_OVERRIDE;
     else
         out->reason = st->reason;
 

@@ -135,12 +135,6 @@ struct policy_thresholds {
 
 void policy_thresholds_default(struct policy_thresholds *th);
 
-enum policy_override {
-    POLICY_OVERRIDE_AUTO = 0, /* follow pressure */
-    POLICY_OVERRIDE_ON = 1,   /* LEAN: at least override_level */
-    POLICY_OVERRIDE_OFF = 2,  /* FAST: NONE whatever the pressure */
-};
-
 /* What the sources saw for one cgroup, at one evaluation. Rates describe
  * the recent past (the caller's job: from a BPF notification, count /
  * window_ns of that window, not / the elapsed part of it; from polled
@@ -160,7 +154,7 @@ struct policy_signals {
     bool memevents_high;             /* v2 memory.events: "high" rose */
     bool memevents_max;              /* v2 memory.events: "max" rose */
     bool memevents_oom_kill;         /* v2 memory.events: "oom_kill" rose */
-    enum policy_override override;   /* operator's choice */
+    enum hakmem_override override;   /* operator's choice */
     enum hakmem_level override_level; /* ON: the minimum level; NONE means LOW */
 };
 

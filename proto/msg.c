@@ -255,7 +255,7 @@ int proto_welcome_check(const void *buf, size_t len, struct hakmem_welcome *out)
             return -EINVAL;
         if (w.heartbeat_period_ns == 0)
             return -EINVAL;
-        if (w.cgroup_key & HAKMEM_KEY_PID_BIT)
+        if (w.cgroup_id & HAKMEM_KEY_PID_BIT)
             return -EINVAL;
         if (w.pid_key && !(w.pid_key & HAKMEM_KEY_PID_BIT))
             return -EINVAL;
@@ -287,7 +287,7 @@ int proto_ctl_req_check(const void *buf, size_t len, struct hakmem_ctl_req *out)
     if ((q.flags & ~HAKMEM_CTL_REQ_F_MASK)
         || ((q.flags & HAKMEM_CTL_REQ_F_PER_PROCESS) && q.command != HAKMEM_CTL_METRICS))
         return -EINVAL;
-    if (q.target > HAKMEM_CTL_TARGET_MAX || q.mode > HAKMEM_CTL_MODE_MAX)
+    if (q.target > HAKMEM_CTL_TARGET_MAX || q.mode > HAKMEM_OVERRIDE_MAX)
         return -EINVAL;
     if (q.level >= HAKMEM_LEVEL_COUNT)
         return -EINVAL;

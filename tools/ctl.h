@@ -155,7 +155,7 @@ void ctl_status_free(struct ctl_status *st);
  * Returns 0; -ENOENT (no such cgroup), -EINVAL (a ".." component, or a
  * /proc/PID/cgroup line of another controller), -ENOTDIR, -ENAMETOOLONG,
  * or the errno of stat. */
-int ctl_cgroup_key(const char *cgroup_root, const char *arg, uint64_t *key, char *dir,
+int ctl_cgroup_id(const char *cgroup_root, const char *arg, uint64_t *key, char *dir,
                    size_t dirlen);
 /* VmRSS of pid, bytes, from proc_root/PID/status, only when that process
  * is called comm (so a pid of another namespace, or one reused since,
@@ -213,7 +213,7 @@ struct ctl_view {
     const char *proc_root;
 };
 
-const char *ctl_mode_name(unsigned ctl_mode); /* auto, on, off; "?" */
+const char *override_name(unsigned override); /* auto, on, off; "?" */
 void show_status_text(FILE *f, const struct ctl_view *v, int width);
 void show_status_json(struct ctl_json *j, const struct ctl_view *v);
 void show_clients_text(FILE *f, const struct ctl_view *v, int width);

@@ -487,14 +487,14 @@ static int cmd_lean(struct ctl_opts *o, int argc, char **argv)
 
     proto_ctl_req_init(&q, HAKMEM_CTL_LEAN);
     if (strcmp(mode, "on") == 0)
-        q.mode = HAKMEM_CTL_MODE_ON;
+        q.mode = HAKMEM_OVERRIDE_ON;
     else if (strcmp(mode, "off") == 0)
-        q.mode = HAKMEM_CTL_MODE_OFF;
+        q.mode = HAKMEM_OVERRIDE_OFF;
     else if (strcmp(mode, "auto") == 0)
-        q.mode = HAKMEM_CTL_MODE_AUTO;
+        q.mode = HAKMEM_OVERRIDE_AUTO;
     else
         return usage_error("lean: mode must be on, off or auto, not '%s'", mode);
-    if (o->has_level && q.mode != HAKMEM_CTL_MODE_ON)
+    if (o->has_level && q.mode != HAKMEM_OVERRIDE_ON)
         return usage_error("lean: --level goes with on only");
     q.level = o->level;
 
@@ -510,7 +510,7 @@ static int cmd_lean(struct ctl_opts *o, int argc, char **argv)
         key = pid;
         snprintf(what, sizeof(what), "pid %llu", pid);
     } else {
-        int rc = ctl_cgroup_key(o->cgroup_root, target, &key, dir, sizeof(dir));
+        int rc = ctl_cgroup_id(o->cgroup_root, target, &key, dir, sizeof(dir));
         if (rc < 0) {
             if (rc == -EINVAL)
                 snprintf(err, sizeof(err), "lean: %s: not a memory cgroup path (no '..', and a "
@@ -538,7 +538,7 @@ static int cmd_lean(struct ctl_opts *o, int argc, char **argv)
     if (rc != CTL_EXIT_OK)
         return fail(rc, err);
 
-    const char *lvl = q.mode != HAKMEM_CTL_MODE_ON ? NULL
+    const char *lvl = q.mode != HAKMEM_OVERRIDE_ON ? NULL
                       : q.level ? proto_level_name(q.level) : "default";
     if (o->json) {
         struct ctl_json j;

@@ -5,7 +5,7 @@
  * "press" holds 32 MiB of anonymous memory, writes a 256 MiB file on the
  * disk and reads it back (page cache reclaim, nobody is OOM-killed); its
  * sibling "calm" touches 8 MiB and sleeps. Asserts: reclaim counted for
- * press's memcg id (its directory's inode), at least one ring-buffer
+ * press's cgroup id (its directory's inode), at least one ring-buffer
  * notification for it, none for calm and none for any other memcg (the
  * filter). Prints the time from pressure start to the first reclaim and to
  * the first notification. --oom: "oom" grows 128 MiB of anonymous memory and
@@ -34,6 +34,7 @@
 #include <linux/magic.h>
 
 #include "bpf_source.h"
+#include "cgroup_util.h"
 
 #define EXIT_SKIP 77
 
@@ -321,9 +322,9 @@ static void make_child(int i, uint64_t *id)
 	err = write_file(path, lim);
 	if (err)
 		fail("write %s: %s", path, strerror(-err));
-	err = memcg_id_of_path(child_dir[i], id);
+	err = cgroup_id_of_dir(child_dir[i], NULL, id);
 	if (err)
-		fail("memcg_id_of_path(%s): %s", child_dir[i], strerror(-err));
+		fail("cgroup_id_of_dir(%s): %s", child_dir[i], strerror(-err));
 }
 
 /* ---- the workloads (run in forked children, exit codes only) ---- */
@@ -439,11 +440,11 @@ static int on_event(void *ctx, const struct hakmem_bpf_event *ev)
 	int i;
 
 	for (i = 0; i < NCHILD; i++)
-		if (s->id[i] && ev->memcg_id == s->id[i])
+		if (s->id[i] && ev->cgroup_id == s->id[i])
 			break;
 	if (i == NCHILD) {
 		s->other++;
-		s->other_id = ev->memcg_id;
+		s->other_id = ev->cgroup_id;
 		return 0;
 	}
 	if (!s->pressure[i] && !s->oom[i]) {

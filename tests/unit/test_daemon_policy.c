@@ -383,10 +383,10 @@ START_TEST(test_overrides)
     eval(&r, &quiet, T0);
 
     /* ON: LEAN (LOW) without pressure */
-    struct policy_signals on = { .override = POLICY_OVERRIDE_ON };
+    struct policy_signals on = { .override = HAKMEM_OVERRIDE_ON };
     ck_assert_int_eq(eval(&r, &on, T0 + S), HAKMEM_LEVEL_LOW);
     ck_assert(r.res.publish);
-    ck_assert_int_eq(r.res.reason, HAKMEM_REASON_OPERATOR);
+    ck_assert_int_eq(r.res.reason, HAKMEM_REASON_OVERRIDE);
     ck_assert_int_eq(r.st.level, HAKMEM_LEVEL_NONE); /* the policy's own level */
     ck_assert_int_eq(eval(&r, &on, T0 + 2 * S), HAKMEM_LEVEL_LOW);
     ck_assert(!r.res.publish);
@@ -397,7 +397,7 @@ START_TEST(test_overrides)
     ck_assert_int_eq(r.res.reason, HAKMEM_REASON_USAGE);
 
     /* ON with a level: at least that level */
-    struct policy_signals on_med = { .override = POLICY_OVERRIDE_ON,
+    struct policy_signals on_med = { .override = HAKMEM_OVERRIDE_ON,
                                      .override_level = HAKMEM_LEVEL_MEDIUM };
     rig_init(&r);
     ck_assert_int_eq(eval(&r, &on_med, T0), HAKMEM_LEVEL_MEDIUM);
@@ -405,7 +405,7 @@ START_TEST(test_overrides)
     /* OFF wins over any pressure; the policy keeps its own level */
     rig_init(&r);
     eval(&r, &quiet, T0);
-    struct policy_signals off = { .override = POLICY_OVERRIDE_OFF, .oom_kill = true };
+    struct policy_signals off = { .override = HAKMEM_OVERRIDE_OFF, .oom_kill = true };
     ck_assert_int_eq(eval(&r, &off, T0 + S), HAKMEM_LEVEL_NONE);
     ck_assert(!r.res.publish); /* NONE was published already */
     ck_assert_int_eq(r.st.level, HAKMEM_LEVEL_CRITICAL);
@@ -413,7 +413,7 @@ START_TEST(test_overrides)
     /* back to AUTO: the current pressure level at once */
     ck_assert_int_eq(eval(&r, &quiet, T0 + 2 * S), HAKMEM_LEVEL_CRITICAL);
     ck_assert(r.res.publish);
-    ck_assert_int_eq(r.res.reason, HAKMEM_REASON_OPERATOR);
+    ck_assert_int_eq(r.res.reason, HAKMEM_REASON_OVERRIDE);
 
     /* calm kept running while OFF: AUTO after 30 s of calm finds NONE */
     rig_init(&r);

@@ -370,6 +370,7 @@ static void cmd_status(struct daemon *d, struct resp *r)
     resp_text(r, "clients %zu\n", registered_clients(d));
     resp_text(r, "source bpf %s\n", source_line(d->bpf != NULL, d->bpf_reason));
     resp_text(r, "source psi %s\n", source_line(d->psi_on, d->psi_reason));
+    resp_text(r, "source vmpressure %s\n", source_line(d->vmpressure_on, d->vmpressure_reason));
     resp_text(r, "source usage %s\n", source_line(d->usage_on, d->usage_reason));
     resp_text(r, "source events %s\n", source_line(d->events_on, d->events_reason));
     char sig[1024];
@@ -668,6 +669,7 @@ static void cmd_metrics(struct daemon *d, struct resp *r, bool per_process)
     metric_head(r, "hakmem_source_up", "gauge", "Whether a pressure source runs (1) or not (0).");
     resp_text(r, "hakmem_source_up{source=\"bpf\"} %d\n", d->bpf != NULL);
     resp_text(r, "hakmem_source_up{source=\"psi\"} %d\n", d->psi_on);
+    resp_text(r, "hakmem_source_up{source=\"vmpressure\"} %d\n", d->vmpressure_on);
     resp_text(r, "hakmem_source_up{source=\"usage\"} %d\n", d->usage_on);
     resp_text(r, "hakmem_source_up{source=\"events\"} %d\n", d->events_on);
     struct psi_stats ps;

@@ -123,9 +123,9 @@ static void cgroup_pressure_open(struct daemon *d, struct cgroup *c, uint64_t no
 {
     char why[160];
     int rc;
-    if (!d->psi_on)
-        return;
     if (c->cg.version == CGROUP_VERSION_1) {
+        if (!d->vmpressure_on)
+            return;
         uint32_t min[HAKMEM_LEVEL_COUNT] = { 0, d->cfg.vmpressure_low_events,
                                              d->cfg.vmpressure_medium_events,
                                              d->cfg.vmpressure_critical_events };
@@ -146,7 +146,7 @@ static void cgroup_pressure_open(struct daemon *d, struct cgroup *c, uint64_t no
          * belongs to its user: no trigger there (root without
          * CAP_DAC_OVERRIDE may not write it), the averages still come */
         char path[PATH_MAX];
-        if (psi_pressure_path(c->cg.dir, NULL, path, sizeof(path)) < 0)
+        if (!d->psi_on || psi_pressure_path(c->cg.dir, NULL, path, sizeof(path)) < 0)
             return;
         rc = psi_trigger_open(&c->psi, path, false, d->cfg.psi_trigger_stall_us,
                               d->cfg.psi_trigger_window_us, why, sizeof(why));
@@ -474,6 +474,7 @@ static void sources_open(struct daemon *d)
     uint32_t want = d->cfg.sources;
     snprintf(d->bpf_reason, sizeof(d->bpf_reason), "not selected (sources)");
     snprintf(d->psi_reason, sizeof(d->psi_reason), "not selected (sources)");
+    snprintf(d->vmpressure_reason, sizeof(d->vmpressure_reason), "not selected (sources)");
     snprintf(d->usage_reason, sizeof(d->usage_reason), "not selected (sources)");
     if (want & CONFIG_SOURCE_BPF) {
         struct bpf_source_opts o;
@@ -505,12 +506,30 @@ static void sources_open(struct daemon *d)
     if (want & CONFIG_SOURCE_PSI) {
         struct psi_stats ps;
         int rc = psi_read(PSI_SYSTEM_MEMORY_PATH, &ps);
-        d->psi_on = true;               /* per cgroup: pressure_level (v1) or PSI (v2) */
-        d->psi_reason[0] = '\0';
-        if (rc < 0)
-            log_info("source psi: no host-wide PSI (%s); per-cgroup events only", strerror(-rc));
-        else
-            log_info("source psi: per-cgroup memory.pressure_level (v1) or PSI triggers (v2)");
+        if (d->memcg_version != CGROUP_VERSION_1) {
+            d->psi_on = true;
+            d->psi_reason[0] = '\0';
+            if (rc < 0)
+                log_info("source psi: no host-wide PSI (%s); per-cgroup triggers only",
+                         strerror(-rc));
+            else
+                log_info("source psi: per-cgroup PSI triggers (v2)");
+        } else {
+            snprintf(d->psi_reason, sizeof(d->psi_reason),
+                     "no per-cgroup PSI: the memory controller is on cgroup v1");
+            log_info("source psi: off (%s)", d->psi_reason);
+        }
+    }
+    if (want & CONFIG_SOURCE_VMPRESSURE) {
+        if (d->memcg_version != CGROUP_VERSION_2) {
+            d->vmpressure_on = true;
+            d->vmpressure_reason[0] = '\0';
+            log_info("source vmpressure: per-cgroup memory.pressure_level events (v1)");
+        } else {
+            snprintf(d->vmpressure_reason, sizeof(d->vmpressure_reason),
+                     "no memory.pressure_level: the memory controller is on cgroup v2");
+            log_info("source vmpressure: off (%s)", d->vmpressure_reason);
+        }
     }
     if (want & CONFIG_SOURCE_USAGE) {
         usage_source_init(&d->usage);
@@ -578,14 +597,16 @@ size_t manager_signal_lines(const struct daemon *d, char *buf, size_t len)
                     d->bpf ? "mark_victim takes no task before Linux 6.9, and no memory.events"
                            : "bpf off, and no memory.events");
     if (!d->psi_on)
-        SIGNAL_LINE("signal psi none (psi off)\n");
-    else if (!v2)
-        SIGNAL_LINE("signal psi memory.pressure_level (v1: no per-cgroup PSI)\n");
+        SIGNAL_LINE("signal psi none (%s)\n", v2 ? "psi off" : "v1: no per-cgroup PSI");
     else if (d->psi_window_us)
         SIGNAL_LINE("signal psi memory.pressure trigger some %.1f ms in %u ms, avg10\n",
                     d->psi_stall_us / 1000.0, d->psi_window_us / 1000);
     else
         SIGNAL_LINE("signal psi memory.pressure avg10 (no trigger armed yet)\n");
+    if (d->vmpressure_on)
+        SIGNAL_LINE("signal vmpressure memory.pressure_level\n");
+    else
+        SIGNAL_LINE("signal vmpressure none (%s)\n", d->vmpressure_reason);
     if (!d->usage_on)
         SIGNAL_LINE("signal usage none (usage off)\n");
     else

@@ -166,6 +166,8 @@ struct daemon {
     char bpf_reason[160];
     bool psi_on;
     char psi_reason[160];
+    bool vmpressure_on;                 /* v1 memory.pressure_level */
+    char vmpressure_reason[160];
     bool usage_on;
     char usage_reason[160];
     struct usage_source usage;

@@ -426,17 +426,17 @@ static int on_bpf_event(void *ctx, const struct hakmem_bpf_event *ev)
     if (ev->kind == HAKMEM_BPF_EV_OOM) {
         c->oom_pending = true;
     } else {
-        uint64_t win = HAKMEM_BPF_DEF_WINDOW_NS;
-        c->ev_events_per_s = ev->win_events * 1000000000u / win;
-        c->ev_stall_ns_per_s = ev->win_stall_ns * 1000000000u / win;
-        /* a notification stands for its window and the quiet interval
-         * after it, during which the BPF side stays silent */
-        c->ev_until_ns = now + win + HAKMEM_BPF_DEF_MIN_INTERVAL_NS;
-        /* A window that scanned 8 MiB directly is reclaim at the limit
-         * even when few tasks entered it: count it as MEDIUM's rate. */
-        uint64_t medium = d->th.reclaim_events_per_s[HAKMEM_LEVEL_MEDIUM];
-        if (ev->win_scanned >= HAKMEM_BPF_DEF_MIN_SCAN_PAGES && c->ev_events_per_s < medium)
-            c->ev_events_per_s = medium;
+        struct policy_bpf_window w = {
+            .events = ev->win_events, .stall_ns = ev->win_stall_ns,
+            .scanned_pages = ev->win_scanned, .window_ns = d->bpf_opts.window_ns,
+            .min_interval_ns = d->bpf_opts.min_interval_ns,
+            .min_scan_pages = d->bpf_opts.min_scan_pages,
+        };
+        struct policy_bpf_rates r;
+        policy_bpf_rates(&d->th, &w, now, &r);
+        c->ev_events_per_s = r.events_per_s;
+        c->ev_stall_ns_per_s = r.stall_ns_per_s;
+        c->ev_until_ns = r.until_ns;
     }
     log_debug("bpf: cgroup %s: %s (events %llu, stall %llu ns, scanned %llu in the window "
               "opened at %llu ns; sent at %llu ns, received %llu ns later)",
@@ -488,6 +488,7 @@ static void sources_open(struct daemon *d)
         o.min_events = 1;
         int rc = bpf_source_open(&d->bpf, &o);
         if (rc == 0) {
+            d->bpf_opts = o;
             d->bpf_tag = (struct ep_tag){ EP_BPF, NULL };
             rc = manager_epoll_add(d, bpf_source_fd(d->bpf), EPOLLIN, &d->bpf_tag);
             if (rc < 0) {

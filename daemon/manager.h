@@ -163,6 +163,7 @@ struct daemon {
     struct policy_thresholds th;
     /* sources: on, or off with the reason */
     struct bpf_source *bpf;
+    struct bpf_source_opts bpf_opts;    /* the windowing in force (policy_bpf_rates) */
     char bpf_reason[160];
     bool psi_on;
     char psi_reason[160];

@@ -232,3 +232,15 @@ uint64_t policy_next_deadline(const struct policy_thresholds *th,
         return UINT64_MAX;
     return st->calm_since_ns + calm;
 }
+
+void policy_bpf_rates(const struct policy_thresholds *th, const struct policy_bpf_window *w,
+                      uint64_t now_ns, struct policy_bpf_rates *out)
+{
+    uint64_t win = w->window_ns ? w->window_ns : 1;
+    out->events_per_s = w->events * 1000000000u / win;
+    out->stall_ns_per_s = w->stall_ns * 1000000000u / win;
+    out->until_ns = now_ns + win + w->min_interval_ns;
+    uint64_t medium = th->reclaim_events_per_s[HAKMEM_LEVEL_MEDIUM];
+    if (w->min_scan_pages && w->scanned_pages >= w->min_scan_pages && out->events_per_s < medium)
+        out->events_per_s = medium;
+}

@@ -190,6 +190,34 @@ enum hakmem_level policy_classify(const struct policy_thresholds *th,
                                   const struct policy_signals *sig, bool hold,
                                   enum hakmem_reason *why);
 
+/* One BPF notification (bpf/hakmem_bpf.h: what the BPF side counted in
+ * the cgroup's window when a threshold was crossed) and the windowing the
+ * daemon configured (bpf_source_opts). */
+struct policy_bpf_window {
+    uint64_t events;          /* reclaim entries counted in the window */
+    uint64_t stall_ns;        /* ns in reclaim counted in the window */
+    uint64_t scanned_pages;   /* pages scanned by direct reclaim in the window */
+    uint64_t window_ns;       /* the counting window in force (> 0) */
+    uint64_t min_interval_ns; /* the quiet interval after a notification */
+    uint64_t min_scan_pages;  /* the BPF side's scanned-pages threshold; 0: off */
+};
+
+/* What a notification means for the signals, until until_ns. */
+struct policy_bpf_rates {
+    uint64_t events_per_s;   /* count / window_ns */
+    uint64_t stall_ns_per_s; /* count / window_ns */
+    uint64_t until_ns;       /* now + the window + the quiet interval */
+};
+
+/* A notification's counts as rates over the window in force (not over the
+ * elapsed part of it: one early entry would read as a storm). It stands
+ * for its window and the quiet interval after it, during which the BPF
+ * side stays silent. A window that scanned min_scan_pages (8 MiB at the
+ * defaults) is reclaim at the limit even when few tasks entered it: its
+ * event rate is at least MEDIUM's threshold. Pure. */
+void policy_bpf_rates(const struct policy_thresholds *th, const struct policy_bpf_window *w,
+                      uint64_t now_ns, struct policy_bpf_rates *out);
+
 /* Earliest time at which policy_evaluate could lower the level if the
  * signals stay calm (for the event loop's timer), ns; UINT64_MAX when the
  * level is NONE. */

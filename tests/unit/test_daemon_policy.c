@@ -376,6 +376,53 @@ START_TEST(test_psi_averages_set_levels)
 }
 END_TEST
 
+/* A BPF notification: counts over the window in force, the scanned-pages
+ * floor, and how long it stands. */
+START_TEST(test_bpf_rates)
+{
+    struct policy_thresholds th;
+    struct policy_bpf_rates r;
+    policy_thresholds_default(&th);
+    uint64_t medium = th.reclaim_events_per_s[HAKMEM_LEVEL_MEDIUM];
+    struct policy_bpf_window w = { .events = 4, .stall_ns = 2 * MS, .scanned_pages = 0,
+                                   .window_ns = 100 * MS, .min_interval_ns = 250 * MS,
+                                   .min_scan_pages = 2048 };
+    policy_bpf_rates(&th, &w, 5 * S, &r);
+    ck_assert_uint_eq(r.events_per_s, 40);
+    ck_assert_uint_eq(r.stall_ns_per_s, 20 * MS);
+    ck_assert_uint_eq(r.until_ns, 5 * S + 350 * MS);
+
+    /* the window in force, not the default: the same counts over 400 ms */
+    w.window_ns = 400 * MS;
+    policy_bpf_rates(&th, &w, 5 * S, &r);
+    ck_assert_uint_eq(r.events_per_s, 10);
+    ck_assert_uint_eq(r.stall_ns_per_s, 5 * MS);
+    ck_assert_uint_eq(r.until_ns, 5 * S + 650 * MS);
+
+    /* scanned the BPF side's threshold: at least MEDIUM's rate */
+    w.events = 1;
+    w.scanned_pages = 2048;
+    policy_bpf_rates(&th, &w, 0, &r);
+    ck_assert_uint_eq(r.events_per_s, medium);
+    w.scanned_pages = 2047;
+    policy_bpf_rates(&th, &w, 0, &r);
+    ck_assert_uint_eq(r.events_per_s, 2);
+    /* a higher rate is kept; min_scan_pages 0 turns the floor off */
+    w.events = 400;
+    w.scanned_pages = 1u << 20;
+    policy_bpf_rates(&th, &w, 0, &r);
+    ck_assert_uint_eq(r.events_per_s, 1000);
+    w.events = 1;
+    w.min_scan_pages = 0;
+    policy_bpf_rates(&th, &w, 0, &r);
+    ck_assert_uint_eq(r.events_per_s, 2);
+
+    /* at the defaults one notification is MEDIUM by itself */
+    struct policy_signals sig = { .reclaim_events_per_s = 40 };
+    ck_assert_int_eq(policy_classify(&th, &sig, false, NULL), HAKMEM_LEVEL_MEDIUM);
+}
+END_TEST
+
 START_TEST(test_overrides)
 {
     struct rig r;
@@ -473,6 +520,7 @@ static Suite *daemon_policy_suite(void)
     tcase_add_test(tc, test_oom_means_critical);
     tcase_add_test(tc, test_memory_events);
     tcase_add_test(tc, test_psi_averages_set_levels);
+    tcase_add_test(tc, test_bpf_rates);
     tcase_add_test(tc, test_overrides);
     tcase_add_test(tc, test_clock_going_back_is_harmless);
     tcase_add_test(tc, test_level_names);

@@ -7,6 +7,8 @@
  *               eviction of slow clients.
  *   control.c   the control sockets: control.sock (status, clients, lean,
  *               metrics) and metrics.sock (the same, read-only).
+ *   control_fmt.c, metrics_fmt.c  their answers: STATUS and CLIENTS,
+ *               METRICS (control_fmt.h).
  *   peer.c      who a peer is (SO_PEERCRED, /proc) and what it may change.
  *   limits.c    the descriptor budget: NOFILE, client and control limits.
  *   metrics.c   what the metrics count beyond the state above: per-cgroup

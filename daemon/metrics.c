@@ -4,7 +4,7 @@
  *
  * Owns: the records (struct cg_acct) and the timerfd of release sights.
  * Must not: decide anything for the policy or the clients, or print
- * (control.c does); every page it reads is a client's word (acct.h).
+ * (metrics_fmt.c does); every page it reads is a client's word (acct.h).
  */
 #define _GNU_SOURCE
 #include <errno.h>

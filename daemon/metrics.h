@@ -2,7 +2,7 @@
  * on (metrics.c): per-cgroup records of the shim counters' sums and the
  * level changes, the time its clients take to release
  * (hakmem_release_seconds, from sights of their stats pages on a timer of
- * its own), and the connections its sockets refused. control.c prints
+ * its own), and the connections its sockets refused. metrics_fmt.c prints
  * them (cmd_metrics); the arithmetic is acct.c's.
  *
  * A cgroup's record outlives the cgroup's tracking by METRICS_LINGER_NS,

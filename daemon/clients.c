@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include "array.h"
 #include "log.h"
 #include "manager.h"
 
@@ -198,18 +199,10 @@ void clients_accept(struct daemon *d)
             close(fd);
             continue;
         }
-        if (d->nclients == d->cap_clients) {
-            size_t cap = d->cap_clients ? d->cap_clients * 2 : 64;
-            struct client **n = realloc(d->clients, cap * sizeof(*n));
-            if (!n) {
-                close(fd);
-                continue;
-            }
-            d->clients = n;
-            d->cap_clients = cap;
-        }
-        struct client *c = calloc(1, sizeof(*c));
-        if (!c) {
+        struct client *c = NULL;
+        if (array_reserve(&d->clients, &d->cap_clients, d->nclients + 1, sizeof(*d->clients),
+                          64) < 0
+            || !(c = calloc(1, sizeof(*c)))) {
             close(fd);
             continue;
         }

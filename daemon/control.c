@@ -32,6 +32,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "array.h"
 #include "log.h"
 #include "control_fmt.h"
 #include "manager.h"
@@ -130,18 +131,10 @@ void control_accept(struct daemon *d, bool metrics_sock)
             close(fd);
             continue;
         }
-        if (d->nctlconns == d->cap_ctlconns) {
-            size_t cap = d->cap_ctlconns ? d->cap_ctlconns * 2 : 8;
-            struct ctlconn **n = realloc(d->ctlconns, cap * sizeof(*n));
-            if (!n) {
-                close(fd);
-                continue;
-            }
-            d->ctlconns = n;
-            d->cap_ctlconns = cap;
-        }
-        struct ctlconn *cc = calloc(1, sizeof(*cc));
-        if (!cc) {
+        struct ctlconn *cc = NULL;
+        if (array_reserve(&d->ctlconns, &d->cap_ctlconns, d->nctlconns + 1, sizeof(*d->ctlconns),
+                          8) < 0
+            || !(cc = calloc(1, sizeof(*cc)))) {
             close(fd);
             continue;
         }
@@ -199,16 +192,8 @@ static int queue_dgram(struct ctlconn *cc, const void *p, uint32_t n)
     size_t need = cc->out_len + sizeof(n) + n;
     if (need > CTL_ANSWER_MAX)
         return -EMSGSIZE;
-    if (need > cc->out_cap) {
-        size_t cap = cc->out_cap ? cc->out_cap * 2 : 16384;
-        while (cap < need)
-            cap *= 2;
-        unsigned char *o = realloc(cc->out, cap);
-        if (!o)
-            return -ENOMEM;
-        cc->out = o;
-        cc->out_cap = cap;
-    }
+    if (array_reserve(&cc->out, &cc->out_cap, need, 1, 16384) < 0)
+        return -ENOMEM;
     memcpy(cc->out + cc->out_len, &n, sizeof(n));
     memcpy(cc->out + cc->out_len + sizeof(n), p, n);
     cc->out_len = need;
@@ -293,7 +278,9 @@ static void resp_status(struct ctlconn *cc, uint16_t cmd, int32_t status, const 
                         uint32_t version)
 {
     unsigned char buf[sizeof(struct hakmem_ctl_resp) + 512];
-    size_t n = why ? strnlen(why, 512) : 0;
+    size_t n = why ? strlen(why) : 0;   /* why: a NUL-terminated reason */
+    if (n > 512)
+        n = 512;
     struct hakmem_ctl_resp h;
     proto_ctl_resp_init(&h, cmd, status, n ? HAKMEM_CTL_PAYLOAD_TEXT : HAKMEM_CTL_PAYLOAD_NONE,
                         (uint32_t)n, 0);

@@ -30,6 +30,7 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include "array.h"
 #include "bpf_source.h"
 #include "log.h"
 #include "manager.h"
@@ -63,14 +64,8 @@ void manager_defer_free(struct daemon *d, void *p, struct ep_tag *tag, struct ep
     for (size_t i = 0; i < 3; i++)
         if (tags[i])
             tags[i]->kind = EP_DEAD;
-    if (d->ngrave == d->cap_grave) {
-        size_t cap = d->cap_grave ? d->cap_grave * 2 : 16;
-        void **n = realloc(d->graveyard, cap * sizeof(*n));
-        if (!n)
-            return;                     /* a leak, never a use after free */
-        d->graveyard = n;
-        d->cap_grave = cap;
-    }
+    if (array_reserve(&d->graveyard, &d->cap_grave, d->ngrave + 1, sizeof(void *), 16) < 0)
+        return;                         /* a leak, never a use after free */
     d->graveyard[d->ngrave++] = p;
 }
 
@@ -293,14 +288,8 @@ struct cgroup *cgroup_get(struct daemon *d, const struct cgroup_memcg *cg)
     struct cgroup *c = cgroup_find(d, cg->cgroup_id);
     if (c)
         return c;
-    if (d->ncgroups == d->cap_cgroups) {
-        size_t cap = d->cap_cgroups ? d->cap_cgroups * 2 : 16;
-        struct cgroup **n = realloc(d->cgroups, cap * sizeof(*n));
-        if (!n)
-            return NULL;
-        d->cgroups = n;
-        d->cap_cgroups = cap;
-    }
+    if (array_reserve(&d->cgroups, &d->cap_cgroups, d->ncgroups + 1, sizeof(*d->cgroups), 16) < 0)
+        return NULL;
     c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;

@@ -14,6 +14,7 @@
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
+#include "array.h"
 #include "log.h"
 #include "manager.h"
 
@@ -131,15 +132,10 @@ struct cg_acct *metrics_cgroup(struct daemon *d, struct cgroup *c)
         a = NULL;
     }
     if (!a) {
-        if (m->ncg == m->cap_cg) {
+        if (m->ncg == m->cap_cg)
             records_sweep(m, now_ns());
-            size_t cap = m->cap_cg ? m->cap_cg * 2 : 16;
-            struct cg_acct **n = realloc(m->cg, cap * sizeof(*n));
-            if (!n)
-                return NULL;
-            m->cg = n;
-            m->cap_cg = cap;
-        }
+        if (array_reserve(&m->cg, &m->cap_cg, m->ncg + 1, sizeof(*m->cg), 16) < 0)
+            return NULL;
         a = calloc(1, sizeof(*a));
         if (!a || !(a->path = strdup(c->cg.path))) {
             free(a);

@@ -1,6 +1,7 @@
 /* usage_source.c: the watched set and the usage arithmetic (see
  * usage_source.h). File reading is cgroup_util.c's; nothing here logs.
  */
+#include "array.h"
 #include "usage_source.h"
 
 #include <errno.h>
@@ -151,15 +152,9 @@ int usage_source_add(struct usage_source *src, uint64_t cgroup_id, const char *d
         e->next_ns = 0;
         return 0;
     }
-    if (src->count == src->cap) {
-        size_t cap = src->cap ? src->cap * 2 : 16;
-        struct usage_entry *v = realloc(src->entries, cap * sizeof(*v));
-        if (!v) {
-            free(copy);
-            return -ENOMEM;
-        }
-        src->entries = v;
-        src->cap = cap;
+    if (array_reserve(&src->entries, &src->cap, src->count + 1, sizeof(*src->entries), 16) < 0) {
+        free(copy);
+        return -ENOMEM;
     }
     src->entries[src->count++] = (struct usage_entry){
         .cgroup_id = cgroup_id,

@@ -331,19 +331,6 @@ int bpf_source_fd(const struct bpf_source *src)
 	return ring_buffer__epoll_fd(src->rb);
 }
 
-int bpf_source_poll(struct bpf_source *src, int timeout_ms,
-		    bpf_source_event_fn fn, void *ctx)
-{
-	int n;
-
-	src->fn = fn;
-	src->fn_ctx = ctx;
-	n = ring_buffer__poll(src->rb, timeout_ms);
-	src->fn = NULL;
-	src->fn_ctx = NULL;
-	return n;
-}
-
 int bpf_source_consume(struct bpf_source *src, bpf_source_event_fn fn, void *ctx)
 {
 	int n;

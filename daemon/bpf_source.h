@@ -82,7 +82,7 @@ typedef void (*bpf_source_log_fn)(enum bpf_source_log_level level,
 				  const char *fmt, va_list ap);
 
 /* Called for each notification; return 0 to go on, a negative errno to stop
- * (bpf_source_poll/consume then return it). ev is valid during the call. */
+ * (bpf_source_consume then returns it). ev is valid during the call. */
 typedef int (*bpf_source_event_fn)(void *ctx, const struct hakmem_bpf_event *ev);
 
 /* Routes libbpf's messages and this file's few (feature choices) to fn;
@@ -99,11 +99,6 @@ int bpf_source_open(struct bpf_source **out, const struct bpf_source_opts *opts)
 /* An fd that becomes readable when notifications are pending (an epoll fd:
  * add it to the daemon's own epoll set and call bpf_source_consume()). */
 int bpf_source_fd(const struct bpf_source *src);
-
-/* Waits up to timeout_ms (-1: forever) for notifications and calls fn for
- * each. Returns the number handled, or a negative errno (-EINTR included). */
-int bpf_source_poll(struct bpf_source *src, int timeout_ms,
-		    bpf_source_event_fn fn, void *ctx);
 
 /* Calls fn for each pending notification without waiting. */
 int bpf_source_consume(struct bpf_source *src, bpf_source_event_fn fn, void *ctx);

@@ -222,17 +222,6 @@ void policy_evaluate(const struct policy_thresholds *th, struct policy_state *st
     }
 }
 
-uint64_t policy_next_deadline(const struct policy_thresholds *th,
-                              const struct policy_state *st)
-{
-    if (st->level == HAKMEM_LEVEL_NONE)
-        return UINT64_MAX;
-    uint64_t calm = th->calm_ns[clamp_level(st->level)];
-    if (st->calm_since_ns > UINT64_MAX - calm)
-        return UINT64_MAX;
-    return st->calm_since_ns + calm;
-}
-
 void policy_bpf_rates(const struct policy_thresholds *th, const struct policy_bpf_window *w,
                       uint64_t now_ns, struct policy_bpf_rates *out)
 {

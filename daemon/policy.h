@@ -218,10 +218,4 @@ struct policy_bpf_rates {
 void policy_bpf_rates(const struct policy_thresholds *th, const struct policy_bpf_window *w,
                       uint64_t now_ns, struct policy_bpf_rates *out);
 
-/* Earliest time at which policy_evaluate could lower the level if the
- * signals stay calm (for the event loop's timer), ns; UINT64_MAX when the
- * level is NONE. */
-uint64_t policy_next_deadline(const struct policy_thresholds *th,
-                              const struct policy_state *st);
-
 #endif /* HAKMEMD_POLICY_H */

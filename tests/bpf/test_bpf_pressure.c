@@ -19,6 +19,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -525,9 +526,13 @@ static int run_until_exit(struct bpf_source *src, struct seen *seen, int i)
 	int err, status = -1;
 
 	for (;;) {
-		err = bpf_source_poll(src, 50, on_event, seen);
+		/* as hakmemd does: wait on the source's descriptor, then consume */
+		struct pollfd pfd = { .fd = bpf_source_fd(src), .events = POLLIN };
+		err = poll(&pfd, 1, 50) < 0 ? -errno : 0;
+		if (err == 0)
+			err = bpf_source_consume(src, on_event, seen);
 		if (err < 0 && err != -EINTR)
-			fail("bpf_source_poll: %s", strerror(-err));
+			fail("bpf_source_consume: %s", strerror(-err));
 		if (!done && waitpid(child_pid[i], &status, WNOHANG) == child_pid[i]) {
 			child_pid[i] = 0;
 			done = now_ns();

@@ -304,7 +304,9 @@ static int cmd_lean(struct daemon *d, const struct ctlconn *cc, const struct hak
     if (rc < 0)
         return rc;
     const struct peer *cr = &cc->peer;
-    enum hakmem_level lvl = q->level ? (enum hakmem_level)q->level : HAKMEM_LEVEL_LOW;
+    /* lean on without a level: MEDIUM, what an operator typing it expects
+     * (LEAN and the free memory given back now) */
+    enum hakmem_level lvl = q->level ? (enum hakmem_level)q->level : HAKMEM_LEVEL_MEDIUM;
     int level = q->mode == HAKMEM_OVERRIDE_ON ? (int)lvl : HAKMEM_LEVEL_NONE;
     uint8_t flags = q->mode == HAKMEM_OVERRIDE_AUTO ? 0 : HAKMEM_RING_F_OVERRIDE;
     uint64_t now = now_ns();

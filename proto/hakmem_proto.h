@@ -356,6 +356,10 @@ enum hakmem_counter_kind { HAKMEM_KIND_TOTAL, HAKMEM_KIND_GAUGE, HAKMEM_KIND_STA
 #define HAKMEM_COUNTER_KIND_mode_switches     HAKMEM_KIND_TOTAL
 #define HAKMEM_COUNTER_KIND_mode              HAKMEM_KIND_STATE
 #define HAKMEM_COUNTER_KIND_level             HAKMEM_KIND_STATE
+#define HAKMEM_COUNTER_KIND_guard_allocs      HAKMEM_KIND_TOTAL
+#define HAKMEM_COUNTER_KIND_lean_decommit_eager HAKMEM_KIND_TOTAL
+#define HAKMEM_COUNTER_KIND_tcache_stolen     HAKMEM_KIND_TOTAL
+#define HAKMEM_COUNTER_KIND_bytes_lazy        HAKMEM_KIND_GAUGE
 #define HAKMEM_COUNTER_KIND(name) HAKMEM_COUNTER_KIND_##name
 
 /* Version 1 pages (hakmem 0.1.0) held these counters, in this order;
@@ -446,7 +450,7 @@ struct hakmem_welcome {
 };
 _Static_assert(sizeof(struct hakmem_welcome) == 64, "welcome size");
 _Static_assert(offsetof(struct hakmem_welcome, status) == 12, "welcome status");
-_Static_assert(offsetof(struct hakmem_welcome, cgroup_id) == 16, "welcome cgroup_key");
+_Static_assert(offsetof(struct hakmem_welcome, cgroup_id) == 16, "welcome cgroup_id");
 _Static_assert(offsetof(struct hakmem_welcome, pid_key) == 24, "welcome pid_key");
 _Static_assert(offsetof(struct hakmem_welcome, ring_size) == 32, "welcome ring_size");
 _Static_assert(offsetof(struct hakmem_welcome, heartbeat_period_ns) == 40, "welcome hb period");

@@ -12,22 +12,40 @@
 #include <string.h>
 #include "hk_internal.h"
 
-/* Out of line: keeps the fast paths free of its stack frame. */
+/* Out of line: keeps the fast paths free of its stack frame. Guarded
+ * (guard.c): large.c takes its lock. */
 __attribute__((noinline, cold)) static void *hk_malloc_large(size_t n, size_t align, bool zero)
 {
     hk_ensure_init();
+    struct hk_tcache *tc = &hk_tls;
+    if (tc->guard)
+        return hk_guard_alloc(n, align);
+    tc->guard = 1;
     hk_listener_restart_if_forked();    /* a child that only maps large blocks registers too */
-    if (align > HK_SEG_SIZE / 2)
-        return hk_huge_aligned_alloc(n, align);
-    return hk_large_alloc(n, align, zero);
+    void *p = align > HK_SEG_SIZE / 2 ? hk_huge_aligned_alloc(n, align)
+                                      : hk_large_alloc(n, align, zero);
+    int e = errno;
+    hk_guard_leave(tc);
+    errno = e;
+    return p;
 }
 
+/* A bin is usable by malloc while 0 < n <= HK_TC_SLOTS: one compare
+ * (HK_BIN_CLOSED and HK_BIN_STOLEN fail it, see hk_types.h). busy stays
+ * set when the slow path takes over; it clears it. The block leaves
+ * without the free key (see init.c). */
 static inline void *hk_malloc_cls(unsigned cls)
 {
-    struct hk_bin *b = &hk_tls.bins[cls];
-    if (HK_LIKELY(b->n))
-        return b->slot[--b->n];
-    return hk_malloc_slow(cls);
+    struct hk_bin *b = hk_bin_of(cls);
+    hk_bin_busy(b);
+    uint32_t n = hk_bin_n(b) - 1;
+    if (HK_LIKELY(n < HK_TC_SLOTS)) {
+        uint64_t *p = b->slot[n];
+        hk_bin_commit(b, n);
+        p[1] = 0;
+        return p;
+    }
+    return hk_malloc_slow(b);
 }
 
 /* 1 KiB < n: the computed class, or a large block. Out of line so that
@@ -46,30 +64,61 @@ void *hk_malloc(size_t n)
     return hk_malloc_big(n);
 }
 
+/* The push of free's fast paths: p is a block of class cls that does
+ * not carry the free key; false when the bin has no room (or is closed or
+ * being stolen). */
+static inline bool hk_free_push(uint64_t *w, size_t cls, uint64_t key)
+{
+    struct hk_bin *b = hk_bin_of((unsigned)cls);
+    hk_bin_busy(b);
+    size_t n = hk_bin_n(b);
+    if (HK_LIKELY(n < hk_bin_cap(b))) {     /* another thread may zero it */
+        w[1] = key;
+        b->slot[n] = w;
+        hk_bin_commit(b, (uint32_t)n + 1);
+        return true;
+    }
+    return false;
+}
+
+/* A block of a class with four-unit slabs (> 4 KiB), which the fast
+ * path's 16-bit test refuses: the same test on the offset in the 256
+ * KiB-aligned slab (hk_block_check4; zero, so false, for every other unit
+ * class). */
+static inline bool hk_block_check_mid(uintptr_t a, size_t cls)
+{
+    const struct hk_block_check4 *k = &hk_lookup.check4[cls];
+    return (a & (4 * HK_UNIT_SIZE - 1)) * k->mul < k->lim;
+}
+
+/* The fast path's checks, folded: p starts a block (hk_block_check for
+ * one-unit slabs, then hk_block_check_mid: refuse interior pointers, the
+ * header, free units, large and guard segments, which the slow path
+ * judges), the block does not carry the free key (a double free, see
+ * init.c), and the bin has room. */
 void hk_free(void *p)
 {
     uintptr_t a = (uintptr_t)p;
     if (HK_LIKELY(hk_reg_test(a))) {
         struct hk_seg *seg = hk_seg_of(p);
-        unsigned cls = hk_unit_cls(seg, p);
-        if (HK_LIKELY(cls < HK_NCLASS && !(a & (HK_MIN_ALIGN - 1)))) {
-            struct hk_bin *b = &hk_tls.bins[cls];
-            /* cap: READ_ONCE (another thread may zero it, see hk_types.h) */
-            if (HK_LIKELY(b->n < *(volatile uint32_t *)&b->cap)) {
-                b->slot[b->n++] = p;
-                return;
-            }
-        }
-        hk_free_slow(p, seg, cls);
+        size_t cls = hk_unit_cls(seg, p);
+        const struct hk_block_check *k = &hk_lookup.check[cls];
+        uint64_t *w = p, key = hk_free_key;
+        if ((HK_LIKELY((uint32_t)((uint32_t)(a & 0xffff) * k->mul) < k->lim) ||
+             hk_block_check_mid(a, cls)) &&
+            HK_LIKELY(w[1] != key) && HK_LIKELY(hk_free_push(w, cls, key)))
+            return;
+        hk_free_slow(p);
         return;
     }
     if (p)
         hk_free_foreign(p, "free");
 }
 
-/* Small block size or large usable size of our pointer p; 0 if foreign.
- * who names the caller for the message on an invalid pointer. */
-static size_t hk_size_of(void *p, const char *who)
+/* Small block size or large usable size of our pointer p (the registry
+ * says it is ours); aborts naming who when p is not a block. Takes no
+ * lock. */
+size_t hk_block_size(void *p, const char *who)
 {
     struct hk_seg *seg = hk_seg_of(p);
     unsigned cls = hk_unit_cls(seg, p);
@@ -80,6 +129,8 @@ static size_t hk_size_of(void *p, const char *who)
     }
     if (cls == HK_CLS_LARGE)
         return hk_large_usable((struct hk_large *)seg, p, who);
+    if (cls == HK_CLS_GUARD)
+        return hk_guard_usable(seg, p, who);
     hk_fatal("%s(): invalid pointer %p", who, p);
 }
 
@@ -113,7 +164,7 @@ void *hk_realloc(void *p, size_t n)
     unsigned cls = hk_unit_cls(seg, p);
     size_t old;
     if (cls < HK_NCLASS) {
-        old = hk_size_of(p, "realloc");
+        old = hk_block_size(p, "realloc");
         if (n <= old && (n > old / 2 || old <= 32))
             return p;                   /* shrinking by less than half */
     } else if (cls == HK_CLS_LARGE) {
@@ -121,6 +172,8 @@ void *hk_realloc(void *p, size_t n)
         if (n > HK_SMALL_MAX / 2 && hk_large_realloc(l, p, n))
             return p;
         old = l->user_size;
+    } else if (cls == HK_CLS_GUARD) {
+        old = hk_guard_size(seg, p);
     } else {
         hk_fatal("realloc(): invalid pointer %p", p);
     }
@@ -154,7 +207,7 @@ size_t hk_usable_size(void *p)
         return 0;
     if (!hk_reg_test((uintptr_t)p))
         return hk_usable_foreign(p);
-    return hk_size_of(p, "malloc_usable_size");
+    return hk_block_size(p, "malloc_usable_size");
 }
 
 /* ---- the rest of the libc interface ---- */

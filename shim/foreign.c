@@ -105,13 +105,19 @@ static bool plausible_early(const void *p)
     return hk_foreign_preinit_span(p) != 0 && dl_iterate_phdr(in_static_image, &a) == 0;
 }
 
+/* Guarded (large.c's table has a lock); under the guard, deferred. */
 void hk_free_foreign(void *p, const char *who)
 {
-    if (hk_huge_aligned_find(p, NULL, true))
+    struct hk_tcache *tc = &hk_tls;
+    if (tc->guard) {
+        hk_guard_defer_foreign(p);
         return;
-    if (!plausible_early(p))
+    }
+    tc->guard = 1;
+    if (!hk_huge_aligned_find(p, NULL, true) && !plausible_early(p))
         hk_fatal("%s(): invalid pointer %p (not allocated by hakmem)", who, p);
-    /* An early block of ld.so: not ours to reuse; leave it. */
+    /* else an early block of ld.so: not ours to reuse; leave it. */
+    hk_guard_leave(tc);
 }
 
 size_t hk_usable_foreign(void *p)

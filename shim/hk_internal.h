@@ -12,6 +12,10 @@
 
 /* ---- sizeclass.c ---- */
 extern const uint32_t hk_class_size[HK_NCLASS] HK_HIDDEN;
+struct hk_block_check { uint32_t mul, lim; };   /* see sizeclass.c */
+struct hk_block_check4 { uint64_t mul, lim; };  /* the same for four-unit slabs */
+HK_HIDDEN void hk_block_check_init(struct hk_block_check t[256],
+                                   struct hk_block_check4 t4[256]);
 extern const uint8_t hk_class_lut[HK_LUT_MAX / HK_MIN_ALIGN + 1] HK_HIDDEN;
 HK_HIDDEN unsigned hk_class_of_slow(size_t n);
 HK_HIDDEN unsigned hk_class_span(unsigned cls);
@@ -27,7 +31,15 @@ static inline unsigned hk_class_of(size_t n)
 
 /* ---- registry.c ---- */
 #define HK_REG_WORDS ((size_t)1 << (HK_ADDR_BITS - HK_SEG_SHIFT - 6))
-extern _Atomic uint64_t hk_regmap[HK_REG_WORDS] HK_HIDDEN;
+/* What free() looks up before it touches anything: the block test per
+ * unit class (sizeclass.c, filled at start) and the registry. One object,
+ * so that the fast path reaches both from one base address. */
+struct hk_lookup {
+    _Atomic uint64_t regmap[HK_REG_WORDS];
+    struct hk_block_check check[256];
+    struct hk_block_check4 check4[256];
+};
+extern struct hk_lookup hk_lookup HK_HIDDEN;
 HK_HIDDEN void hk_reg_set(uintptr_t seg);
 HK_HIDDEN void hk_reg_clear(uintptr_t seg);
 
@@ -38,7 +50,7 @@ static inline bool hk_reg_test(uintptr_t a)
     uintptr_t idx = a >> HK_SEG_SHIFT;
     if (HK_UNLIKELY(idx >= ((uintptr_t)1 << (HK_ADDR_BITS - HK_SEG_SHIFT))))
         return false;
-    uint64_t w = atomic_load_explicit(&hk_regmap[idx >> 6], memory_order_relaxed);
+    uint64_t w = atomic_load_explicit(&hk_lookup.regmap[idx >> 6], memory_order_relaxed);
     return (w >> (idx & 63)) & 1;
 }
 
@@ -123,7 +135,7 @@ HK_HIDDEN bool hk_os_shrink(void *p, size_t old_len, size_t new_len);
 HK_HIDDEN void *hk_os_map_shared(int fd, size_t len, bool writable);
 #define HK_SS_PAGES (HK_SEG_SIZE / HK_PAGE)
 HK_HIDDEN size_t ss_maybe_decommit_superslab(struct hk_ss *ss,
-    const uint64_t mask[HK_SS_PAGES / 64], bool eager);
+    const uint64_t mask[HK_SS_PAGES / 64], bool eager, bool upgrade);
 
 /* ---- stats.c ---- */
 struct hk_counters {
@@ -138,14 +150,15 @@ extern struct hk_counters hk_ctr HK_HIDDEN;
     atomic_fetch_sub_explicit(&hk_ctr.name, (uint64_t)(v), memory_order_relaxed)
 
 /* ---- policy.c (pure) ---- */
-HK_HIDDEN void hk_policy_limits(enum hk_mode mode, struct hk_limits *out);
+HK_HIDDEN const struct hk_limits *hk_policy_limits(enum hk_mode mode);
 HK_HIDDEN uint32_t hk_policy_tc_cap(const struct hk_limits *l, unsigned cls);
 HK_HIDDEN bool hk_policy_prewarm_class(unsigned cls);
 HK_HIDDEN bool hk_policy_keep_empty_slab(const struct hk_limits *l, uint32_t nempty);
 HK_HIDDEN bool hk_policy_cache_superslab(const struct hk_limits *l, uint32_t ncached);
 HK_HIDDEN bool hk_policy_cache_large(const struct hk_limits *l, size_t len);
 HK_HIDDEN uint64_t hk_policy_decommit_mask(uint64_t free_now, uint64_t decommitted,
-                                           uint64_t free_seen, bool now);
+                                           uint64_t lazy, uint64_t free_seen, bool now,
+                                           bool eager);
 HK_HIDDEN uint32_t hk_policy_purge_delay(uint32_t base_ms, uint32_t cur_ms,
                                          uint64_t decommitted_pages, uint64_t recommitted_pages);
 
@@ -155,6 +168,7 @@ HK_HIDDEN size_t hk_central_take(unsigned cls, void **out, size_t want);
 HK_HIDDEN void hk_central_put(unsigned cls, void *const *ptrs, size_t n, const char *who);
 HK_HIDDEN struct hk_slab *hk_slab_of(struct hk_ss *ss, const void *p);
 HK_HIDDEN bool hk_block_valid(struct hk_ss *ss, const void *p);
+HK_HIDDEN bool hk_central_has(unsigned cls, const void *p);
 HK_HIDDEN void hk_ss_prewarm(void);
 HK_HIDDEN bool hk_ss_purge(bool now, bool eager, bool *pending);
 extern _Atomic uint64_t hk_recommit_pages HK_HIDDEN;
@@ -162,6 +176,8 @@ extern _Atomic uint64_t hk_released_pages HK_HIDDEN;
 
 /* ---- purge.c (LEAN's periodic work: the background purge thread) ---- */
 HK_HIDDEN void hk_purge_note(void);
+HK_HIDDEN void *hk_purger_main(void *arg);
+HK_HIDDEN void hk_purger_wake(void);
 HK_HIDDEN void hk_purge_after_fork_child(void);
 HK_HIDDEN void hk_ss_lock_all(void);
 HK_HIDDEN void hk_ss_unlock_all(void);
@@ -182,20 +198,102 @@ HK_HIDDEN void hk_large_reinit_locks(void);
 /* ---- tcache.c (thread caches: the slow paths of alloc.c) ---- */
 extern __thread struct hk_tcache hk_tls
     __attribute__((tls_model("initial-exec"))) HK_HIDDEN;
-HK_HIDDEN void *hk_malloc_slow(unsigned cls);
-HK_HIDDEN void hk_free_slow(void *p, struct hk_seg *seg, unsigned cls);
-HK_HIDDEN void hk_tcache_flush_all(struct hk_tcache *tc);
+
+/* The calling thread's bin of class cls, as a plain pointer: every
+ * access below goes through it (one address computation, no %fs-relative
+ * recomputation after a compiler barrier). */
+static inline struct hk_bin *hk_bin_of(unsigned cls)
+{
+    struct hk_bin *b = &hk_tls.bins[cls];
+    __asm__("" : "+r"(b));
+    return b;
+}
+
+/* The owner's side of the handshake with a thief (hk_types.h), shared by
+ * the fast and the slow paths: busy is written before n is read (the asm
+ * orders the two for the compiler; the thief's membarrier does it for the
+ * CPU), then one store of the new n that also clears busy, after the
+ * slots were read or written (release: a compiler barrier only on x86). */
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "struct hk_bin's head puts n in its low half"
+#endif
+static inline void hk_bin_busy(struct hk_bin *b)
+{
+    __atomic_store_n(&b->busy, 1, __ATOMIC_RELAXED);
+    __asm__ volatile("" : "+m"(b->head));
+}
+
+static inline uint32_t hk_bin_n(const struct hk_bin *b)
+{
+    return __atomic_load_n(&b->n, __ATOMIC_RELAXED);
+}
+
+static inline void hk_bin_commit(struct hk_bin *b, uint32_t n)
+{
+    __atomic_store_n(&b->head, (uint64_t)n, __ATOMIC_RELEASE);
+}
+
+/* cap: another thread may zero it (hk_tcache_force_slow_all, a thread's
+ * exit); relaxed both ways, the same plain mov on x86. */
+static inline uint32_t hk_bin_cap(const struct hk_bin *b)
+{
+    return __atomic_load_n(&b->cap, __ATOMIC_RELAXED);
+}
+
+static inline void hk_bin_set_cap(struct hk_bin *b, uint32_t cap)
+{
+    __atomic_store_n(&b->cap, cap, __ATOMIC_RELAXED);
+}
+
+HK_HIDDEN void *hk_malloc_slow(struct hk_bin *b);
+HK_HIDDEN void hk_free_slow(void *p);
+HK_HIDDEN void hk_tcache_flush_mine(void);
 HK_HIDDEN void hk_tcache_global_init(void);
+HK_HIDDEN void hk_tcache_register(struct hk_tcache *tc);
 HK_HIDDEN void hk_tcache_force_slow_all(void);
+HK_HIDDEN size_t hk_tcache_steal_all(void);
 HK_HIDDEN void hk_tcache_lock_all(void);
 HK_HIDDEN void hk_tcache_unlock_all(void);
 HK_HIDDEN void hk_tcache_after_fork_child(void);
+
+/* ---- guard.c (the re-entrancy guard, deferred frees, the safe point) ---- */
+HK_HIDDEN void *hk_guard_alloc(size_t n, size_t align);
+HK_HIDDEN void hk_guard_free(struct hk_seg *seg, void *p, const char *who);
+HK_HIDDEN size_t hk_guard_usable(struct hk_seg *seg, const void *p, const char *who);
+HK_HIDDEN size_t hk_guard_size(struct hk_seg *seg, const void *p);
+HK_HIDDEN void hk_guard_defer(void *p);
+HK_HIDDEN void hk_guard_defer_foreign(void *p);
+HK_HIDDEN void hk_safe_point(struct hk_tcache *tc);
+
+/* ---- helper.c (the helper threads: started at safe points) ---- */
+enum hk_helper_id { HK_HELPER_PURGER, HK_HELPER_LISTENER, HK_NHELPERS };
+enum hk_helper_state { HK_HELPER_OFF, HK_HELPER_STARTING, HK_HELPER_RUNNING, HK_HELPER_FAILED };
+extern _Atomic uint32_t hk_helper_pending HK_HIDDEN;
+HK_HIDDEN enum hk_helper_state hk_helper_state(enum hk_helper_id h);
+HK_HIDDEN void hk_helper_want(enum hk_helper_id h);
+HK_HIDDEN void hk_helper_run_pending(void);
+HK_HIDDEN void hk_helper_after_fork_child(void);
+HK_HIDDEN bool hk_helper_park(void);
+HK_HIDDEN void hk_helper_unpark(void);
+HK_HIDDEN bool hk_helper_parking(void);
+HK_HIDDEN short hk_helper_poll(int fd, short events, int ms);
+
+/* Leave a guarded section (entered with tc->guard++ or tc->guard = 1 when
+ * it was 0); the outermost one ends at a safe point. */
+static inline void hk_guard_leave(struct hk_tcache *tc)
+{
+    if (--tc->guard == 0 &&
+        HK_UNLIKELY(tc->deferred || tc->ndeferred_foreign || tc->needs_key ||
+                    atomic_load_explicit(&hk_helper_pending, memory_order_relaxed)))
+        hk_safe_point(tc);
+}
 
 /* ---- mode.c (modes and pressure levels: the one place they change) ---- */
 HK_HIDDEN void hk_mode_init(void);
 HK_HIDDEN int hk_set_mode(enum hk_mode m);
 HK_HIDDEN int hk_apply_level(int level);
-HK_HIDDEN bool hk_release_now(bool eager);
+HK_HIDDEN int hk_trim(void);
+HK_HIDDEN bool hk_release_now(bool eager, bool others);
 HK_HIDDEN void hk_mode_reinit_locks(void);
 
 /* ---- maps.c (pure) ---- */
@@ -215,6 +313,8 @@ HK_HIDDEN size_t hk_usable_foreign(void *p);
 HK_HIDDEN void *hk_realloc_foreign(void *p, size_t n);
 
 /* ---- listener.c (the daemon's voice in the process) ---- */
+HK_HIDDEN void *hk_listener_main(void *arg);
+HK_HIDDEN void hk_listener_wake(void);
 HK_HIDDEN void hk_listener_maybe_start(void);
 HK_HIDDEN void hk_listener_poll(void);
 HK_HIDDEN void hk_listener_after_fork_child(void);
@@ -230,10 +330,16 @@ static inline void hk_listener_restart_if_forked(void)
 
 /* ---- init.c ---- */
 extern _Atomic int hk_init_state HK_HIDDEN;  /* 0 none, 1 running, 2 done */
-extern struct hk_limits hk_lim HK_HIDDEN;
+extern uint64_t hk_free_key HK_HIDDEN;
+/* The current mode's limits (policy.c's immutable tables), swapped by
+ * hk_set_mode: a reader loads the pointer once per operation. */
+extern const struct hk_limits *_Atomic hk_lim HK_HIDDEN;
+static inline const struct hk_limits *hk_limits(void)
+{
+    return atomic_load_explicit(&hk_lim, memory_order_acquire);
+}
 extern _Atomic uint32_t hk_epoch HK_HIDDEN;
 HK_HIDDEN void hk_init_slow(void);
-HK_HIDDEN int hk_thread_start(void *(*fn)(void *), size_t stack);
 
 static inline void hk_ensure_init(void)
 {
@@ -242,6 +348,7 @@ static inline void hk_ensure_init(void)
 }
 
 /* ---- alloc.c (the entry points) ---- */
+HK_HIDDEN size_t hk_block_size(void *p, const char *who);
 HK_HIDDEN void *hk_malloc(size_t n);
 HK_HIDDEN void hk_free(void *p);
 HK_HIDDEN void *hk_calloc(size_t nmemb, size_t size);

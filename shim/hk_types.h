@@ -22,6 +22,12 @@
  *   registry    a bitmap, one bit per 2 MiB of address space, set for the
  *               start of every segment: "is this pointer ours?" without
  *               reading the pointer's memory.
+ *   guard       per-thread re-entrancy depth: raised while the thread is
+ *               inside the shim's slow paths; an allocator call that meets
+ *               it (from libc called by the shim, or a signal handler) is
+ *               served without any lock (guard.c).
+ *   safe point  the end of a thread's outermost guarded section: no lock
+ *               held, nothing half updated; where helper threads start.
  *
  * This header holds types and constants only; prototypes live in
  * hk_internal.h.
@@ -57,16 +63,19 @@
 #define HK_MIN_ALIGN   16
 
 /* unit_cls values that are not a size class */
+#define HK_CLS_GUARD   0xfd          /* a block served under the guard (guard.c) */
 #define HK_CLS_FREE    0xfe          /* unit not in any slab (or header) */
 #define HK_CLS_LARGE   0xff          /* the segment is a large allocation */
 
 /* Thread cache geometry. A bin holds at most HK_TC_SLOTS pointers; the
- * policy sets the live capacity per class and mode. 63 slots make a bin
- * exactly 512 bytes, so the fast path finds a bin with one shift. */
-#define HK_TC_SLOTS    63
+ * policy sets the live capacity per class and mode. 62 slots and a 16-byte
+ * head make a bin exactly 512 bytes, so the fast path finds a bin with one
+ * shift. */
+#define HK_TC_SLOTS    62
 
 #define HK_SEG_MAGIC_SS    0x4853534bu  /* "KSSH" */
 #define HK_SEG_MAGIC_LARGE 0x48534c4bu  /* "KLSH" */
+#define HK_SEG_MAGIC_GUARD 0x4853474bu  /* "KGSH" */
 
 /* Common head of every segment. unit_cls sits in the first cache line so
  * that free() of a small block touches one line of the header. */
@@ -94,6 +103,7 @@ struct hk_slab {
     uint32_t hint;                  /* first freemap word that may be set */
     uint64_t div_magic;             /* ceil(2^40 / block): offset -> index */
     uint64_t decommitted;           /* bit p: page p of the slab decommitted */
+    uint64_t lazy;                  /* ... with MADV_FREE (a subset of decommitted) */
     uint64_t free_seen;             /* pages wholly free at the last purge */
     uint64_t freemap[HK_UNIT_SIZE / HK_MIN_ALIGN / 64]; /* 1 = free */
 };
@@ -109,6 +119,7 @@ struct hk_ss {
     struct hk_ss *prev;
     uint32_t free_units;            /* bit u set: unit u is free */
     uint32_t decommitted_units;     /* free units whose pages are decommitted */
+    uint32_t lazy_units;            /* ... with MADV_FREE (a subset) */
     uint32_t free_seen;             /* free units seen at the last purge */
     uint64_t empty_since;           /* purge round in which it became empty */
     struct hk_slab slabs[HK_UNITS];
@@ -129,25 +140,57 @@ struct hk_large {
     uint32_t state;                 /* HK_LARGE_* */
 };
 
-/* One thread-cache bin: a stack of free blocks of one class. */
+/* One thread-cache bin: a stack of free blocks of one class.
+ * The fast paths use a bin while 0 < n <= HK_TC_SLOTS (malloc) and
+ * n < cap (free). A slow path working on a bin closes it first (n =
+ * HK_BIN_CLOSED, which fails both tests), so that a call nested in it, a
+ * signal handler's too, finds the bin unusable and goes to the guard.
+ *
+ * Another thread may take a bin's blocks without the owner's help (a
+ * CRITICAL level, trim; tcache.c): the owner sets busy before it reads n
+ * in any operation on the bin and clears it with the same store that
+ * writes the new n (head), never with an atomic read-modify-write; the
+ * thief exchanges n for HK_BIN_STOLEN, makes every thread pass a memory
+ * barrier (membarrier), and takes the blocks only if the bin is not busy
+ * and n is still HK_BIN_STOLEN (a Dekker handshake whose owner side costs
+ * one plain store). An owner that reads HK_BIN_STOLEN waits for the thief
+ * in its slow path. */
+#define HK_BIN_CLOSED  0x80000000u
+#define HK_BIN_STOLEN  0x80000001u
 struct hk_bin {
-    uint32_t n;                     /* blocks held */
+    union {
+        struct {
+            uint32_t n;             /* blocks held, or HK_BIN_CLOSED/STOLEN */
+            uint32_t busy;          /* 1: the owner is in an operation on it */
+        };
+        uint64_t head;              /* n and busy, for the owner's one store */
+    };
     uint32_t cap;                   /* live capacity, <= HK_TC_SLOTS; set to 0
                                        by another thread to force this thread's
-                                       next free onto the slow path: accessed
-                                       with __atomic relaxed loads and stores */
+                                       next free onto the slow path */
+    uint32_t unused;
     void *slot[HK_TC_SLOTS];
 };
 _Static_assert(sizeof(struct hk_bin) == 512, "a bin is 512 bytes");
 
 enum hk_tstate { HK_T_NEW = 0, HK_T_INITING, HK_T_READY, HK_T_DEAD };
 
+#define HK_DEFER_FOREIGN 8             /* foreign frees deferred by one guarded section */
 struct hk_tcache {
     struct hk_bin bins[HK_NCLASS];
     uint32_t state;                 /* enum hk_tstate */
     uint32_t epoch;                 /* hk_epoch when the caps were set */
     struct hk_tcache *next;         /* all ready caches, under hk_tc_lock */
     struct hk_tcache *prev;
+    uint32_t steal_n[HK_NCLASS];    /* a thief's: what it exchanged (hk_tc_lock) */
+    /* the re-entrancy guard (guard.c); the owning thread's alone */
+    uint32_t guard;                 /* depth of guarded sections */
+    uint8_t in_safe_point;
+    uint8_t needs_key;              /* pthread_setspecific not done yet */
+    uint32_t ndeferred_foreign;
+    void *deferred;                 /* our blocks freed under the guard, linked
+                                       through their first word */
+    void *deferred_foreign[HK_DEFER_FOREIGN];
 };
 
 /* The depot: whole batches of blocks a thread cache flushed, kept as they
@@ -169,7 +212,7 @@ struct hk_class {
     void *depot[HK_DEPOT_MAX][HK_DEPOT_BATCH];
 } __attribute__((aligned(HK_CACHELINE)));
 
-/* Modes (DESIGN.md). */
+/* Modes (docs/ARCHITECTURE.md, "Modes and levels"). */
 enum hk_mode { HK_MODE_FAST = 0, HK_MODE_LEAN = 1 };
 
 /* What the release policy keeps per mode: see policy.c. */

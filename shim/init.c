@@ -5,38 +5,59 @@
  * until the allocator itself is usable.
  */
 #include <sched.h>
-#include <signal.h>
+#include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 #include "hk_internal.h"
 
 _Atomic int hk_init_state;
-struct hk_limits hk_lim;
+const struct hk_limits *_Atomic hk_lim;
+
+/* The free key: written into the second word of every block a thread
+ * cache takes, cleared when the block is handed out, so that a free that
+ * finds it there is a double free (or user data that happen to hold it,
+ * which the slow path tells apart). Random per process (the kernel's
+ * AT_RANDOM bytes), never 0. */
+uint64_t hk_free_key;
 _Atomic uint32_t hk_epoch;
 
+/* fork holds every shim lock across the fork, under the guard (a signal
+ * handler allocating meanwhile must not wait for them), taken in the one
+ * lock order of the shim: hk_tc_lock (a thief holds it while it gives
+ * blocks to the central lists), the class locks, hk_ss_lock, then the
+ * large-block lock (a leaf). */
 static void hk_atfork_prepare(void)
 {
+    hk_tls.guard++;
+    hk_tcache_lock_all();
     hk_ss_lock_all();
     hk_large_lock_all();
-    hk_tcache_lock_all();
 }
 
 static void hk_atfork_parent(void)
 {
-    hk_tcache_unlock_all();
     hk_large_unlock_all();
     hk_ss_unlock_all();
+    hk_tcache_unlock_all();
+    hk_tls.guard--;                     /* no safe point inside fork() */
 }
 
 /* The child has one thread: every lock is free again. */
 static void hk_atfork_child(void)
 {
-    hk_atfork_parent();     /* prepare's locks are this thread's: unlocked, not re-initialized held */
+    /* prepare's locks are this thread's: unlocked, not re-initialized held
+     * (the guard stays up until the end) */
+    hk_large_unlock_all();
+    hk_ss_unlock_all();
+    hk_tcache_unlock_all();
+    hk_listener_after_fork_child();     /* reads whether the listener ran */
+    hk_helper_after_fork_child();
     hk_tcache_after_fork_child();
     hk_purge_after_fork_child();
-    hk_listener_after_fork_child();
     hk_large_reinit_locks();
     hk_ss_reinit_locks();
     hk_mode_reinit_locks();
+    hk_tls.guard--;
 }
 
 void hk_init_slow(void)
@@ -48,42 +69,33 @@ void hk_init_slow(void)
         return;
     }
     hk_env_init();
+    hk_block_check_init(hk_lookup.check, hk_lookup.check4);
+    const void *rnd = (const void *)getauxval(AT_RANDOM);     /* 16 bytes, unaligned */
+    uint64_t r[2] = { (uint64_t)(uintptr_t)&r * 0x9E3779B97F4A7C15u, 0 };
+    if (rnd)
+        memcpy(r, rnd, sizeof(r));
+    hk_free_key = (r[0] ^ r[1]) | 1;
     hk_ss_reinit_locks();
     hk_mode_init();
     hk_foreign_snapshot();
     hk_tcache_global_init();
     atomic_store_explicit(&hk_init_state, 2, memory_order_release);
 
-    /* From here on malloc works: what follows may allocate. */
-    if (hk_lim.prewarm)
+    /* From here on malloc works: what follows may allocate (pthread_atfork
+     * registers into a list glibc may grow with malloc). The slow path
+     * that called us enters its guard only after this returns. */
+    if (hk_limits()->prewarm)
         hk_ss_prewarm();
     pthread_atfork(hk_atfork_prepare, hk_atfork_parent, hk_atfork_child);
 }
 
-/* Start one of the shim's background threads (listener, purger): detached,
- * with a small stack, and with every signal blocked (the mask is inherited
- * from this thread, set around pthread_create), so that the host program's
- * signals never land on it. Returns pthread_create's error, or 0. */
-int hk_thread_start(void *(*fn)(void *), size_t stack)
-{
-    pthread_attr_t attr;
-    pthread_t t;
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, stack);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    int rc = pthread_create(&t, &attr, fn, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
-    return rc;
-}
-
+/* A safe point: the listener starts here when hakmemd's socket exists. */
 __attribute__((constructor)) static void hk_ctor(void)
 {
     hk_ensure_init();
     hk_listener_maybe_start();
+    if (hk_tls.guard == 0)
+        hk_helper_run_pending();
 }
 
 __attribute__((destructor)) static void hk_dtor(void)

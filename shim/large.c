@@ -158,12 +158,13 @@ void hk_large_free(struct hk_large *l, void *p, const char *who)
 
     struct hk_large *evict[HK_LCACHE_MAX];
     uint32_t nevict = 0;
-    bool keep = hk_policy_cache_large(&hk_lim, l->map_len);
+    const struct hk_limits *lim = hk_limits();
+    bool keep = hk_policy_cache_large(lim, l->map_len);
     if (keep) {
         pthread_mutex_lock(&hk_large_lock);
-        uint32_t max = hk_lim.large_cache_max < HK_LCACHE_MAX ? hk_lim.large_cache_max : HK_LCACHE_MAX;
+        uint32_t max = lim->large_cache_max < HK_LCACHE_MAX ? lim->large_cache_max : HK_LCACHE_MAX;
         while (hk_lcache_n > 0 && (hk_lcache_n >= max ||
-               hk_lcache_bytes + l->map_len > hk_lim.large_cache_bytes)) {
+               hk_lcache_bytes + l->map_len > lim->large_cache_bytes)) {
             evict[nevict++] = hk_lcache[0];
             lcache_remove(0);
         }

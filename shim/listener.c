@@ -1,7 +1,8 @@
 /* listener.c: the daemon's voice inside the process.
  *
- * A thread, started lazily (from the constructor or from an allocation
- * slow path once hakmemd's socket appears, never inside the first malloc),
+ * A thread, started lazily (from the constructor, or asked for by an
+ * allocation slow path once hakmemd's socket appears and started at the
+ * next safe point, see helper.c),
  * that registers with hakmemd (hello with our stats page, welcome with the
  * read-only ring), waits on the ring's futex word, and applies the level
  * that concerns this process through hk_apply_level(). It keeps the stats
@@ -19,12 +20,15 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <linux/futex.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,8 +48,6 @@ _Static_assert(HAKMEM_LEVEL_CRITICAL == 3 && HAKMEM_LEVEL_COUNT == 4, "levels ag
 #define HK_MP_CALM_MS       10000    /* systemd protocol: calm before NONE */
 #define HK_START_CHECK_NS   2000000000ull /* slow paths look for the socket */
 
-enum { LST_NONE, LST_RUNNING };
-static _Atomic int hk_lst_state = LST_NONE;
 _Atomic bool hk_lst_restart;
 static _Atomic uint64_t hk_lst_next_check;
 
@@ -77,11 +79,10 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Waits end early when the helpers are parked (helper.c). */
 static void sleep_ms(unsigned ms)
 {
-    struct timespec d = { ms / 1000, (long)(ms % 1000) * 1000000 };
-    while (nanosleep(&d, &d) != 0 && errno == EINTR)
-        ;
+    hk_helper_poll(-1, 0, (int)ms);
 }
 
 static void stats_update(void);
@@ -189,10 +190,8 @@ static int send_hello(int sock)
 static int recv_welcome(int sock, struct hakmem_welcome *w, int *ring_fd)
 {
     *ring_fd = -1;
-    struct pollfd pfd = { sock, POLLIN, 0 };
-    int pr = poll(&pfd, 1, HK_WELCOME_MS);
-    if (pr <= 0)
-        return pr == 0 ? -ETIMEDOUT : -errno;
+    if (!(hk_helper_poll(sock, POLLIN, HK_WELCOME_MS) & (POLLIN | POLLHUP | POLLERR)))
+        return -ETIMEDOUT;              /* or parked */
     unsigned char buf[HAKMEM_MSG_MAX];
     union {
         struct cmsghdr h;
@@ -371,7 +370,7 @@ static void session_run(void)
             apply(alive ? resolve_level() : HAKMEM_LEVEL_NONE);
         else if (!alive)
             apply(HAKMEM_LEVEL_NONE);   /* the daemon hangs: start mode */
-        if (closed)
+        if (closed || hk_helper_parking())
             return;
         struct pollfd p = { hk_sess.sock, POLLIN, 0 };
         if (poll(&p, 1, 0) > 0)         /* EOF or anything unexpected */
@@ -436,8 +435,7 @@ static int mp_open(void)
 /* Wait up to ms for a pressure event on fd, mapping it to levels. */
 static void mp_wait(int fd, unsigned ms, uint64_t *last_event)
 {
-    struct pollfd p = { fd, POLLPRI, 0 };
-    if (poll(&p, 1, (int)ms) > 0 && (p.revents & POLLPRI)) {
+    if (hk_helper_poll(fd, POLLPRI, (int)ms) & POLLPRI) {
         *last_event = now_ns();
         apply(HAKMEM_LEVEL_MEDIUM);
     } else if (hk_lst_level != HAKMEM_LEVEL_NONE &&
@@ -494,12 +492,18 @@ static void say_failure(enum open_failure why, int rc)
     }
 }
 
-static void *listener_main(void *arg)
+void *hk_listener_main(void *arg)
 {
     unsigned backoff = HK_BACKOFF_MIN_MS;
     int mp_fd = -1;
     uint64_t mp_last = 0;
     for (;;) {
+        if (hk_helper_parking()) {      /* helper.c: exit; started again later */
+            if (mp_fd >= 0)
+                close(mp_fd);
+            atomic_store(&hk_lst_next_check, now_ns() + HK_START_CHECK_NS);
+            return arg;
+        }
         if (hk_opt.daemon) {
             enum open_failure why;
             int rc = session_open(&why);
@@ -556,26 +560,29 @@ static bool worth_starting(void)
     return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
-/* Start the thread if there is anything to listen to. */
+/* Parking (helper.c): out of the wait on the ring's futex word (which we
+ * cannot write; a wake-up that comes before the wait is repeated). */
+void hk_listener_wake(void)
+{
+    const struct hakmem_ring_hdr *h = hk_sess.ring_mem ? hk_sess.ring.hdr : NULL;
+    if (h)
+        syscall(SYS_futex, (uint32_t *)(uintptr_t)&h->futex, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+/* Ask for the thread (helper.c starts it at the next safe point) if
+ * there is anything to listen to. */
 void hk_listener_maybe_start(void)
 {
-    if (atomic_load_explicit(&hk_lst_state, memory_order_acquire) != LST_NONE || !worth_starting())
+    if (hk_helper_state(HK_HELPER_LISTENER) != HK_HELPER_OFF || !worth_starting())
         return;
-    int expected = LST_NONE;
-    if (!atomic_compare_exchange_strong(&hk_lst_state, &expected, LST_RUNNING))
-        return;
-    int rc = hk_thread_start(listener_main, 128 * 1024);
-    if (rc != 0) {
-        hk_log("cannot start the listener thread (error %d): not following hakmemd", rc);
-        atomic_store(&hk_lst_state, LST_NONE);
-    }
+    hk_helper_want(HK_HELPER_LISTENER);
     atomic_store_explicit(&hk_lst_restart, false, memory_order_relaxed);
 }
 
 /* From an allocation slow path: look for the daemon now and then. */
 void hk_listener_poll(void)
 {
-    if (atomic_load_explicit(&hk_lst_state, memory_order_relaxed) != LST_NONE)
+    if (hk_helper_state(HK_HELPER_LISTENER) != HK_HELPER_OFF)
         return;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
@@ -599,8 +606,8 @@ void hk_listener_after_fork_child(void)
         close(hk_sess.stats_fd);
     hk_sess.stats_fd = -1;
     /* the parent followed hakmemd: so does the child, from its first
-     * allocation of any kind on */
-    atomic_store(&hk_lst_restart, atomic_load(&hk_lst_state) != LST_NONE);
-    atomic_store(&hk_lst_state, LST_NONE);
+     * allocation of any kind on (called before helper.c forgets the
+     * parent's threads) */
+    atomic_store(&hk_lst_restart, hk_helper_state(HK_HELPER_LISTENER) != HK_HELPER_OFF);
     atomic_store(&hk_lst_next_check, 0);
 }

@@ -2,7 +2,9 @@
  * changes (hk_set_mode) and where a pressure level turns into actions
  * (hk_apply_level, which the daemon's listener calls). It sets the limits
  * from the policy, bumps the epoch that thread caches check on their slow
- * paths, and asks superslab.c and large.c to give memory back.
+ * paths, and asks superslab.c and large.c to give memory back. The public
+ * functions here are guarded sections (guard.c). Calls that can allocate:
+ * none (membarrier in the thief, madvise and munmap in the OS box).
  */
 #include <errno.h>
 #include "hk_internal.h"
@@ -12,7 +14,7 @@ static enum hk_mode hk_mode_base;       /* chosen at start (HAKMEM_SS_MEM_LEAN) 
 
 static void publish_mode(enum hk_mode m)
 {
-    hk_policy_limits(m, &hk_lim);
+    atomic_store_explicit(&hk_lim, hk_policy_limits(m), memory_order_release);
     atomic_store_explicit(&hk_ctr.mode, (uint64_t)m, memory_order_relaxed);
 }
 
@@ -22,24 +24,38 @@ void hk_mode_init(void)
     publish_mode(hk_mode_base);
 }
 
-/* Give back now everything free: the caller's cache, the large-mapping
- * cache, empty slabs and superslabs, free pages in partly used slabs. */
-bool hk_release_now(bool eager)
+/* Give back now everything free: the caller's cache (and with others,
+ * every other thread's), the large-mapping cache, empty slabs and
+ * superslabs, free pages in partly used slabs. eager: with MADV_DONTNEED,
+ * also the pages given back lazily before. */
+bool hk_release_now(bool eager, bool others)
 {
-    if (hk_tls.state == HK_T_READY)
-        hk_tcache_flush_all(&hk_tls);
+    hk_tcache_flush_mine();
+    size_t stolen = others ? hk_tcache_steal_all() : 0;
     bool a = hk_large_trim();
     bool b = hk_ss_purge(true, eager, NULL);
-    return a || b;
+    return a || b || stolen;
 }
 
-int hk_set_mode(enum hk_mode m)
+/* Enter the guard for a public function (it takes the shim's locks);
+ * false (errno EAGAIN) when the thread is inside the shim already: a
+ * signal handler that interrupted an allocation. */
+static bool api_enter(struct hk_tcache *tc)
 {
-    if (m != HK_MODE_FAST && m != HK_MODE_LEAN) {
-        errno = EINVAL;
-        return -1;
-    }
     hk_ensure_init();
+    if (tc->guard) {
+        errno = EAGAIN;
+        return false;
+    }
+    tc->guard = 1;
+    return true;
+}
+
+/* The policy of mode m from now on; releases nothing itself. Threads take
+ * the new caps at their next slow path (the epoch) and flush their cache
+ * at their next free (caps zeroed). True if the mode changed. */
+static bool mode_switch(enum hk_mode m)
+{
     pthread_mutex_lock(&hk_mode_lock);
     bool changed = atomic_load_explicit(&hk_ctr.mode, memory_order_relaxed) != (uint64_t)m;
     if (changed) {
@@ -49,35 +65,67 @@ int hk_set_mode(enum hk_mode m)
         hk_tcache_force_slow_all();
     }
     pthread_mutex_unlock(&hk_mode_lock);
-    if (changed && m == HK_MODE_LEAN)
-        hk_release_now(hk_opt.decommit == HK_DECOMMIT_DONTNEED);
-    return 0;
+    return changed;
 }
 
-int hk_apply_level(int level)
+/* hakmem_set_mode: an explicit switch to LEAN also gives free memory back
+ * at once, with the configured strategy (hakmem.h). */
+int hk_set_mode(enum hk_mode m)
 {
-    switch (level) {
-    case HAKMEM_LEVEL_NONE:
-        hk_set_mode(hk_mode_base);
-        break;
-    case HAKMEM_LEVEL_LOW:
-        hk_set_mode(HK_MODE_LEAN);
-        break;
-    case HAKMEM_LEVEL_MEDIUM:
-        hk_set_mode(HK_MODE_LEAN);
-        hk_release_now(hk_opt.decommit == HK_DECOMMIT_DONTNEED);
-        break;
-    case HAKMEM_LEVEL_CRITICAL:
-        hk_set_mode(HK_MODE_LEAN);
-        hk_tcache_force_slow_all();     /* others flush at their next free */
-        hk_release_now(true);
-        break;
-    default:
+    if (m != HK_MODE_FAST && m != HK_MODE_LEAN) {
         errno = EINVAL;
         return -1;
     }
-    atomic_store_explicit(&hk_ctr.level, (uint64_t)level, memory_order_relaxed);
+    struct hk_tcache *tc = &hk_tls;
+    if (!api_enter(tc))
+        return -1;
+    if (mode_switch(m) && m == HK_MODE_LEAN)
+        hk_release_now(hk_opt.decommit == HK_DECOMMIT_DONTNEED, false);
+    hk_guard_leave(tc);
     return 0;
+}
+
+/* The levels, exactly as hakmem.h says. */
+int hk_apply_level(int level)
+{
+    if (level < HAKMEM_LEVEL_NONE || level > HAKMEM_LEVEL_CRITICAL) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct hk_tcache *tc = &hk_tls;
+    if (!api_enter(tc))
+        return -1;
+    switch (level) {
+    case HAKMEM_LEVEL_NONE:             /* the start mode */
+        mode_switch(hk_mode_base);
+        break;
+    case HAKMEM_LEVEL_LOW:              /* LEAN policy; nothing released now */
+        mode_switch(HK_MODE_LEAN);
+        break;
+    case HAKMEM_LEVEL_MEDIUM:           /* and free memory decommitted now */
+        mode_switch(HK_MODE_LEAN);
+        hk_release_now(hk_opt.decommit == HK_DECOMMIT_DONTNEED, false);
+        break;
+    case HAKMEM_LEVEL_CRITICAL:         /* eagerly, every thread's cache too */
+        mode_switch(HK_MODE_LEAN);
+        hk_tcache_force_slow_all();
+        hk_release_now(true, true);
+        break;
+    }
+    atomic_store_explicit(&hk_ctr.level, (uint64_t)level, memory_order_relaxed);
+    hk_guard_leave(tc);
+    return 0;
+}
+
+/* hakmem_trim and malloc_trim: CRITICAL's release without its mode. */
+int hk_trim(void)
+{
+    struct hk_tcache *tc = &hk_tls;
+    if (!api_enter(tc))
+        return 0;
+    bool any = hk_release_now(true, true);
+    hk_guard_leave(tc);
+    return any;
 }
 
 void hk_mode_reinit_locks(void)
@@ -100,6 +148,5 @@ int hakmem_get_mode(void)
 
 int hakmem_apply_pressure(int level)
 {
-    hk_ensure_init();
     return hk_apply_level(level);
 }

@@ -126,10 +126,13 @@ static int hk_madvise(void *p, size_t len, bool eager)
 
 /* The one conversion point for decommit: give back the pages of ss whose
  * bits are set in mask (bit p: page p of the superslab), one madvise per
- * run of pages, MADV_DONTNEED when eager, else MADV_FREE. The caller holds
- * whatever lock keeps those pages free. Returns the bytes decommitted. */
+ * run of pages, MADV_DONTNEED when eager, else MADV_FREE. upgrade: the
+ * pages were given back lazily (MADV_FREE) before and are made certain now
+ * (eager): counted as madvise calls and decommits, not as bytes given back
+ * again. The caller holds whatever lock keeps those pages free. Returns
+ * the bytes decommitted. */
 size_t ss_maybe_decommit_superslab(struct hk_ss *ss, const uint64_t mask[HK_SS_PAGES / 64],
-                                   bool eager)
+                                   bool eager, bool upgrade)
 {
     size_t total = 0;
     unsigned p = 0;
@@ -147,9 +150,13 @@ size_t ss_maybe_decommit_superslab(struct hk_ss *ss, const uint64_t mask[HK_SS_P
         if (hk_madvise((char *)ss + (size_t)p * HK_PAGE, len, eager) == 0) {
             total += len;
             HK_CTR_ADD(lean_decommit, 1);
+            if (eager)
+                HK_CTR_ADD(lean_decommit_eager, 1);
         }
         p = q;
     }
+    if (upgrade)
+        return total;
     HK_CTR_ADD(bytes_decommitted, total);
     HK_CTR_SUB(bytes_committed, total);
     atomic_fetch_add_explicit(&hk_released_pages, total / HK_PAGE, memory_order_relaxed);

@@ -4,40 +4,43 @@
  */
 #include "hk_internal.h"
 
-void hk_policy_limits(enum hk_mode mode, struct hk_limits *out)
+/* The limits of each mode: immutable, so that a reader holding a pointer
+ * to one (hk_limits()) sees one mode's limits, never a mix. */
+static const struct hk_limits hk_limits_of[2] = {
+    /* FAST: keep memory warm: caches big enough that steady churn never
+     * reaches the OS (a superslab map/unmap costs ~10 us). */
+    [HK_MODE_FAST] = {
+        .tc_cap_small = HK_TC_SLOTS,
+        .tc_cap_large = 16,
+        .empty_slabs_kept = 2,
+        .ss_cache_max = 4,
+        .large_cache_max = 8,
+        .large_cache_bytes = (size_t)32 << 20,
+        .prewarm = 1,
+        .depot_max = HK_DEPOT_MAX,
+        .purge = 0,
+    },
+    /* LEAN: small caches, no empty slab kept, free memory decommitted and
+     * empty superslabs retired at the purge rounds (they wait on the
+     * cache list until then, so that a superslab emptied and refilled
+     * within one round costs no syscall). */
+    [HK_MODE_LEAN] = {
+        .tc_cap_small = 32,
+        .tc_cap_large = 16,
+        .tc_class_bytes = 64 << 10,
+        .empty_slabs_kept = 0,
+        .ss_cache_max = 4,
+        .large_cache_max = 0,
+        .large_cache_bytes = 0,
+        .prewarm = 0,
+        .depot_max = 0,
+        .purge = 1,
+    },
+};
+
+const struct hk_limits *hk_policy_limits(enum hk_mode mode)
 {
-    if (mode == HK_MODE_FAST) {
-        /* Keep memory warm: caches big enough that steady churn never
-         * reaches the OS (a superslab map/unmap costs ~10 us). */
-        *out = (struct hk_limits){
-            .tc_cap_small = HK_TC_SLOTS,
-            .tc_cap_large = 16,
-            .empty_slabs_kept = 2,
-            .ss_cache_max = 4,
-            .large_cache_max = 8,
-            .large_cache_bytes = (size_t)32 << 20,
-            .prewarm = 1,
-            .depot_max = HK_DEPOT_MAX,
-            .purge = 0,
-        };
-    } else {
-        /* LEAN: small caches, no empty slab kept, free memory decommitted
-         * and empty superslabs retired at the purge rounds (they wait on
-         * the cache list until then, so that a superslab emptied and
-         * refilled within one round costs no syscall). */
-        *out = (struct hk_limits){
-            .tc_cap_small = 32,
-            .tc_cap_large = 16,
-            .tc_class_bytes = 64 << 10,
-            .empty_slabs_kept = 0,
-            .ss_cache_max = 4,
-            .large_cache_max = 0,
-            .large_cache_bytes = 0,
-            .prewarm = 0,
-            .depot_max = 0,
-            .purge = 1,
-        };
-    }
+    return &hk_limits_of[mode == HK_MODE_LEAN];
 }
 
 /* Thread-cache capacity of a class: generous for small blocks, where
@@ -85,12 +88,17 @@ bool hk_policy_cache_large(const struct hk_limits *l, size_t len)
 /* Which of the pages (or units) wholly free now to decommit: those not
  * decommitted yet that were also free at the previous purge round (so
  * memory that churns within one round is never decommitted), or all of
- * them when the decommit must happen now (pressure, trim, mode switch). */
-uint64_t hk_policy_decommit_mask(uint64_t free_now, uint64_t decommitted,
-                                 uint64_t free_seen, bool now)
+ * them when the decommit must happen now (pressure, trim, mode switch).
+ * eager (MADV_DONTNEED): also the decommitted pages that were given back
+ * lazily (lazy: MADV_FREE, which the kernel may not have acted on yet). */
+uint64_t hk_policy_decommit_mask(uint64_t free_now, uint64_t decommitted, uint64_t lazy,
+                                 uint64_t free_seen, bool now, bool eager)
 {
     uint64_t cand = free_now & ~decommitted;
-    return now ? cand : cand & free_seen;
+    uint64_t m = now ? cand : cand & free_seen;
+    if (eager)
+        m |= free_now & decommitted & lazy;
+    return m;
 }
 
 /* The delay before the next purge round, adapted to what the last rounds

@@ -11,18 +11,16 @@
  * round, threads give their caches back at their next free, so that the
  * blocks they hold do not pin pages that are otherwise free.
  *
- * The thread starts at the first note in LEAN mode, never inside the
- * first malloc, and is started again in a forked child when needed. It
- * blocks all signals.
+ * The thread is asked for at the first note in LEAN mode and starts at
+ * the next safe point (helper.c), and again in a forked child when needed;
+ * it exits when parked (helper.c). Calls that can allocate: none (its own
+ * waits are poll and a condition variable).
  */
 #include <time.h>
 #include "hk_internal.h"
 
-enum { PURGER_NONE, PURGER_STARTING, PURGER_RUNNING, PURGER_FAILED };
-
 static pthread_mutex_t hk_purge_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t hk_purge_cond = PTHREAD_COND_INITIALIZER;
-static _Atomic int hk_purger = PURGER_NONE;
 static _Atomic int hk_purge_dirty;      /* memory freed since the last round */
 static bool hk_purger_waiting;          /* hk_purge_lock: asleep on the cond */
 static _Atomic uint64_t hk_purge_next;  /* inline fallback: next round, ns */
@@ -39,25 +37,28 @@ static bool eager(void)
     return hk_opt.decommit == HK_DECOMMIT_DONTNEED;
 }
 
-static void *purger_main(void *arg)
+void *hk_purger_main(void *arg)
 {
     uint32_t delay_ms = hk_opt.lean_delay_ms;  /* adapted per round (policy.c) */
     for (;;) {
+        bool parking = false;
         pthread_mutex_lock(&hk_purge_lock);
-        while (!atomic_exchange_explicit(&hk_purge_dirty, 0, memory_order_acq_rel)) {
+        while (!(parking = hk_helper_parking()) &&
+               !atomic_exchange_explicit(&hk_purge_dirty, 0, memory_order_acq_rel)) {
             hk_purger_waiting = true;
             pthread_cond_wait(&hk_purge_cond, &hk_purge_lock);
             hk_purger_waiting = false;
         }
         pthread_mutex_unlock(&hk_purge_lock);
-
-        struct timespec d = {
-            .tv_sec = delay_ms / 1000,
-            .tv_nsec = (long)(delay_ms % 1000) * 1000000,
-        };
-        while (nanosleep(&d, &d) != 0)
-            ;
-        if (!hk_lim.purge)
+        if (!parking) {
+            hk_helper_poll(-1, 0, (int)delay_ms);       /* the delay; parking ends it */
+            parking = hk_helper_parking();
+        }
+        if (parking) {                  /* the next purger does the round */
+            atomic_store_explicit(&hk_purge_dirty, 1, memory_order_release);
+            return arg;
+        }
+        if (!hk_limits()->purge)
             continue;                   /* back in FAST: nothing to age */
         bool pending = false;
         uint64_t back = atomic_exchange_explicit(&hk_recommit_pages, 0, memory_order_relaxed);
@@ -75,15 +76,12 @@ static void *purger_main(void *arg)
     return arg;
 }
 
-static void purger_start(void)
+/* Parking (helper.c): out of the wait on the condition. */
+void hk_purger_wake(void)
 {
-    int expected = PURGER_NONE;
-    if (!atomic_compare_exchange_strong(&hk_purger, &expected, PURGER_STARTING))
-        return;
-    int rc = hk_thread_start(purger_main, 64 * 1024);
-    if (rc != 0)
-        hk_log("cannot start the purge thread (error %d): LEAN purges from allocation slow paths only", rc);
-    atomic_store(&hk_purger, rc == 0 ? PURGER_RUNNING : PURGER_FAILED);
+    pthread_mutex_lock(&hk_purge_lock);
+    pthread_cond_broadcast(&hk_purge_cond);
+    pthread_mutex_unlock(&hk_purge_lock);
 }
 
 /* Without the thread: a round from this slow path, at most once per delay. */
@@ -97,37 +95,40 @@ static void purge_inline(void)
     hk_ss_purge(false, eager(), NULL);
 }
 
-/* Memory was freed on a slow path (no lock held). In LEAN mode, make sure
- * a purge round will look at it. */
+/* Memory was freed on a slow path (no lock held; under the guard: the
+ * thread is only asked for here). In LEAN mode, make sure a purge round
+ * will look at it. */
 void hk_purge_note(void)
 {
-    if (!hk_lim.purge)
+    if (!hk_limits()->purge)
         return;
+    enum hk_helper_state st = hk_helper_state(HK_HELPER_PURGER);
+    if (st == HK_HELPER_OFF)
+        hk_helper_want(HK_HELPER_PURGER);
     if (atomic_load_explicit(&hk_purge_dirty, memory_order_relaxed))
         return;                         /* a round is due already */
     atomic_store_explicit(&hk_purge_dirty, 1, memory_order_release);
-    switch (atomic_load_explicit(&hk_purger, memory_order_acquire)) {
-    case PURGER_NONE:
-        purger_start();
-        break;
-    case PURGER_RUNNING:
+    switch (st) {
+    case HK_HELPER_OFF:
+    case HK_HELPER_STARTING:
+        break;                          /* it looks at the flag when it starts */
+    case HK_HELPER_RUNNING:
         pthread_mutex_lock(&hk_purge_lock);
         if (hk_purger_waiting)
             pthread_cond_signal(&hk_purge_cond);
         pthread_mutex_unlock(&hk_purge_lock);
         break;
-    case PURGER_FAILED:
+    case HK_HELPER_FAILED:
         purge_inline();
         break;
     }
 }
 
-/* Threads do not survive fork: the child starts its own when needed. */
+/* Threads do not survive fork: the child starts its own when needed
+ * (helper.c). */
 void hk_purge_after_fork_child(void)
 {
     pthread_mutex_init(&hk_purge_lock, NULL);
     pthread_cond_init(&hk_purge_cond, NULL);
     hk_purger_waiting = false;
-    if (atomic_load(&hk_purger) != PURGER_FAILED)
-        atomic_store(&hk_purger, PURGER_NONE);
 }

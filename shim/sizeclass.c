@@ -41,6 +41,39 @@ unsigned hk_class_of_slow(size_t n)
     return 8 + (b - 7) * 4 + (unsigned)((x >> (b - 2)) & 3);
 }
 
+/* The free fast path's block test, per unit class (the segment header's
+ * byte, so every value 0..255 has an entry): off = p & 0xffff, the offset
+ * in a one-unit slab, starts a block of class cls exactly when
+ * (uint32_t)(off * mul) < lim. mul = ceil(2^32 / size) turns a multiple
+ * k * size into k * e (e = mul * size - 2^32 < size) and anything else into
+ * a value >= mul (Lemire et al., "Faster remainder by direct computation",
+ * 2019: exact for 16-bit offsets); lim = nblocks * e also refuses the
+ * unused tail of a slab whose size does not divide 64 KiB (for powers of
+ * two, e = 0 and lim = mul). Left zero (always refused: the slow path
+ * judges): classes of four-unit slabs (t4 has theirs, zero for every
+ * other unit class), free units, large and guard segments. tests/unit/test_sizeclass.c checks every offset of every
+ * class. */
+void hk_block_check_init(struct hk_block_check t[256], struct hk_block_check4 t4[256])
+{
+    _Static_assert(HK_UNIT_SIZE == 65536, "16-bit offsets");
+    for (unsigned c = 0; c < HK_NCLASS; c++) {
+        uint32_t d = hk_class_size[c];
+        if (hk_class_span(c) == 1) {
+            uint32_t mul = (uint32_t)((((uint64_t)1 << 32) + d - 1) / d);
+            uint32_t e = (uint32_t)((uint64_t)mul * d - ((uint64_t)1 << 32));
+            t[c].mul = mul;
+            t[c].lim = e ? (uint32_t)(HK_UNIT_SIZE / d) * e : mul;
+        } else {
+            /* The same with 64-bit arithmetic for the 18-bit offset in a
+             * four-unit slab, which starts 256 KiB aligned (superslab.c). */
+            uint64_t mul = UINT64_MAX / d + 1;          /* ceil(2^64 / d) */
+            uint64_t e = mul * d;                       /* mod 2^64: 0 for powers of 2 */
+            t4[c].mul = mul;
+            t4[c].lim = e ? (uint64_t)(4 * HK_UNIT_SIZE / d) * e : mul;
+        }
+    }
+}
+
 /* Units per slab: at least 8 blocks per slab, 16 for classes <= 4 KiB. */
 unsigned hk_class_span(unsigned cls)
 {

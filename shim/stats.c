@@ -27,12 +27,12 @@ static uint64_t ctr_load(size_t i)
 
 int hakmem_stats_get(struct hakmem_stats *out, size_t size)
 {
-    if (!out || size < sizeof(*out)) {
+    if (!out || size < sizeof(uint64_t)) {
         errno = EINVAL;
         return -1;
     }
     uint64_t *dst = (uint64_t *)out;
-    for (size_t i = 0; i < HK_NCTR; i++)
+    for (size_t i = 0; i < HK_NCTR && (i + 1) * sizeof(uint64_t) <= size; i++)
         dst[i] = ctr_load(i);
     return 0;
 }
@@ -67,6 +67,5 @@ void hakmem_stats_print(int fd)
 
 int hakmem_trim(void)
 {
-    hk_ensure_init();
-    return hk_release_now(true);
+    return hk_trim();
 }

@@ -8,8 +8,10 @@
  *
  * Locks: a class's lock guards its partial list and the descriptors of
  * its slabs; hk_ss_lock guards superslab unit masks and lists. Order:
- * class lock, then hk_ss_lock. Neither is held across a call that may
- * allocate.
+ * (hk_tc_lock, a thief's,) class lock, then hk_ss_lock. Callers are
+ * guarded (guard.c). Calls made here that can allocate: none (the OS box,
+ * pthread mutexes, the purge note: it only asks for the purger, which
+ * starts at a safe point).
  */
 #include <string.h>
 #include "hk_internal.h"
@@ -122,14 +124,29 @@ bool hk_block_valid(struct hk_ss *ss, const void *p)
     return slab_index(hk_slab_of(ss, p), p) != UINT32_MAX;
 }
 
+/* bytes_lazy follows the lazy page bits: pages given back with MADV_FREE
+ * and not made certain (MADV_DONTNEED), reused, or unmapped since. */
+static void lazy_pages_gone(uint64_t pages)
+{
+    if (pages)
+        HK_CTR_SUB(bytes_lazy, pages * HK_PAGE);
+}
+
+#define UNIT_PAGES (HK_UNIT_SIZE / HK_PAGE)
+
 /* ---- superslabs (hk_ss_lock held unless said) ---- */
 
-/* First unit of a run of span free units in mask, or -1. */
+/* First unit of a run of span free units in mask, or -1. A run starts at
+ * a multiple of span, so that a slab of four units is 256 KiB aligned:
+ * free() then tells its block starts from the address alone (sizeclass.c,
+ * hk_block_check_init). */
 static int find_run(uint32_t mask, unsigned span)
 {
     uint32_t m = mask;
     for (unsigned i = 1; i < span; i++)
         m &= mask >> i;
+    if (span > 1)
+        m &= span == 4 ? 0x11111111u : 0;
     return m ? __builtin_ctz(m) : -1;
 }
 
@@ -145,7 +162,7 @@ static struct hk_ss *ss_map(void)
     for (unsigned u = 0; u < HK_UNITS; u++)
         ss->slabs[u].unit = (uint8_t)u;
     HK_CTR_ADD(bytes_committed, HK_SEG_SIZE);
-    if (hk_lim.purge)                   /* LEAN needs memory it gave back */
+    if (hk_limits()->purge)                   /* LEAN needs memory it gave back */
         atomic_fetch_add_explicit(&hk_recommit_pages, HK_SS_PAGES, memory_order_relaxed);
     hk_reg_set((uintptr_t)ss);
     return ss;
@@ -157,6 +174,7 @@ static struct hk_ss *ss_map(void)
 static void ss_retire(struct hk_ss *ss, bool lean)
 {
     hk_reg_clear((uintptr_t)ss);
+    lazy_pages_gone((uint64_t)__builtin_popcount(ss->lazy_units) * UNIT_PAGES);
     HK_CTR_SUB(bytes_committed, HK_SEG_SIZE -
                (size_t)__builtin_popcount(ss->decommitted_units) * HK_UNIT_SIZE);
     if (lean) {
@@ -171,6 +189,7 @@ static void ss_retire(struct hk_ss *ss, bool lean)
  * page touched, or a superslab mapped while LEAN retires them). */
 _Atomic uint64_t hk_released_pages;
 _Atomic uint64_t hk_recommit_pages;
+
 
 /* Take span free units for a slab of class cls. Returns the slab (its
  * descriptor initialised, every block free) or NULL when out of memory. */
@@ -218,6 +237,8 @@ static struct hk_slab *slab_carve(unsigned cls)
         atomic_fetch_add_explicit(&hk_recommit_pages, n * (HK_UNIT_SIZE / HK_PAGE),
                                   memory_order_relaxed);
         ss->decommitted_units &= ~bits;
+        lazy_pages_gone((uint64_t)__builtin_popcount(ss->lazy_units & bits) * UNIT_PAGES);
+        ss->lazy_units &= ~bits;
     }
     if (ss->free_units == 0)
         ss_unlink(&hk_ss_avail, ss);
@@ -241,6 +262,7 @@ static struct hk_slab *slab_carve(unsigned cls)
     s->hint = 0;
     s->div_magic = (((uint64_t)1 << 40) + block - 1) / block;
     s->decommitted = 0;
+    s->lazy = 0;
     s->free_seen = 0;
     s->next = s->prev = NULL;
     uint32_t words = slab_words(s);
@@ -265,12 +287,15 @@ static void slab_release(struct hk_slab *s)
     /* The freed units are dirty as a whole until the next purge. */
     HK_CTR_ADD(bytes_committed, (size_t)__builtin_popcountll(s->decommitted) * HK_PAGE);
     s->decommitted = 0;
+    lazy_pages_gone((uint64_t)__builtin_popcountll(s->lazy));
+    s->lazy = 0;
 
     pthread_mutex_lock(&hk_ss_lock);
     if (ss->free_units == 0)
         ss_push(&hk_ss_avail, ss);
     ss->free_units |= (((uint32_t)1 << span) - 1) << u;
     struct hk_ss *retire = NULL;
+    const struct hk_limits *lim = hk_limits();
     if (ss->free_units == HK_SS_USABLE) {
         ss_unlink(&hk_ss_avail, ss);
         HK_CTR_SUB(superslabs_live, 1);
@@ -280,7 +305,7 @@ static void slab_release(struct hk_slab *s)
         ss_push(&hk_ss_cache, ss);
         hk_ss_ncached++;
         HK_CTR_ADD(superslabs_cached, 1);
-        if (!hk_policy_cache_superslab(&hk_lim, hk_ss_ncached - 1)) {
+        if (!hk_policy_cache_superslab(lim, hk_ss_ncached - 1)) {
             struct hk_ss *lru = hk_ss_cache;
             while (lru->next)
                 lru = lru->next;
@@ -292,7 +317,7 @@ static void slab_release(struct hk_slab *s)
     }
     pthread_mutex_unlock(&hk_ss_lock);
     if (retire)
-        ss_retire(retire, hk_lim.purge);
+        ss_retire(retire, lim->purge);
 }
 
 /* ---- central lists ---- */
@@ -326,6 +351,8 @@ static size_t slab_pop(struct hk_slab *s, void **out, size_t want)
         HK_CTR_ADD(bytes_committed, (size_t)back * HK_PAGE);
         atomic_fetch_add_explicit(&hk_recommit_pages, back, memory_order_relaxed);
         s->decommitted &= ~touched;
+        lazy_pages_gone((uint64_t)__builtin_popcountll(s->lazy & touched));
+        s->lazy &= ~touched;
     }
     return n;
 }
@@ -386,7 +413,7 @@ static void put_blocks_locked(struct hk_class *c, unsigned cls, void *const *ptr
         if (s->nfree++ == 0)
             slab_push_head(c, s);
         if (s->nfree == s->nblocks) {
-            if (hk_policy_keep_empty_slab(&hk_lim, c->nempty)) {
+            if (hk_policy_keep_empty_slab(hk_limits(), c->nempty)) {
                 slab_unlink(c, s);
                 slab_push_tail(c, s);
                 c->nempty++;
@@ -416,7 +443,7 @@ void hk_central_put(unsigned cls, void *const *ptrs, size_t n, const char *who)
     struct hk_class *c = &hk_classes[cls];
 
     pthread_mutex_lock(&c->lock);
-    if (n >= HK_DEPOT_BATCH / 2 && n <= HK_DEPOT_BATCH && c->ndepot < hk_lim.depot_max) {
+    if (n >= HK_DEPOT_BATCH / 2 && n <= HK_DEPOT_BATCH && c->ndepot < hk_limits()->depot_max) {
         memcpy(c->depot[c->ndepot], ptrs, n * sizeof(void *));
         c->depot_n[c->ndepot++] = (uint32_t)n;
     } else {
@@ -425,6 +452,24 @@ void hk_central_put(unsigned cls, void *const *ptrs, size_t n, const char *who)
     pthread_mutex_unlock(&c->lock);
     HK_CTR_SUB(bytes_in_use, n * hk_class_size[cls]);
     hk_purge_note();
+}
+
+/* Is p, a block of class cls, free in the central lists (its bit set in
+ * its slab's bitmap, or in a depot batch)? For the double-free check. */
+bool hk_central_has(unsigned cls, const void *p)
+{
+    struct hk_class *c = &hk_classes[cls];
+    struct hk_slab *s = hk_slab_of((struct hk_ss *)hk_seg_of(p), p);
+    bool found = false;
+    pthread_mutex_lock(&c->lock);
+    uint32_t idx = s->cls == cls && s->span ? slab_index(s, p) : UINT32_MAX;
+    if (idx != UINT32_MAX)
+        found = s->freemap[idx / 64] >> (idx % 64) & 1;
+    for (uint32_t i = 0; !found && i < c->ndepot; i++)
+        for (uint32_t j = 0; !found && j < c->depot_n[i]; j++)
+            found = c->depot[i][j] == p;
+    pthread_mutex_unlock(&c->lock);
+    return found;
 }
 
 /* FAST mode start: carve the first slab of each hot class, so that the
@@ -475,18 +520,44 @@ static void mask_set_run(uint64_t *mask, unsigned first, uint64_t bits)
             mask[(first + i) / 64] |= (uint64_t)1 << ((first + i) % 64);
 }
 
+/* Decommit in ss, for each bit i of dec, the `per` pages from page
+ * first + i * per; the bits also in upg were given back lazily before
+ * (an upgrade to eager, see the OS box). Returns the bytes. */
+static size_t decommit_bits(struct hk_ss *ss, unsigned first, unsigned per, uint64_t dec,
+                            uint64_t upg, bool eager)
+{
+    size_t released = 0;
+    uint64_t run = per >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << per) - 1;
+    for (int pass = 0; pass < 2; pass++) {
+        uint64_t bits = pass ? dec & upg : dec & ~upg;
+        if (!bits)
+            continue;
+        uint64_t mask[HK_SS_PAGES / 64] = { 0 };
+        for (unsigned i = 0; bits; i++, bits >>= 1)
+            if (bits & 1)
+                mask_set_run(mask, first + i * per, run);
+        released += ss_maybe_decommit_superslab(ss, mask, eager, pass == 1);
+    }
+    return released;
+}
+
 /* Decommit the free pages of a partly used slab (class lock held). */
 static size_t slab_purge(struct hk_slab *s, bool now, bool eager)
 {
     uint64_t free_now = slab_free_pages(s);
-    uint64_t dec = hk_policy_decommit_mask(free_now, s->decommitted, s->free_seen, now);
+    uint64_t dec = hk_policy_decommit_mask(free_now, s->decommitted, s->lazy, s->free_seen,
+                                           now, eager);
     s->free_seen = free_now & ~s->decommitted & ~dec;
     if (!dec)
         return 0;
-    uint64_t mask[HK_SS_PAGES / 64] = { 0 };
-    mask_set_run(mask, s->unit * (unsigned)(HK_UNIT_SIZE / HK_PAGE), dec);
+    size_t r = decommit_bits(ss_of_slab(s), s->unit * (unsigned)(HK_UNIT_SIZE / HK_PAGE), 1, dec,
+                             s->decommitted, eager);
     s->decommitted |= dec;
-    return ss_maybe_decommit_superslab(ss_of_slab(s), mask, eager);
+    uint64_t lazy = eager ? s->lazy & ~dec : s->lazy | dec;
+    HK_CTR_ADD(bytes_lazy, ((uint64_t)__builtin_popcountll(lazy) -
+                            (uint64_t)__builtin_popcountll(s->lazy)) * HK_PAGE);
+    s->lazy = lazy;
+    return r;
 }
 
 /* One purge round: release empty slabs (all of them when now, else as the
@@ -506,7 +577,7 @@ bool hk_ss_purge(bool now, bool eager, bool *pending)
         while (s) {
             struct hk_slab *next = s->next;
             if (s->nfree == s->nblocks &&
-                (now || !hk_policy_keep_empty_slab(&hk_lim, c->nempty - 1))) {
+                (now || !hk_policy_keep_empty_slab(hk_limits(), c->nempty - 1))) {
                 slab_unlink(c, s);
                 c->nempty--;
                 slab_release(s);
@@ -523,18 +594,19 @@ bool hk_ss_purge(bool now, bool eager, bool *pending)
     pthread_mutex_lock(&hk_ss_lock);
     hk_purge_round++;
     for (struct hk_ss *ss = hk_ss_avail; ss; ss = ss->next) {
-        uint32_t free_now = ss->free_units & ~ss->decommitted_units;
-        uint32_t dec = (uint32_t)hk_policy_decommit_mask(free_now, 0, ss->free_seen, now);
-        ss->free_seen = free_now & ~dec;
+        uint32_t dec = (uint32_t)hk_policy_decommit_mask(ss->free_units, ss->decommitted_units,
+                                                         ss->lazy_units, ss->free_seen, now, eager);
+        ss->free_seen = ss->free_units & ~ss->decommitted_units & ~dec;
         waiting |= ss->free_seen != 0;
         if (!dec)
             continue;
-        uint64_t mask[HK_SS_PAGES / 64] = { 0 };
-        for (unsigned u = 0; u < HK_UNITS; u++)
-            if (dec >> u & 1)
-                mask_set_run(mask, u * (unsigned)(HK_UNIT_SIZE / HK_PAGE), ~(uint64_t)0 >> 48);
+        released += decommit_bits(ss, 0, (unsigned)(HK_UNIT_SIZE / HK_PAGE), dec,
+                                  ss->decommitted_units, eager);
         ss->decommitted_units |= dec;
-        released += ss_maybe_decommit_superslab(ss, mask, eager);
+        uint32_t lazy = eager ? ss->lazy_units & ~dec : ss->lazy_units | dec;
+        HK_CTR_ADD(bytes_lazy, ((uint64_t)__builtin_popcount(lazy) -
+                                (uint64_t)__builtin_popcount(ss->lazy_units)) * HK_UNIT_SIZE);
+        ss->lazy_units = lazy;
     }
     for (struct hk_ss *ss = hk_ss_cache, *next; ss; ss = next) {
         next = ss->next;

@@ -1,14 +1,30 @@
 /* tcache.c: thread caches, the slow paths behind alloc.c.
  *
  * Owns each thread's struct hk_tcache: its set-up at the thread's first
- * slow path (caps from the policy, a pthread key so that the cache goes
- * back when the thread exits), refills and flushes in batches against
- * the central lists, and the handling of frees the fast path could not
- * take. A thread whose cache is not ready (being set up, or exited) is
- * served block by block from the central lists.
+ * slow path (caps from the policy; a pthread key so that the cache goes
+ * back when the thread exits, set at the next safe point), refills and
+ * flushes in batches against the central lists, and the handling of
+ * frees the fast path could not take. A thread whose cache is not ready
+ * (being set up, or exited) is served block by block from the central
+ * lists.
+ *
+ * Every slow path runs under the thread's re-entrancy guard (guard.c) and
+ * closes the bin it works on (HK_BIN_CLOSED) until it writes the bin's new
+ * count, so that an allocation nested in it (libc called from here, a
+ * signal handler) neither sees nor changes a half-updated bin. Calls made
+ * here that can allocate: none (pthread_setspecific waits for the safe
+ * point; the central lists, the purge note and membarrier allocate
+ * nothing).
+ *
+ * Also the thief: hk_tcache_steal_all takes the blocks of every other
+ * thread's cache, asleep or not, without their help (the handshake is
+ * described above struct hk_bin).
  */
 #include <errno.h>
+#include <linux/membarrier.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include "hk_internal.h"
 
 __thread struct hk_tcache hk_tls __attribute__((tls_model("initial-exec")));
@@ -20,14 +36,49 @@ static bool hk_tkey_ok;
 static pthread_mutex_t hk_tc_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hk_tcache *hk_tc_all;
 
-static void set_cap(struct hk_bin *b, uint32_t cap)
+/* Close b for a slow-path operation; returns the blocks it holds. A
+ * thief at work on it (HK_BIN_STOLEN) is waited for: it holds hk_tc_lock
+ * until it is done and leaves n at 0 or at what it found; with the lock
+ * held no other thief can start (they come one after another), so n is
+ * read and the bin closed under it. */
+static uint32_t bin_close(struct hk_bin *b)
 {
-    __atomic_store_n(&b->cap, cap, __ATOMIC_RELAXED);
+    hk_bin_busy(b);
+    uint32_t n = hk_bin_n(b);
+    if (n == HK_BIN_STOLEN) {
+        pthread_mutex_lock(&hk_tc_lock);
+        n = hk_bin_n(b);
+        __atomic_store_n(&b->n, HK_BIN_CLOSED, __ATOMIC_RELAXED);
+        pthread_mutex_unlock(&hk_tc_lock);
+    } else {
+        __atomic_store_n(&b->n, HK_BIN_CLOSED, __ATOMIC_RELAXED);
+    }
+    atomic_signal_fence(memory_order_seq_cst);
+    return n;
+}
+
+/* Open b again with n blocks (its slots written before); clears busy. */
+static void bin_open(struct hk_bin *b, uint32_t n)
+{
+    hk_bin_commit(b, n);
+}
+
+/* Give back every block of tc's bins. */
+static void flush_all(struct hk_tcache *tc)
+{
+    for (unsigned c = 0; c < HK_NCLASS; c++) {
+        struct hk_bin *b = &tc->bins[c];
+        uint32_t n = bin_close(b);
+        if (n)
+            hk_central_put(c, b->slot, n, "free");
+        bin_open(b, 0);
+    }
 }
 
 static void tcache_exit(void *arg)
 {
     struct hk_tcache *tc = arg;
+    tc->guard++;
     pthread_mutex_lock(&hk_tc_lock);
     if (tc->prev)
         tc->prev->next = tc->next;
@@ -37,10 +88,11 @@ static void tcache_exit(void *arg)
         tc->next->prev = tc->prev;
     tc->next = tc->prev = NULL;
     for (unsigned c = 0; c < HK_NCLASS; c++)
-        set_cap(&tc->bins[c], 0);
+        hk_bin_set_cap(&tc->bins[c], 0);
     tc->state = HK_T_DEAD;
     pthread_mutex_unlock(&hk_tc_lock);
-    hk_tcache_flush_all(tc);
+    flush_all(tc);
+    hk_guard_leave(tc);
 }
 
 /* Make every thread's next free take the slow path, where it sees the
@@ -51,8 +103,88 @@ void hk_tcache_force_slow_all(void)
     pthread_mutex_lock(&hk_tc_lock);
     for (struct hk_tcache *tc = hk_tc_all; tc; tc = tc->next)
         for (unsigned c = 0; c < HK_NCLASS; c++)
-            set_cap(&tc->bins[c], 0);
+            hk_bin_set_cap(&tc->bins[c], 0);
     pthread_mutex_unlock(&hk_tc_lock);
+}
+
+/* ---- the thief ---- */
+
+/* An asymmetric memory barrier: every thread of the process passes a full
+ * barrier before it returns. 0 when none is available (then nothing is
+ * stolen). */
+static int hk_membarrier = -1;          /* hk_tc_lock; -1: not asked yet */
+
+static int membarrier_cmd(void)
+{
+    int cmd = hk_membarrier;
+    if (cmd >= 0)
+        return cmd;
+    cmd = 0;
+    long have = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    if (have > 0 && (have & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0)
+        cmd = MEMBARRIER_CMD_PRIVATE_EXPEDITED;
+    else if (have > 0 && (have & MEMBARRIER_CMD_GLOBAL))
+        cmd = MEMBARRIER_CMD_GLOBAL;    /* slower (an RCU grace period), same guarantee */
+    hk_membarrier = cmd;
+    return cmd;
+}
+
+/* Take the blocks of tc's bins (another thread's) that its owner is not
+ * using (hk_tc_lock held; phase 1 exchanged every n for HK_BIN_STOLEN into
+ * tc->steal_n, and every thread has passed a barrier since, unless !take:
+ * then only put every n back). Returns the blocks taken. */
+static size_t steal_bins(struct hk_tcache *tc, bool take)
+{
+    size_t taken = 0;
+    for (unsigned c = 0; c < HK_NCLASS; c++) {
+        struct hk_bin *b = &tc->bins[c];
+        uint32_t k = tc->steal_n[c];
+        if (take && k != 0 && k <= HK_TC_SLOTS && __atomic_load_n(&b->busy, __ATOMIC_RELAXED) == 0 &&
+            hk_bin_n(b) == HK_BIN_STOLEN) {
+            /* The owner is outside every operation on b, and any it starts
+             * sees HK_BIN_STOLEN and waits for hk_tc_lock. */
+            hk_central_put(c, b->slot, k, "free");
+            __atomic_store_n(&b->n, 0, __ATOMIC_RELAXED);
+            taken += k;
+        } else {
+            /* Busy, or its owner wrote n meanwhile: leave it as it was. */
+            uint32_t want = HK_BIN_STOLEN;
+            __atomic_compare_exchange_n(&b->n, &want, k, false, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED);
+        }
+    }
+    return taken;
+}
+
+/* Take back the cached blocks of every other thread, those asleep
+ * included (a thread pool's idle workers never reach their next free).
+ * Their owners pay nothing on their fast paths but the busy store. */
+size_t hk_tcache_steal_all(void)
+{
+    struct hk_tcache *self = &hk_tls;
+    size_t taken = 0;
+    pthread_mutex_lock(&hk_tc_lock);
+    int cmd = membarrier_cmd();
+    bool any = false;
+    for (struct hk_tcache *tc = hk_tc_all; cmd && tc; tc = tc->next) {
+        if (tc == self)
+            continue;
+        for (unsigned c = 0; c < HK_NCLASS; c++)
+            tc->steal_n[c] = __atomic_exchange_n(&tc->bins[c].n, HK_BIN_STOLEN, __ATOMIC_SEQ_CST);
+        any = true;
+    }
+    if (any) {
+        bool fenced = syscall(SYS_membarrier, cmd, 0, 0) == 0;
+        if (!fenced)
+            hk_log("membarrier failed (errno %d): thread caches are not taken back", errno);
+        for (struct hk_tcache *tc = hk_tc_all; tc; tc = tc->next)
+            if (tc != self)
+                taken += steal_bins(tc, fenced);
+    }
+    pthread_mutex_unlock(&hk_tc_lock);
+    HK_CTR_ADD(tcache_stolen, taken);
+    return taken;
 }
 
 void hk_tcache_lock_all(void)
@@ -69,6 +201,7 @@ void hk_tcache_unlock_all(void)
 void hk_tcache_after_fork_child(void)
 {
     pthread_mutex_init(&hk_tc_lock, NULL);
+    hk_membarrier = -1;                 /* register the child's address space */
     hk_tc_all = NULL;
     struct hk_tcache *tc = &hk_tls;
     if (tc->state == HK_T_READY) {
@@ -84,19 +217,27 @@ void hk_tcache_global_init(void)
         hk_log("pthread_key_create failed: thread caches will not be returned at thread exit");
 }
 
+/* At a safe point: have the cache given back when the thread exits.
+ * pthread_setspecific allocates for keys past the first 32. */
+void hk_tcache_register(struct hk_tcache *tc)
+{
+    tc->needs_key = 0;
+    if (hk_tkey_ok)
+        pthread_setspecific(hk_tkey, tc);
+}
+
 static void tcache_set_caps(struct hk_tcache *tc)
 {
     tc->epoch = atomic_load_explicit(&hk_epoch, memory_order_acquire);
+    const struct hk_limits *lim = hk_limits();
     for (unsigned c = 0; c < HK_NCLASS; c++)
-        set_cap(&tc->bins[c], hk_policy_tc_cap(&hk_lim, c));
+        hk_bin_set_cap(&tc->bins[c], hk_policy_tc_cap(lim, c));
 }
 
 static void tcache_setup(struct hk_tcache *tc)
 {
     tc->state = HK_T_INITING;
-    /* May allocate (keys past the first 32): served uncached meanwhile. */
-    if (hk_tkey_ok)
-        pthread_setspecific(hk_tkey, tc);
+    tc->needs_key = 1;
     pthread_mutex_lock(&hk_tc_lock);
     tcache_set_caps(tc);
     tc->prev = NULL;
@@ -112,27 +253,23 @@ static void tcache_setup(struct hk_tcache *tc)
  * and take the new caps. */
 static void tcache_new_epoch(struct hk_tcache *tc)
 {
-    hk_tcache_flush_all(tc);
+    flush_all(tc);
     pthread_mutex_lock(&hk_tc_lock);
     tcache_set_caps(tc);
     pthread_mutex_unlock(&hk_tc_lock);
 }
 
-void hk_tcache_flush_all(struct hk_tcache *tc)
+/* The calling thread gives its cache back (a release now, a level). */
+void hk_tcache_flush_mine(void)
 {
-    for (unsigned c = 0; c < HK_NCLASS; c++) {
-        struct hk_bin *b = &tc->bins[c];
-        if (b->n) {
-            hk_central_put(c, b->slot, b->n, "free");
-            b->n = 0;
-        }
-    }
+    struct hk_tcache *tc = &hk_tls;
+    if (tc->state == HK_T_READY)
+        flush_all(tc);
 }
 
 /* The thread's cache, ready for use, or NULL when it cannot be used. */
-static struct hk_tcache *tcache_get(void)
+static struct hk_tcache *tcache_get(struct hk_tcache *tc)
 {
-    struct hk_tcache *tc = &hk_tls;
     if (HK_UNLIKELY(tc->state != HK_T_READY)) {
         if (tc->state != HK_T_NEW)
             return NULL;
@@ -143,25 +280,30 @@ static struct hk_tcache *tcache_get(void)
     return tc;
 }
 
-void *hk_malloc_slow(unsigned cls)
+static void *tcache_malloc(struct hk_tcache *tc, unsigned cls)
 {
-    hk_ensure_init();
-    struct hk_tcache *tc = tcache_get();
     void *p;
-    if (!tc) {
-        if (hk_central_take(cls, &p, 1) == 1)
+    if (!tcache_get(tc)) {
+        if (hk_central_take(cls, &p, 1) == 1) {
+            ((uint64_t *)p)[1] = 0;
             return p;
+        }
         errno = ENOMEM;
         return NULL;
     }
     struct hk_bin *b = &tc->bins[cls];
-    if (b->n)
-        return b->slot[--b->n];
-    uint32_t cap = __atomic_load_n(&b->cap, __ATOMIC_RELAXED);
+    uint32_t n = bin_close(b);
+    if (n) {                            /* filled meanwhile (cannot be closed here) */
+        p = b->slot[n - 1];
+        bin_open(b, n - 1);
+        ((uint64_t *)p)[1] = 0;
+        return p;
+    }
+    uint32_t cap = hk_bin_cap(b);
     size_t want = cap / 2 ? cap / 2 : 1;
     size_t got = hk_central_take(cls, b->slot, want);
-    hk_listener_poll();
     if (got == 0) {
+        bin_open(b, 0);
         errno = ENOMEM;
         return NULL;
     }
@@ -171,31 +313,103 @@ void *hk_malloc_slow(unsigned cls)
         b->slot[i] = b->slot[j];
         b->slot[j] = t;
     }
-    b->n = (uint32_t)got;
-    return b->slot[--b->n];
+    p = b->slot[got - 1];
+    bin_open(b, (uint32_t)got - 1);
+    ((uint64_t *)p)[1] = 0;             /* the free key stays behind */
+    return p;
 }
 
-void hk_free_slow(void *p, struct hk_seg *seg, unsigned cls)
+/* b: the calling thread's bin whose fast path failed. */
+void *hk_malloc_slow(struct hk_bin *b)
 {
-    if (cls == HK_CLS_LARGE) {
-        hk_large_free((struct hk_large *)seg, p, "free");
-        return;
+    hk_ensure_init();
+    struct hk_tcache *tc = &hk_tls;
+    unsigned cls = (unsigned)(b - tc->bins);
+    if (tc->guard) {                    /* nested in the shim: see guard.c */
+        unsigned size = hk_class_size[cls];
+        return hk_guard_alloc(size, size & -size);
     }
-    if (cls >= HK_NCLASS || ((uintptr_t)p & (HK_MIN_ALIGN - 1)))
-        hk_fatal("free(): invalid pointer %p", p);
-    struct hk_tcache *tc = tcache_get();
-    uint32_t cap = tc ? __atomic_load_n(&tc->bins[cls].cap, __ATOMIC_RELAXED) : 0;
+    tc->guard = 1;
+    void *p = tcache_malloc(tc, cls);
+    hk_listener_poll();
+    hk_guard_leave(tc);
+    return p;
+}
+
+/* p, a block of class cls, carries the free key: it is free already (a
+ * double free), or its user data happen to hold the key. Look where free
+ * blocks are -- this thread's cache, every other thread's (a racy read of
+ * theirs, enough to know), the central lists -- and abort if it is there. */
+static void check_double_free(struct hk_tcache *tc, void *p, unsigned cls)
+{
+    bool mine = false, theirs = false;
+    pthread_mutex_lock(&hk_tc_lock);    /* no thief meanwhile; the list holds */
+    for (struct hk_tcache *t = hk_tc_all; t && !mine && !theirs; t = t->next) {
+        const struct hk_bin *b = &t->bins[cls];
+        uint32_t n = hk_bin_n(b);
+        for (uint32_t i = 0; n <= HK_TC_SLOTS && i < n; i++)
+            if (__atomic_load_n(&b->slot[i], __ATOMIC_RELAXED) == p) {
+                mine = t == tc;
+                theirs = t != tc;
+                break;
+            }
+    }
+    pthread_mutex_unlock(&hk_tc_lock);
+    if (mine || theirs)
+        hk_fatal("free(): double free detected in tcache %p", p);
+    if (hk_central_has(cls, p))
+        hk_fatal("free(): double free detected %p", p);
+}
+
+static void tcache_free(struct hk_tcache *tc, void *p, unsigned cls)
+{
+    uint64_t *w = p;
+    if (w[1] == hk_free_key)
+        check_double_free(tc, p, cls);
+    w[1] = hk_free_key;                 /* free from now on, wherever it goes */
+    tc = tcache_get(tc);
+    uint32_t cap = tc ? hk_bin_cap(&tc->bins[cls]) : 0;
     if (cap == 0) {
         hk_central_put(cls, &p, 1, "free");
+        if (tc)                         /* done with the bin: the fast path set busy */
+            __atomic_store_n(&tc->bins[cls].busy, 0, __ATOMIC_RELAXED);
         return;
     }
     struct hk_bin *b = &tc->bins[cls];
-    if (b->n >= cap) {
+    uint32_t n = bin_close(b);
+    if (n >= cap) {
         /* Flush the older half: the newer blocks are the cache-warm ones. */
-        uint32_t half = b->n / 2 ? b->n / 2 : 1;
+        uint32_t half = n / 2 ? n / 2 : 1;
         hk_central_put(cls, b->slot, half, "free");
-        memmove(b->slot, b->slot + half, (b->n - half) * sizeof(void *));
-        b->n -= half;
+        memmove(b->slot, b->slot + half, (n - half) * sizeof(void *));
+        n -= half;
     }
-    b->slot[b->n++] = p;
+    b->slot[n] = p;
+    bin_open(b, n + 1);
+}
+
+/* What the free fast path did not take (the registry says p is ours): a
+ * large or guard block, a block of a class with four-unit slabs, a full or
+ * closed bin, a block carrying the free key -- or no block at all. */
+void hk_free_slow(void *p)
+{
+    struct hk_seg *seg = hk_seg_of(p);
+    unsigned cls = hk_unit_cls(seg, p);
+    struct hk_tcache *tc = &hk_tls;
+    if (cls == HK_CLS_GUARD) {          /* lock-free: also under the guard */
+        hk_guard_free(seg, p, "free");
+        return;
+    }
+    if (tc->guard) {
+        hk_guard_defer(p);              /* checks that p is a block */
+        return;
+    }
+    tc->guard = 1;
+    if (cls == HK_CLS_LARGE)
+        hk_large_free((struct hk_large *)seg, p, "free");
+    else if (cls >= HK_NCLASS || !hk_block_valid((struct hk_ss *)seg, p))
+        hk_fatal("free(): invalid pointer %p", p);
+    else
+        tcache_free(tc, p, cls);
+    hk_guard_leave(tc);
 }

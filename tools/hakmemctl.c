@@ -149,7 +149,7 @@ static const char usage_lean[] =
     "\n"
     "  --level LEVEL  the level forced by on: low (LEAN policy), medium (and\n"
     "                 decommit now) or critical (eager decommit, caches\n"
-    "                 trimmed); default: hakmemd's (low)\n";
+    "                 trimmed); default: medium\n";
 
 static const char usage_metrics[] =
     "Usage: hakmemctl [--json] metrics [--per-process]\n"

@@ -16,15 +16,16 @@ PKGS=(
   # the ThreadSanitizer runtime (build-tsan)
   libtsan2
   # tests: real programs run on the shim, and the memory checkers
-  python3 perl sqlite3 git valgrind time systemd  # systemd: systemd-analyze for tests/ctl
+  python3 perl sqlite3 git valgrind time strace systemd  # systemd: systemd-analyze for tests/ctl
   # tests/ctl: promtool (check metrics) from Debian's prometheus package,
   # 19 MB, ~35 s to fetch and install; its server is not started here (no
   # systemd as pid 1 on CI; on a systemd host the package enables it)
   prometheus
   # tests/deploy: YAML and JSON Schema for the manifests, and shellcheck
   python3-yaml python3-jsonschema shellcheck
-  # tools/bench/density.py: its plot, and redis as one of its workloads
-  python3-matplotlib redis-server
+  # tools/bench/density.py: its plot, and redis as one of its workloads;
+  # tools/chaos.sh: a C++ threads program, redis under redis-benchmark
+  python3-matplotlib g++ redis-server redis-tools
   # benchmarks: the peers hakmem is compared with
   libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4
   # tools/vm.sh: the cgroup v2 guest (qemu TCG, a busybox initramfs packed

@@ -40,7 +40,11 @@ extern "C" {
     X(lean_retire,       "empty superslabs unmapped")                        \
     X(mode_switches,     "switches between FAST and LEAN")                   \
     X(mode,              "current mode: 0 FAST, 1 LEAN")                     \
-    X(level,             "last pressure level applied: 0 NONE .. 3 CRITICAL")
+    X(level,             "last pressure level applied: 0 NONE .. 3 CRITICAL") \
+    X(guard_allocs,      "blocks served while the thread was inside the allocator (re-entry from libc or a signal handler), each its own mapping") \
+    X(lean_decommit_eager, "decommit operations with MADV_DONTNEED (part of lean_decommit), lazily given pages made certain included") \
+    X(tcache_stolen,     "cached blocks taken back from other threads' caches (CRITICAL, trim), asleep threads included") \
+    X(bytes_lazy,        "bytes given back with MADV_FREE and not made certain since (the kernel may not have taken them yet)")
 
 struct hakmem_stats {
 #define HAKMEM_FIELD(name, doc) uint64_t name;
@@ -49,8 +53,10 @@ struct hakmem_stats {
 };
 
 /* Fill *out with a snapshot of the counters. size is sizeof(*out) as the
- * caller knows it (for forward compatibility). Returns 0, or -1 with
- * errno EINVAL when out is NULL or size is too small. */
+ * caller knows it: a caller built with an older, shorter struct gets the
+ * counters it knows (new counters are only ever added at the end).
+ * Returns 0, or -1 with errno EINVAL when out is NULL or size is smaller
+ * than one counter. */
 HAKMEM_API int hakmem_stats_get(struct hakmem_stats *out, size_t size);
 
 /* One counter by name. Returns 0, or -1 with errno ENOENT. */
@@ -71,8 +77,10 @@ enum hakmem_mode {
 
 /* Switch mode, from any thread at any time. Switching to LEAN empties the
  * caches of empty superslabs and large mappings and decommits free memory
- * at once; other threads flush their caches at their next free. Returns 0,
- * or -1 with errno EINVAL for an unknown mode. */
+ * at once, with the configured strategy (HAKMEM_SS_MEM_LEAN_DECOMMIT);
+ * other threads flush their caches at their next free. Returns 0, or -1
+ * with errno EINVAL for an unknown mode, or EAGAIN when called from a
+ * signal handler that interrupted the allocator. */
 HAKMEM_API int hakmem_set_mode(int mode);
 
 /* The current mode (HAKMEM_MODE_*). */
@@ -81,22 +89,36 @@ HAKMEM_API int hakmem_get_mode(void);
 /* Pressure levels, as hakmemd sends them (the same values on the wire). */
 enum hakmem_level {
     HAKMEM_LEVEL_NONE = 0,      /* back to the mode chosen at start */
-    HAKMEM_LEVEL_LOW = 1,       /* LEAN from now on */
-    HAKMEM_LEVEL_MEDIUM = 2,    /* LEAN, and decommit free memory now */
-    HAKMEM_LEVEL_CRITICAL = 3,  /* as MEDIUM, eagerly (MADV_DONTNEED),
-                                   and thread caches trimmed */
+    HAKMEM_LEVEL_LOW = 1,       /* LEAN policy from now on; nothing is given
+                                   back at once (free memory goes after the
+                                   LEAN delay) */
+    HAKMEM_LEVEL_MEDIUM = 2,    /* LEAN, and free memory decommitted now with
+                                   the configured strategy */
+    HAKMEM_LEVEL_CRITICAL = 3,  /* as MEDIUM, eagerly (MADV_DONTNEED, also on
+                                   pages given back lazily before), and every
+                                   thread's cache taken back, idle threads'
+                                   included */
 };
 
 /* Apply a pressure level (what the daemon's listener calls). Returns 0, or
- * -1 with errno EINVAL for an unknown level. */
+ * -1 with errno EINVAL for an unknown level, or EAGAIN when called from a
+ * signal handler that interrupted the allocator. */
 HAKMEM_API int hakmem_apply_pressure(int level);
 
 /* Give back what can be given back now, as a CRITICAL pressure level does
- * but without changing the mode: the calling thread's cache, cached
- * superslabs and large mappings, empty slabs, and free pages inside
- * partly used slabs (MADV_DONTNEED). Returns 1 if memory was released,
- * else 0 (the contract of malloc_trim, which calls it). */
+ * but without changing the mode: every thread's cache, cached superslabs
+ * and large mappings, empty slabs, and free pages inside partly used slabs
+ * (MADV_DONTNEED). Returns 1 if memory was released, else 0 (the contract
+ * of malloc_trim, which calls it). */
 HAKMEM_API int hakmem_trim(void);
+
+/* unshare(2) and setns(2) with the shim's helper threads parked: what
+ * libhakmem exports as unshare and setns, so that programs that change
+ * user or mount namespaces (which the kernel refuses to a multithreaded
+ * process) keep working under the shim. The threads come back by
+ * themselves afterwards. Same contract as the system calls. */
+HAKMEM_API int hakmem_unshare(int flags);
+HAKMEM_API int hakmem_setns(int fd, int nstype);
 
 #ifdef __cplusplus
 }

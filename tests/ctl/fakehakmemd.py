@@ -39,7 +39,8 @@ REASON_OVERRIDE, REASON_STARTUP = 6, 7
 # HAKMEM_COUNTERS (shim/include/hakmem.h), in order: the record's counter[] index
 COUNTERS = ["mmap_calls", "munmap_calls", "madvise_calls", "superslabs_live", "superslabs_cached",
             "large_live", "large_cached", "bytes_in_use", "bytes_committed", "bytes_decommitted",
-            "lean_decommit", "lean_retire", "mode_switches", "mode", "level"]
+            "lean_decommit", "lean_retire", "mode_switches", "mode", "level", "guard_allocs",
+            "lean_decommit_eager", "tcache_stolen", "bytes_lazy"]
 N_STATS = len(COUNTERS)
 
 

@@ -23,7 +23,8 @@ REASONS = {"none", "bpf_reclaim", "bpf_oom", "psi", "usage", "calm", "operator",
 # HAKMEM_COUNTERS (hakmem.h) in order, without mode and level (shown on their own)
 COUNTERS = ["mmap_calls", "munmap_calls", "madvise_calls", "superslabs_live", "superslabs_cached",
             "large_live", "large_cached", "bytes_in_use", "bytes_committed", "bytes_decommitted",
-            "lean_decommit", "lean_retire", "mode_switches"]
+            "lean_decommit", "lean_retire", "mode_switches", "guard_allocs", "lean_decommit_eager",
+            "tcache_stolen", "bytes_lazy"]
 
 with t.TempDir() as tmp:
     run_dir = os.path.join(tmp, "run")
@@ -135,8 +136,9 @@ with t.TempDir() as tmp:
         pk = (1 << 63) | client.pid
         rec = cgroup_rec(v, pk)
         t.check(rec and rec["kind"] == "pid" and rec["pid"] == client.pid and rec["override"]
-                and rec["level"] == "low" and rec["reason"] == "operator",
-                "lean PID on: status shows the pid override at low", str(v["cgroups"]))
+                and rec["level"] == "medium" and rec["reason"] == "operator",
+                "lean PID on: status shows the pid override at medium (the default)",
+                str(v["cgroups"]))
         r = t.run(ctl + ["lean", str(client.pid), "auto"])
         t.expect(r, 0, "lean PID auto")
 

@@ -82,7 +82,9 @@ static void expect_records(const char *when, const int *modes, const int *ctl)
         for (int i = 0; i < 150; i++) {
             memset(&r, 0, sizeof(r));
             if (e2e_find_client(rt, sh[s].pid, &r) && r.mode == modes[s] && r.override == ctl[s] &&
-                (r.flags & HAKMEM_STATS_F_DAEMON) && r.last_level == (ctl[s] == HAKMEM_OVERRIDE_ON))
+                (r.flags & HAKMEM_STATS_F_DAEMON) &&
+                /* lean on without a level means MEDIUM */
+                r.last_level == (ctl[s] == HAKMEM_OVERRIDE_ON ? HAKMEM_LEVEL_MEDIUM : HAKMEM_LEVEL_NONE))
                 {
                 ok = true;
                 break;

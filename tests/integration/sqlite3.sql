@@ -3,9 +3,11 @@
 -- function, a big group_concat (one string grown by realloc to megabytes),
 -- updates and deletes that rebalance the b-trees, and an integrity check.
 -- Only deterministic functions are used (no random()), so the output does
--- not depend on the malloc in use.
+-- not depend on the malloc in use. `.parameter set @rows N` first makes it
+-- smaller (tools/chaos.sh).
 CREATE TABLE t(id INTEGER PRIMARY KEY, a INTEGER, b TEXT, c REAL);
-WITH RECURSIVE seq(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM seq WHERE x < 200000)
+WITH RECURSIVE seq(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM seq
+                          WHERE x < coalesce(@rows, 200000))
 INSERT INTO t SELECT x, (x * 7919) % 10007, printf('row-%08d-%s', x, hex(x * x)),
                      (x % 1000) / 7.0 FROM seq;
 CREATE INDEX t_a ON t(a);

@@ -7,9 +7,8 @@
  * shim) and what hakmem does (LD_PRELOAD, as run_misuse.sh runs it).
  *
  *   misuse --list           the case names, one a line
- *   misuse --expect CASE    "FLAGS<TAB>ENV<TAB>REGEX": FLAGS "small" when the
- *                           case needs the small-block checks (else "-"),
- *                           ENV a VAR=value the case runs with (or "-"),
+ *   misuse --expect CASE    "ENV<TAB>REGEX": ENV a VAR=value the case runs
+ *                           with (or "-"),
  *                           REGEX (grep -E) the message must match
  *   misuse CASE             run it: prints "misuse: CASE: pointer 0x..."
  *                           (the pointer the message must name), then
@@ -17,6 +16,7 @@
  *                           exits 0.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +57,54 @@ static void small_double_free(void)
     free_fn(p);
     announce(p);
     free_fn(p);
+}
+
+/* Another block freed between the two frees of p (glibc scans its
+ * tcache bin). */
+static void small_double_free_later(void)
+{
+    char *p = block(64), *q = block(64);
+    free_fn(p);
+    free_fn(q);
+    announce(p);
+    free_fn(p);
+}
+
+/* p went back to its slab (the thread cache overflowed) before the second
+ * free. */
+static void small_double_free_flushed(void)
+{
+    enum { N = 2000 };
+    static char *b[N];
+    char *p = block(64);
+    free_fn(p);
+    for (int i = 0; i < N; i++)
+        b[i] = block(64);
+    for (int i = 0; i < N; i++)
+        free_fn(b[i]);
+    announce(p);
+    free_fn(p);
+}
+
+static void *free_it(void *p)
+{
+    free_fn(p);
+    return NULL;
+}
+
+/* Freed by this thread, then again by another (glibc misses this one: the
+ * block is in the first thread's tcache). */
+static void small_double_free_thread(void)
+{
+    char *p = block(64);
+    pthread_t t;
+    free_fn(p);
+    announce(p);
+    if (pthread_create(&t, NULL, free_it, p) != 0) {
+        perror("pthread_create");
+        exit(2);
+    }
+    pthread_join(t, NULL);
 }
 
 static void small_interior(void)
@@ -147,7 +195,6 @@ static void foreign_mmap(void)
 
 struct mcase {
     const char *name;
-    const char *flags;
     const char *env;
     const char *regex;
     void (*run)(void);
@@ -156,21 +203,24 @@ struct mcase {
 #define DOUBLE  "double free"
 #define INVALID "invalid pointer"
 static const struct mcase cases[] = {
-    { "small-double-free", "small", "-", "free\\(\\): " DOUBLE, small_double_free },
-    { "small-interior", "small", "-", "free\\(\\): " INVALID, small_interior },
-    { "large-double-free", "-", "-", "free\\(\\): " DOUBLE, large_double_free },
-    { "large-reused-double-free", "-", "-", "free\\(\\): " DOUBLE, large_reused_double_free },
+    { "small-double-free", "-", "free\\(\\): " DOUBLE, small_double_free },
+    { "small-double-free-later", "-", "free\\(\\): " DOUBLE, small_double_free_later },
+    { "small-double-free-flushed", "-", "free\\(\\): " DOUBLE, small_double_free_flushed },
+    { "small-double-free-thread", "-", "free\\(\\): " DOUBLE, small_double_free_thread },
+    { "small-interior", "-", "free\\(\\): " INVALID, small_interior },
+    { "large-double-free", "-", "free\\(\\): " DOUBLE, large_double_free },
+    { "large-reused-double-free", "-", "free\\(\\): " DOUBLE, large_reused_double_free },
     /* LEAN keeps no freed mapping: the second free finds either nothing
      * (invalid pointer) or a fresh mapping at the same address */
-    { "large-reused-double-free-lean", "-", "HAKMEM_SS_MEM_LEAN=1",
+    { "large-reused-double-free-lean", "HAKMEM_SS_MEM_LEAN=1",
       "free\\(\\): (" DOUBLE "|" INVALID ")", large_reused_double_free },
-    { "large-interior", "-", "-", "free\\(\\): " INVALID, large_interior },
-    { "large-realloc-after-free", "-", "-", "realloc\\(\\): " DOUBLE, large_realloc_after_free },
-    { "foreign-stack", "-", "-", "free\\(\\): " INVALID, foreign_stack },
-    { "foreign-realloc-stack", "-", "-", "realloc\\(\\): " INVALID, foreign_realloc_stack },
-    { "foreign-static-data", "-", "-", "free\\(\\): " INVALID, foreign_static_data },
-    { "foreign-static-bss", "-", "-", "free\\(\\): " INVALID, foreign_static_bss },
-    { "foreign-mmap", "-", "-", "free\\(\\): " INVALID, foreign_mmap },
+    { "large-interior", "-", "free\\(\\): " INVALID, large_interior },
+    { "large-realloc-after-free", "-", "realloc\\(\\): " DOUBLE, large_realloc_after_free },
+    { "foreign-stack", "-", "free\\(\\): " INVALID, foreign_stack },
+    { "foreign-realloc-stack", "-", "realloc\\(\\): " INVALID, foreign_realloc_stack },
+    { "foreign-static-data", "-", "free\\(\\): " INVALID, foreign_static_data },
+    { "foreign-static-bss", "-", "free\\(\\): " INVALID, foreign_static_bss },
+    { "foreign-mmap", "-", "free\\(\\): " INVALID, foreign_mmap },
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 
@@ -192,7 +242,7 @@ int main(int argc, char **argv)
     }
     if (argc == 3 && strcmp(argv[1], "--expect") == 0) {
         const struct mcase *c = find(argv[2]);
-        printf("%s\t%s\t%s\n", c->flags, c->env, c->regex);
+        printf("%s\t%s\n", c->env, c->regex);
         return 0;
     }
     if (argc != 2) {

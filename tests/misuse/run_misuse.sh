@@ -5,13 +5,9 @@
 #   hakmem[PID]: FUNCTION(): WHAT ... POINTER
 # where FUNCTION(): WHAT matches the case's regex (misuse --expect CASE)
 # and POINTER is the one the case announced on stdout.
-#   run_misuse.sh MISUSE SHIM CASE          one test: exit 0, 1 or 77
+#   run_misuse.sh MISUSE SHIM CASE          one test: exit 0 or 1
 #   run_misuse.sh --table MISUSE [LABEL=SHIM]...
 #       a Markdown table of every case: glibc (no shim) and each shim
-#
-# Cases flagged "small" need the small-block checks (double free and
-# interior pointers of superslab blocks), which land with a separate
-# change: they are skipped unless HK_EXPECT_SMALL_CHECKS=1.
 set -uo pipefail
 ulimit -c 0                             # no core files from the aborts
 
@@ -48,7 +44,7 @@ if [[ ${1:-} == --table ]]; then
     echo "$header"
     echo "$rule"
     for name in $("$prog" --list); do
-        IFS=$'\t' read -r _ env _ < <("$prog" --expect "$name")
+        IFS=$'\t' read -r env _ < <("$prog" --expect "$name")
         row="| $name |"
         run_case "$prog" "" "$name" "$env" "$tmp/o" "$tmp/e"
         row+=" $(outcome $? "$tmp/o" "$tmp/e") |"
@@ -66,14 +62,10 @@ if [[ $# -ne 3 ]]; then
     exit 1
 fi
 prog=$1 shim=$2 name=$3
-IFS=$'\t' read -r flags env regex < <("$prog" --expect "$name") || {
+IFS=$'\t' read -r env regex < <("$prog" --expect "$name") || {
     echo "FAIL: misuse --expect $name"
     exit 1
 }
-if [[ $flags == *small* && ${HK_EXPECT_SMALL_CHECKS:-} != 1 ]]; then
-    echo "SKIP: needs trust-core's small-block checks (HK_EXPECT_SMALL_CHECKS=1 runs it)"
-    exit 77
-fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -149,7 +149,12 @@ START_TEST(test_large_cache_and_counters)
     struct hakmem_stats st;
     ck_assert_int_eq(hakmem_stats_get(&st, sizeof(st)), 0);
     ck_assert_uint_eq(st.large_live, live);
-    ck_assert_int_eq(hakmem_stats_get(&st, 8), -1);
+    ck_assert_int_eq(hakmem_stats_get(&st, 4), -1);
+    /* a caller built with a shorter struct gets the counters it knows */
+    memset(&st, 0xff, sizeof(st));
+    ck_assert_int_eq(hakmem_stats_get(&st, 2 * sizeof(uint64_t)), 0);
+    ck_assert_uint_eq(st.mmap_calls, ctr("mmap_calls"));
+    ck_assert_uint_eq(st.superslabs_live, UINT64_MAX);   /* not written */
 }
 END_TEST
 
@@ -297,6 +302,99 @@ START_TEST(test_header_pointer_aborts)
 }
 END_TEST
 
+/* ---- heap integrity of small blocks (alloc.c's fast path, tcache.c) ---- */
+
+START_TEST(test_small_double_free_aborts)
+{
+    void *p = hk_malloc(64);
+    hk_free(p);
+    hk_free(p);                         /* in this thread's cache: at once */
+}
+END_TEST
+
+START_TEST(test_small_double_free_later_aborts)
+{
+    void *p = hk_malloc(64), *q = hk_malloc(64);
+    hk_free(p);
+    hk_free(q);
+    hk_free(p);
+}
+END_TEST
+
+START_TEST(test_small_double_free_central_aborts)
+{
+    enum { N = 3000 };
+    static void *b[N];
+    void *p = hk_malloc(64);
+    hk_free(p);
+    for (int i = 0; i < N; i++)        /* p leaves the cache for its slab */
+        b[i] = hk_malloc(64);
+    for (int i = 0; i < N; i++)
+        hk_free(b[i]);
+    hakmem_trim();                      /* ... and the depot */
+    hk_free(p);
+}
+END_TEST
+
+static void *free_ptr(void *p)
+{
+    hk_free(p);
+    return NULL;
+}
+
+START_TEST(test_small_double_free_other_thread_aborts)
+{
+    void *p = hk_malloc(64);
+    hk_free(p);                         /* in this thread's cache */
+    pthread_t t;
+    pthread_create(&t, NULL, free_ptr, p);
+    pthread_join(t, NULL);
+}
+END_TEST
+
+START_TEST(test_interior_free_aborts)
+{
+    char *p = hk_malloc(64);
+    hk_free(p + 16);
+}
+END_TEST
+
+START_TEST(test_slab_tail_free_aborts)
+{
+    /* a 48-byte class slab holds 1365 blocks; the 16 bytes after the last
+     * are no block though 48 divides their offset */
+    char *p = hk_malloc(48);
+    hk_free((char *)((uintptr_t)p & ~(uintptr_t)(HK_UNIT_SIZE - 1)) + 1365 * 48);
+}
+END_TEST
+
+START_TEST(test_big_class_interior_free_aborts)
+{
+    char *p = hk_malloc(10000);         /* a class of four-unit slabs */
+    hk_free(p + 4096);
+}
+END_TEST
+
+START_TEST(test_free_key_in_user_data)
+{
+    /* a live block whose data hold the free key is freed normally */
+    uint64_t *p = hk_malloc(64);
+    p[1] = hk_free_key;
+    hk_free(p);
+    uint64_t *q = hk_malloc(64);
+    ck_assert_ptr_eq(q, p);
+    ck_assert_uint_eq(q[1], 0);         /* handed out without the key */
+    hk_free(q);
+    /* and blocks of every path come back reusable */
+    for (size_t n = 16; n <= 20000; n = n * 3 / 2) {
+        void *a = hk_malloc(n), *b = hk_calloc(1, n), *c = hk_memalign(64, n);
+        hk_free(a);
+        hk_free(b);
+        hk_free(c);
+    }
+}
+END_TEST
+
 START_TEST(test_libc_interface)
 {
     void *p = (void *)1;
@@ -404,6 +502,14 @@ static Suite *alloc_suite(void)
     tcase_add_test_raise_signal(tc, test_large_double_free_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_large_stale_pointer_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_header_pointer_aborts, SIGABRT);
+    tcase_add_test(tc, test_free_key_in_user_data);
+    tcase_add_test_raise_signal(tc, test_small_double_free_aborts, SIGABRT);
+    tcase_add_test_raise_signal(tc, test_small_double_free_later_aborts, SIGABRT);
+    tcase_add_test_raise_signal(tc, test_small_double_free_central_aborts, SIGABRT);
+    tcase_add_test_raise_signal(tc, test_small_double_free_other_thread_aborts, SIGABRT);
+    tcase_add_test_raise_signal(tc, test_interior_free_aborts, SIGABRT);
+    tcase_add_test_raise_signal(tc, test_slab_tail_free_aborts, SIGABRT);
+    tcase_add_test_raise_signal(tc, test_big_class_interior_free_aborts, SIGABRT);
     suite_add_tcase(s, tc);
     return s;
 }

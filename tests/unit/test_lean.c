@@ -5,6 +5,7 @@
  * gives back an idle process's memory, and mode switches racing threads
  * that check their blocks' contents lose nothing. */
 #include <errno.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 #include "hk_internal.h"
@@ -24,8 +25,10 @@ static void setup(void)
 
 #define NB 20000
 
-/* Allocate NB blocks of 16..1024 bytes, fill them, free them all. */
-static void grow_and_free(unsigned seed)
+/* Allocate NB blocks of 16..1024 bytes, fill them, free them all but
+ * every keep-th (none when keep is 0): slabs partly used, with wholly
+ * free pages. Returns the blocks (the kept ones still live). */
+static void **grow(unsigned seed, int keep)
 {
     static void *p[NB];
     for (int i = 0; i < NB; i++) {
@@ -35,7 +38,14 @@ static void grow_and_free(unsigned seed)
         memset(p[i], 0x5a, n);
     }
     for (int i = 0; i < NB; i++)
-        hk_free(p[i]);
+        if (!keep || i % keep)
+            hk_free(p[i]);
+    return p;
+}
+
+static void grow_and_free(unsigned seed)
+{
+    grow(seed, 0);
 }
 
 START_TEST(test_modes_and_levels)
@@ -83,7 +93,7 @@ START_TEST(test_calloc_zero_after_madv_free_reuse)
     void *keep = hk_malloc(64);         /* ... and one block that stays */
     for (int i = 0; i < N; i++)
         hk_free(p[i]);
-    hk_release_now(false);              /* MADV_FREE: old bytes may stay */
+    hk_release_now(false, false);       /* MADV_FREE: old bytes may stay */
     ck_assert_uint_gt(ctr("bytes_decommitted"), 0);
     for (int i = 0; i < N; i++) {
         p[i] = hk_calloc(1, 64);
@@ -127,6 +137,129 @@ START_TEST(test_idle_process_gives_back)
         usleep(100 * 1000);
     ck_assert_msg(ctr("bytes_decommitted") > dec || ctr("lean_retire") > ret,
                   "nothing given back after 4 s idle in LEAN");
+}
+END_TEST
+
+/* ---- each level does what hakmem.h says ---- */
+
+static void **grow_keep(unsigned seed)
+{
+    return grow(seed, 50);
+}
+
+static void free_kept(void **p)
+{
+    for (int i = 0; i < NB; i += 50)
+        hk_free(p[i]);
+}
+
+START_TEST(test_level_low_releases_nothing_now)
+{
+    void **kept = grow_keep(11);
+    uint64_t dec = ctr("lean_decommit"), ret = ctr("lean_retire"), mad = ctr("madvise_calls");
+    uint64_t unm = ctr("munmap_calls");
+    ck_assert_int_eq(hakmem_apply_pressure(HAKMEM_LEVEL_LOW), 0);
+    ck_assert_int_eq(hakmem_get_mode(), HAKMEM_MODE_LEAN);
+    ck_assert_uint_eq(ctr("level"), HAKMEM_LEVEL_LOW);
+    ck_assert_uint_eq(ctr("lean_decommit"), dec);
+    ck_assert_uint_eq(ctr("lean_retire"), ret);
+    ck_assert_uint_eq(ctr("madvise_calls"), mad);
+    ck_assert_uint_eq(ctr("munmap_calls"), unm);
+    free_kept(kept);
+}
+END_TEST
+
+START_TEST(test_level_medium_decommits_lazily)
+{
+    void **kept = grow_keep(12);
+    uint64_t dec = ctr("lean_decommit"), eager = ctr("lean_decommit_eager");
+    ck_assert_int_eq(hakmem_apply_pressure(HAKMEM_LEVEL_MEDIUM), 0);
+    ck_assert_uint_gt(ctr("lean_decommit"), dec);
+    ck_assert_uint_eq(ctr("lean_decommit_eager"), eager);    /* default: FREE */
+    ck_assert_uint_gt(ctr("bytes_lazy"), 0);
+    /* a second MEDIUM finds nothing new to give back */
+    dec = ctr("lean_decommit");
+    ck_assert_int_eq(hakmem_apply_pressure(HAKMEM_LEVEL_MEDIUM), 0);
+    ck_assert_uint_eq(ctr("lean_decommit"), dec);
+    free_kept(kept);
+}
+END_TEST
+
+START_TEST(test_level_critical_upgrades_lazy_pages)
+{
+    void **kept = grow_keep(13);
+    ck_assert_int_eq(hakmem_apply_pressure(HAKMEM_LEVEL_MEDIUM), 0);
+    ck_assert_uint_gt(ctr("bytes_lazy"), 0);
+    uint64_t eager = ctr("lean_decommit_eager"), bytes = ctr("bytes_decommitted");
+    ck_assert_int_eq(hakmem_apply_pressure(HAKMEM_LEVEL_CRITICAL), 0);
+    ck_assert_uint_gt(ctr("lean_decommit_eager"), eager);
+    ck_assert_uint_eq(ctr("bytes_lazy"), 0);
+    /* made certain, not given back twice */
+    ck_assert_uint_eq(ctr("bytes_decommitted"), bytes);
+    free_kept(kept);
+}
+END_TEST
+
+/* Threads that cache blocks and then sleep: CRITICAL takes their caches
+ * back without their help, and they go on correctly when they wake. */
+static pthread_barrier_t sleep_bar;
+
+static void *sleeper(void *arg)
+{
+    unsigned char *p[200];
+    for (int i = 0; i < 200; i++) {
+        p[i] = hk_malloc(64 + (size_t)(i % 4) * 64);
+        memset(p[i], 7, 64);
+    }
+    for (int i = 0; i < 200; i++)
+        hk_free(p[i]);                  /* into this thread's cache */
+    pthread_barrier_wait(&sleep_bar);   /* cached, asleep */
+    pthread_barrier_wait(&sleep_bar);   /* CRITICAL happened */
+    long bad = 0;
+    for (int i = 0; i < 200; i++) {
+        p[i] = hk_malloc(64 + (size_t)(i % 4) * 64);
+        memset(p[i], i, 64);
+    }
+    for (int i = 0; i < 200; i++) {
+        for (int j = 0; j < 64; j++)
+            bad += p[i][j] != (unsigned char)i;
+        for (int k = 0; k < i; k++)
+            bad += p[k] == p[i];
+    }
+    for (int i = 0; i < 200; i++)
+        hk_free(p[i]);
+    return (void *)bad;
+}
+
+START_TEST(test_level_critical_takes_sleeping_caches)
+{
+    enum { T = 3 };
+    pthread_t t[T];
+    pthread_barrier_init(&sleep_bar, NULL, T + 1);
+    for (int i = 0; i < T; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, sleeper, NULL), 0);
+    pthread_barrier_wait(&sleep_bar);
+    uint64_t stolen = ctr("tcache_stolen"), used = ctr("bytes_in_use");
+    ck_assert_int_eq(hakmem_apply_pressure(HAKMEM_LEVEL_CRITICAL), 0);
+    /* each thread cached at least 4 classes' worth (a bin keeps <= cap) */
+    ck_assert_uint_ge(ctr("tcache_stolen") - stolen, T * 4 * 16);
+    ck_assert_uint_lt(ctr("bytes_in_use"), used);
+    pthread_barrier_wait(&sleep_bar);
+    for (int i = 0; i < T; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        ck_assert_msg(r == NULL, "thread %d: %ld bad bytes or shared blocks", i, (long)r);
+    }
+    pthread_barrier_destroy(&sleep_bar);
+}
+END_TEST
+
+START_TEST(test_level_none_is_the_start_mode)
+{
+    ck_assert_int_eq(hakmem_apply_pressure(HAKMEM_LEVEL_CRITICAL), 0);
+    ck_assert_int_eq(hakmem_apply_pressure(HAKMEM_LEVEL_NONE), 0);
+    ck_assert_int_eq(hakmem_get_mode(), HAKMEM_MODE_FAST);
+    ck_assert_uint_eq(ctr("level"), HAKMEM_LEVEL_NONE);
 }
 END_TEST
 
@@ -203,6 +336,11 @@ static Suite *lean_suite(void)
     tcase_add_test(tc, test_retire_then_reuse);
     tcase_add_test(tc, test_idle_process_gives_back);
     tcase_add_test(tc, test_switches_race_threads);
+    tcase_add_test(tc, test_level_low_releases_nothing_now);
+    tcase_add_test(tc, test_level_medium_decommits_lazily);
+    tcase_add_test(tc, test_level_critical_upgrades_lazy_pages);
+    tcase_add_test(tc, test_level_critical_takes_sleeping_caches);
+    tcase_add_test(tc, test_level_none_is_the_start_mode);
     suite_add_tcase(s, tc);
     return s;
 }

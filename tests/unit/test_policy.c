@@ -5,9 +5,7 @@
 
 START_TEST(test_fast_keeps_lean_releases)
 {
-    struct hk_limits f, l;
-    hk_policy_limits(HK_MODE_FAST, &f);
-    hk_policy_limits(HK_MODE_LEAN, &l);
+    struct hk_limits f = *hk_policy_limits(HK_MODE_FAST), l = *hk_policy_limits(HK_MODE_LEAN);
     ck_assert(f.prewarm && !l.prewarm);
     ck_assert(hk_policy_keep_empty_slab(&f, 0));
     ck_assert(!hk_policy_keep_empty_slab(&f, f.empty_slabs_kept));
@@ -24,9 +22,7 @@ END_TEST
 
 START_TEST(test_caps)
 {
-    struct hk_limits f, l;
-    hk_policy_limits(HK_MODE_FAST, &f);
-    hk_policy_limits(HK_MODE_LEAN, &l);
+    struct hk_limits f = *hk_policy_limits(HK_MODE_FAST), l = *hk_policy_limits(HK_MODE_LEAN);
     for (unsigned c = 0; c < HK_NCLASS; c++) {
         ck_assert_uint_le(hk_policy_tc_cap(&f, c), HK_TC_SLOTS);
         ck_assert_uint_le(hk_policy_tc_cap(&l, c), hk_policy_tc_cap(&f, c));
@@ -44,10 +40,23 @@ START_TEST(test_decommit_mask_two_rounds)
 {
     /* pages 0-3 free now; page 0 already decommitted; pages 1, 2 free at
      * the previous round too: only 1 and 2 go, unless now */
-    ck_assert_uint_eq(hk_policy_decommit_mask(0xf, 0x1, 0x6, false), 0x6);
-    ck_assert_uint_eq(hk_policy_decommit_mask(0xf, 0x1, 0x6, true), 0xe);
-    ck_assert_uint_eq(hk_policy_decommit_mask(0x0, 0x0, 0xff, true), 0);
-    ck_assert_uint_eq(hk_policy_decommit_mask(0x3, 0x0, 0x0, false), 0);
+    ck_assert_uint_eq(hk_policy_decommit_mask(0xf, 0x1, 0x0, 0x6, false, false), 0x6);
+    ck_assert_uint_eq(hk_policy_decommit_mask(0xf, 0x1, 0x0, 0x6, true, false), 0xe);
+    ck_assert_uint_eq(hk_policy_decommit_mask(0x0, 0x0, 0x0, 0xff, true, false), 0);
+    ck_assert_uint_eq(hk_policy_decommit_mask(0x3, 0x0, 0x0, 0x0, false, false), 0);
+}
+END_TEST
+
+START_TEST(test_decommit_mask_eager_upgrades_lazy)
+{
+    /* pages 0-3 free; 0 and 1 decommitted, 1 lazily (MADV_FREE): eager
+     * takes 1 again, with the fresh ones; lazy (not eager) never does */
+    ck_assert_uint_eq(hk_policy_decommit_mask(0xf, 0x3, 0x2, 0x0, true, true), 0xe);
+    ck_assert_uint_eq(hk_policy_decommit_mask(0xf, 0x3, 0x2, 0x0, true, false), 0xc);
+    /* a round (not now): the upgrade does not wait for a second round */
+    ck_assert_uint_eq(hk_policy_decommit_mask(0xf, 0x3, 0x2, 0x0, false, true), 0x2);
+    /* a page in use is never decommitted, lazy bit or not */
+    ck_assert_uint_eq(hk_policy_decommit_mask(0x1, 0x3, 0x2, 0x0, true, true), 0x0);
 }
 END_TEST
 
@@ -73,6 +82,7 @@ static Suite *policy_suite(void)
     tcase_add_test(tc, test_fast_keeps_lean_releases);
     tcase_add_test(tc, test_caps);
     tcase_add_test(tc, test_decommit_mask_two_rounds);
+    tcase_add_test(tc, test_decommit_mask_eager_upgrades_lazy);
     tcase_add_test(tc, test_purge_delay_adapts);
     suite_add_tcase(s, tc);
     return s;

@@ -1,6 +1,7 @@
 /* test_sizeclass.c: the size class table and size -> class mapping
  * (sizeclass.c): smallest fitting class, lookup table against the
- * computed path, bounded waste, aligned classes. */
+ * computed path, bounded waste, aligned classes, and the free fast path's
+ * block test against plain division for every offset of every class. */
 #include "hk_internal.h"
 #include "test_main.h"
 
@@ -23,6 +24,42 @@ START_TEST(test_lut_matches_computed)
         ck_assert_msg(hk_class_lut[(n + 15) / 16] == hk_class_of_slow(n),
                       "size %zu: lut %u computed %u", n, hk_class_lut[(n + 15) / 16],
                       hk_class_of_slow(n));
+}
+END_TEST
+
+START_TEST(test_block_check_exact)
+{
+    static struct hk_block_check t[256];
+    static struct hk_block_check4 t4[256];
+    hk_block_check_init(t, t4);
+    for (unsigned c = 0; c < 256; c++) {
+        if (c < HK_NCLASS && hk_class_span(c) == 4) {
+            /* the 18-bit offset in a 256 KiB-aligned four-unit slab */
+            ck_assert_uint_eq(t[c].lim, 0);
+            uint32_t d = hk_class_size[c], nblocks = 4 * HK_UNIT_SIZE / d;
+            for (uint32_t off = 0; off < 4 * HK_UNIT_SIZE; off++) {
+                bool want = off % d == 0 && off / d < nblocks;
+                bool got = (uint64_t)off * t4[c].mul < t4[c].lim;
+                if (got != want)
+                    ck_abort_msg("class %u (%u B) offset %u: test says %d", c, d, off, got);
+            }
+            continue;
+        }
+        if (c >= HK_NCLASS) {
+            /* refused whatever the offset: the slow path judges */
+            ck_assert_uint_eq(t[c].lim, 0);
+            ck_assert_uint_eq(t4[c].lim, 0);
+            continue;
+        }
+        ck_assert_uint_eq(t4[c].lim, 0);
+        uint32_t d = hk_class_size[c], nblocks = HK_UNIT_SIZE / d;
+        for (uint32_t off = 0; off < HK_UNIT_SIZE; off++) {
+            bool want = off % d == 0 && off / d < nblocks;
+            bool got = (uint32_t)(off * t[c].mul) < t[c].lim;
+            if (got != want)
+                ck_abort_msg("class %u (%u B) offset %u: test says %d", c, d, off, got);
+        }
+    }
 }
 END_TEST
 
@@ -73,6 +110,7 @@ static Suite *sizeclass_suite(void)
     tcase_add_test(tc, test_smallest_fit);
     tcase_add_test(tc, test_lut_matches_computed);
     tcase_add_test(tc, test_table_shape);
+    tcase_add_test(tc, test_block_check_exact);
     tcase_add_test(tc, test_waste_bounded);
     tcase_add_test(tc, test_aligned_class);
     suite_add_tcase(s, tc);

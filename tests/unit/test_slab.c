@@ -59,6 +59,7 @@ START_TEST(test_slab_fills_then_next)
         struct hk_slab *s = hk_slab_of((struct hk_ss *)hk_seg_of(a[i]), a[i]);
         ck_assert_uint_eq(s->nblocks, 8);
         ck_assert_uint_eq(s->span, 4);
+        ck_assert_uint_eq(s->unit % 4, 0);  /* 256 KiB aligned: free()'s block test */
         bool first = true;
         for (int j = 0; j < i; j++)
             if (hk_slab_of((struct hk_ss *)hk_seg_of(a[j]), a[j]) == s)

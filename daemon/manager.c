@@ -458,6 +458,21 @@ static void bpf_tick(struct daemon *d, struct cgroup *c, uint64_t now)
     c->prev_ns = now;
 }
 
+/* A source that only one cgroup version has: on (reason cleared) unless
+ * the host's memory controller is on absent_on; else off, with why as the
+ * reason, logged once. */
+static bool source_where(const struct daemon *d, enum cgroup_version absent_on, const char *name,
+                         const char *why, char *reason, size_t len)
+{
+    if (d->memcg_version != absent_on) {
+        reason[0] = '\0';
+        return true;
+    }
+    snprintf(reason, len, "%s", why);
+    log_info("source %s: off (%s)", name, reason);
+    return false;
+}
+
 static void sources_open(struct daemon *d)
 {
     uint32_t want = d->cfg.sources;
@@ -493,34 +508,23 @@ static void sources_open(struct daemon *d)
             log_info("source bpf: reclaim tracepoints attached");
         }
     }
-    if (want & CONFIG_SOURCE_PSI) {
+    if ((want & CONFIG_SOURCE_PSI)
+        && (d->psi_on = source_where(d, CGROUP_VERSION_1, "psi",
+                                     "no per-cgroup PSI: the memory controller is on cgroup v1",
+                                     d->psi_reason, sizeof(d->psi_reason)))) {
         struct psi_stats ps;
         int rc = psi_read(PSI_SYSTEM_MEMORY_PATH, &ps);
-        if (d->memcg_version != CGROUP_VERSION_1) {
-            d->psi_on = true;
-            d->psi_reason[0] = '\0';
-            if (rc < 0)
-                log_info("source psi: no host-wide PSI (%s); per-cgroup triggers only",
-                         strerror(-rc));
-            else
-                log_info("source psi: per-cgroup PSI triggers (v2)");
-        } else {
-            snprintf(d->psi_reason, sizeof(d->psi_reason),
-                     "no per-cgroup PSI: the memory controller is on cgroup v1");
-            log_info("source psi: off (%s)", d->psi_reason);
-        }
+        if (rc < 0)
+            log_info("source psi: no host-wide PSI (%s); per-cgroup triggers only", strerror(-rc));
+        else
+            log_info("source psi: per-cgroup PSI triggers (v2)");
     }
-    if (want & CONFIG_SOURCE_VMPRESSURE) {
-        if (d->memcg_version != CGROUP_VERSION_2) {
-            d->vmpressure_on = true;
-            d->vmpressure_reason[0] = '\0';
-            log_info("source vmpressure: per-cgroup memory.pressure_level events (v1)");
-        } else {
-            snprintf(d->vmpressure_reason, sizeof(d->vmpressure_reason),
-                     "no memory.pressure_level: the memory controller is on cgroup v2");
-            log_info("source vmpressure: off (%s)", d->vmpressure_reason);
-        }
-    }
+    if ((want & CONFIG_SOURCE_VMPRESSURE)
+        && (d->vmpressure_on = source_where(d, CGROUP_VERSION_2, "vmpressure",
+                                            "no memory.pressure_level: the memory controller is "
+                                            "on cgroup v2",
+                                            d->vmpressure_reason, sizeof(d->vmpressure_reason))))
+        log_info("source vmpressure: per-cgroup memory.pressure_level events (v1)");
     if (want & CONFIG_SOURCE_USAGE) {
         usage_source_init(&d->usage);
         d->usage_on = true;

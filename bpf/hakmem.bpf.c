@@ -61,20 +61,20 @@ __u64 stats_full = 0;      /* events lost: `stats` could not take a new memcg */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_MEMCGS);
-	__type(key, __u64);   /* memcg id */
+	__type(key, __u64);   /* cgroup id */
 	__type(value, __u8);  /* 1 */
 } watched SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, MAX_MEMCGS);
-	__type(key, __u64);   /* memcg id */
+	__type(key, __u64);   /* cgroup id */
 	__type(value, struct hakmem_memcg_stats);
 } stats SEC(".maps");
 
 struct inflight_val {
 	__u64 start_ns;
-	__u64 memcg_id;
+	__u64 cgroup_id;
 };
 
 /* LRU: a task killed inside reclaim never reaches _end; its entry ages out. */
@@ -90,7 +90,7 @@ struct {
 	__uint(max_entries, 64 * 1024); /* ~580 events; the daemon drains at once */
 } events SEC(".maps");
 
-/* ---- memcg ids ---- */
+/* ---- cgroup ids ---- */
 
 static __always_inline __u64 kn_id(struct kernfs_node *kn)
 {
@@ -102,7 +102,7 @@ static __always_inline __u64 kn_id(struct kernfs_node *kn)
 /* The task's memory cgroup: css_set::subsys[memory_cgrp_id]. On hybrid hosts
  * this is the v1 memory hierarchy, which bpf_get_current_cgroup_id() (v2
  * only) cannot see. */
-static __always_inline __u64 task_memcg_id(struct task_struct *task)
+static __always_inline __u64 task_cgroup_id(struct task_struct *task)
 {
 	struct cgroup_subsys_state *css;
 	unsigned int idx;
@@ -118,7 +118,7 @@ static __always_inline __u64 task_memcg_id(struct task_struct *task)
 	return kn_id(BPF_CORE_READ(css, cgroup, kn));
 }
 
-static __always_inline __u64 memcg_id(struct mem_cgroup *memcg)
+static __always_inline __u64 memcg_cgroup_id(struct mem_cgroup *memcg)
 {
 	if (!memcg)
 		return 0;
@@ -176,7 +176,7 @@ static __always_inline void emit(struct hakmem_memcg_stats *s, __u64 id, __u64 n
 		__sync_fetch_and_add(&ringbuf_dropped, 1);
 		return;
 	}
-	e->memcg_id = id;
+	e->cgroup_id = id;
 	e->ts_ns = now;
 	e->kind = kind;
 	e->why = why;
@@ -228,13 +228,13 @@ static __always_inline void on_reclaim_begin(__u32 kind)
 	struct inflight_val v;
 	__u64 id, key, now;
 
-	id = task_memcg_id(task);
+	id = task_cgroup_id(task);
 	if (!counted(id))
 		return;
 	now = bpf_ktime_get_ns();
 	key = ((bpf_get_current_pid_tgid() & 0xffffffffull) << 1) | kind;
 	v.start_ns = now;
-	v.memcg_id = id;
+	v.cgroup_id = id;
 	bpf_map_update_elem(&inflight, &key, &v, BPF_ANY);
 
 	s = get_stats(id, now);
@@ -262,7 +262,7 @@ static __always_inline void on_reclaim_end(__u32 kind)
 		return; /* began before we attached, or not counted */
 	now = bpf_ktime_get_ns();
 	d = now - v->start_ns;
-	id = v->memcg_id;
+	id = v->cgroup_id;
 	bpf_map_delete_elem(&inflight, &key);
 
 	s = get_stats(id, now);
@@ -319,7 +319,7 @@ static __always_inline void on_memcg_event(struct mem_cgroup *memcg, int item, _
 	else
 		return;
 
-	id = memcg_id(memcg);
+	id = memcg_cgroup_id(memcg);
 	if (what == 4) {
 		on_oom_victim(id);
 		return;
@@ -390,4 +390,4 @@ HAKMEM_TP(count_memcg_events, memcg_events,
  * the loader turns both mark_victim programs off on older kernels, where
  * the argument was an int pid. */
 HAKMEM_TP(mark_victim, mark_victim,
-	  on_oom_victim(task_memcg_id(task)), struct task_struct *task, uid_t uid)
+	  on_oom_victim(task_cgroup_id(task)), struct task_struct *task, uid_t uid)

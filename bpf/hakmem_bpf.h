@@ -56,7 +56,7 @@ enum hakmem_bpf_kind {
 #define HAKMEM_BPF_RECLAIM_DIRECT 0u /* vmscan:mm_vmscan_direct_reclaim_* */
 #define HAKMEM_BPF_RECLAIM_MEMCG  1u /* vmscan:mm_vmscan_memcg_reclaim_* */
 
-/* Per-memcg record, map `stats` (key: __u64 memcg id). Updated by BPF with
+/* Per-memcg record, map `stats` (key: __u64 cgroup id). Updated by BPF with
  * atomic adds from any CPU; a reader may see a record mid-update (each
  * field is consistent on its own, fields not with each other). The window
  * fields are reset by whichever CPU first sees the window expire; an add
@@ -83,7 +83,7 @@ struct hakmem_memcg_stats {
 /* Ring-buffer record, map `events`. Sent only when a window crosses a
  * threshold (at most one per min_interval_ns per memcg) or on OOM. */
 struct hakmem_bpf_event {
-	__u64 memcg_id;       /* see the top of this file */
+	__u64 cgroup_id;       /* see the top of this file */
 	__u64 ts_ns;          /* when the threshold was crossed */
 	__u32 kind;           /* enum hakmem_bpf_kind */
 	__u32 why;            /* HAKMEM_BPF_WHY_* */

@@ -331,19 +331,6 @@ int bpf_source_fd(const struct bpf_source *src)
 	return ring_buffer__epoll_fd(src->rb);
 }
 
-int bpf_source_poll(struct bpf_source *src, int timeout_ms,
-		    bpf_source_event_fn fn, void *ctx)
-{
-	int n;
-
-	src->fn = fn;
-	src->fn_ctx = ctx;
-	n = ring_buffer__poll(src->rb, timeout_ms);
-	src->fn = NULL;
-	src->fn_ctx = NULL;
-	return n;
-}
-
 int bpf_source_consume(struct bpf_source *src, bpf_source_event_fn fn, void *ctx)
 {
 	int n;
@@ -358,25 +345,25 @@ int bpf_source_consume(struct bpf_source *src, bpf_source_event_fn fn, void *ctx
 
 /* ---- maps ---- */
 
-int bpf_source_watch(struct bpf_source *src, uint64_t memcg_id)
+int bpf_source_watch(struct bpf_source *src, uint64_t cgroup_id)
 {
 	__u8 one = 1;
 
-	if (!memcg_id)
+	if (!cgroup_id)
 		return -EINVAL;
-	return bpf_map__update_elem(src->skel->maps.watched, &memcg_id, sizeof(memcg_id),
+	return bpf_map__update_elem(src->skel->maps.watched, &cgroup_id, sizeof(cgroup_id),
 				    &one, sizeof(one), BPF_ANY);
 }
 
-int bpf_source_unwatch(struct bpf_source *src, uint64_t memcg_id)
+int bpf_source_unwatch(struct bpf_source *src, uint64_t cgroup_id)
 {
-	return bpf_map__delete_elem(src->skel->maps.watched, &memcg_id, sizeof(memcg_id), 0);
+	return bpf_map__delete_elem(src->skel->maps.watched, &cgroup_id, sizeof(cgroup_id), 0);
 }
 
-int bpf_source_read(struct bpf_source *src, uint64_t memcg_id,
+int bpf_source_read(struct bpf_source *src, uint64_t cgroup_id,
 		    struct hakmem_memcg_stats *out)
 {
-	return bpf_map__lookup_elem(src->skel->maps.stats, &memcg_id, sizeof(memcg_id),
+	return bpf_map__lookup_elem(src->skel->maps.stats, &cgroup_id, sizeof(cgroup_id),
 				    out, sizeof(*out), 0);
 }
 
@@ -388,23 +375,4 @@ void bpf_source_get_info(const struct bpf_source *src, struct bpf_source_info *o
 	out->ringbuf_dropped = __atomic_load_n(&src->skel->bss->ringbuf_dropped, __ATOMIC_RELAXED);
 	out->stats_full = __atomic_load_n(&src->skel->bss->stats_full, __ATOMIC_RELAXED);
 	out->malformed = src->malformed;
-}
-
-/* ---- cgroup directories ---- */
-
-int memcg_id_of_path(const char *cgroup_dir, uint64_t *id)
-{
-	struct statfs sfs;
-	struct stat st;
-
-	if (stat(cgroup_dir, &st) < 0)
-		return -errno;
-	if (!S_ISDIR(st.st_mode))
-		return -ENOTDIR;
-	if (statfs(cgroup_dir, &sfs) < 0)
-		return -errno;
-	if (sfs.f_type != CGROUP_SUPER_MAGIC && sfs.f_type != CGROUP2_SUPER_MAGIC)
-		return -EINVAL;
-	*id = (uint64_t)st.st_ino;
-	return 0;
 }

@@ -15,8 +15,8 @@
  *   -ENOENT      no kernel BTF (/sys/kernel/btf/vmlinux), CO-RE impossible.
  * The caller logs the reason once and runs without this source.
  *
- * Memcg ids are the inode numbers of memory cgroup directories (see
- * memcg_id_of_path() and bpf/hakmem_bpf.h); times are CLOCK_MONOTONIC ns.
+ * Cgroup ids are the inode numbers of memory cgroup directories (see
+ * cgroup_id_of_dir() and bpf/hakmem_bpf.h); times are CLOCK_MONOTONIC ns.
  *
  * After bpf_source_open() the source needs only these syscalls: bpf (map
  * lookup/update/delete), epoll_wait (poll) and close; the ring buffer is
@@ -82,7 +82,7 @@ typedef void (*bpf_source_log_fn)(enum bpf_source_log_level level,
 				  const char *fmt, va_list ap);
 
 /* Called for each notification; return 0 to go on, a negative errno to stop
- * (bpf_source_poll/consume then return it). ev is valid during the call. */
+ * (bpf_source_consume then returns it). ev is valid during the call. */
 typedef int (*bpf_source_event_fn)(void *ctx, const struct hakmem_bpf_event *ev);
 
 /* Routes libbpf's messages and this file's few (feature choices) to fn;
@@ -100,31 +100,21 @@ int bpf_source_open(struct bpf_source **out, const struct bpf_source_opts *opts)
  * add it to the daemon's own epoll set and call bpf_source_consume()). */
 int bpf_source_fd(const struct bpf_source *src);
 
-/* Waits up to timeout_ms (-1: forever) for notifications and calls fn for
- * each. Returns the number handled, or a negative errno (-EINTR included). */
-int bpf_source_poll(struct bpf_source *src, int timeout_ms,
-		    bpf_source_event_fn fn, void *ctx);
-
 /* Calls fn for each pending notification without waiting. */
 int bpf_source_consume(struct bpf_source *src, bpf_source_event_fn fn, void *ctx);
 
 /* Adds/removes a memcg to/from the filter (only effective with opts.filter);
  * -E2BIG beyond HAKMEM_BPF_MAX_MEMCGS watched. Unwatching leaves the
  * memcg's counters in place; they age out of the LRU. */
-int bpf_source_watch(struct bpf_source *src, uint64_t memcg_id);
-int bpf_source_unwatch(struct bpf_source *src, uint64_t memcg_id);
+int bpf_source_watch(struct bpf_source *src, uint64_t cgroup_id);
+int bpf_source_unwatch(struct bpf_source *src, uint64_t cgroup_id);
 
 /* Copies the counters of one memcg; -ENOENT when none were counted yet. */
-int bpf_source_read(struct bpf_source *src, uint64_t memcg_id,
+int bpf_source_read(struct bpf_source *src, uint64_t cgroup_id,
 		    struct hakmem_memcg_stats *out);
 
 void bpf_source_get_info(const struct bpf_source *src, struct bpf_source_info *out);
 
 void bpf_source_close(struct bpf_source *src);
-
-/* The memcg id of a cgroup directory (v1 memory hierarchy or cgroup2):
- * its inode number. -ENOTDIR / -EINVAL (not on a cgroup file system) /
- * errno of stat. */
-int memcg_id_of_path(const char *cgroup_dir, uint64_t *id);
 
 #endif /* HAKMEM_BPF_SOURCE_H */

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <unistd.h>
 
 int cgroup_read_file(const char *path, char *buf, size_t buflen)
@@ -199,15 +201,24 @@ int cgroup_memcg_dir(const char *cgroup_root, enum cgroup_version version,
     return 0;
 }
 
-int cgroup_key_of_dir(const char *dir, uint64_t *key)
+int cgroup_id_of_dir(const char *dir, const char *tree, uint64_t *cgroup_id)
 {
-    struct stat st;
+    struct statfs sfs;
+    struct stat st, tst;
 
     if (stat(dir, &st) < 0)
         return -errno;
     if (!S_ISDIR(st.st_mode))
         return -ENOTDIR;
-    *key = (uint64_t)st.st_ino;
+    if (statfs(dir, &sfs) < 0)
+        return -errno;
+    if (sfs.f_type != CGROUP_SUPER_MAGIC && sfs.f_type != CGROUP2_SUPER_MAGIC) {
+        /* a tree that is not a mounted hierarchy (tests build such
+         * trees): accepted when dir is on tree's own file system */
+        if (!tree || stat(tree, &tst) < 0 || tst.st_dev != st.st_dev)
+            return -EINVAL;
+    }
+    *cgroup_id = (uint64_t)st.st_ino;
     return 0;
 }
 
@@ -231,7 +242,7 @@ int cgroup_parent_memcg(const struct cgroup_memcg *cg, struct cgroup_memcg *pare
     }
     memcpy(parent->dir, cg->dir, dlen - cut);
     parent->dir[dlen - cut] = '\0';
-    return cgroup_key_of_dir(parent->dir, &parent->key);
+    return cgroup_id_of_dir(parent->dir, cg->dir, &parent->cgroup_id);
 }
 
 /* The number of components of path ("/a/b": 2, "/": 0). */
@@ -419,7 +430,7 @@ int cgroup_memcg_of_pid(const char *proc_root, const char *cgroup_root,
     r = cgroup_memcg_dir(cgroup_root, out->version, out->path, out->dir, sizeof(out->dir));
     if (r < 0)
         return r;
-    return cgroup_key_of_dir(out->dir, &out->key);
+    return cgroup_id_of_dir(out->dir, cgroup_root, &out->cgroup_id);
 }
 
 /* A decimal u64 at *pp; *pp moves past it. -EINVAL if none or too big. */

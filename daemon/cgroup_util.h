@@ -1,5 +1,5 @@
 /* cgroup_util.h: where a process's memory cgroup is and what it holds:
- * /proc/PID/cgroup -> the memory cgroup's directory -> its key (the inode
+ * /proc/PID/cgroup -> the memory cgroup's directory -> its id (the inode
  * number, which is the kernfs id the BPF side reports, see
  * bpf/hakmem_bpf.h) and its usage and limits.
  *
@@ -40,7 +40,7 @@ struct cgroup_memcg {
     enum cgroup_version version; /* hierarchy the memory controller is on */
     char path[PATH_MAX];         /* path inside that hierarchy, "/a/b" ("/" for the root) */
     char dir[PATH_MAX];          /* its directory under the cgroup root */
-    uint64_t key;                /* inode number of dir: the kernfs id */
+    uint64_t cgroup_id;                /* inode number of dir: the kernfs id */
 };
 
 /* Memory of one cgroup, bytes. */
@@ -69,13 +69,16 @@ int cgroup_parse_proc_cgroup(const char *text, enum cgroup_version *version,
 int cgroup_memcg_dir(const char *cgroup_root, enum cgroup_version version,
                      const char *path, char *dir, size_t dirlen);
 
-/* The key of a cgroup directory: its inode number. -ENOTDIR, or the
- * errno of stat. (No check of the file system type: tests use fake trees;
- * see memcg_id_of_path() in bpf_source.h for the checking variant.) */
-int cgroup_key_of_dir(const char *dir, uint64_t *key);
+/* The id of a memory cgroup: the inode number of its directory, which is
+ * the kernel's kernfs id (what bpf/ sees as the memcg's cgroup id) and
+ * the key its entry has in the ring. Refused: not a directory (-ENOTDIR),
+ * not on a cgroup file system (-EINVAL) unless on the file system of tree
+ * (a test's fake hierarchy: pass the root it was found under; NULL
+ * requires a mounted hierarchy), or the errno of stat/statfs. */
+int cgroup_id_of_dir(const char *dir, const char *tree, uint64_t *cgroup_id);
 
 /* The parent of a memory cgroup in its hierarchy: path and dir lose
- * their last component, key is the parent directory's. Returns 0,
+ * their last component, cgroup_id is the parent directory's. Returns 0,
  * -ENOENT when cg is the hierarchy's root (path "/": nothing above it
  * can hold a limit), or the errno of stat (the parent went away). */
 int cgroup_parent_memcg(const struct cgroup_memcg *cg, struct cgroup_memcg *parent);

@@ -1,7 +1,7 @@
 /* clients.c: the rendezvous socket (hakmemd.sock) and the client table.
  *
  * A client connects, sends one hello with its stats memfd, and gets one
- * welcome with the read-only ring fd and its cgroup key; then it keeps the
+ * welcome with the read-only ring fd and its cgroup id; then it keeps the
  * connection open for as long as it lives (its end is how we learn it
  * left). The daemon learns the client's pid, uid and cgroup from
  * SO_PEERCRED and /proc, never from the hello (works across pid and cgroup
@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include "array.h"
 #include "log.h"
 #include "manager.h"
 
@@ -93,9 +94,9 @@ static void client_free(struct daemon *d, struct client *c)
             break;
         }
     }
-    if (c->ctl_mode != HAKMEM_CTL_MODE_AUTO)  /* its override goes with it */
+    if (c->override != HAKMEM_OVERRIDE_AUTO)  /* its override goes with it */
         publisher_publish(&d->pub, HAKMEM_KEY_PID((uint32_t)c->pid), HAKMEM_LEVEL_NONE, 0,
-                          HAKMEM_REASON_OPERATOR, now_ns());
+                          HAKMEM_REASON_OVERRIDE, now_ns());
     if (c->cgroup) {
         c->cgroup->nclients--;
         cgroup_put(d, c->cgroup);
@@ -198,18 +199,10 @@ void clients_accept(struct daemon *d)
             close(fd);
             continue;
         }
-        if (d->nclients == d->cap_clients) {
-            size_t cap = d->cap_clients ? d->cap_clients * 2 : 64;
-            struct client **n = realloc(d->clients, cap * sizeof(*n));
-            if (!n) {
-                close(fd);
-                continue;
-            }
-            d->clients = n;
-            d->cap_clients = cap;
-        }
-        struct client *c = calloc(1, sizeof(*c));
-        if (!c) {
+        struct client *c = NULL;
+        if (array_reserve(&d->clients, &d->cap_clients, d->nclients + 1, sizeof(*d->clients),
+                          64) < 0
+            || !(c = calloc(1, sizeof(*c)))) {
             close(fd);
             continue;
         }
@@ -292,7 +285,7 @@ static int send_welcome(struct daemon *d, struct client *c, uint32_t version)
     struct hakmem_welcome w;
     proto_welcome_init(&w, 0);
     w.version = version;                /* the layout is the same in every version served */
-    w.cgroup_key = c->key;
+    w.cgroup_id = c->cgroup_id;
     w.pid_key = HAKMEM_KEY_PID((uint32_t)c->pid);
     w.ring_size = d->pub.size;
     w.heartbeat_period_ns = (uint64_t)d->cfg.heartbeat_ms * 1000000u;
@@ -353,7 +346,7 @@ static int handle_hello(struct daemon *d, struct client *c)
         return -ENOMEM;
     }
     c->cgroup->nclients++;
-    c->key = cg.key;
+    c->cgroup_id = cg.cgroup_id;
     rc = send_welcome(d, c, h.version);
     if (rc < 0)
         return rc;

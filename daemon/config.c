@@ -63,6 +63,7 @@ static const struct {
 } source_names[] = {
     { "bpf", CONFIG_SOURCE_BPF },
     { "psi", CONFIG_SOURCE_PSI },
+    { "vmpressure", CONFIG_SOURCE_VMPRESSURE },
     { "usage", CONFIG_SOURCE_USAGE },
     { "events", CONFIG_SOURCE_EVENTS },
 };

@@ -25,12 +25,12 @@
 #define CONFIG_NAME_MAX 32 /* bytes of a name option, NUL included */
 #define CONFIG_FILE_MAX (1u << 20) /* bytes: a larger configuration file is refused */
 
-/* Bits of `sources`. psi covers PSI triggers and, where that is what
- * exists (v1 memory controller), memory.pressure_level events. */
+/* Bits of `sources`. */
 #define CONFIG_SOURCE_BPF   0x1u
-#define CONFIG_SOURCE_PSI   0x2u
+#define CONFIG_SOURCE_PSI   0x2u  /* PSI triggers and averages (v2) */
 #define CONFIG_SOURCE_USAGE 0x4u
 #define CONFIG_SOURCE_EVENTS 0x8u /* v2 memory.events */
+#define CONFIG_SOURCE_VMPRESSURE 0x10u /* v1 memory.pressure_level events */
 
 #define CONFIG_STRINGIFY_(x) #x
 #define CONFIG_STRINGIFY(x) CONFIG_STRINGIFY_(x)
@@ -40,8 +40,8 @@
  * of at most CONFIG_STR_MAX - 1 bytes; min..max unused), NAME (a user or
  * group name: letters, digits, '_', '-', '.', at most 31 bytes),
  * LEVEL (none, low, medium, critical), LOGLEVEL (err, warning, notice,
- * info, debug: syslog priorities), SOURCES (comma list of bpf, psi, usage,
- * events, or none). Defaults are written as they would be in the file and go
+ * info, debug: syslog priorities), SOURCES (comma list of bpf, psi,
+ * vmpressure, usage, events, or none). Defaults are written as they would be in the file and go
  * through the same parser and checks. */
 #define CONFIG_KEYS(X)                                                          \
     X(runtime_dir, PATH, "/run/hakmem", 0, 0,                                   \
@@ -50,12 +50,12 @@
     X(cgroup_root, PATH, "/sys/fs/cgroup", 0, 0,                                \
       "where the cgroup hierarchies are mounted (v1: <root>/memory; v2: "       \
       "<root>, or <root>/unified on hybrid hosts)")                             \
-    X(sources, SOURCES, "bpf,psi,usage,events", 0, 0,                           \
+    X(sources, SOURCES, "bpf,psi,vmpressure,usage,events", 0, 0,                \
       "pressure sources to start: bpf (reclaim tracepoints), psi (PSI "         \
-      "triggers and averages; v1 memory.pressure_level where that is what "     \
-      "exists), usage (usage against limit), events (v2 memory.events: "        \
-      "high, max, oom_kill), or none; a source that cannot start is reported "  \
-      "and skipped")                                                            \
+      "triggers and averages, cgroup v2), vmpressure (v1 "                      \
+      "memory.pressure_level events), usage (usage against limit), events "     \
+      "(v2 memory.events: high, max, oom_kill), or none; a source that cannot " \
+      "start is reported and skipped")                                          \
     X(log_level, LOGLEVEL, "info", 0, 0,                                        \
       "least important message logged: err, warning, notice, info, debug")      \
     X(heartbeat_ms, U32, "1000", 50, 60000,                                     \

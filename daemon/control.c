@@ -20,18 +20,8 @@
  * CTL_ANSWER_NS, is dropped: nothing here blocks the daemon. An error
  * answer carries its reason as TEXT too.
  *
- * STATUS: TEXT datagrams with "name value" lines (version, pid, uptime_s,
- * clients, one "source NAME on|off [reason]" per source, "signal NAME
- * origin" lines (manager_signal_lines: where each signal comes from on
- * this kernel), host-wide
- * psi_{some,full}_avg{10,60}, one "cgroup KEY PATH RECLAIM_PER_S" per
- * cgroup), then CGROUPS records (tracked cgroups, then active overrides).
- * With the BPF source, STATUS also says what its program lost
- * (bpf_ringbuf_dropped N, bpf_cgroup_table_full N, before the cgroups).
- * CLIENTS: CLIENTS records. METRICS: TEXT, Prometheus exposition format:
- * per-cgroup series, and per-process ones when the request has
- * HAKMEM_CTL_REQ_F_PER_PROCESS (what is counted beyond the daemon's own
- * state comes from metrics.c).
+ * What each answer holds: control_fmt.c (STATUS, CLIENTS) and
+ * metrics_fmt.c (METRICS), through resp_text/resp_record (control_fmt.h).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -42,8 +32,9 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include "bpf_source.h"
+#include "array.h"
 #include "log.h"
+#include "control_fmt.h"
 #include "manager.h"
 
 #define CTL_REQUEST_NS 1000000000ull    /* the request within 1 s of connecting (hakmemctl
@@ -140,18 +131,10 @@ void control_accept(struct daemon *d, bool metrics_sock)
             close(fd);
             continue;
         }
-        if (d->nctlconns == d->cap_ctlconns) {
-            size_t cap = d->cap_ctlconns ? d->cap_ctlconns * 2 : 8;
-            struct ctlconn **n = realloc(d->ctlconns, cap * sizeof(*n));
-            if (!n) {
-                close(fd);
-                continue;
-            }
-            d->ctlconns = n;
-            d->cap_ctlconns = cap;
-        }
-        struct ctlconn *cc = calloc(1, sizeof(*cc));
-        if (!cc) {
+        struct ctlconn *cc = NULL;
+        if (array_reserve(&d->ctlconns, &d->cap_ctlconns, d->nctlconns + 1, sizeof(*d->ctlconns),
+                          8) < 0
+            || !(cc = calloc(1, sizeof(*cc)))) {
             close(fd);
             continue;
         }
@@ -209,16 +192,8 @@ static int queue_dgram(struct ctlconn *cc, const void *p, uint32_t n)
     size_t need = cc->out_len + sizeof(n) + n;
     if (need > CTL_ANSWER_MAX)
         return -EMSGSIZE;
-    if (need > cc->out_cap) {
-        size_t cap = cc->out_cap ? cc->out_cap * 2 : 16384;
-        while (cap < need)
-            cap *= 2;
-        unsigned char *o = realloc(cc->out, cap);
-        if (!o)
-            return -ENOMEM;
-        cc->out = o;
-        cc->out_cap = cap;
-    }
+    if (array_reserve(&cc->out, &cc->out_cap, need, 1, 16384) < 0)
+        return -ENOMEM;
     memcpy(cc->out + cc->out_len, &n, sizeof(n));
     memcpy(cc->out + cc->out_len + sizeof(n), p, n);
     cc->out_len = need;
@@ -253,8 +228,7 @@ static unsigned char *resp_room(struct resp *r, uint16_t type, uint32_t n)
 
 /* One line of text; a line longer than a datagram's payload is cut, but
  * always ends with its newline. */
-static void resp_text(struct resp *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void resp_text(struct resp *r, const char *fmt, ...)
+void resp_text(struct resp *r, const char *fmt, ...)
 {
     char line[HAKMEM_CTL_PAYLOAD_MAX];
     va_list ap;
@@ -270,7 +244,7 @@ static void resp_text(struct resp *r, const char *fmt, ...)
     memcpy(resp_room(r, HAKMEM_CTL_PAYLOAD_TEXT, (uint32_t)n), line, (size_t)n);
 }
 
-static void resp_record(struct resp *r, uint16_t type, const void *rec, uint32_t size)
+void resp_record(struct resp *r, uint16_t type, const void *rec, uint32_t size)
 {
     memcpy(resp_room(r, type, size), rec, size);
 }
@@ -304,7 +278,9 @@ static void resp_status(struct ctlconn *cc, uint16_t cmd, int32_t status, const 
                         uint32_t version)
 {
     unsigned char buf[sizeof(struct hakmem_ctl_resp) + 512];
-    size_t n = why ? strnlen(why, 512) : 0;
+    size_t n = why ? strlen(why) : 0;   /* why: a NUL-terminated reason */
+    if (n > 512)
+        n = 512;
     struct hakmem_ctl_resp h;
     proto_ctl_resp_init(&h, cmd, status, n ? HAKMEM_CTL_PAYLOAD_TEXT : HAKMEM_CTL_PAYLOAD_NONE,
                         (uint32_t)n, 0);
@@ -314,151 +290,7 @@ static void resp_status(struct ctlconn *cc, uint16_t cmd, int32_t status, const 
     queue_dgram(cc, buf, (uint32_t)(sizeof(h) + n));
 }
 
-/* ---- commands ---- */
-
-static const char *source_line(bool on, const char *reason)
-{
-    static char buf[200];
-    snprintf(buf, sizeof(buf), on ? "on" : "off %s", reason);
-    return buf;
-}
-
-static uint64_t reclaim_per_s(const struct cgroup *c)
-{
-    uint64_t r = c->tick_events_per_s;
-    return c->ev_events_per_s > r && now_ns() < c->ev_until_ns ? c->ev_events_per_s : r;
-}
-
-static void fill_cgroup_record(struct daemon *d, const struct cgroup *c, struct hakmem_ctl_cgroup *rec)
-{
-    memset(rec, 0, sizeof(*rec));
-    rec->key = c->cg.key;
-    rec->updated_ns = c->changed_ns;
-    rec->level = (uint8_t)c->last.level;
-    rec->flags = c->override != POLICY_OVERRIDE_AUTO ? HAKMEM_RING_F_OVERRIDE : 0;
-    rec->reason = (uint16_t)c->last.reason;
-    rec->nclients = c->nclients;
-    rec->reclaim_events = c->prev.direct_reclaims + c->prev.memcg_reclaims;
-    rec->reclaim_ns = c->prev.reclaim_ns;
-    /* the usage against the limit that governs: maybe an ancestor's */
-    const struct usage_entry *u = cgroup_usage(d, c, NULL);
-    if (!u && d->usage_on)
-        u = usage_source_find(&d->usage, c->cg.key); /* no limit: its own usage */
-    if (u && u->last.time_ns && u->last.error == 0) {
-        rec->usage_bytes = u->last.mem.usage_bytes;
-        rec->limit_bytes = u->last.limit_bytes == CGROUP_UNLIMITED ? 0 : u->last.limit_bytes;
-    }
-    if (c->psi_avg_ok)
-        rec->psi_some_avg10 = c->psi_avg.some.avg10_cpct;
-}
-
-/* Clients that said hello (not the connections still being checked). */
-static size_t registered_clients(const struct daemon *d)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < d->nclients; i++)
-        n += d->clients[i]->welcomed;
-    return n;
-}
-
-static void cmd_status(struct daemon *d, struct resp *r)
-{
-    uint64_t now = now_ns();
-    resp_text(r, "version %s\n", HAKMEM_VERSION_STRING);
-    resp_text(r, "pid %d\n", (int)getpid());
-    resp_text(r, "uptime_s %llu\n", (unsigned long long)((now - d->start_ns) / 1000000000u));
-    resp_text(r, "clients %zu\n", registered_clients(d));
-    resp_text(r, "source bpf %s\n", source_line(d->bpf != NULL, d->bpf_reason));
-    resp_text(r, "source psi %s\n", source_line(d->psi_on, d->psi_reason));
-    resp_text(r, "source usage %s\n", source_line(d->usage_on, d->usage_reason));
-    resp_text(r, "source events %s\n", source_line(d->events_on, d->events_reason));
-    char sig[1024];
-    manager_signal_lines(d, sig, sizeof(sig));
-    resp_text(r, "%s", sig);
-    struct psi_stats ps;
-    if (psi_read(PSI_SYSTEM_MEMORY_PATH, &ps) == 0) {
-        resp_text(r, "psi_some_avg10 %.2f\npsi_some_avg60 %.2f\n", ps.some.avg10_cpct / 100.0,
-                  ps.some.avg60_cpct / 100.0);
-        resp_text(r, "psi_full_avg10 %.2f\npsi_full_avg60 %.2f\n", ps.full.avg10_cpct / 100.0,
-                  ps.full.avg60_cpct / 100.0);
-    }
-    if (d->bpf) {                       /* what the BPF program lost (hakmem_bpf_*_total) */
-        struct bpf_source_info bi;
-        bpf_source_get_info(d->bpf, &bi);
-        resp_text(r, "bpf_ringbuf_dropped %llu\nbpf_cgroup_table_full %llu\n",
-                  (unsigned long long)bi.ringbuf_dropped, (unsigned long long)bi.stats_full);
-    }
-    for (size_t i = 0; i < d->ncgroups; i++) {
-        const struct cgroup *c = d->cgroups[i];
-        char path[PATH_MAX];     /* a name a user chose: one printable line */
-        proto_clean_text(path, sizeof(path), c->cg.path);
-        resp_text(r, "cgroup %llu %s %llu\n", (unsigned long long)c->cg.key, path,
-                  (unsigned long long)reclaim_per_s(c));
-    }
-    /* whose limit governs each cgroup: its own or an ancestor's */
-    for (size_t i = 0; i < d->ncgroups; i++) {
-        const struct cgroup *c = d->cgroups[i];
-        const char *gov;
-        char path[PATH_MAX];
-        if (!cgroup_usage(d, c, &gov))
-            continue;
-        proto_clean_text(path, sizeof(path), gov);
-        resp_text(r, "limit %llu %s\n", (unsigned long long)c->cg.key, path);
-    }
-    struct hakmem_ctl_cgroup rec;
-    for (size_t i = 0; i < d->ncgroups; i++) {
-        fill_cgroup_record(d, d->cgroups[i], &rec);
-        resp_record(r, HAKMEM_CTL_PAYLOAD_CGROUPS, &rec, sizeof(rec));
-    }
-    if (d->all_mode != HAKMEM_CTL_MODE_AUTO) {
-        memset(&rec, 0, sizeof(rec));
-        rec.key = HAKMEM_KEY_ALL;
-        rec.flags = HAKMEM_RING_F_OVERRIDE;
-        rec.reason = HAKMEM_REASON_OPERATOR;
-        rec.level = d->all_mode == HAKMEM_CTL_MODE_ON ? (uint8_t)d->all_level : HAKMEM_LEVEL_NONE;
-        rec.nclients = (uint32_t)d->nclients;
-        resp_record(r, HAKMEM_CTL_PAYLOAD_CGROUPS, &rec, sizeof(rec));
-    }
-    for (size_t i = 0; i < d->nclients; i++) {
-        const struct client *c = d->clients[i];
-        if (c->ctl_mode == HAKMEM_CTL_MODE_AUTO)
-            continue;
-        memset(&rec, 0, sizeof(rec));
-        rec.key = HAKMEM_KEY_PID((uint32_t)c->pid);
-        rec.flags = HAKMEM_RING_F_OVERRIDE;
-        rec.reason = HAKMEM_REASON_OPERATOR;
-        rec.level = c->ctl_mode == HAKMEM_CTL_MODE_ON ? (uint8_t)c->ctl_level : HAKMEM_LEVEL_NONE;
-        rec.nclients = 1;
-        resp_record(r, HAKMEM_CTL_PAYLOAD_CGROUPS, &rec, sizeof(rec));
-    }
-}
-
-static void cmd_clients(struct daemon *d, struct resp *r)
-{
-    for (size_t i = 0; i < d->nclients; i++) {
-        const struct client *c = d->clients[i];
-        if (!c->welcomed)
-            continue;
-        struct hakmem_ctl_client rec;
-        memset(&rec, 0, sizeof(rec));
-        rec.cgroup_key = c->key;
-        rec.connected_ns = c->connected_ns;
-        rec.pid = (uint32_t)c->pid;
-        rec.uid = (uint32_t)c->uid;
-        rec.ctl_mode = (uint8_t)c->ctl_mode;
-        memcpy(rec.comm, c->comm, sizeof(rec.comm));
-        struct proto_stats st;
-        if (client_stats(c, &st) == 0) {
-            rec.stats_updated_ns = st.updated_ns;
-            rec.mode = (uint8_t)st.mode;
-            rec.last_level = (uint8_t)st.last_level;
-            rec.flags = (uint8_t)st.flags;
-            rec.counters_present = st.present;
-            memcpy(rec.counter, st.counter, sizeof(rec.counter));
-        }
-        resp_record(r, HAKMEM_CTL_PAYLOAD_CLIENTS, &rec, sizeof(rec));
-    }
-}
+/* ---- the one command that changes something ---- */
 
 /* LEAN: 0, or a negative errno with the reason in why. */
 static int cmd_lean(struct daemon *d, const struct ctlconn *cc, const struct hakmem_ctl_req *q,
@@ -475,25 +307,25 @@ static int cmd_lean(struct daemon *d, const struct ctlconn *cc, const struct hak
     /* lean on without a level: MEDIUM, what an operator typing it expects
      * (LEAN and the free memory given back now) */
     enum hakmem_level lvl = q->level ? (enum hakmem_level)q->level : HAKMEM_LEVEL_MEDIUM;
-    int level = q->mode == HAKMEM_CTL_MODE_ON ? (int)lvl : HAKMEM_LEVEL_NONE;
-    uint8_t flags = q->mode == HAKMEM_CTL_MODE_AUTO ? 0 : HAKMEM_RING_F_OVERRIDE;
+    int level = q->mode == HAKMEM_OVERRIDE_ON ? (int)lvl : HAKMEM_LEVEL_NONE;
+    uint8_t flags = q->mode == HAKMEM_OVERRIDE_AUTO ? 0 : HAKMEM_RING_F_OVERRIDE;
     uint64_t now = now_ns();
     static const char *const names[] = { "auto", "on", "off" };
     switch (q->target) {
     case HAKMEM_CTL_TARGET_ALL:
-        d->all_mode = q->mode;
-        d->all_level = lvl;
-        publisher_publish(&d->pub, HAKMEM_KEY_ALL, level, flags, HAKMEM_REASON_OPERATOR, now);
+        d->host_override = q->mode;
+        d->host_override_level = lvl;
+        publisher_publish(&d->pub, HAKMEM_KEY_ALL, level, flags, HAKMEM_REASON_OVERRIDE, now);
         log_notice("operator (uid %u): lean %s for every client", (unsigned)cr->uid, names[q->mode]);
         return 0;
     case HAKMEM_CTL_TARGET_PID: {
         struct client *c = client_by_pid(d, (pid_t)q->key);
         if (!c || q->key == 0 || q->key > INT32_MAX)
             return -ENOENT;
-        c->ctl_mode = q->mode;
-        c->ctl_level = lvl;
+        c->override = q->mode;
+        c->override_level = lvl;
         publisher_publish(&d->pub, HAKMEM_KEY_PID((uint32_t)c->pid), level, flags,
-                          HAKMEM_REASON_OPERATOR, now);
+                          HAKMEM_REASON_OVERRIDE, now);
         log_notice("operator (uid %u%s): lean %s for pid %d (%s)", (unsigned)cr->uid,
                    cr->host ? "" : ", in a container", names[q->mode],
                    (int)c->pid, c->comm);
@@ -503,8 +335,8 @@ static int cmd_lean(struct daemon *d, const struct ctlconn *cc, const struct hak
         struct cgroup *c = cgroup_find(d, q->key);
         if (!c)
             return -ENOENT;
-        c->override = q->mode == HAKMEM_CTL_MODE_ON ? POLICY_OVERRIDE_ON :
-                      q->mode == HAKMEM_CTL_MODE_OFF ? POLICY_OVERRIDE_OFF : POLICY_OVERRIDE_AUTO;
+        c->override = q->mode == HAKMEM_OVERRIDE_ON ? HAKMEM_OVERRIDE_ON :
+                      q->mode == HAKMEM_OVERRIDE_OFF ? HAKMEM_OVERRIDE_OFF : HAKMEM_OVERRIDE_AUTO;
         c->override_level = lvl;
         c->st.published_valid = false;  /* publish even at the same level: the flag changed */
         log_notice("operator (uid %u%s): lean %s for cgroup %s", (unsigned)cr->uid,
@@ -515,312 +347,6 @@ static int cmd_lean(struct daemon *d, const struct ctlconn *cc, const struct hak
     }
     }
     return -EINVAL;
-}
-
-/* A Prometheus label value: the text made printable UTF-8 (names come
- * from clients and from whoever named a cgroup), then backslash and quote
- * escaped (no newline is left to escape). */
-static const char *label(const char *s)
-{
-    static char buf[2][2 * PATH_MAX];
-    static int which;
-    char clean[PATH_MAX];
-    char *o = buf[which ^= 1];
-    size_t n = 0;
-    proto_clean_text(clean, sizeof(clean), s);
-    for (const char *p = clean; *p && n + 3 < sizeof(buf[0]); p++) {
-        if (*p == '\\' || *p == '"')
-            o[n++] = '\\';
-        o[n++] = *p;
-    }
-    o[n] = '\0';
-    return o;
-}
-
-static void metric_head(struct resp *r, const char *name, const char *type, const char *help)
-{
-    resp_text(r, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static const char *cgroup_path_of(struct daemon *d, uint64_t key)
-{
-    struct cgroup *c = cgroup_find(d, key);
-    return c ? c->cg.path : "";
-}
-
-static int by_pid_newest_first(const void *a, const void *b)
-{
-    const struct client *x = *(const struct client *const *)a, *y = *(const struct client *const *)b;
-    if (x->pid != y->pid)
-        return x->pid < y->pid ? -1 : 1;
-    return x->connected_ns > y->connected_ns ? -1 : x->connected_ns < y->connected_ns;
-}
-
-/* The registered clients that get series: one per process, the newest
- * registration of a pid that registered more than once (a shim that
- * reconnects before its old connection's end is seen, or a process that
- * does it on purpose). Sorted by pid. *n: how many; NULL when out of
- * memory (then no per-client series). */
-static const struct client **series_clients(struct daemon *d, size_t *n)
-{
-    const struct client **v = malloc((d->nclients + 1) * sizeof(*v));
-    size_t k = 0;
-    if (!v)
-        return NULL;
-    for (size_t i = 0; i < d->nclients; i++)
-        if (d->clients[i]->welcomed)
-            v[k++] = d->clients[i];
-    qsort(v, k, sizeof(*v), by_pid_newest_first);
-    size_t m = 0;
-    for (size_t i = 0; i < k; i++)
-        if (m == 0 || v[m - 1]->pid != v[i]->pid)
-            v[m++] = v[i];
-    *n = m;
-    return v;
-}
-
-#define LEVEL_CHANGES HAKMEM_COUNTER_COUNT /* record_samples: the level changes */
-
-/* The per-cgroup sums (counters), one family per summed shim counter
- * (acct_sum_ids); tests/deploy/metricnames.py reads the names here. */
-static const struct {
-    const char *name;
-    unsigned counter_id;
-    const char *help;
-} sum_families[ACCT_SUMS] = {
-    { "hakmem_cgroup_bytes_decommitted_total", HAKMEM_COUNTER_ID(bytes_decommitted),
-      "Bytes the shims of a cgroup decommitted while registered." },
-    { "hakmem_cgroup_lean_decommit_total", HAKMEM_COUNTER_ID(lean_decommit),
-      "Decommit operations of the shims of a cgroup while registered." },
-    { "hakmem_cgroup_lean_retire_total", HAKMEM_COUNTER_ID(lean_retire),
-      "Empty superslabs the shims of a cgroup retired while registered." },
-    { "hakmem_cgroup_mode_switches_total", HAKMEM_COUNTER_ID(mode_switches),
-      "Mode switches (FAST and LEAN) of the shims of a cgroup while registered." },
-};
-
-/* The samples "NAME{cgroup="..."} VALUE" of every cgroup record, tracked
- * or lingering: one cgroup sum (a counter id of acct_sum_ids), or
- * LEVEL_CHANGES. */
-static void record_samples(struct resp *r, struct daemon *d, const char *name, unsigned counter_id)
-{
-    unsigned i = 0;
-    while (i < ACCT_SUMS && acct_sum_ids[i] != counter_id)
-        i++;
-    for (size_t k = 0; k < d->met.ncg; k++) {
-        const struct cg_acct *a = d->met.cg[k];
-        uint64_t v = i < ACCT_SUMS ? a->total[i] : a->level_changes;
-        resp_text(r, "%s{cgroup=\"%s\"} %llu\n", name, label(a->path), (unsigned long long)v);
-    }
-}
-
-/* The samples of a per-cgroup gauge of the clients present (bytes). */
-static void present_samples(struct resp *r, struct daemon *d, const char *name, bool committed)
-{
-    for (size_t k = 0; k < d->ncgroups; k++) {
-        const struct cg_acct *a = d->cgroups[k]->acct;
-        if (a)
-            resp_text(r, "%s{cgroup=\"%s\"} %llu\n", name, label(a->path),
-                      (unsigned long long)(committed ? a->committed : a->in_use));
-    }
-}
-
-/* One reason label per reason the family shows (mask), with its count. */
-static void reason_samples(struct resp *r, const char *name, const char *labels, unsigned mask,
-                           const uint64_t *count)
-{
-    for (unsigned i = 0; i < METRICS_REASON_COUNT; i++)
-        if (mask >> i & 1)
-            resp_text(r, "%s{%sreason=\"%s\"} %llu\n", name, labels,
-                      metrics_reason_name((enum metrics_reason)i), (unsigned long long)count[i]);
-}
-
-static void release_samples(struct resp *r, const struct acct_hist *h, const char *level)
-{
-    uint64_t cum = 0;
-    for (unsigned b = 0; b <= ACCT_RELEASE_BUCKETS; b++) {
-        cum += h->bucket[b];
-        if (b < ACCT_RELEASE_BUCKETS)
-            resp_text(r, "hakmem_release_seconds_bucket{level=\"%s\",le=\"%g\"} %llu\n", level,
-                      acct_release_bound_ns[b] / 1e9, (unsigned long long)cum);
-        else
-            resp_text(r, "hakmem_release_seconds_bucket{level=\"%s\",le=\"+Inf\"} %llu\n", level,
-                      (unsigned long long)cum);
-    }
-    resp_text(r, "hakmem_release_seconds_sum{level=\"%s\"} %.6f\n", level, h->sum_ns / 1e9);
-    resp_text(r, "hakmem_release_seconds_count{level=\"%s\"} %llu\n", level,
-              (unsigned long long)h->count);
-}
-
-static void per_process_metrics(struct daemon *d, struct resp *r);
-
-static void cmd_metrics(struct daemon *d, struct resp *r, bool per_process)
-{
-    uint64_t now = now_ns();
-    struct metrics *m = &d->met;
-    metrics_fold(d, now);
-    metric_head(r, "hakmem_build_info", "gauge",
-                "hakmemd's version and the protocol version it speaks (HAKMEM_PROTO_VERSION).");
-    resp_text(r, "hakmem_build_info{version=\"%s\",proto=\"%d\"} 1\n", label(HAKMEM_VERSION_STRING),
-              HAKMEM_PROTO_VERSION);
-    metric_head(r, "hakmem_daemon_start_time_seconds", "gauge",
-                "When hakmemd started, in seconds since the Unix epoch.");
-    resp_text(r, "hakmem_daemon_start_time_seconds %.3f\n", m->start_real_ns / 1e9);
-    metric_head(r, "hakmem_clients", "gauge", "Shims registered with hakmemd.");
-    resp_text(r, "hakmem_clients %zu\n", registered_clients(d));
-    metric_head(r, "hakmem_source_up", "gauge", "Whether a pressure source runs (1) or not (0).");
-    resp_text(r, "hakmem_source_up{source=\"bpf\"} %d\n", d->bpf != NULL);
-    resp_text(r, "hakmem_source_up{source=\"psi\"} %d\n", d->psi_on);
-    resp_text(r, "hakmem_source_up{source=\"usage\"} %d\n", d->usage_on);
-    resp_text(r, "hakmem_source_up{source=\"events\"} %d\n", d->events_on);
-    struct psi_stats ps;
-    if (psi_read(PSI_SYSTEM_MEMORY_PATH, &ps) == 0) {
-        metric_head(r, "hakmem_host_psi_memory_avg10_ratio", "gauge",
-                    "Host-wide memory PSI, 10 s average, as a ratio.");
-        resp_text(r, "hakmem_host_psi_memory_avg10_ratio{kind=\"some\"} %.4f\n", ps.some.avg10_cpct / 10000.0);
-        resp_text(r, "hakmem_host_psi_memory_avg10_ratio{kind=\"full\"} %.4f\n", ps.full.avg10_cpct / 10000.0);
-        metric_head(r, "hakmem_host_psi_memory_stall_seconds_total", "counter",
-                    "Host-wide memory stall since boot (the total= of /proc/pressure/memory).");
-        resp_text(r, "hakmem_host_psi_memory_stall_seconds_total{kind=\"some\"} %.6f\n",
-                  ps.some.total_us / 1e6);
-        resp_text(r, "hakmem_host_psi_memory_stall_seconds_total{kind=\"full\"} %.6f\n",
-                  ps.full.total_us / 1e6);
-    }
-
-    /* the BPF program's own counters: no sample while the source is off */
-    struct bpf_source_info bi;
-    if (d->bpf)
-        bpf_source_get_info(d->bpf, &bi);
-    metric_head(r, "hakmem_bpf_ringbuf_dropped_total", "counter",
-                "Reclaim notifications the BPF program lost because its ring buffer was full.");
-    if (d->bpf)
-        resp_text(r, "hakmem_bpf_ringbuf_dropped_total %llu\n", (unsigned long long)bi.ringbuf_dropped);
-    metric_head(r, "hakmem_bpf_cgroup_table_full_total", "counter",
-                "Reclaim events the BPF program could not count because its per-cgroup table was full.");
-    if (d->bpf)
-        resp_text(r, "hakmem_bpf_cgroup_table_full_total %llu\n", (unsigned long long)bi.stats_full);
-    metric_head(r, "hakmem_rendezvous_rejected_total", "counter",
-                "Shim registrations hakmemd.sock refused or dropped, by reason.");
-    reason_samples(r, "hakmem_rendezvous_rejected_total", "", METRICS_RENDEZVOUS_REASONS, m->rejected);
-    metric_head(r, "hakmem_control_refused_total", "counter",
-                "Connections control.sock and metrics.sock refused or dropped, by reason.");
-    reason_samples(r, "hakmem_control_refused_total", "socket=\"control\",", METRICS_CONTROL_REASONS,
-                   m->refused[0]);
-    reason_samples(r, "hakmem_control_refused_total", "socket=\"metrics\",", METRICS_CONTROL_REASONS,
-                   m->refused[1]);
-    metric_head(r, "hakmem_release_seconds", "histogram",
-                "From a raised level's publish to the client's stats page showing it (and its "
-                "decommit done), per client.");
-    for (unsigned l = HAKMEM_LEVEL_LOW; l < HAKMEM_LEVEL_COUNT; l++)
-        release_samples(r, &m->release[l], proto_level_name(l));
-
-    metric_head(r, "hakmem_cgroup_level", "gauge", "Pressure level published for a cgroup (0 none .. 3 critical).");
-    for (size_t i = 0; i < d->ncgroups; i++)
-        resp_text(r, "hakmem_cgroup_level{cgroup=\"%s\"} %d\n", label(d->cgroups[i]->cg.path),
-                  (int)d->cgroups[i]->last.level);
-    metric_head(r, "hakmem_cgroup_level_changes_total", "counter",
-                "Changes of the level published for a cgroup.");
-    record_samples(r, d, "hakmem_cgroup_level_changes_total", LEVEL_CHANGES);
-    metric_head(r, "hakmem_cgroup_clients", "gauge", "Shims registered in a cgroup, by the mode they run in.");
-    for (size_t i = 0; i < d->ncgroups; i++) {
-        const struct cg_acct *a = d->cgroups[i]->acct;
-        for (unsigned mode = 0; a && mode < HAKMEM_MODE_COUNT; mode++)
-            resp_text(r, "hakmem_cgroup_clients{cgroup=\"%s\",mode=\"%s\"} %u\n", label(a->path),
-                      proto_mode_name(mode), a->clients[mode]);
-    }
-    metric_head(r, "hakmem_cgroup_reclaim_events_total", "counter",
-                "Reclaim entries seen in a cgroup by the BPF source.");
-    for (size_t i = 0; i < d->ncgroups; i++)
-        resp_text(r, "hakmem_cgroup_reclaim_events_total{cgroup=\"%s\"} %llu\n",
-                  label(d->cgroups[i]->cg.path),
-                  (unsigned long long)(d->cgroups[i]->prev.direct_reclaims + d->cgroups[i]->prev.memcg_reclaims));
-    metric_head(r, "hakmem_cgroup_reclaim_seconds_total", "counter", "Time spent in reclaim in a cgroup.");
-    for (size_t i = 0; i < d->ncgroups; i++)
-        resp_text(r, "hakmem_cgroup_reclaim_seconds_total{cgroup=\"%s\"} %.6f\n",
-                  label(d->cgroups[i]->cg.path), d->cgroups[i]->prev.reclaim_ns / 1e9);
-    metric_head(r, "hakmem_cgroup_memory_events_total", "counter",
-                "Rises of a cgroup's memory.events (v2) counters since hakmemd began watching "
-                "it, by the kernel's key.");
-    for (size_t i = 0; i < d->ncgroups; i++) {
-        const struct cgroup *c = d->cgroups[i];
-        if (!c->mev_open)
-            continue;                   /* v1, the events source off, or the file gone */
-        const struct { const char *key; uint64_t n; } ev[] = {
-            { "low", c->mev_total.low }, { "high", c->mev_total.high }, { "max", c->mev_total.max },
-            { "oom", c->mev_total.oom }, { "oom_kill", c->mev_total.oom_kill },
-            { "oom_group_kill", c->mev_total.oom_group_kill },
-        };
-        for (size_t k = 0; k < sizeof(ev) / sizeof(ev[0]); k++)
-            resp_text(r, "hakmem_cgroup_memory_events_total{cgroup=\"%s\",event=\"%s\"} %llu\n",
-                      label(c->cg.path), ev[k].key, (unsigned long long)ev[k].n);
-    }
-    struct hakmem_ctl_cgroup *rec = calloc(d->ncgroups + 1, sizeof(*rec));
-    for (size_t i = 0; rec && i < d->ncgroups; i++)
-        fill_cgroup_record(d, d->cgroups[i], &rec[i]);
-    metric_head(r, "hakmem_cgroup_usage_bytes", "gauge", "Memory usage of a cgroup.");
-    for (size_t i = 0; rec && i < d->ncgroups; i++)
-        resp_text(r, "hakmem_cgroup_usage_bytes{cgroup=\"%s\"} %llu\n", label(d->cgroups[i]->cg.path),
-                  (unsigned long long)rec[i].usage_bytes);
-    metric_head(r, "hakmem_cgroup_limit_bytes", "gauge",
-                "The memory limit hakmemd compares a cgroup's usage with (none: no sample).");
-    for (size_t i = 0; rec && i < d->ncgroups; i++)
-        if (rec[i].limit_bytes)
-            resp_text(r, "hakmem_cgroup_limit_bytes{cgroup=\"%s\"} %llu\n",
-                      label(d->cgroups[i]->cg.path), (unsigned long long)rec[i].limit_bytes);
-    free(rec);
-
-    /* sums of the shim counters per cgroup: monotonic (acct.h), departed
-     * clients included */
-    for (size_t i = 0; i < sizeof(sum_families) / sizeof(sum_families[0]); i++) {
-        metric_head(r, sum_families[i].name, "counter", sum_families[i].help);
-        record_samples(r, d, sum_families[i].name, sum_families[i].counter_id);
-    }
-    metric_head(r, "hakmem_cgroup_bytes_committed", "gauge",
-                "Bytes mapped and not decommitted by the shims of a cgroup now.");
-    present_samples(r, d, "hakmem_cgroup_bytes_committed", true);
-    metric_head(r, "hakmem_cgroup_bytes_in_use", "gauge",
-                "Bytes handed out (or held in thread caches) by the shims of a cgroup now.");
-    present_samples(r, d, "hakmem_cgroup_bytes_in_use", false);
-
-    if (per_process)
-        per_process_metrics(d, r);
-}
-
-/* The per-process series (HAKMEM_CTL_REQ_F_PER_PROCESS): one per process
- * (series_clients), named by pid, uid, comm (the client's choice: the uid
- * tells a user's "sshd" from root's) and cgroup. */
-static void per_process_metrics(struct daemon *d, struct resp *r)
-{
-    size_t nsc = 0;
-    const struct client **sc = series_clients(d, &nsc);
-    for (unsigned s = 0; s < HAKMEM_COUNTER_COUNT; s++) {
-        int kind = proto_counter_kind(s);
-        if (kind == HAKMEM_KIND_STATE)
-            continue;                   /* mode and level: hakmem_client_mode below */
-        char name[96];
-        bool total = kind == HAKMEM_KIND_TOTAL;
-        snprintf(name, sizeof(name), "hakmem_client_%s%s", proto_counter_name(s), total ? "_total" : "");
-        metric_head(r, name, total ? "counter" : "gauge",
-                    "Shim counter (see hakmem.h, HAKMEM_COUNTERS), per client.");
-        for (size_t i = 0; i < nsc; i++) {
-            const struct client *c = sc[i];
-            struct proto_stats st;
-            if (client_stats(c, &st) != 0 || !(st.present >> s & 1))
-                continue;
-            resp_text(r, "%s{pid=\"%d\",uid=\"%u\",comm=\"%s\",cgroup=\"%s\"} %llu\n", name,
-                      (int)c->pid, (unsigned)c->uid, label(c->comm),
-                      label(cgroup_path_of(d, c->key)), (unsigned long long)st.counter[s]);
-        }
-    }
-    metric_head(r, "hakmem_client_mode", "gauge", "Shim mode, per client (0 FAST, 1 LEAN).");
-    for (size_t i = 0; i < nsc; i++) {
-        const struct client *c = sc[i];
-        struct proto_stats st;
-        if (client_stats(c, &st) == 0)
-            resp_text(r, "hakmem_client_mode{pid=\"%d\",uid=\"%u\",comm=\"%s\",cgroup=\"%s\"} %u\n",
-                      (int)c->pid, (unsigned)c->uid, label(c->comm),
-                      label(cgroup_path_of(d, c->key)), st.mode);
-    }
-    free(sc);
 }
 
 void control_event(struct daemon *d, struct ctlconn *cc, uint32_t events)
@@ -871,10 +397,10 @@ void control_event(struct daemon *d, struct ctlconn *cc, uint32_t events)
             r->cmd = q.command;
             char why[512] = "";
             switch (q.command) {
-            case HAKMEM_CTL_STATUS: cmd_status(d, r); resp_end(r); break;
-            case HAKMEM_CTL_CLIENTS: cmd_clients(d, r); resp_end(r); break;
+            case HAKMEM_CTL_STATUS: control_fmt_status(d, r); resp_end(r); break;
+            case HAKMEM_CTL_CLIENTS: control_fmt_clients(d, r); resp_end(r); break;
             case HAKMEM_CTL_METRICS:
-                cmd_metrics(d, r, q.flags & HAKMEM_CTL_REQ_F_PER_PROCESS);
+                metrics_fmt(d, r, q.flags & HAKMEM_CTL_REQ_F_PER_PROCESS);
                 resp_end(r);
                 break;
             case HAKMEM_CTL_LEAN:

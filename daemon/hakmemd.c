@@ -29,7 +29,7 @@ static void usage(FILE *f)
 "                         a missing default file means the defaults)\n"
 "  -r, --runtime-dir DIR  where hakmemd.sock and control.sock live\n"
 "                         (default /run/hakmem; shims: HAKMEM_RUNTIME_DIR)\n"
-"  -s, --sources LIST     pressure sources: bpf,psi,usage,events or none\n"
+"  -s, --sources LIST     pressure sources: bpf,psi,vmpressure,usage,events or none\n"
 "      --set KEY=VALUE    set any configuration key (repeatable)\n"
 "  -v, --verbose          log debug messages\n"
 "      --no-sandbox       keep capabilities and all system calls\n"

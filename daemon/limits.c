@@ -77,7 +77,10 @@ void limits_compute(struct daemon *d, bool at_start)
         l->nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (unsigned long)rl.rlim_cur : 1024;
         l->fd_base = count_open_fds();
     }
-    l->cgroup_fds = (!d->psi_on ? 0 : CGROUP_FDS_V1 > CGROUP_FDS_V2 ? CGROUP_FDS_V1 : CGROUP_FDS_V2) +
+    unsigned pressure_fds = d->vmpressure_on ? CGROUP_FDS_V1 : 0;
+    if (d->psi_on && CGROUP_FDS_V2 > pressure_fds)
+        pressure_fds = CGROUP_FDS_V2;
+    l->cgroup_fds = pressure_fds +
                     (d->events_on ? CGROUP_FDS_EV : 0);
     unsigned long spare = l->nofile > l->fd_base + FD_SLACK ? l->nofile - l->fd_base - FD_SLACK : 0;
     /* control slots: a quarter of what is left at most, shared in the

@@ -30,11 +30,6 @@ void log_set_level(int level)
     log_level = level;
 }
 
-int log_get_level(void)
-{
-    return log_level;
-}
-
 static uint64_t mono_ns(void)
 {
     struct timespec ts;

@@ -24,7 +24,6 @@
 #define LOG_INTERVAL_NS 5000000000ull /* 5 s */
 
 void log_set_level(int level);      /* LOG_ERR .. LOG_DEBUG */
-int log_get_level(void);
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_vmsg(int prio, const char *fmt, va_list ap);
 /* Writes the summaries of call sites whose interval is over (now: monotonic ns). */

@@ -30,6 +30,7 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include "array.h"
 #include "bpf_source.h"
 #include "log.h"
 #include "manager.h"
@@ -63,14 +64,8 @@ void manager_defer_free(struct daemon *d, void *p, struct ep_tag *tag, struct ep
     for (size_t i = 0; i < 3; i++)
         if (tags[i])
             tags[i]->kind = EP_DEAD;
-    if (d->ngrave == d->cap_grave) {
-        size_t cap = d->cap_grave ? d->cap_grave * 2 : 16;
-        void **n = realloc(d->graveyard, cap * sizeof(*n));
-        if (!n)
-            return;                     /* a leak, never a use after free */
-        d->graveyard = n;
-        d->cap_grave = cap;
-    }
+    if (array_reserve(&d->graveyard, &d->cap_grave, d->ngrave + 1, sizeof(void *), 16) < 0)
+        return;                         /* a leak, never a use after free */
     d->graveyard[d->ngrave++] = p;
 }
 
@@ -109,10 +104,10 @@ static void arm_timer(struct daemon *d);
 
 /* ---- cgroups ---- */
 
-struct cgroup *cgroup_find(struct daemon *d, uint64_t key)
+struct cgroup *cgroup_find(struct daemon *d, uint64_t cgroup_id)
 {
     for (size_t i = 0; i < d->ncgroups; i++)
-        if (d->cgroups[i]->cg.key == key)
+        if (d->cgroups[i]->cg.cgroup_id == cgroup_id)
             return d->cgroups[i];
     return NULL;
 }
@@ -123,9 +118,9 @@ static void cgroup_pressure_open(struct daemon *d, struct cgroup *c, uint64_t no
 {
     char why[160];
     int rc;
-    if (!d->psi_on)
-        return;
     if (c->cg.version == CGROUP_VERSION_1) {
+        if (!d->vmpressure_on)
+            return;
         uint32_t min[HAKMEM_LEVEL_COUNT] = { 0, d->cfg.vmpressure_low_events,
                                              d->cfg.vmpressure_medium_events,
                                              d->cfg.vmpressure_critical_events };
@@ -146,7 +141,7 @@ static void cgroup_pressure_open(struct daemon *d, struct cgroup *c, uint64_t no
          * belongs to its user: no trigger there (root without
          * CAP_DAC_OVERRIDE may not write it), the averages still come */
         char path[PATH_MAX];
-        if (psi_pressure_path(c->cg.dir, NULL, path, sizeof(path)) < 0)
+        if (!d->psi_on || psi_pressure_path(c->cg.dir, NULL, path, sizeof(path)) < 0)
             return;
         rc = psi_trigger_open(&c->psi, path, false, d->cfg.psi_trigger_stall_us,
                               d->cfg.psi_trigger_window_us, why, sizeof(why));
@@ -189,7 +184,7 @@ static void cgroup_events_open(struct daemon *d, struct cgroup *c)
 static void cgroup_sources_open(struct daemon *d, struct cgroup *c, uint64_t now)
 {
     if (d->bpf) {
-        int rc = bpf_source_watch(d->bpf, c->cg.key);
+        int rc = bpf_source_watch(d->bpf, c->cg.cgroup_id);
         c->bpf_watched = rc == 0;
         if (rc < 0)
             log_warning("cgroup %s: cannot watch it with BPF: %s", c->cg.path, strerror(-rc));
@@ -236,14 +231,14 @@ static void cgroup_ancestors_open(struct daemon *d, struct cgroup *c)
     while (c->nanc < CGROUP_ANCESTORS_MAX && cgroup_parent_memcg(&at, &up) == 0 &&
            strcmp(up.path, "/") != 0) {
         char *path = strdup(up.path);
-        if (!path || usage_source_add(&d->usage, up.key, up.dir, up.version,
+        if (!path || usage_source_add(&d->usage, up.cgroup_id, up.dir, up.version,
                                       CGROUP_MEM_IF_LIMITED) < 0) {
             free(path);
             log_warning("cgroup %s: out of memory; the limits above %s are not watched",
                         c->cg.path, at.path);
             return;
         }
-        c->anc[c->nanc++] = (struct cgroup_ancestor){ up.key, path };
+        c->anc[c->nanc++] = (struct cgroup_ancestor){ up.cgroup_id, path };
         at = up;
     }
 }
@@ -251,7 +246,7 @@ static void cgroup_ancestors_open(struct daemon *d, struct cgroup *c)
 static void cgroup_ancestors_close(struct daemon *d, struct cgroup *c)
 {
     for (size_t i = 0; i < c->nanc; i++) {
-        usage_source_remove(&d->usage, c->anc[i].key);
+        usage_source_remove(&d->usage, c->anc[i].cgroup_id);
         free(c->anc[i].path);
     }
     c->nanc = 0;
@@ -264,9 +259,9 @@ const struct usage_entry *cgroup_usage(const struct daemon *d, const struct cgro
     int gov;
     if (!d->usage_on)
         return NULL;
-    chain[0] = usage_source_find(&d->usage, c->cg.key);
+    chain[0] = usage_source_find(&d->usage, c->cg.cgroup_id);
     for (size_t i = 0; i < c->nanc; i++)
-        chain[1 + i] = usage_source_find(&d->usage, c->anc[i].key);
+        chain[1 + i] = usage_source_find(&d->usage, c->anc[i].cgroup_id);
     usage_chain_permille(chain, 1 + c->nanc, &gov);
     if (gov < 0)
         return NULL;
@@ -278,11 +273,11 @@ const struct usage_entry *cgroup_usage(const struct daemon *d, const struct cgro
 /* Whether a cgroup of c's chain was sampled at now. */
 static bool cgroup_usage_fresh(const struct daemon *d, const struct cgroup *c, uint64_t now)
 {
-    const struct usage_entry *u = usage_source_find(&d->usage, c->cg.key);
+    const struct usage_entry *u = usage_source_find(&d->usage, c->cg.cgroup_id);
     if (u && u->last.time_ns == now)
         return true;
     for (size_t i = 0; i < c->nanc; i++)
-        if ((u = usage_source_find(&d->usage, c->anc[i].key)) && u->last.time_ns == now)
+        if ((u = usage_source_find(&d->usage, c->anc[i].cgroup_id)) && u->last.time_ns == now)
             return true;
     return false;
 }
@@ -290,17 +285,11 @@ static bool cgroup_usage_fresh(const struct daemon *d, const struct cgroup *c, u
 /* The tracked cgroup for cg, created on first use. NULL when out of memory. */
 struct cgroup *cgroup_get(struct daemon *d, const struct cgroup_memcg *cg)
 {
-    struct cgroup *c = cgroup_find(d, cg->key);
+    struct cgroup *c = cgroup_find(d, cg->cgroup_id);
     if (c)
         return c;
-    if (d->ncgroups == d->cap_cgroups) {
-        size_t cap = d->cap_cgroups ? d->cap_cgroups * 2 : 16;
-        struct cgroup **n = realloc(d->cgroups, cap * sizeof(*n));
-        if (!n)
-            return NULL;
-        d->cgroups = n;
-        d->cap_cgroups = cap;
-    }
+    if (array_reserve(&d->cgroups, &d->cap_cgroups, d->ncgroups + 1, sizeof(*d->cgroups), 16) < 0)
+        return NULL;
     c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
@@ -311,30 +300,30 @@ struct cgroup *cgroup_get(struct daemon *d, const struct cgroup_memcg *cg)
     d->cgroups[d->ncgroups++] = c;
     cgroup_sources_open(d, c, now);
     cgroup_events_open(d, c);
-    if (d->usage_on && usage_source_add(&d->usage, c->cg.key, c->cg.dir, c->cg.version, 0) == 0) {
+    if (d->usage_on && usage_source_add(&d->usage, c->cg.cgroup_id, c->cg.dir, c->cg.version, 0) == 0) {
         cgroup_ancestors_open(d, c);
         d->next_usage_ns = now; /* its first sample at once */
         arm_timer(d);
     }
-    log_info("tracking cgroup %s (key %llu)", c->cg.path, (unsigned long long)c->cg.key);
+    log_info("tracking cgroup %s (key %llu)", c->cg.path, (unsigned long long)c->cg.cgroup_id);
     return c;
 }
 
 /* Drop a cgroup that has no client and no override left. */
 void cgroup_put(struct daemon *d, struct cgroup *c)
 {
-    if (c->nclients > 0 || c->override != POLICY_OVERRIDE_AUTO)
+    if (c->nclients > 0 || c->override != HAKMEM_OVERRIDE_AUTO)
         return;
     if (c->bpf_watched)
-        bpf_source_unwatch(d->bpf, c->cg.key);
+        bpf_source_unwatch(d->bpf, c->cg.cgroup_id);
     cgroup_sources_close(d, c);
     cgroup_events_close(d, c);
     if (d->usage_on) {
-        usage_source_remove(&d->usage, c->cg.key);
+        usage_source_remove(&d->usage, c->cg.cgroup_id);
         cgroup_ancestors_close(d, c);
     }
     /* Its shims are gone; a later client starts from NONE again. */
-    publisher_publish(&d->pub, c->cg.key, HAKMEM_LEVEL_NONE, 0, HAKMEM_REASON_CALM, now_ns());
+    publisher_publish(&d->pub, c->cg.cgroup_id, HAKMEM_LEVEL_NONE, 0, HAKMEM_REASON_CALM, now_ns());
     metrics_cgroup_gone(d, c, now_ns());
     for (size_t i = 0; i < d->ncgroups; i++) {
         if (d->cgroups[i] == c) {
@@ -387,12 +376,12 @@ void cgroup_evaluate(struct daemon *d, struct cgroup *c, uint64_t now)
     c->mev_rose = (struct memevents){ 0 };
     if (!r.publish)
         return;
-    uint8_t flags = c->override != POLICY_OVERRIDE_AUTO ? HAKMEM_RING_F_OVERRIDE : 0;
-    int rc = publisher_publish(&d->pub, c->cg.key, r.level, flags, (uint16_t)r.reason, now);
+    uint8_t flags = c->override != HAKMEM_OVERRIDE_AUTO ? HAKMEM_RING_F_OVERRIDE : 0;
+    int rc = publisher_publish(&d->pub, c->cg.cgroup_id, r.level, flags, (uint16_t)r.reason, now);
     if (rc < 0)
         log_warning("cgroup %s: cannot publish level %s: %s", c->cg.path,
                     proto_level_name(r.level), strerror(-rc));
-    int prio = r.level != c->last.level || r.reason == HAKMEM_REASON_OPERATOR ? LOG_NOTICE : LOG_DEBUG;
+    int prio = r.level != c->last.level || r.reason == HAKMEM_REASON_OVERRIDE ? LOG_NOTICE : LOG_DEBUG;
     log_msg(prio, "cgroup %s: level %s -> %s (%s)", c->cg.path, proto_level_name(c->last.level),
             proto_level_name(r.level), proto_reason_name(r.reason));
     if (r.level != c->last.level) {
@@ -419,24 +408,24 @@ static void bpf_log(enum bpf_source_log_level level, const char *fmt, va_list ap
 static int on_bpf_event(void *ctx, const struct hakmem_bpf_event *ev)
 {
     struct daemon *d = ctx;
-    struct cgroup *c = cgroup_find(d, ev->memcg_id);
+    struct cgroup *c = cgroup_find(d, ev->cgroup_id);
     if (!c)
         return 0;
     uint64_t now = now_ns();
     if (ev->kind == HAKMEM_BPF_EV_OOM) {
         c->oom_pending = true;
     } else {
-        uint64_t win = HAKMEM_BPF_DEF_WINDOW_NS;
-        c->ev_events_per_s = ev->win_events * 1000000000u / win;
-        c->ev_stall_ns_per_s = ev->win_stall_ns * 1000000000u / win;
-        /* a notification stands for its window and the quiet interval
-         * after it, during which the BPF side stays silent */
-        c->ev_until_ns = now + win + HAKMEM_BPF_DEF_MIN_INTERVAL_NS;
-        /* A window that scanned 8 MiB directly is reclaim at the limit
-         * even when few tasks entered it: count it as MEDIUM's rate. */
-        uint64_t medium = d->th.reclaim_events_per_s[HAKMEM_LEVEL_MEDIUM];
-        if (ev->win_scanned >= HAKMEM_BPF_DEF_MIN_SCAN_PAGES && c->ev_events_per_s < medium)
-            c->ev_events_per_s = medium;
+        struct policy_bpf_window w = {
+            .events = ev->win_events, .stall_ns = ev->win_stall_ns,
+            .scanned_pages = ev->win_scanned, .window_ns = d->bpf_opts.window_ns,
+            .min_interval_ns = d->bpf_opts.min_interval_ns,
+            .min_scan_pages = d->bpf_opts.min_scan_pages,
+        };
+        struct policy_bpf_rates r;
+        policy_bpf_rates(&d->th, &w, now, &r);
+        c->ev_events_per_s = r.events_per_s;
+        c->ev_stall_ns_per_s = r.stall_ns_per_s;
+        c->ev_until_ns = r.until_ns;
     }
     log_debug("bpf: cgroup %s: %s (events %llu, stall %llu ns, scanned %llu in the window "
               "opened at %llu ns; sent at %llu ns, received %llu ns later)",
@@ -452,7 +441,7 @@ static int on_bpf_event(void *ctx, const struct hakmem_bpf_event *ev)
 static void bpf_tick(struct daemon *d, struct cgroup *c, uint64_t now)
 {
     struct hakmem_memcg_stats st;
-    if (!d->bpf || !c->bpf_watched || bpf_source_read(d->bpf, c->cg.key, &st) != 0) {
+    if (!d->bpf || !c->bpf_watched || bpf_source_read(d->bpf, c->cg.cgroup_id, &st) != 0) {
         c->tick_events_per_s = c->tick_stall_ns_per_s = 0;
         return;
     }
@@ -469,11 +458,27 @@ static void bpf_tick(struct daemon *d, struct cgroup *c, uint64_t now)
     c->prev_ns = now;
 }
 
+/* A source that only one cgroup version has: on (reason cleared) unless
+ * the host's memory controller is on absent_on; else off, with why as the
+ * reason, logged once. */
+static bool source_where(const struct daemon *d, enum cgroup_version absent_on, const char *name,
+                         const char *why, char *reason, size_t len)
+{
+    if (d->memcg_version != absent_on) {
+        reason[0] = '\0';
+        return true;
+    }
+    snprintf(reason, len, "%s", why);
+    log_info("source %s: off (%s)", name, reason);
+    return false;
+}
+
 static void sources_open(struct daemon *d)
 {
     uint32_t want = d->cfg.sources;
     snprintf(d->bpf_reason, sizeof(d->bpf_reason), "not selected (sources)");
     snprintf(d->psi_reason, sizeof(d->psi_reason), "not selected (sources)");
+    snprintf(d->vmpressure_reason, sizeof(d->vmpressure_reason), "not selected (sources)");
     snprintf(d->usage_reason, sizeof(d->usage_reason), "not selected (sources)");
     if (want & CONFIG_SOURCE_BPF) {
         struct bpf_source_opts o;
@@ -487,6 +492,7 @@ static void sources_open(struct daemon *d)
         o.min_events = 1;
         int rc = bpf_source_open(&d->bpf, &o);
         if (rc == 0) {
+            d->bpf_opts = o;
             d->bpf_tag = (struct ep_tag){ EP_BPF, NULL };
             rc = manager_epoll_add(d, bpf_source_fd(d->bpf), EPOLLIN, &d->bpf_tag);
             if (rc < 0) {
@@ -502,16 +508,23 @@ static void sources_open(struct daemon *d)
             log_info("source bpf: reclaim tracepoints attached");
         }
     }
-    if (want & CONFIG_SOURCE_PSI) {
+    if ((want & CONFIG_SOURCE_PSI)
+        && (d->psi_on = source_where(d, CGROUP_VERSION_1, "psi",
+                                     "no per-cgroup PSI: the memory controller is on cgroup v1",
+                                     d->psi_reason, sizeof(d->psi_reason)))) {
         struct psi_stats ps;
         int rc = psi_read(PSI_SYSTEM_MEMORY_PATH, &ps);
-        d->psi_on = true;               /* per cgroup: pressure_level (v1) or PSI (v2) */
-        d->psi_reason[0] = '\0';
         if (rc < 0)
-            log_info("source psi: no host-wide PSI (%s); per-cgroup events only", strerror(-rc));
+            log_info("source psi: no host-wide PSI (%s); per-cgroup triggers only", strerror(-rc));
         else
-            log_info("source psi: per-cgroup memory.pressure_level (v1) or PSI triggers (v2)");
+            log_info("source psi: per-cgroup PSI triggers (v2)");
     }
+    if ((want & CONFIG_SOURCE_VMPRESSURE)
+        && (d->vmpressure_on = source_where(d, CGROUP_VERSION_2, "vmpressure",
+                                            "no memory.pressure_level: the memory controller is "
+                                            "on cgroup v2",
+                                            d->vmpressure_reason, sizeof(d->vmpressure_reason))))
+        log_info("source vmpressure: per-cgroup memory.pressure_level events (v1)");
     if (want & CONFIG_SOURCE_USAGE) {
         usage_source_init(&d->usage);
         d->usage_on = true;
@@ -578,14 +591,16 @@ size_t manager_signal_lines(const struct daemon *d, char *buf, size_t len)
                     d->bpf ? "mark_victim takes no task before Linux 6.9, and no memory.events"
                            : "bpf off, and no memory.events");
     if (!d->psi_on)
-        SIGNAL_LINE("signal psi none (psi off)\n");
-    else if (!v2)
-        SIGNAL_LINE("signal psi memory.pressure_level (v1: no per-cgroup PSI)\n");
+        SIGNAL_LINE("signal psi none (%s)\n", v2 ? "psi off" : "v1: no per-cgroup PSI");
     else if (d->psi_window_us)
         SIGNAL_LINE("signal psi memory.pressure trigger some %.1f ms in %u ms, avg10\n",
                     d->psi_stall_us / 1000.0, d->psi_window_us / 1000);
     else
         SIGNAL_LINE("signal psi memory.pressure avg10 (no trigger armed yet)\n");
+    if (d->vmpressure_on)
+        SIGNAL_LINE("signal vmpressure memory.pressure_level\n");
+    else
+        SIGNAL_LINE("signal vmpressure none (%s)\n", d->vmpressure_reason);
     if (!d->usage_on)
         SIGNAL_LINE("signal usage none (usage off)\n");
     else
@@ -1002,7 +1017,7 @@ void manager_fini(struct daemon *d)
     while (d->ncgroups) {
         struct cgroup *c = d->cgroups[d->ncgroups - 1];
         c->nclients = 0;
-        c->override = POLICY_OVERRIDE_AUTO;
+        c->override = HAKMEM_OVERRIDE_AUTO;
         cgroup_put(d, c);
     }
     free(d->cgroups);

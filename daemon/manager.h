@@ -7,6 +7,8 @@
  *               eviction of slow clients.
  *   control.c   the control sockets: control.sock (status, clients, lean,
  *               metrics) and metrics.sock (the same, read-only).
+ *   control_fmt.c, metrics_fmt.c  their answers: STATUS and CLIENTS,
+ *               METRICS (control_fmt.h).
  *   peer.c      who a peer is (SO_PEERCRED, /proc) and what it may change.
  *   limits.c    the descriptor budget: NOFILE, client and control limits.
  *   metrics.c   what the metrics count beyond the state above: per-cgroup
@@ -44,7 +46,7 @@ struct ep_tag {
 
 /* An ancestor of a tracked cgroup: its limit bounds the cgroup too. */
 struct cgroup_ancestor {
-    uint64_t key;                       /* its usage_source entry */
+    uint64_t cgroup_id;                       /* its usage_source entry */
     char *path;                         /* path in the hierarchy (owned) */
 };
 #define CGROUP_ANCESTORS_MAX 16         /* deeper ones are not watched (a
@@ -54,7 +56,7 @@ struct cgroup_ancestor {
 /* A memory cgroup with at least one client (or an operator override). */
 struct cgroup {
     struct ep_tag vmp_tag, psi_tag, mev_tag;
-    struct cgroup_memcg cg;             /* dir, path, version, key */
+    struct cgroup_memcg cg;             /* dir, path, version, cgroup_id */
     /* its ancestors below the hierarchy's root, nearest first: usage is
      * measured against the tightest limit of the chain (usage_source.h) */
     struct cgroup_ancestor anc[CGROUP_ANCESTORS_MAX];
@@ -63,7 +65,7 @@ struct cgroup {
     struct policy_state st;
     struct policy_result last;          /* as published */
     uint64_t changed_ns;                /* last level change, ns */
-    enum policy_override override;      /* hakmemctl lean on this cgroup */
+    enum hakmem_override override;      /* hakmemctl lean on this cgroup */
     enum hakmem_level override_level;
     struct cg_acct *acct;               /* its metrics record (metrics_cgroup), or NULL */
     /* bpf */
@@ -125,13 +127,13 @@ struct client {
     gid_t gid;
     bool welcomed;
     uint64_t connected_ns;
-    uint64_t key;                       /* cgroup key; 0 before the welcome */
+    uint64_t cgroup_id;                       /* its cgroup; 0 before the welcome */
     struct cgroup *cgroup;
     void *stats;                        /* mapped read-only, or NULL */
     size_t stats_len;
     char comm[HAKMEM_COMM_LEN];
-    enum hakmem_ctl_mode ctl_mode;      /* override on this pid */
-    enum hakmem_level ctl_level;
+    enum hakmem_override override;      /* override on this pid */
+    enum hakmem_level override_level;
     struct client_acct acct;            /* metrics.c */
 };
 
@@ -163,9 +165,12 @@ struct daemon {
     struct policy_thresholds th;
     /* sources: on, or off with the reason */
     struct bpf_source *bpf;
+    struct bpf_source_opts bpf_opts;    /* the windowing in force (policy_bpf_rates) */
     char bpf_reason[160];
     bool psi_on;
     char psi_reason[160];
+    bool vmpressure_on;                 /* v1 memory.pressure_level */
+    char vmpressure_reason[160];
     bool usage_on;
     char usage_reason[160];
     struct usage_source usage;
@@ -186,8 +191,8 @@ struct daemon {
     void **graveyard;                   /* freed after the current epoll batch */
     size_t ngrave, cap_grave;
     /* host-wide override (hakmemctl lean all) */
-    enum hakmem_ctl_mode all_mode;
-    enum hakmem_level all_level;
+    enum hakmem_override host_override;
+    enum hakmem_level host_override_level;
     gid_t hakmem_gid, metrics_gid;
     bool have_hakmem_gid, have_metrics_gid;
     bool stop;
@@ -209,7 +214,7 @@ void manager_epoll_del(struct daemon *d, int fd);
 void manager_defer_free(struct daemon *d, void *p, struct ep_tag *tag, struct ep_tag *tag2,
                         struct ep_tag *tag3);
 struct cgroup *cgroup_get(struct daemon *d, const struct cgroup_memcg *cg);
-struct cgroup *cgroup_find(struct daemon *d, uint64_t key);
+struct cgroup *cgroup_find(struct daemon *d, uint64_t cgroup_id);
 void cgroup_put(struct daemon *d, struct cgroup *c);
 void cgroup_evaluate(struct daemon *d, struct cgroup *c, uint64_t now);
 /* The usage sample that governs c: of c or of the ancestor whose limit is

@@ -4,7 +4,7 @@
  *
  * Owns: the records (struct cg_acct) and the timerfd of release sights.
  * Must not: decide anything for the policy or the clients, or print
- * (control.c does); every page it reads is a client's word (acct.h).
+ * (metrics_fmt.c does); every page it reads is a client's word (acct.h).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -14,6 +14,7 @@
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
+#include "array.h"
 #include "log.h"
 #include "manager.h"
 
@@ -107,10 +108,10 @@ static void records_sweep(struct metrics *m, uint64_t now)
     }
 }
 
-static struct cg_acct *record_find(struct metrics *m, uint64_t key)
+static struct cg_acct *record_find(struct metrics *m, uint64_t cgroup_id)
 {
     for (size_t i = 0; i < m->ncg; i++)
-        if (m->cg[i]->key == key)
+        if (m->cg[i]->cgroup_id == cgroup_id)
             return m->cg[i];
     return NULL;
 }
@@ -120,7 +121,7 @@ struct cg_acct *metrics_cgroup(struct daemon *d, struct cgroup *c)
     struct metrics *m = &d->met;
     if (c->acct)
         return c->acct;
-    struct cg_acct *a = record_find(m, c->cg.key);
+    struct cg_acct *a = record_find(m, c->cg.cgroup_id);
     if (a && strcmp(a->path, c->cg.path) != 0) {
         /* the key (an inode) went to another cgroup: a new series */
         for (size_t i = 0; i < m->ncg; i++)
@@ -131,21 +132,16 @@ struct cg_acct *metrics_cgroup(struct daemon *d, struct cgroup *c)
         a = NULL;
     }
     if (!a) {
-        if (m->ncg == m->cap_cg) {
+        if (m->ncg == m->cap_cg)
             records_sweep(m, now_ns());
-            size_t cap = m->cap_cg ? m->cap_cg * 2 : 16;
-            struct cg_acct **n = realloc(m->cg, cap * sizeof(*n));
-            if (!n)
-                return NULL;
-            m->cg = n;
-            m->cap_cg = cap;
-        }
+        if (array_reserve(&m->cg, &m->cap_cg, m->ncg + 1, sizeof(*m->cg), 16) < 0)
+            return NULL;
         a = calloc(1, sizeof(*a));
         if (!a || !(a->path = strdup(c->cg.path))) {
             free(a);
             return NULL;
         }
-        a->key = c->cg.key;
+        a->cgroup_id = c->cg.cgroup_id;
         m->cg[m->ncg++] = a;
     }
     a->gone_ns = 0;
@@ -155,7 +151,7 @@ struct cg_acct *metrics_cgroup(struct daemon *d, struct cgroup *c)
 
 void metrics_cgroup_gone(struct daemon *d, struct cgroup *c, uint64_t now)
 {
-    struct cg_acct *a = c->acct ? c->acct : record_find(&d->met, c->cg.key);
+    struct cg_acct *a = c->acct ? c->acct : record_find(&d->met, c->cg.cgroup_id);
     if (a)
         a->gone_ns = now ? now : 1;
     c->acct = NULL;
@@ -265,8 +261,8 @@ void metrics_level_changed(struct daemon *d, struct cgroup *c, unsigned from, un
         /* a client held by an operator's override does not follow the
          * cgroup: nothing to wait for */
         if (to > from && (!cl->welcomed || !cl->stats || cl->acct.superseded
-                          || cl->ctl_mode != HAKMEM_CTL_MODE_AUTO
-                          || d->all_mode != HAKMEM_CTL_MODE_AUTO))
+                          || cl->override != HAKMEM_OVERRIDE_AUTO
+                          || d->host_override != HAKMEM_OVERRIDE_AUTO))
             continue;
         acct_release_level(&cl->acct.rel, from, to, now);
     }

@@ -2,7 +2,7 @@
  * on (metrics.c): per-cgroup records of the shim counters' sums and the
  * level changes, the time its clients take to release
  * (hakmem_release_seconds, from sights of their stats pages on a timer of
- * its own), and the connections its sockets refused. control.c prints
+ * its own), and the connections its sockets refused. metrics_fmt.c prints
  * them (cmd_metrics); the arithmetic is acct.c's.
  *
  * A cgroup's record outlives the cgroup's tracking by METRICS_LINGER_NS,
@@ -56,7 +56,7 @@ enum metrics_reason {
 
 /* One memory cgroup's record, tracked now or lately. */
 struct cg_acct {
-    uint64_t key;
+    uint64_t cgroup_id;
     char *path;                     /* the cgroup's path when tracked (owned) */
     uint64_t gone_ns;               /* when it stopped being tracked; 0: tracked */
     uint64_t total[ACCT_SUMS];      /* sums of the shim counters (acct_sum_ids) */

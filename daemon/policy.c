@@ -156,14 +156,14 @@ static enum hakmem_level apply_override(const struct policy_signals *sig,
     enum hakmem_level floor;
 
     switch (sig->override) {
-    case POLICY_OVERRIDE_OFF:
+    case HAKMEM_OVERRIDE_OFF:
         return HAKMEM_LEVEL_NONE;
-    case POLICY_OVERRIDE_ON:
+    case HAKMEM_OVERRIDE_ON:
         floor = clamp_level(sig->override_level);
         if (floor == HAKMEM_LEVEL_NONE)
             floor = HAKMEM_LEVEL_LOW;
         return level > floor ? level : floor;
-    case POLICY_OVERRIDE_AUTO:
+    case HAKMEM_OVERRIDE_AUTO:
     default:
         return level;
     }
@@ -208,11 +208,11 @@ void policy_evaluate(const struct policy_thresholds *th, struct policy_state *st
     out->level = eff;
     out->publish = !st->published_valid || eff != st->published;
     if (!st->published_valid && eff == HAKMEM_LEVEL_NONE &&
-        sig->override == POLICY_OVERRIDE_AUTO)
+        sig->override == HAKMEM_OVERRIDE_AUTO)
         out->reason = HAKMEM_REASON_STARTUP;
     else if (eff != st->level || (out->publish && st->level == before))
         /* the override decides, or only the override changed */
-        out->reason = HAKMEM_REASON_OPERATOR;
+        out->reason = HAKMEM_REASON_OVERRIDE;
     else
         out->reason = st->reason;
 
@@ -222,13 +222,14 @@ void policy_evaluate(const struct policy_thresholds *th, struct policy_state *st
     }
 }
 
-uint64_t policy_next_deadline(const struct policy_thresholds *th,
-                              const struct policy_state *st)
+void policy_bpf_rates(const struct policy_thresholds *th, const struct policy_bpf_window *w,
+                      uint64_t now_ns, struct policy_bpf_rates *out)
 {
-    if (st->level == HAKMEM_LEVEL_NONE)
-        return UINT64_MAX;
-    uint64_t calm = th->calm_ns[clamp_level(st->level)];
-    if (st->calm_since_ns > UINT64_MAX - calm)
-        return UINT64_MAX;
-    return st->calm_since_ns + calm;
+    uint64_t win = w->window_ns ? w->window_ns : 1;
+    out->events_per_s = w->events * 1000000000u / win;
+    out->stall_ns_per_s = w->stall_ns * 1000000000u / win;
+    out->until_ns = now_ns + win + w->min_interval_ns;
+    uint64_t medium = th->reclaim_events_per_s[HAKMEM_LEVEL_MEDIUM];
+    if (w->min_scan_pages && w->scanned_pages >= w->min_scan_pages && out->events_per_s < medium)
+        out->events_per_s = medium;
 }

@@ -135,12 +135,6 @@ struct policy_thresholds {
 
 void policy_thresholds_default(struct policy_thresholds *th);
 
-enum policy_override {
-    POLICY_OVERRIDE_AUTO = 0, /* follow pressure */
-    POLICY_OVERRIDE_ON = 1,   /* LEAN: at least override_level */
-    POLICY_OVERRIDE_OFF = 2,  /* FAST: NONE whatever the pressure */
-};
-
 /* What the sources saw for one cgroup, at one evaluation. Rates describe
  * the recent past (the caller's job: from a BPF notification, count /
  * window_ns of that window, not / the elapsed part of it; from polled
@@ -160,7 +154,7 @@ struct policy_signals {
     bool memevents_high;             /* v2 memory.events: "high" rose */
     bool memevents_max;              /* v2 memory.events: "max" rose */
     bool memevents_oom_kill;         /* v2 memory.events: "oom_kill" rose */
-    enum policy_override override;   /* operator's choice */
+    enum hakmem_override override;   /* operator's choice */
     enum hakmem_level override_level; /* ON: the minimum level; NONE means LOW */
 };
 
@@ -196,10 +190,32 @@ enum hakmem_level policy_classify(const struct policy_thresholds *th,
                                   const struct policy_signals *sig, bool hold,
                                   enum hakmem_reason *why);
 
-/* Earliest time at which policy_evaluate could lower the level if the
- * signals stay calm (for the event loop's timer), ns; UINT64_MAX when the
- * level is NONE. */
-uint64_t policy_next_deadline(const struct policy_thresholds *th,
-                              const struct policy_state *st);
+/* One BPF notification (bpf/hakmem_bpf.h: what the BPF side counted in
+ * the cgroup's window when a threshold was crossed) and the windowing the
+ * daemon configured (bpf_source_opts). */
+struct policy_bpf_window {
+    uint64_t events;          /* reclaim entries counted in the window */
+    uint64_t stall_ns;        /* ns in reclaim counted in the window */
+    uint64_t scanned_pages;   /* pages scanned by direct reclaim in the window */
+    uint64_t window_ns;       /* the counting window in force (> 0) */
+    uint64_t min_interval_ns; /* the quiet interval after a notification */
+    uint64_t min_scan_pages;  /* the BPF side's scanned-pages threshold; 0: off */
+};
+
+/* What a notification means for the signals, until until_ns. */
+struct policy_bpf_rates {
+    uint64_t events_per_s;   /* count / window_ns */
+    uint64_t stall_ns_per_s; /* count / window_ns */
+    uint64_t until_ns;       /* now + the window + the quiet interval */
+};
+
+/* A notification's counts as rates over the window in force (not over the
+ * elapsed part of it: one early entry would read as a storm). It stands
+ * for its window and the quiet interval after it, during which the BPF
+ * side stays silent. A window that scanned min_scan_pages (8 MiB at the
+ * defaults) is reclaim at the limit even when few tasks entered it: its
+ * event rate is at least MEDIUM's threshold. Pure. */
+void policy_bpf_rates(const struct policy_thresholds *th, const struct policy_bpf_window *w,
+                      uint64_t now_ns, struct policy_bpf_rates *out);
 
 #endif /* HAKMEMD_POLICY_H */

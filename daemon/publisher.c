@@ -67,10 +67,10 @@ fail:
     return rc;
 }
 
-int publisher_publish(struct publisher *p, uint64_t key, int level, uint8_t flags,
+int publisher_publish(struct publisher *p, uint64_t ring_key, int level, uint8_t flags,
                       uint16_t reason, uint64_t now_ns)
 {
-    int rc = ring_publish(&p->rp, key, (uint8_t)level, flags, now_ns, reason);
+    int rc = ring_publish(&p->rp, ring_key, (uint8_t)level, flags, now_ns, reason);
     if (rc < 0 && rc != -ENOSPC)
         return rc;
     p->published++;

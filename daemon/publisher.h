@@ -23,7 +23,7 @@ struct publisher {
 /* slots and table_cap: powers of two. heartbeat_ns: period. */
 int publisher_open(struct publisher *p, uint32_t slots, uint32_t table_cap,
                    uint64_t heartbeat_ns, uint64_t now_ns);
-int publisher_publish(struct publisher *p, uint64_t key, int level, uint8_t flags,
+int publisher_publish(struct publisher *p, uint64_t ring_key, int level, uint8_t flags,
                       uint16_t reason, uint64_t now_ns);
 void publisher_heartbeat(struct publisher *p, uint64_t now_ns);
 /* The heartbeat period from now on, where clients read it (a reload). */

@@ -39,6 +39,7 @@ static const int allowed[] = {
     /* I/O on descriptors it has, and files it opens under /proc and /sys */
     SCMP_SYS(read), SCMP_SYS(readv), SCMP_SYS(pread64), SCMP_SYS(write), SCMP_SYS(writev),
     SCMP_SYS(close), SCMP_SYS(openat), SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(statx),
+    SCMP_SYS(statfs), /* cgroup_id_of_dir: is a directory on a cgroup file system */
     SCMP_SYS(lseek), SCMP_SYS(fcntl), SCMP_SYS(faccessat), SCMP_SYS(faccessat2),
     SCMP_SYS(unlink), SCMP_SYS(unlinkat), SCMP_SYS(eventfd2),
     /* the event loop and its sockets */

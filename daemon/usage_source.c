@@ -1,6 +1,7 @@
 /* usage_source.c: the watched set and the usage arithmetic (see
  * usage_source.h). File reading is cgroup_util.c's; nothing here logs.
  */
+#include "array.h"
 #include "usage_source.h"
 
 #include <errno.h>
@@ -120,20 +121,20 @@ void usage_source_free(struct usage_source *src)
     usage_source_init(src);
 }
 
-static struct usage_entry *find(const struct usage_source *src, uint64_t key)
+static struct usage_entry *find(const struct usage_source *src, uint64_t cgroup_id)
 {
     for (size_t i = 0; i < src->count; i++)
-        if (src->entries[i].key == key)
+        if (src->entries[i].cgroup_id == cgroup_id)
             return &src->entries[i];
     return NULL;
 }
 
-const struct usage_entry *usage_source_find(const struct usage_source *src, uint64_t key)
+const struct usage_entry *usage_source_find(const struct usage_source *src, uint64_t cgroup_id)
 {
-    return find(src, key);
+    return find(src, cgroup_id);
 }
 
-int usage_source_add(struct usage_source *src, uint64_t key, const char *dir,
+int usage_source_add(struct usage_source *src, uint64_t cgroup_id, const char *dir,
                      enum cgroup_version version, unsigned read_flags)
 {
     char *copy = strdup(dir);
@@ -141,7 +142,7 @@ int usage_source_add(struct usage_source *src, uint64_t key, const char *dir,
 
     if (!copy)
         return -ENOMEM;
-    e = find(src, key);
+    e = find(src, cgroup_id);
     if (e) {
         free(e->dir);
         e->dir = copy;
@@ -151,18 +152,12 @@ int usage_source_add(struct usage_source *src, uint64_t key, const char *dir,
         e->next_ns = 0;
         return 0;
     }
-    if (src->count == src->cap) {
-        size_t cap = src->cap ? src->cap * 2 : 16;
-        struct usage_entry *v = realloc(src->entries, cap * sizeof(*v));
-        if (!v) {
-            free(copy);
-            return -ENOMEM;
-        }
-        src->entries = v;
-        src->cap = cap;
+    if (array_reserve(&src->entries, &src->cap, src->count + 1, sizeof(*src->entries), 16) < 0) {
+        free(copy);
+        return -ENOMEM;
     }
     src->entries[src->count++] = (struct usage_entry){
-        .key = key,
+        .cgroup_id = cgroup_id,
         .version = version,
         .read_flags = read_flags,
         .refs = 1,
@@ -171,9 +166,9 @@ int usage_source_add(struct usage_source *src, uint64_t key, const char *dir,
     return 0;
 }
 
-int usage_source_remove(struct usage_source *src, uint64_t key)
+int usage_source_remove(struct usage_source *src, uint64_t cgroup_id)
 {
-    struct usage_entry *e = find(src, key);
+    struct usage_entry *e = find(src, cgroup_id);
 
     if (!e)
         return -ENOENT;

@@ -95,7 +95,7 @@ uint64_t usage_next_interval(const struct usage_schedule *sch, const struct usag
                              uint64_t growth);
 
 struct usage_entry {
-    uint64_t key;                /* cgroup key (inode of dir) */
+    uint64_t cgroup_id;                /* the cgroup's id (inode of dir) */
     enum cgroup_version version; /* layout of dir, or AUTO */
     unsigned read_flags;         /* cgroup_read_mem flags (CGROUP_MEM_IF_LIMITED) */
     unsigned refs;               /* usage_source_add()s not yet removed */
@@ -117,19 +117,19 @@ struct usage_source {
 void usage_source_init(struct usage_source *src);
 void usage_source_free(struct usage_source *src);
 
-/* Watches the cgroup at dir under key, read with read_flags, and takes
+/* Watches the cgroup at dir under cgroup_id, read with read_flags, and takes
  * a reference to it: a cgroup tracked for its shims and also the
- * ancestor of others is one entry. A key already watched gains a
+ * ancestor of others is one entry. A cgroup already watched gains a
  * reference, gets the new dir and is due at once; it is read in full
  * (CGROUP_MEM_IF_LIMITED dropped) once any of its users asked for that.
  * Returns 0 or -ENOMEM. */
-int usage_source_add(struct usage_source *src, uint64_t key, const char *dir,
+int usage_source_add(struct usage_source *src, uint64_t cgroup_id, const char *dir,
                      enum cgroup_version version, unsigned read_flags);
 /* Drops a reference; the last one removes the entry. Returns 0 or
  * -ENOENT. */
-int usage_source_remove(struct usage_source *src, uint64_t key);
-/* The entry of key, or NULL. */
-const struct usage_entry *usage_source_find(const struct usage_source *src, uint64_t key);
+int usage_source_remove(struct usage_source *src, uint64_t cgroup_id);
+/* The entry of cgroup_id, or NULL. */
+const struct usage_entry *usage_source_find(const struct usage_source *src, uint64_t cgroup_id);
 
 /* Reads every watched cgroup that is due at now_ns (next_ns <= now_ns)
  * and plans its next sample with sch; an entry that cannot be read keeps

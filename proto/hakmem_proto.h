@@ -85,7 +85,7 @@ _Static_assert(HAKMEM_MODE_FAST == 0 && HAKMEM_MODE_LEAN == 1, "mode values are 
     X(PSI, "psi")                 /* PSI trigger or pressure_level event */ \
     X(USAGE, "usage")             /* usage close to the limit */            \
     X(CALM, "calm")               /* pressure gone for the calm period */   \
-    X(OPERATOR, "operator")       /* hakmemctl lean on/off/auto */          \
+    X(OVERRIDE, "operator")       /* hakmemctl lean on/off/auto */          \
     X(STARTUP, "startup")         /* initial state of a cgroup */           \
     X(SHUTDOWN, "shutdown")       /* daemon stopping: levels reset */ \
     X(MEMORY_EVENTS, "memory_events") /* v2 memory.events: high, max, oom_kill rose */
@@ -119,19 +119,19 @@ struct hakmem_msg_hdr {
 _Static_assert(sizeof(struct hakmem_msg_hdr) == 12, "msg hdr size");
 
 /* ---------------------------------------------------------------------
- * Keys: what a ring message or state-table entry is about.
+ * Ring keys: what a ring message or state-table entry is about.
  *   HAKMEM_KEY_ALL      every client (host-wide operator override)
- *   a cgroup key        the memory cgroup's kernfs id, which is the inode
+ *   a cgroup id         the memory cgroup's kernfs id, which is the inode
  *                       number of its directory (v1 memory controller on
  *                       hybrid hosts, the cgroup id on pure v2); never has
  *                       the top bit set
  *   HAKMEM_KEY_PID(p)   one process, p in the daemon's pid namespace (the
  *                       welcome tells a client its own pid key)
- * A client follows the entries of its pid key, its cgroup key and
+ * A client follows the entries of its pid key, its cgroup id and
  * HAKMEM_KEY_ALL: the most specific entry with HAKMEM_RING_F_OVERRIDE
  * (pid, cgroup, all) wins; without any override, the cgroup's entry, else
  * a host-wide entry, else NONE. The daemon clears an override by
- * publishing the key again without the flag (a pid entry without the flag
+ * publishing the ring key again without the flag (a pid entry without the flag
  * then says nothing; a cgroup entry carries the cgroup's pressure again).
  * ring_resolve() in ring.c implements this rule.
  */
@@ -265,7 +265,7 @@ _Static_assert(offsetof(struct hakmem_ring_hdr, heartbeat_period_ns) == 152, "ri
  * Plain struct: the shared copies are three 64-bit atomic words with this
  * exact image (HAKMEM_RING_MSG_WORDS). */
 struct hakmem_ring_msg {
-    uint64_t key;      /* HAKMEM_KEY_ALL, a cgroup key, or HAKMEM_KEY_PID(p) */
+    uint64_t ring_key; /* HAKMEM_KEY_ALL, a cgroup id, or HAKMEM_KEY_PID(p) */
     uint64_t ts_ns;    /* monotonic ns of the decision */
     uint8_t level;     /* enum hakmem_level */
     uint8_t flags;     /* HAKMEM_RING_F_* */
@@ -276,7 +276,7 @@ struct hakmem_ring_msg {
 #define HAKMEM_RING_F_OVERRIDE 0x01u /* forced by an operator (hakmemctl lean) */
 #define HAKMEM_RING_F_MASK     0x01u
 _Static_assert(sizeof(struct hakmem_ring_msg) == HAKMEM_RING_MSG_WORDS * 8, "ring msg size");
-_Static_assert(offsetof(struct hakmem_ring_msg, key) == 0, "ring msg key");
+_Static_assert(offsetof(struct hakmem_ring_msg, ring_key) == 0, "ring msg ring_key");
 _Static_assert(offsetof(struct hakmem_ring_msg, ts_ns) == 8, "ring msg ts");
 _Static_assert(offsetof(struct hakmem_ring_msg, level) == 16, "ring msg level");
 _Static_assert(offsetof(struct hakmem_ring_msg, flags) == 17, "ring msg flags");
@@ -440,7 +440,7 @@ struct hakmem_welcome {
                                      -ENOSPC: max_clients reached;
                                      -EMFILE: hakmemd is out of descriptors;
                                      -EPROTONOSUPPORT: a version it does not serve */
-    uint64_t cgroup_key;          /* the client's memory cgroup key (HAKMEM_KEY_ALL if unknown) */
+    uint64_t cgroup_id;          /* the client's memory cgroup id (HAKMEM_KEY_ALL if unknown) */
     uint64_t pid_key;             /* HAKMEM_KEY_PID(the client's pid as the daemon sees it) */
     uint64_t ring_size;           /* bytes to map from the ring fd */
     uint64_t heartbeat_period_ns; /* as in the ring header */
@@ -450,7 +450,7 @@ struct hakmem_welcome {
 };
 _Static_assert(sizeof(struct hakmem_welcome) == 64, "welcome size");
 _Static_assert(offsetof(struct hakmem_welcome, status) == 12, "welcome status");
-_Static_assert(offsetof(struct hakmem_welcome, cgroup_key) == 16, "welcome cgroup_key");
+_Static_assert(offsetof(struct hakmem_welcome, cgroup_id) == 16, "welcome cgroup_id");
 _Static_assert(offsetof(struct hakmem_welcome, pid_key) == 24, "welcome pid_key");
 _Static_assert(offsetof(struct hakmem_welcome, ring_size) == 32, "welcome ring_size");
 _Static_assert(offsetof(struct hakmem_welcome, heartbeat_period_ns) == 40, "welcome hb period");
@@ -473,17 +473,17 @@ enum hakmem_ctl_cmd {
 
 enum hakmem_ctl_target {
     HAKMEM_CTL_TARGET_ALL = 0,    /* every client; key ignored */
-    HAKMEM_CTL_TARGET_CGROUP = 1, /* key is a cgroup key */
+    HAKMEM_CTL_TARGET_CGROUP = 1, /* key is a cgroup id */
     HAKMEM_CTL_TARGET_PID = 2,    /* key is a pid in the daemon's namespace */
 };
 #define HAKMEM_CTL_TARGET_MAX 2
 
-enum hakmem_ctl_mode {
-    HAKMEM_CTL_MODE_AUTO = 0, /* follow pressure (clear the override) */
-    HAKMEM_CTL_MODE_ON = 1,   /* force LEAN */
-    HAKMEM_CTL_MODE_OFF = 2,  /* force FAST */
+enum hakmem_override {
+    HAKMEM_OVERRIDE_AUTO = 0, /* follow pressure (clear the override) */
+    HAKMEM_OVERRIDE_ON = 1,   /* force LEAN */
+    HAKMEM_OVERRIDE_OFF = 2,  /* force FAST */
 };
-#define HAKMEM_CTL_MODE_MAX 2
+#define HAKMEM_OVERRIDE_MAX 2
 
 struct hakmem_ctl_req {
     uint32_t magic;    /* HAKMEM_CTL_REQ_MAGIC */
@@ -492,8 +492,8 @@ struct hakmem_ctl_req {
     uint16_t command;  /* enum hakmem_ctl_cmd */
     uint16_t flags;    /* HAKMEM_CTL_REQ_F_* */
     uint32_t target;   /* enum hakmem_ctl_target: LEAN's target, or a filter for STATUS/CLIENTS */
-    uint32_t mode;     /* enum hakmem_ctl_mode (LEAN) */
-    uint64_t key;      /* cgroup key or pid, per target */
+    uint32_t mode;     /* enum hakmem_override (LEAN) */
+    uint64_t key;      /* cgroup id or pid, per target */
     uint32_t level;    /* level forced by MODE_ON; HAKMEM_LEVEL_NONE = daemon default */
     uint32_t reserved; /* zero */
 };
@@ -544,7 +544,7 @@ _Static_assert(offsetof(struct hakmem_ctl_resp, payload_len) == 24, "ctl resp pa
 
 /* STATUS record: one cgroup the daemon tracks. */
 struct hakmem_ctl_cgroup {
-    uint64_t key;            /* cgroup key (or HAKMEM_KEY_ALL / a pid key for overrides) */
+    uint64_t ring_key;       /* cgroup id (or HAKMEM_KEY_ALL / a pid key for overrides) */
     uint64_t updated_ns;     /* monotonic ns of the last level change */
     uint8_t level;           /* enum hakmem_level published */
     uint8_t flags;           /* HAKMEM_RING_F_* */
@@ -564,14 +564,14 @@ _Static_assert(offsetof(struct hakmem_ctl_cgroup, psi_some_avg10) == 56, "ctl cg
 
 /* CLIENTS record: one connected shim, with its stats page snapshot. */
 struct hakmem_ctl_client {
-    uint64_t cgroup_key;       /* the client's cgroup key */
+    uint64_t cgroup_id;       /* the client's cgroup id */
     uint64_t connected_ns;     /* monotonic ns of the hello */
     uint64_t stats_updated_ns; /* monotonic ns of the stats snapshot; 0 = none */
     uint32_t pid;              /* in the daemon's namespace (SO_PEERCRED) */
     uint32_t uid;              /* SO_PEERCRED */
     uint8_t mode;              /* enum hakmem_mode from the stats page */
     uint8_t last_level;        /* enum hakmem_level from the stats page */
-    uint8_t ctl_mode;          /* enum hakmem_ctl_mode override on this pid */
+    uint8_t override;          /* enum hakmem_override override on this pid */
     uint8_t flags;             /* HAKMEM_STATS_F_* */
     uint32_t counters_present; /* bit i: counter[i] is known (older shims report fewer) */
     char comm[HAKMEM_COMM_LEN];                  /* valid UTF-8 without control

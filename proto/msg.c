@@ -190,15 +190,25 @@ static int status_ok(int32_t status)
     return status <= 0 && status >= -ERRNO_MAX;
 }
 
+/* Every message opens with struct hakmem_msg_hdr (magic, version, size):
+ * msg, of len bytes, zeroed and its header set for our version. */
+_Static_assert(offsetof(struct hakmem_hello, size) == 8 && offsetof(struct hakmem_welcome, size) == 8
+               && offsetof(struct hakmem_ctl_req, size) == 8
+               && offsetof(struct hakmem_ctl_resp, size) == 8,
+               "every message opens with struct hakmem_msg_hdr");
+static void msg_init(void *msg, size_t len, uint32_t magic, uint32_t size)
+{
+    struct hakmem_msg_hdr h = { .magic = magic, .version = HAKMEM_PROTO_VERSION, .size = size };
+    memset(msg, 0, len);
+    memcpy(msg, &h, sizeof(h));
+}
+
 /* ---- rendezvous -------------------------------------------------------- */
 
 void proto_hello_init(struct hakmem_hello *h, uint32_t pid, uint32_t flags, uint32_t stats_size,
                       uint32_t mode, const char *comm)
 {
-    memset(h, 0, sizeof(*h));
-    h->magic = HAKMEM_HELLO_MAGIC;
-    h->version = HAKMEM_PROTO_VERSION;
-    h->size = sizeof(*h);
+    msg_init(h, sizeof(*h), HAKMEM_HELLO_MAGIC, sizeof(*h));
     h->flags = flags;
     h->pid = pid;
     h->stats_size = stats_size;
@@ -234,10 +244,7 @@ int proto_hello_check(const void *buf, size_t len, struct hakmem_hello *out)
 
 void proto_welcome_init(struct hakmem_welcome *w, int32_t status)
 {
-    memset(w, 0, sizeof(*w));
-    w->magic = HAKMEM_WELCOME_MAGIC;
-    w->version = HAKMEM_PROTO_VERSION;
-    w->size = sizeof(*w);
+    msg_init(w, sizeof(*w), HAKMEM_WELCOME_MAGIC, sizeof(*w));
     w->status = status;
 }
 
@@ -255,7 +262,7 @@ int proto_welcome_check(const void *buf, size_t len, struct hakmem_welcome *out)
             return -EINVAL;
         if (w.heartbeat_period_ns == 0)
             return -EINVAL;
-        if (w.cgroup_key & HAKMEM_KEY_PID_BIT)
+        if (w.cgroup_id & HAKMEM_KEY_PID_BIT)
             return -EINVAL;
         if (w.pid_key && !(w.pid_key & HAKMEM_KEY_PID_BIT))
             return -EINVAL;
@@ -268,10 +275,7 @@ int proto_welcome_check(const void *buf, size_t len, struct hakmem_welcome *out)
 
 void proto_ctl_req_init(struct hakmem_ctl_req *q, uint16_t command)
 {
-    memset(q, 0, sizeof(*q));
-    q->magic = HAKMEM_CTL_REQ_MAGIC;
-    q->version = HAKMEM_PROTO_VERSION;
-    q->size = sizeof(*q);
+    msg_init(q, sizeof(*q), HAKMEM_CTL_REQ_MAGIC, sizeof(*q));
     q->command = command;
 }
 
@@ -287,7 +291,7 @@ int proto_ctl_req_check(const void *buf, size_t len, struct hakmem_ctl_req *out)
     if ((q.flags & ~HAKMEM_CTL_REQ_F_MASK)
         || ((q.flags & HAKMEM_CTL_REQ_F_PER_PROCESS) && q.command != HAKMEM_CTL_METRICS))
         return -EINVAL;
-    if (q.target > HAKMEM_CTL_TARGET_MAX || q.mode > HAKMEM_CTL_MODE_MAX)
+    if (q.target > HAKMEM_CTL_TARGET_MAX || q.mode > HAKMEM_OVERRIDE_MAX)
         return -EINVAL;
     if (q.level >= HAKMEM_LEVEL_COUNT)
         return -EINVAL;
@@ -302,10 +306,7 @@ int proto_ctl_req_check(const void *buf, size_t len, struct hakmem_ctl_req *out)
 void proto_ctl_resp_init(struct hakmem_ctl_resp *h, uint16_t command, int32_t status,
                          uint16_t payload_type, uint32_t payload_len, uint16_t flags)
 {
-    memset(h, 0, sizeof(*h));
-    h->magic = HAKMEM_CTL_RESP_MAGIC;
-    h->version = HAKMEM_PROTO_VERSION;
-    h->size = (uint32_t)sizeof(*h) + payload_len;
+    msg_init(h, sizeof(*h), HAKMEM_CTL_RESP_MAGIC, (uint32_t)sizeof(*h) + payload_len);
     h->status = status;
     h->command = command;
     h->flags = flags;

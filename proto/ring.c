@@ -196,28 +196,28 @@ static void write_words(_Atomic uint64_t *seq, uint64_t odd, uint64_t final, _At
     atomic_store_explicit(seq, final, memory_order_release);
 }
 
-/* Find key's entry, or the unused entry where it goes; NULL if full. */
-static struct hakmem_ring_entry *table_slot(struct ring_producer *p, uint64_t key)
+/* Find ring_key's entry, or the unused entry where it goes; NULL if full. */
+static struct hakmem_ring_entry *table_slot(struct ring_producer *p, uint64_t ring_key)
 {
     const struct ring *r = &p->ring;
-    uint32_t i = hakmem_ring_hash(key);
+    uint32_t i = hakmem_ring_hash(ring_key);
 
     for (uint32_t k = 0; k <= r->table_mask; k++, i++) {
         struct hakmem_ring_entry *e = (struct hakmem_ring_entry *)
             (p->table + (size_t)(i & r->table_mask) * r->entry_size);
         /* Only this thread writes: relaxed loads see its own stores. */
         if (atomic_load_explicit(&e->seq, memory_order_relaxed) == 0
-            || atomic_load_explicit(&e->word[0], memory_order_relaxed) == key)
+            || atomic_load_explicit(&e->word[0], memory_order_relaxed) == ring_key)
             return e;
     }
     return NULL;
 }
 
-/* Publish "key is at level" (single producer). 0; -EINVAL (a field a
+/* Publish "ring_key is at level" (single producer). 0; -EINVAL (a field a
  * reader would refuse; nothing written); -EOVERFLOW (positions used up);
- * -ENOSPC: the state table is full and key is new, so the message went
+ * -ENOSPC: the state table is full and ring_key is new, so the message went
  * out on the ring only and a reader that resyncs will not see it. */
-int ring_publish(struct ring_producer *p, uint64_t key, uint8_t level, uint8_t flags,
+int ring_publish(struct ring_producer *p, uint64_t ring_key, uint8_t level, uint8_t flags,
                  uint64_t ts_ns, uint16_t reason)
 {
     if (level >= HAKMEM_LEVEL_COUNT || (flags & ~HAKMEM_RING_F_MASK) || reason >= HAKMEM_REASON_COUNT)
@@ -225,7 +225,7 @@ int ring_publish(struct ring_producer *p, uint64_t key, uint8_t level, uint8_t f
     if (p->head + 1 >= HAKMEM_RING_MAX_POS)
         return -EOVERFLOW;
 
-    struct hakmem_ring_msg m = { .key = key, .ts_ns = ts_ns, .level = level,
+    struct hakmem_ring_msg m = { .ring_key = ring_key, .ts_ns = ts_ns, .level = level,
                                  .flags = flags, .reason = reason };
     uint64_t w[HAKMEM_RING_MSG_WORDS];
     memcpy(w, &m, sizeof(w));
@@ -233,7 +233,7 @@ int ring_publish(struct ring_producer *p, uint64_t key, uint8_t level, uint8_t f
     int rc = 0;
 
     /* 1. the state table: a lapped reader resyncs from it */
-    struct hakmem_ring_entry *e = table_slot(p, key);
+    struct hakmem_ring_entry *e = table_slot(p, ring_key);
     if (e) {
         uint64_t s = atomic_load_explicit(&e->seq, memory_order_relaxed);
         if (s == 0)
@@ -432,11 +432,11 @@ static int entry_read(const struct hakmem_ring_entry *e, uint64_t w[HAKMEM_RING_
     return -EAGAIN;
 }
 
-/* 0 with *out; -ENOENT (no entry for key); -EAGAIN (entry kept changing);
+/* 0 with *out; -ENOENT (no entry for ring_key); -EAGAIN (entry kept changing);
  * -EBADMSG (the entry is invalid). At most table_cap entries are probed. */
-int ring_state_lookup(const struct ring *r, uint64_t key, struct ring_state *out)
+int ring_state_lookup(const struct ring *r, uint64_t ring_key, struct ring_state *out)
 {
-    uint32_t i = hakmem_ring_hash(key);
+    uint32_t i = hakmem_ring_hash(ring_key);
     uint64_t w[HAKMEM_RING_MSG_WORDS], pos = 0, seq = 0;
 
     for (uint32_t k = 0; k <= r->table_mask; k++, i++) {
@@ -445,7 +445,7 @@ int ring_state_lookup(const struct ring *r, uint64_t key, struct ring_state *out
             return rc;
         if (seq == 0)
             return -ENOENT;
-        if (w[0] != key)
+        if (w[0] != ring_key)
             continue;
         memcpy(&out->msg, w, sizeof(out->msg));
         out->pos = pos;
@@ -458,7 +458,7 @@ int ring_state_lookup(const struct ring *r, uint64_t key, struct ring_state *out
 /* The level a client with these keys should follow (rule in
  * hakmem_proto.h, "Keys"). 0 with *out; -ENOENT with *out = NONE when no
  * entry concerns the client; other lookup errors are passed on. */
-int ring_resolve(const struct ring *r, uint64_t cgroup_key, uint64_t pid_key,
+int ring_resolve(const struct ring *r, uint64_t cgroup_id, uint64_t pid_key,
                  struct hakmem_ring_msg *out)
 {
     uint64_t keys[3];
@@ -469,8 +469,8 @@ int ring_resolve(const struct ring *r, uint64_t cgroup_key, uint64_t pid_key,
 
     if (pid_key)
         keys[nkeys++] = pid_key;
-    if (cgroup_key != HAKMEM_KEY_ALL && cgroup_key != pid_key)
-        keys[cg = nkeys++] = cgroup_key;
+    if (cgroup_id != HAKMEM_KEY_ALL && cgroup_id != pid_key)
+        keys[cg = nkeys++] = cgroup_id;
     keys[all = nkeys++] = HAKMEM_KEY_ALL;
 
     for (int i = 0; i < nkeys; i++) {
@@ -497,7 +497,7 @@ int ring_resolve(const struct ring *r, uint64_t cgroup_key, uint64_t pid_key,
         return 0;
     }
     memset(out, 0, sizeof(*out));
-    out->key = cgroup_key;
+    out->ring_key = cgroup_id;
     out->level = HAKMEM_LEVEL_NONE;
     return -ENOENT;
 }

@@ -10,7 +10,7 @@
  * A client, after the welcome (ring fd checked with proto_memfd_check,
  * mapped PROT_READ):
  *   ring_validate(&r, mem, size); ring_reader_init(&rd, &r);
- *   apply(ring_resolve(&r, cgroup_key, pid_key));
+ *   apply(ring_resolve(&r, cgroup_id, pid_key));
  *   loop:
  *     closed = ring_state_word(&r) == HAKMEM_RING_STATE_CLOSED;
  *     f = ring_futex_value(&r);
@@ -103,7 +103,7 @@ enum ring_result {
 size_t ring_layout_size(uint32_t slots, uint32_t table_cap);
 int ring_init(struct ring_producer *p, void *mem, size_t size, uint32_t slots,
               uint32_t table_cap, const struct ring_params *params);
-int ring_publish(struct ring_producer *p, uint64_t key, uint8_t level, uint8_t flags,
+int ring_publish(struct ring_producer *p, uint64_t ring_key, uint8_t level, uint8_t flags,
                  uint64_t ts_ns, uint16_t reason);
 void ring_heartbeat(struct ring_producer *p, uint64_t now_ns);
 void ring_set_heartbeat_period(struct ring_producer *p, uint64_t period_ns);
@@ -115,8 +115,8 @@ int ring_validate(struct ring *r, const void *mem, size_t size);
 int ring_reader_init(struct ring_reader *rd, const struct ring *r);
 int ring_reader_resync(struct ring_reader *rd);
 int ring_read_next(struct ring_reader *rd, struct hakmem_ring_msg *out);
-int ring_state_lookup(const struct ring *r, uint64_t key, struct ring_state *out);
-int ring_resolve(const struct ring *r, uint64_t cgroup_key, uint64_t pid_key,
+int ring_state_lookup(const struct ring *r, uint64_t ring_key, struct ring_state *out);
+int ring_resolve(const struct ring *r, uint64_t cgroup_id, uint64_t pid_key,
                  struct hakmem_ring_msg *out);
 uint32_t ring_futex_value(const struct ring *r);
 int ring_wait(const struct ring *r, uint32_t expected, uint64_t timeout_ns);
@@ -129,10 +129,10 @@ uint32_t ring_state_word(const struct ring *r);
 
 /* Does a message concern a client with these keys? (Then re-run
  * ring_resolve: precedence needs all three entries.) */
-static inline int ring_msg_applies(const struct hakmem_ring_msg *m, uint64_t cgroup_key,
+static inline int ring_msg_applies(const struct hakmem_ring_msg *m, uint64_t cgroup_id,
                                    uint64_t pid_key)
 {
-    return m->key == HAKMEM_KEY_ALL || m->key == cgroup_key || (pid_key && m->key == pid_key);
+    return m->ring_key == HAKMEM_KEY_ALL || m->ring_key == cgroup_id || (pid_key && m->ring_key == pid_key);
 }
 
 #endif

@@ -58,7 +58,7 @@ struct session {
     size_t ring_len;
     struct ring ring;
     struct ring_reader rd;
-    uint64_t cgroup_key, pid_key;
+    uint64_t cgroup_id, pid_key;
     struct hakmem_stats_page *stats;
     size_t stats_len;
     int stats_fd;
@@ -310,7 +310,7 @@ static int session_open(enum open_failure *why)
             *why = rc == -ESHUTDOWN ? OPEN_CLOSED : OPEN_BROKEN;
             return rc;
         }
-        hk_sess.cgroup_key = w.cgroup_key;
+        hk_sess.cgroup_id = w.cgroup_id;
         hk_sess.pid_key = w.pid_key;
         return rc;
     }
@@ -322,7 +322,7 @@ static int session_open(enum open_failure *why)
 static int resolve_level(void)
 {
     struct hakmem_ring_msg m;
-    if (ring_resolve(&hk_sess.ring, hk_sess.cgroup_key, hk_sess.pid_key, &m) != 0 ||
+    if (ring_resolve(&hk_sess.ring, hk_sess.cgroup_id, hk_sess.pid_key, &m) != 0 ||
         m.level >= HAKMEM_LEVEL_COUNT)
         return HAKMEM_LEVEL_NONE;
     return m.level;
@@ -356,7 +356,7 @@ static void session_run(void)
         struct hakmem_ring_msg m;
         int r;
         while ((r = ring_read_next(&hk_sess.rd, &m)) == RING_OK)
-            changed |= ring_msg_applies(&m, hk_sess.cgroup_key, hk_sess.pid_key);
+            changed |= ring_msg_applies(&m, hk_sess.cgroup_id, hk_sess.pid_key);
         if (r == RING_LAPPED) {
             ring_reader_resync(&hk_sess.rd);
             changed = true;

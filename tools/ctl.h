@@ -1,7 +1,10 @@
 /* ctl.h: hakmemctl's internal interfaces, grouped under the file that
- * defines them. hakmemctl.c holds main (arguments, commands, watch);
- * the files below do one thing each and never log or exit: functions
- * that can fail return a negative errno and the caller reports it once.
+ * defines them. hakmemctl.c holds main (arguments, help, the command
+ * table), ctl_cmd.c the commands that ask once (status, clients, metrics,
+ * lean), ctl_watch.c the watch loop; these report failures (one message,
+ * one exit code). The files below do one thing each and never log or
+ * exit: functions that can fail return a negative errno and the caller
+ * reports it once.
  *
  *   ctl_client.c  the control socket: connect, one request, the answer
  *                 reassembled from its datagrams (layouts in proto/)
@@ -20,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/un.h>
 #include "hakmem_proto.h"
 
 /* Exit codes, documented in --help and hakmemctl(1). */
@@ -30,6 +34,31 @@ enum ctl_exit {
     CTL_EXIT_NOT_RUNNING = 3, /* nobody listens on control.sock */
     CTL_EXIT_DENIED = 4,      /* not allowed (not root, not in group hakmem) */
 };
+
+/* ---- hakmemctl.c ------------------------------------------------------- */
+
+/* The command line, as main parsed it. */
+struct ctl_opts {
+    char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];  /* RUNTIME_DIR/control.sock */
+    char msock[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* RUNTIME_DIR/metrics.sock */
+    const char *socket;   /* --socket NAME: that one only */
+    const char *runtime_dir;
+    const char *cgroup_root;
+    bool json;
+    int timeout_ms;
+    double interval_s; /* watch */
+    long count;        /* watch: frames, 0 = until q */
+    unsigned level;    /* lean on: enum hakmem_level, NONE = daemon default */
+    const char *listen; /* metrics: serve over HTTP on ADDR:PORT */
+    bool per_process;   /* metrics: ask for the per-process series too */
+    /* which command-specific options were given, for the usage check */
+    bool has_interval, has_count, has_level;
+};
+
+/* "hakmemctl: MESSAGE" and the hint to --help on stderr: CTL_EXIT_USAGE. */
+int ctl_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "hakmemctl: msg" on stderr: code. */
+int ctl_fail(int code, const char *msg);
 
 /* ---- ctl_client.c ------------------------------------------------------ */
 
@@ -155,7 +184,7 @@ void ctl_status_free(struct ctl_status *st);
  * Returns 0; -ENOENT (no such cgroup), -EINVAL (a ".." component, or a
  * /proc/PID/cgroup line of another controller), -ENOTDIR, -ENAMETOOLONG,
  * or the errno of stat. */
-int ctl_cgroup_key(const char *cgroup_root, const char *arg, uint64_t *key, char *dir,
+int ctl_cgroup_id(const char *cgroup_root, const char *arg, uint64_t *key, char *dir,
                    size_t dirlen);
 /* VmRSS of pid, bytes, from proc_root/PID/status, only when that process
  * is called comm (so a pid of another namespace, or one reused since,
@@ -213,7 +242,7 @@ struct ctl_view {
     const char *proc_root;
 };
 
-const char *ctl_mode_name(unsigned ctl_mode); /* auto, on, off; "?" */
+const char *override_name(unsigned override); /* auto, on, off; "?" */
 void show_status_text(FILE *f, const struct ctl_view *v, int width);
 void show_status_json(struct ctl_json *j, const struct ctl_view *v);
 void show_clients_text(FILE *f, const struct ctl_view *v, int width);
@@ -222,6 +251,28 @@ void show_clients_json(struct ctl_json *j, const struct ctl_view *v);
  * "help": {...}, "type": {...}}. Lines that are not samples or # HELP /
  * # TYPE are skipped. */
 void show_metrics_json(struct ctl_json *j, const char *text, size_t len);
+
+/* ---- ctl_cmd.c ---------------------------------------------------------- */
+
+/* The commands: argc/argv are the positional arguments; an exit code. */
+int ctl_cmd_status(struct ctl_opts *o, int argc, char **argv);
+int ctl_cmd_clients(struct ctl_opts *o, int argc, char **argv);
+int ctl_cmd_metrics(struct ctl_opts *o, int argc, char **argv);
+int ctl_cmd_lean(struct ctl_opts *o, int argc, char **argv);
+/* STATUS and/or CLIENTS into *v: an exit code, err saying why when not
+ * CTL_EXIT_OK. A clients view asks STATUS as well, for the cgroup paths;
+ * that one may fail without failing the view. */
+int ctl_fetch_view(const struct ctl_opts *o, bool want_status, bool want_clients,
+                   struct ctl_view *v, char *err, size_t errlen);
+void ctl_view_free(struct ctl_view *v);
+/* A warning on stderr when STATUS had lines that did not parse. */
+void ctl_warn_malformed(const struct ctl_view *v);
+/* Flushes stdout: CTL_EXIT_OK, or CTL_EXIT_ERROR with a message. */
+int ctl_finish_stdout(void);
+
+/* ---- ctl_watch.c -------------------------------------------------------- */
+
+int ctl_cmd_watch(struct ctl_opts *o, int argc, char **argv);
 
 /* ---- ctl_exporter.c ---------------------------------------------------- */
 

@@ -17,11 +17,11 @@
 #include "ctl.h"
 #include "msg.h"
 
-static const char *const ctl_mode_names[] = { "auto", "on", "off" };
+static const char *const override_names[] = { "auto", "on", "off" };
 
-const char *ctl_mode_name(unsigned ctl_mode)
+const char *override_name(unsigned override)
 {
-    return ctl_mode <= HAKMEM_CTL_MODE_MAX ? ctl_mode_names[ctl_mode] : "?";
+    return override <= HAKMEM_OVERRIDE_MAX ? override_names[override] : "?";
 }
 
 /* ---- small formatters ---------------------------------------------------- */
@@ -131,7 +131,7 @@ static int label_width(int longest, int others, int width)
 static bool cgline_has_record(const struct ctl_view *v, uint64_t key)
 {
     for (size_t i = 0; i < v->status_reply.ncgroups; i++)
-        if (v->status_reply.cgroups[i].key == key)
+        if (v->status_reply.cgroups[i].ring_key == key)
             return true;
     return false;
 }
@@ -177,7 +177,7 @@ void show_status_text(FILE *f, const struct ctl_view *v, int width)
     size_t nrec = v->status_reply.ncgroups;
     int longest = 6;
     for (size_t i = 0; i < nrec; i++) {
-        int n = (int)strlen(key_label(lbl, sizeof(lbl), v, v->status_reply.cgroups[i].key));
+        int n = (int)strlen(key_label(lbl, sizeof(lbl), v, v->status_reply.cgroups[i].ring_key));
         longest = n > longest ? n : longest;
     }
     for (size_t i = 0; i < st->ncg; i++) {
@@ -194,7 +194,7 @@ void show_status_text(FILE *f, const struct ctl_view *v, int width)
         fputs("(no cgroup tracked)\n", f);
     for (size_t i = 0; i < nrec; i++) {
         const struct hakmem_ctl_cgroup *c = &v->status_reply.cgroups[i];
-        const struct ctl_cgline *cl = ctl_status_cgroup(st, c->key);
+        const struct ctl_cgline *cl = ctl_status_cgroup(st, c->ring_key);
         char rate[32], pct[16];
         if (cl)
             snprintf(rate, sizeof(rate), "%.1f", cl->reclaim_per_s);
@@ -205,7 +205,7 @@ void show_status_text(FILE *f, const struct ctl_view *v, int width)
         else
             snprintf(pct, sizeof(pct), "-");
         fprintf(f, "%-*s %-8s %-11s %-6s %7" PRIu32 " %9s %10" PRIu64 " %7s %7s %5s %6.2f\n", w,
-                fit_tail(cut, sizeof(cut), key_label(lbl, sizeof(lbl), v, c->key), w),
+                fit_tail(cut, sizeof(cut), key_label(lbl, sizeof(lbl), v, c->ring_key), w),
                 proto_level_name(c->level), proto_reason_name(c->reason),
                 (c->flags & HAKMEM_RING_F_OVERRIDE) ? "yes" : "-", c->nclients, rate,
                 c->reclaim_events, c->usage_bytes ? fmt_bytes(b1, sizeof(b1), c->usage_bytes) : "-",
@@ -225,8 +225,8 @@ static void json_cgroup_record(struct ctl_json *j, const struct ctl_view *v,
                                const struct hakmem_ctl_cgroup *c, const struct ctl_cgline *cl)
 {
     json_obj(j, NULL);
-    json_u64(j, "key", c ? c->key : cl->key);
-    uint64_t key = c ? c->key : cl->key;
+    json_u64(j, "key", c ? c->ring_key : cl->key);
+    uint64_t key = c ? c->ring_key : cl->key;
     json_str(j, "kind", key_kind(key));
     if (key & HAKMEM_KEY_PID_BIT)
         json_u64(j, "pid", key & ~HAKMEM_KEY_PID_BIT);
@@ -297,7 +297,7 @@ void show_status_json(struct ctl_json *j, const struct ctl_view *v)
     json_arr(j, "cgroups");
     for (size_t i = 0; i < v->status_reply.ncgroups; i++) {
         const struct hakmem_ctl_cgroup *c = &v->status_reply.cgroups[i];
-        json_cgroup_record(j, v, c, ctl_status_cgroup(st, c->key));
+        json_cgroup_record(j, v, c, ctl_status_cgroup(st, c->ring_key));
     }
     for (size_t i = 0; i < st->ncg; i++)
         if (!cgline_has_record(v, st->cg[i].key))
@@ -383,7 +383,7 @@ void show_clients_text(FILE *f, const struct ctl_view *v, int width)
         else
             snprintf(ss, sizeof(ss), "-");
         snprintf(mode, sizeof(mode), "%s%s", c->stats_updated_ns ? proto_mode_name(c->mode) : "-",
-                 c->ctl_mode != HAKMEM_CTL_MODE_AUTO ? "!" : "");
+                 c->override != HAKMEM_OVERRIDE_AUTO ? "!" : "");
         fprintf(f, "%7" PRIu32 " %6" PRIu32 " %-15s %-5s %-8s %7s %8s %11s", c->pid, c->uid, pcomm,
                 mode,
                 c->stats_updated_ns ? proto_level_name(c->last_level) : "-",
@@ -399,12 +399,12 @@ void show_clients_text(FILE *f, const struct ctl_view *v, int width)
             else
                 fprintf(f, " %*" PRIu64, cw, x);
         }
-        const char *label = key_label(lbl, sizeof(lbl), v, c->cgroup_key);
+        const char *label = key_label(lbl, sizeof(lbl), v, c->cgroup_id);
         fprintf(f, " %s\n", w >= 12 ? fit_tail(cut, sizeof(cut), label, w) : label);
     }
     bool forced = false;
     for (size_t i = 0; i < r->nclients; i++)
-        forced |= r->clients[i].ctl_mode != HAKMEM_CTL_MODE_AUTO;
+        forced |= r->clients[i].override != HAKMEM_OVERRIDE_AUTO;
     if (forced)
         fputs("(mode!: forced by hakmemctl lean on this pid)\n", f);
 }
@@ -417,7 +417,7 @@ void show_clients_json(struct ctl_json *j, const struct ctl_view *v)
     for (size_t i = 0; i < r->nclients; i++) {
         const struct hakmem_ctl_client *c = &r->clients[i];
         const struct ctl_cgline *cl =
-            v->have_status ? ctl_status_cgroup(&v->status, c->cgroup_key) : NULL;
+            v->have_status ? ctl_status_cgroup(&v->status, c->cgroup_id) : NULL;
         char comm[HAKMEM_COMM_LEN];
         uint64_t rss;
 
@@ -426,7 +426,7 @@ void show_clients_json(struct ctl_json *j, const struct ctl_view *v)
         json_u64(j, "pid", c->pid);
         json_u64(j, "uid", c->uid);
         json_str(j, "comm", comm);
-        json_u64(j, "cgroup_key", c->cgroup_key);
+        json_u64(j, "cgroup_key", c->cgroup_id);
         json_str(j, "cgroup_path", cl ? cl->path : NULL);
         json_bool(j, "stats", c->stats_updated_ns != 0);
         if (c->stats_updated_ns) {
@@ -436,7 +436,7 @@ void show_clients_json(struct ctl_json *j, const struct ctl_view *v)
             json_null(j, "mode");
             json_null(j, "last_level");
         }
-        json_str(j, "override", ctl_mode_name(c->ctl_mode));
+        json_str(j, "override", override_name(c->override));
         json_bool(j, "lean_env", c->flags & HAKMEM_STATS_F_LEAN_ENV);
         json_bool(j, "follows_daemon", c->flags & HAKMEM_STATS_F_DAEMON);
         json_u64(j, "connected_ns", c->connected_ns);

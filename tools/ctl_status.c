@@ -79,18 +79,27 @@ static int add_other(struct ctl_status *st, const char *name, const char *value)
     return 0;
 }
 
+/* "NAME REST...": NAME (not empty, shorter than cap) ends at the first
+ * space, which becomes its NUL; the rest after it, or NULL if malformed. */
+static char *split_name(char *line, size_t cap)
+{
+    char *sp = strchr(line, ' ');
+    if (!sp || sp == line || (size_t)(sp - line) >= cap)
+        return NULL;
+    *sp = '\0';
+    return sp + 1;
+}
+
 /* "NAME on" or "NAME off REASON..." */
 static int parse_source(struct ctl_status *st, char *rest)
 {
-    char *sp = strchr(rest, ' ');
-    if (!sp || st->nsources >= CTL_SOURCES_MAX)
+    char *state = st->nsources < CTL_SOURCES_MAX ? split_name(rest, sizeof(st->source[0].name))
+                                                 : NULL;
+    if (!state)
         return -EINVAL;
-    *sp = '\0';
-    char *state = sp + 1, *reason = strchr(state, ' ');
+    char *reason = strchr(state, ' ');
     if (reason)
         *reason++ = '\0';
-    if (!*rest || strlen(rest) >= sizeof(st->source[0].name))
-        return -EINVAL;
 
     struct ctl_source *s = &st->source[st->nsources];
     memset(s, 0, sizeof(*s));
@@ -108,15 +117,13 @@ static int parse_source(struct ctl_status *st, char *rest)
 /* "NAME ORIGIN..." */
 static int parse_signal(struct ctl_status *st, char *rest)
 {
-    char *sp = strchr(rest, ' ');
-    if (!sp || st->nsignals >= CTL_SIGNALS_MAX)
-        return -EINVAL;
-    *sp = '\0';
-    if (!*rest || strlen(rest) >= sizeof(st->signal[0].name) || !sp[1])
+    char *origin = st->nsignals < CTL_SIGNALS_MAX ? split_name(rest, sizeof(st->signal[0].name))
+                                                  : NULL;
+    if (!origin || !*origin)
         return -EINVAL;
     struct ctl_signal *g = &st->signal[st->nsignals++];
     strcpy(g->name, rest);
-    snprintf(g->origin, sizeof(g->origin), "%s", sp + 1);
+    snprintf(g->origin, sizeof(g->origin), "%s", origin);
     return 0;
 }
 

@@ -66,13 +66,13 @@ static int resolve_rel(const char *root, const char *rel, uint64_t *key, char *d
     int rc = cgroup_memcg_dir(root, CGROUP_VERSION_1, rel, dir, dirlen);
     if (rc < 0)
         return rc;
-    rc = cgroup_key_of_dir(dir, key);
+    rc = cgroup_id_of_dir(dir, root, key);
     if (rc != -ENOENT)
         return rc;
     rc = cgroup_memcg_dir(root, CGROUP_VERSION_2, rel, dir, dirlen);
     if (rc < 0)
         return rc;
-    return cgroup_key_of_dir(dir, key);
+    return cgroup_id_of_dir(dir, root, key);
 }
 
 /* "N:controllers:/path" as in /proc/PID/cgroup: the path, or NULL when
@@ -107,7 +107,7 @@ static const char *proc_line_path(const char *arg, bool *other)
     return colon + 1;
 }
 
-int ctl_cgroup_key(const char *cgroup_root, const char *arg, uint64_t *key, char *dir,
+int ctl_cgroup_id(const char *cgroup_root, const char *arg, uint64_t *key, char *dir,
                    size_t dirlen)
 {
     char root[PATH_MAX], rel[PATH_MAX];
@@ -133,7 +133,7 @@ int ctl_cgroup_key(const char *cgroup_root, const char *arg, uint64_t *key, char
                 return rc;
             if ((size_t)snprintf(dir, dirlen, "%s%s", root, strcmp(rel, "/") ? rel : "") >= dirlen)
                 return -ENAMETOOLONG;
-            return cgroup_key_of_dir(dir, key);
+            return cgroup_id_of_dir(dir, root, key);
         }
         /* v1 or hybrid: drop the hierarchy's mount (memory, unified,
          * cpu...), the rest is the path inside it */

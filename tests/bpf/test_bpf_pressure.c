@@ -5,7 +5,7 @@
  * "press" holds 32 MiB of anonymous memory, writes a 256 MiB file on the
  * disk and reads it back (page cache reclaim, nobody is OOM-killed); its
  * sibling "calm" touches 8 MiB and sleeps. Asserts: reclaim counted for
- * press's memcg id (its directory's inode), at least one ring-buffer
+ * press's cgroup id (its directory's inode), at least one ring-buffer
  * notification for it, none for calm and none for any other memcg (the
  * filter). Prints the time from pressure start to the first reclaim and to
  * the first notification. --oom: "oom" grows 128 MiB of anonymous memory and
@@ -19,6 +19,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,6 +35,7 @@
 #include <linux/magic.h>
 
 #include "bpf_source.h"
+#include "cgroup_util.h"
 
 #define EXIT_SKIP 77
 
@@ -321,9 +323,9 @@ static void make_child(int i, uint64_t *id)
 	err = write_file(path, lim);
 	if (err)
 		fail("write %s: %s", path, strerror(-err));
-	err = memcg_id_of_path(child_dir[i], id);
+	err = cgroup_id_of_dir(child_dir[i], NULL, id);
 	if (err)
-		fail("memcg_id_of_path(%s): %s", child_dir[i], strerror(-err));
+		fail("cgroup_id_of_dir(%s): %s", child_dir[i], strerror(-err));
 }
 
 /* ---- the workloads (run in forked children, exit codes only) ---- */
@@ -439,11 +441,11 @@ static int on_event(void *ctx, const struct hakmem_bpf_event *ev)
 	int i;
 
 	for (i = 0; i < NCHILD; i++)
-		if (s->id[i] && ev->memcg_id == s->id[i])
+		if (s->id[i] && ev->cgroup_id == s->id[i])
 			break;
 	if (i == NCHILD) {
 		s->other++;
-		s->other_id = ev->memcg_id;
+		s->other_id = ev->cgroup_id;
 		return 0;
 	}
 	if (!s->pressure[i] && !s->oom[i]) {
@@ -524,9 +526,13 @@ static int run_until_exit(struct bpf_source *src, struct seen *seen, int i)
 	int err, status = -1;
 
 	for (;;) {
-		err = bpf_source_poll(src, 50, on_event, seen);
+		/* as hakmemd does: wait on the source's descriptor, then consume */
+		struct pollfd pfd = { .fd = bpf_source_fd(src), .events = POLLIN };
+		err = poll(&pfd, 1, 50) < 0 ? -errno : 0;
+		if (err == 0)
+			err = bpf_source_consume(src, on_event, seen);
 		if (err < 0 && err != -EINTR)
-			fail("bpf_source_poll: %s", strerror(-err));
+			fail("bpf_source_consume: %s", strerror(-err));
 		if (!done && waitpid(child_pid[i], &status, WNOHANG) == child_pid[i]) {
 			child_pid[i] = 0;
 			done = now_ns();

@@ -35,7 +35,7 @@ F_MORE = 1
 F_PER_PROCESS = 1                              # HAKMEM_CTL_REQ_F_PER_PROCESS (request flags)
 KEY_PID_BIT = 1 << 63
 LEVELS = ["none", "low", "medium", "critical"]
-REASON_OPERATOR, REASON_STARTUP = 6, 7
+REASON_OVERRIDE, REASON_STARTUP = 6, 7
 # HAKMEM_COUNTERS (shim/include/hakmem.h), in order: the record's counter[] index
 COUNTERS = ["mmap_calls", "munmap_calls", "madvise_calls", "superslabs_live", "superslabs_cached",
             "large_live", "large_cached", "bytes_in_use", "bytes_committed", "bytes_decommitted",
@@ -123,14 +123,14 @@ class FakeDaemon:
             mode, level = self.overrides.get(key, (0, 0))
             recs.append(CGROUP.pack(key, 123456789, level if mode == 1 else 0,
                                     1 if mode else 0,
-                                    REASON_OPERATOR if mode else REASON_STARTUP,
+                                    REASON_OVERRIDE if mode else REASON_STARTUP,
                                     sum(1 for c in self.clients if c[2] == key),
                                     key * 10, key * 1000, 64 << 20, 256 << 20 if key == 4242 else 0,
                                     125, 0))
         for key, (mode, level) in sorted(self.overrides.items()):
             if key in self.cgroups:
                 continue
-            recs.append(CGROUP.pack(key, 1, level if mode == 1 else 0, 1, REASON_OPERATOR,
+            recs.append(CGROUP.pack(key, 1, level if mode == 1 else 0, 1, REASON_OVERRIDE,
                                     0, 0, 0, 0, 0, 0, 0))
         return recs
 

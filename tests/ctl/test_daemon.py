@@ -57,13 +57,23 @@ with t.TempDir() as tmp:
             t.check(v["pid"] == d.p.pid, "status: pid is hakmemd's", str(v))
             t.check(isinstance(v["uptime_s"], int) and 0 <= v["uptime_s"] < 600, "status: uptime_s")
             t.check(v["clients"] == 1, "status: clients 1", str(v))
-            t.check(set(v["sources"]) == {"bpf", "psi", "usage", "events"}
+            t.check(set(v["sources"]) == {"bpf", "psi", "vmpressure", "usage", "events"}
                     and all(isinstance(s["on"], bool) for s in v["sources"].values())
                     and all(s["on"] or s["reason"] for s in v["sources"].values()),
-                    "status: sources bpf, psi, usage, events, each on or off with a reason",
-                    str(v["sources"]))
-            t.check(set(v["signals"]) == {"reclaim", "scanned", "oom", "psi", "usage",
-                                          "memory_events"}
+                    "status: sources bpf, psi, vmpressure, usage, events, each on or off "
+                    "with a reason", str(v["sources"]))
+            # per cgroup, PSI on v2 and memory.pressure_level on v1: one of them
+            v1 = os.path.exists(os.path.join(cg_dir, "memory.pressure_level"))
+            src, sig = v["sources"], v["signals"]
+            t.check(src["vmpressure"]["on"] == v1 and src["psi"]["on"] == (not v1)
+                    and sig["vmpressure"] == ("memory.pressure_level" if v1 else
+                                              "none (no memory.pressure_level: the memory "
+                                              "controller is on cgroup v2)")
+                    and (not v1 or sig["psi"] == "none (v1: no per-cgroup PSI)"),
+                    "status: psi on cgroup v2, vmpressure on v1 (v1: %s)" % v1,
+                    str(src) + str(sig))
+            t.check(set(v["signals"]) == {"reclaim", "scanned", "oom", "psi", "vmpressure",
+                                          "usage", "memory_events"}
                     and all(isinstance(x, str) and x for x in v["signals"].values()),
                     "status: where each signal comes from", str(v["signals"]))
             t.check(all(isinstance(v[n], (int, float)) for n in

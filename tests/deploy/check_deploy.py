@@ -30,7 +30,7 @@
   Grafana's variables filled in), and it has the panels the issue names.
 
 The names that exist are read from the sources that print them
-(daemon/control.c, proto/hakmem_proto.h, tools/ctl_exporter.c);
+(daemon/metrics_fmt.c, proto/hakmem_proto.h, tools/ctl_exporter.c);
 tests/ctl/test_exporter.py compares that list with a live endpoint.
 Exit 0, 1, or 77 (python3-yaml or python3-jsonschema missing)."""
 import copy
@@ -456,7 +456,7 @@ def check_grafana(known):
 def main():
     known = known_metrics()
     check(len(known) >= 20 and "hakmem_up" in known and "hakmem_cgroup_level" in known,
-          "%d metric names read from daemon/control.c, proto/ and tools/ctl_exporter.c" % len(known))
+          "%d metric names read from daemon/metrics_fmt.c, proto/ and tools/ctl_exporter.c" % len(known))
     check_yaml_parses()
     check_kubernetes()
     check_bites()

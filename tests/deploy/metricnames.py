@@ -1,5 +1,5 @@
 """metricnames.py: the names of the metrics hakmemd and the exporter
-print, read from the sources that print them: daemon/control.c (its
+print, read from the sources that print them: daemon/metrics_fmt.c (its
 metric_head() calls, its table of per-cgroup sums, and
 hakmem_client_NAME[_total] for every shim counter by its
 HAKMEM_COUNTER_KIND_ in proto/hakmem_proto.h)
@@ -24,7 +24,7 @@ def read(root, *parts):
 
 def types(root):
     """{family: type} for every family printed."""
-    control = read(root, "daemon", "control.c")
+    control = read(root, "daemon", "metrics_fmt.c")
     out = dict(re.findall(r'metric_head\(r, "(hakmem_[a-z0-9_]+)",\s*"([a-z]+)"', control))
     # the per-cgroup sums of shim counters: a table of counters (sum_families)
     out.update((n, "counter") for n in

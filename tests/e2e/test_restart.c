@@ -81,10 +81,10 @@ static void expect_records(const char *when, const int *modes, const int *ctl)
         /* the stats page is refreshed at least once a second */
         for (int i = 0; i < 150; i++) {
             memset(&r, 0, sizeof(r));
-            if (e2e_find_client(rt, sh[s].pid, &r) && r.mode == modes[s] && r.ctl_mode == ctl[s] &&
+            if (e2e_find_client(rt, sh[s].pid, &r) && r.mode == modes[s] && r.override == ctl[s] &&
                 (r.flags & HAKMEM_STATS_F_DAEMON) &&
                 /* lean on without a level means MEDIUM */
-                r.last_level == (ctl[s] == HAKMEM_CTL_MODE_ON ? HAKMEM_LEVEL_MEDIUM : HAKMEM_LEVEL_NONE))
+                r.last_level == (ctl[s] == HAKMEM_OVERRIDE_ON ? HAKMEM_LEVEL_MEDIUM : HAKMEM_LEVEL_NONE))
                 {
                 ok = true;
                 break;
@@ -93,7 +93,7 @@ static void expect_records(const char *when, const int *modes, const int *ctl)
         }
         E2E_CHECK(ok, "%s: CLIENTS record of %s (pid %d): mode %s, level %s, override %u, flags %#x; "
                   "expected mode %s, override %d", when, names[s], (int)sh[s].pid,
-                  proto_mode_name(r.mode), proto_level_name(r.last_level), r.ctl_mode, r.flags,
+                  proto_mode_name(r.mode), proto_level_name(r.last_level), r.override, r.flags,
                   proto_mode_name((unsigned)modes[s]), ctl[s]);
         if (s == C)
             E2E_CHECK(r.flags & HAKMEM_STATS_F_LEAN_ENV, "%s: C's record lacks the LEAN_ENV flag", when);
@@ -103,7 +103,7 @@ static void expect_records(const char *when, const int *modes, const int *ctl)
 static void override(int s, uint32_t mode)
 {
     int rc = e2e_ctl_lean(rt, HAKMEM_CTL_TARGET_PID, (uint64_t)sh[s].pid, mode, HAKMEM_LEVEL_NONE);
-    E2E_CHECK(rc == 0, "lean %s for %s (pid %d): %s", mode == HAKMEM_CTL_MODE_ON ? "on" : "auto",
+    E2E_CHECK(rc == 0, "lean %s for %s (pid %d): %s", mode == HAKMEM_OVERRIDE_ON ? "on" : "auto",
               names[s], (int)sh[s].pid, strerror(-rc));
 }
 
@@ -144,18 +144,18 @@ int main(int argc, char **argv)
     E2E_REQUIRE(e2e_obs_open(&o1, rt), "observer did not register");
 
     /* ---- 1. overrides ---- */
-    static const int on2[NSHIM] = { HAKMEM_CTL_MODE_ON, HAKMEM_CTL_MODE_ON, 0, 0 };
+    static const int on2[NSHIM] = { HAKMEM_OVERRIDE_ON, HAKMEM_OVERRIDE_ON, 0, 0 };
     static const int all_lean_but_b[NSHIM] = { HAKMEM_MODE_LEAN, HAKMEM_MODE_LEAN, HAKMEM_MODE_FAST,
                                                HAKMEM_MODE_LEAN };
     if (root) {
-        override(A, HAKMEM_CTL_MODE_ON);
-        override(Q, HAKMEM_CTL_MODE_ON);
+        override(A, HAKMEM_OVERRIDE_ON);
+        override(Q, HAKMEM_OVERRIDE_ON);
         expect_mode(A, HAKMEM_MODE_LEAN, 2000, "after lean on");
         expect_mode(Q, HAKMEM_MODE_LEAN, 2000, "after lean on");
         expect_records("after lean on", all_lean_but_b, on2);
         e2e_log("1. lean on for A and Q: both LEAN (B FAST, C LEAN)");
     } else {
-        int rc = e2e_ctl_lean(rt, HAKMEM_CTL_TARGET_PID, (uint64_t)sh[A].pid, HAKMEM_CTL_MODE_ON, 0);
+        int rc = e2e_ctl_lean(rt, HAKMEM_CTL_TARGET_PID, (uint64_t)sh[A].pid, HAKMEM_OVERRIDE_ON, 0);
         E2E_CHECK(rc == -EPERM, "lean on as uid %d: %s (expected EPERM)", (int)geteuid(), strerror(-rc));
         e2e_log("1. not root: lean on is refused (%s); the override parts are skipped", strerror(-rc));
     }
@@ -220,8 +220,8 @@ int main(int argc, char **argv)
 
     /* ---- 4. SIGKILL, no restart: the timeouts ---- */
     if (root) {
-        override(A, HAKMEM_CTL_MODE_ON);
-        override(Q, HAKMEM_CTL_MODE_ON);
+        override(A, HAKMEM_OVERRIDE_ON);
+        override(Q, HAKMEM_OVERRIDE_ON);
         expect_mode(A, HAKMEM_MODE_LEAN, 2000, "lean on (second daemon)");
         expect_mode(Q, HAKMEM_MODE_LEAN, 2000, "lean on (second daemon)");
     }
@@ -283,7 +283,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < 300 && !(reg = e2e_find_client(rt, f.pid, NULL)); i++)
             e2e_sleep_ms(10);
         E2E_REQUIRE(reg, "shim client F did not register");
-        int rc = e2e_ctl_lean(rt, HAKMEM_CTL_TARGET_PID, (uint64_t)f.pid, HAKMEM_CTL_MODE_ON, 0);
+        int rc = e2e_ctl_lean(rt, HAKMEM_CTL_TARGET_PID, (uint64_t)f.pid, HAKMEM_OVERRIDE_ON, 0);
         E2E_CHECK(rc == 0, "lean on for F: %s", strerror(-rc));
         double tl = e2e_shim_wait_mode(&f, HAKMEM_MODE_LEAN, 2000);
         E2E_CHECK(tl >= 0, "F did not become LEAN");

@@ -97,7 +97,7 @@ int main(int argc, char **argv)
     struct e2e_obs o;
     E2E_REQUIRE(e2e_obs_open(&o, rt), "observer did not register");
     if (root) {
-        int rc = e2e_ctl_lean(rt, HAKMEM_CTL_TARGET_PID, (uint64_t)sh[A].pid, HAKMEM_CTL_MODE_ON, 0);
+        int rc = e2e_ctl_lean(rt, HAKMEM_CTL_TARGET_PID, (uint64_t)sh[A].pid, HAKMEM_OVERRIDE_ON, 0);
         E2E_CHECK(rc == 0, "lean on for A: %s", strerror(-rc));
         E2E_CHECK(e2e_shim_wait_mode(&sh[A], HAKMEM_MODE_LEAN, 2000) >= 0, "A did not become LEAN");
     }

@@ -63,7 +63,7 @@ def clients(runtime_dir):
     for off in range(0, len(recs), CLIENT.size):
         f = CLIENT.unpack_from(recs, off)
         c = {"cgroup_key": f[0], "connected_ns": f[1], "stats_updated_ns": f[2], "pid": f[3],
-             "uid": f[4], "mode": f[5], "last_level": f[6], "ctl_mode": f[7], "flags": f[8],
+             "uid": f[4], "mode": f[5], "last_level": f[6], "override": f[7], "flags": f[8],
              "comm": f[10].split(b"\0")[0].decode(errors="replace")}
         c.update(zip(STATS, f[11:11 + len(STATS)]))
         out.append(c)

@@ -316,9 +316,9 @@ static int put_override(struct writer *w, const struct ring *r)
         uint64_t key = atomic_load(&e->word[0]);
         if (seq != 0 && key != HAKMEM_KEY_ALL)
             continue;
-        struct hakmem_ring_msg m = { .key = HAKMEM_KEY_ALL, .ts_ns = now_ns(),
+        struct hakmem_ring_msg m = { .ring_key = HAKMEM_KEY_ALL, .ts_ns = now_ns(),
                                      .level = HAKMEM_LEVEL_CRITICAL, .flags = HAKMEM_RING_F_OVERRIDE,
-                                     .reason = HAKMEM_REASON_OPERATOR };
+                                     .reason = HAKMEM_REASON_OVERRIDE };
         uint64_t odd = (seq | 1) + 2, even = odd + 1, pos = ring_head(r);
         int rc = w_put(w, off + offsetof(struct hakmem_ring_entry, seq), &odd, 8);
         rc |= w_put(w, off + offsetof(struct hakmem_ring_entry, word), &m, sizeof(m));
@@ -590,7 +590,7 @@ static int fake_ring(const char *mode, size_t *size)
                                .now_ns = now_ns(), .daemon_pid = (uint32_t)getpid() };
     ring_init(&p, m, *size, 64, 64, &prm);
     ring_publish(&p, HAKMEM_KEY_ALL, HAKMEM_LEVEL_CRITICAL, HAKMEM_RING_F_OVERRIDE, now_ns(),
-                 HAKMEM_REASON_OPERATOR);
+                 HAKMEM_REASON_OVERRIDE);
     struct hakmem_ring_hdr *h = m;
     if (!strcmp(mode, "closed"))
         atomic_store(&h->state, HAKMEM_RING_STATE_CLOSED);
@@ -679,7 +679,7 @@ static int cmd_fake_daemon(const char *dir, const char *mode, double hold)
             w.ring_size = size;
             w.heartbeat_period_ns = 1000000000u;
             w.generation = 42;
-            w.cgroup_key = 1;
+            w.cgroup_id = 1;
             w.pid_key = HAKMEM_KEY_PID(1);
             e2e_send(c, &w, sizeof(w), &ring, 1);
         } else {

@@ -54,7 +54,7 @@ START_TEST(test_defaults)
     ck_assert_str_eq(cfg.runtime_dir, "/run/hakmem");
     ck_assert_str_eq(cfg.cgroup_root, "/sys/fs/cgroup");
     ck_assert_uint_eq(cfg.sources, CONFIG_SOURCE_BPF | CONFIG_SOURCE_PSI | CONFIG_SOURCE_USAGE |
-                                       CONFIG_SOURCE_EVENTS);
+                                       CONFIG_SOURCE_EVENTS | CONFIG_SOURCE_VMPRESSURE);
     ck_assert_int_eq(cfg.log_level, LOG_INFO);
     ck_assert_uint_eq(cfg.usage_low_pct, 80);
     ck_assert_uint_eq(cfg.usage_medium_pct, 90);
@@ -100,7 +100,7 @@ START_TEST(test_file_syntax)
                       "  max_clients=100   \n"
                       "runtime_dir\t=\t/run/hk test\n" /* a path may hold spaces */
                       "usage_low_pct = 70 # inline comment\n"
-                      "sources = bpf , usage\n"
+                      "sources = bpf , usage,vmpressure\n"
                       "log_level = DEBUG\r\n"
                       "psi_trigger_level = medium\n"
                       "heartbeat_ms = 700\n" /* last one wins */
@@ -113,7 +113,7 @@ START_TEST(test_file_syntax)
     ck_assert_uint_eq(cfg.max_clients, 100);
     ck_assert_str_eq(cfg.runtime_dir, "/run/hk test");
     ck_assert_uint_eq(cfg.usage_low_pct, 70);
-    ck_assert_uint_eq(cfg.sources, CONFIG_SOURCE_BPF | CONFIG_SOURCE_USAGE);
+    ck_assert_uint_eq(cfg.sources, CONFIG_SOURCE_BPF | CONFIG_SOURCE_USAGE | CONFIG_SOURCE_VMPRESSURE);
     ck_assert_int_eq(cfg.log_level, LOG_DEBUG);
     ck_assert_int_eq(cfg.psi_trigger_level, HAKMEM_LEVEL_MEDIUM);
     ck_assert_str_eq(cfg.cgroup_root, "/x#y");
@@ -383,7 +383,7 @@ START_TEST(test_print_round_trip)
     /* --help: every key with its default */
     char *help = print_to_string(NULL);
     ck_assert_ptr_nonnull(strstr(help, "\nruntime_dir = /run/hakmem\n"));
-    ck_assert_ptr_nonnull(strstr(help, "\nsources = bpf,psi,usage,events\n"));
+    ck_assert_ptr_nonnull(strstr(help, "\nsources = bpf,psi,vmpressure,usage,events\n"));
     ck_assert_ptr_nonnull(strstr(help, "\nlog_level = info\n"));
     ck_assert_ptr_nonnull(strstr(help, "\nusage_critical_pct = 97\n"));
     ck_assert_ptr_nonnull(strstr(help, "#   default 1000, range 50..60000\nheartbeat_ms = 1000\n"));

@@ -132,7 +132,6 @@ START_TEST(test_slow_down_one_level_per_calm_period)
     ck_assert_int_eq(eval(&r, &quiet, T0 + 30 * S), HAKMEM_LEVEL_NONE);
     ck_assert_int_eq(r.res.reason, HAKMEM_REASON_CALM);
     ck_assert_uint_eq(r.publishes, p + 3); /* exactly one publish per step */
-    ck_assert_uint_eq(policy_next_deadline(&r.th, &r.st), UINT64_MAX);
 }
 END_TEST
 
@@ -145,9 +144,7 @@ START_TEST(test_calm_clock_is_the_last_evaluation_holding_the_level)
     rig_init(&r);
     struct policy_signals sig = { .oom_kill = true };
     eval(&r, &sig, T0);
-    ck_assert_uint_eq(policy_next_deadline(&r.th, &r.st), T0 + 10 * S);
     ck_assert_int_eq(eval(&r, &quiet, T0 + 10 * S), HAKMEM_LEVEL_MEDIUM);
-    ck_assert_uint_eq(policy_next_deadline(&r.th, &r.st), T0 + 20 * S);
 
     /* evaluated late: every elapsed step at once, calm kept from T0 */
     rig_init(&r);
@@ -376,6 +373,53 @@ START_TEST(test_psi_averages_set_levels)
 }
 END_TEST
 
+/* A BPF notification: counts over the window in force, the scanned-pages
+ * floor, and how long it stands. */
+START_TEST(test_bpf_rates)
+{
+    struct policy_thresholds th;
+    struct policy_bpf_rates r;
+    policy_thresholds_default(&th);
+    uint64_t medium = th.reclaim_events_per_s[HAKMEM_LEVEL_MEDIUM];
+    struct policy_bpf_window w = { .events = 4, .stall_ns = 2 * MS, .scanned_pages = 0,
+                                   .window_ns = 100 * MS, .min_interval_ns = 250 * MS,
+                                   .min_scan_pages = 2048 };
+    policy_bpf_rates(&th, &w, 5 * S, &r);
+    ck_assert_uint_eq(r.events_per_s, 40);
+    ck_assert_uint_eq(r.stall_ns_per_s, 20 * MS);
+    ck_assert_uint_eq(r.until_ns, 5 * S + 350 * MS);
+
+    /* the window in force, not the default: the same counts over 400 ms */
+    w.window_ns = 400 * MS;
+    policy_bpf_rates(&th, &w, 5 * S, &r);
+    ck_assert_uint_eq(r.events_per_s, 10);
+    ck_assert_uint_eq(r.stall_ns_per_s, 5 * MS);
+    ck_assert_uint_eq(r.until_ns, 5 * S + 650 * MS);
+
+    /* scanned the BPF side's threshold: at least MEDIUM's rate */
+    w.events = 1;
+    w.scanned_pages = 2048;
+    policy_bpf_rates(&th, &w, 0, &r);
+    ck_assert_uint_eq(r.events_per_s, medium);
+    w.scanned_pages = 2047;
+    policy_bpf_rates(&th, &w, 0, &r);
+    ck_assert_uint_eq(r.events_per_s, 2);
+    /* a higher rate is kept; min_scan_pages 0 turns the floor off */
+    w.events = 400;
+    w.scanned_pages = 1u << 20;
+    policy_bpf_rates(&th, &w, 0, &r);
+    ck_assert_uint_eq(r.events_per_s, 1000);
+    w.events = 1;
+    w.min_scan_pages = 0;
+    policy_bpf_rates(&th, &w, 0, &r);
+    ck_assert_uint_eq(r.events_per_s, 2);
+
+    /* at the defaults one notification is MEDIUM by itself */
+    struct policy_signals sig = { .reclaim_events_per_s = 40 };
+    ck_assert_int_eq(policy_classify(&th, &sig, false, NULL), HAKMEM_LEVEL_MEDIUM);
+}
+END_TEST
+
 START_TEST(test_overrides)
 {
     struct rig r;
@@ -383,10 +427,10 @@ START_TEST(test_overrides)
     eval(&r, &quiet, T0);
 
     /* ON: LEAN (LOW) without pressure */
-    struct policy_signals on = { .override = POLICY_OVERRIDE_ON };
+    struct policy_signals on = { .override = HAKMEM_OVERRIDE_ON };
     ck_assert_int_eq(eval(&r, &on, T0 + S), HAKMEM_LEVEL_LOW);
     ck_assert(r.res.publish);
-    ck_assert_int_eq(r.res.reason, HAKMEM_REASON_OPERATOR);
+    ck_assert_int_eq(r.res.reason, HAKMEM_REASON_OVERRIDE);
     ck_assert_int_eq(r.st.level, HAKMEM_LEVEL_NONE); /* the policy's own level */
     ck_assert_int_eq(eval(&r, &on, T0 + 2 * S), HAKMEM_LEVEL_LOW);
     ck_assert(!r.res.publish);
@@ -397,7 +441,7 @@ START_TEST(test_overrides)
     ck_assert_int_eq(r.res.reason, HAKMEM_REASON_USAGE);
 
     /* ON with a level: at least that level */
-    struct policy_signals on_med = { .override = POLICY_OVERRIDE_ON,
+    struct policy_signals on_med = { .override = HAKMEM_OVERRIDE_ON,
                                      .override_level = HAKMEM_LEVEL_MEDIUM };
     rig_init(&r);
     ck_assert_int_eq(eval(&r, &on_med, T0), HAKMEM_LEVEL_MEDIUM);
@@ -405,7 +449,7 @@ START_TEST(test_overrides)
     /* OFF wins over any pressure; the policy keeps its own level */
     rig_init(&r);
     eval(&r, &quiet, T0);
-    struct policy_signals off = { .override = POLICY_OVERRIDE_OFF, .oom_kill = true };
+    struct policy_signals off = { .override = HAKMEM_OVERRIDE_OFF, .oom_kill = true };
     ck_assert_int_eq(eval(&r, &off, T0 + S), HAKMEM_LEVEL_NONE);
     ck_assert(!r.res.publish); /* NONE was published already */
     ck_assert_int_eq(r.st.level, HAKMEM_LEVEL_CRITICAL);
@@ -413,7 +457,7 @@ START_TEST(test_overrides)
     /* back to AUTO: the current pressure level at once */
     ck_assert_int_eq(eval(&r, &quiet, T0 + 2 * S), HAKMEM_LEVEL_CRITICAL);
     ck_assert(r.res.publish);
-    ck_assert_int_eq(r.res.reason, HAKMEM_REASON_OPERATOR);
+    ck_assert_int_eq(r.res.reason, HAKMEM_REASON_OVERRIDE);
 
     /* calm kept running while OFF: AUTO after 30 s of calm finds NONE */
     rig_init(&r);
@@ -473,6 +517,7 @@ static Suite *daemon_policy_suite(void)
     tcase_add_test(tc, test_oom_means_critical);
     tcase_add_test(tc, test_memory_events);
     tcase_add_test(tc, test_psi_averages_set_levels);
+    tcase_add_test(tc, test_bpf_rates);
     tcase_add_test(tc, test_overrides);
     tcase_add_test(tc, test_clock_going_back_is_harmless);
     tcase_add_test(tc, test_level_names);

@@ -198,7 +198,7 @@ START_TEST(test_memcg_of_pid_fake_trees)
     ck_assert_int_eq(m.version, CGROUP_VERSION_1);
     ck_assert_str_eq(m.path, "/process_api/abc");
     ck_assert_str_eq(m.dir, at("cg/memory/process_api/abc"));
-    ck_assert_uint_eq(m.key, ino(m.dir));
+    ck_assert_uint_eq(m.cgroup_id, ino(m.dir));
 
     /* pure v2 host */
     put("proc/77/cgroup", "0::/system.slice/db.service\n");
@@ -207,7 +207,7 @@ START_TEST(test_memcg_of_pid_fake_trees)
     ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), at("v2"), NULL, 77, &m), 0);
     ck_assert_int_eq(m.version, CGROUP_VERSION_2);
     ck_assert_str_eq(m.dir, at("v2/system.slice/db.service"));
-    ck_assert_uint_eq(m.key, ino(at("v2/system.slice/db.service")));
+    ck_assert_uint_eq(m.cgroup_id, ino(at("v2/system.slice/db.service")));
 
     /* no such pid, no such cgroup dir, not a dir */
     ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), cg, NULL, 999, &m), -ESRCH);
@@ -215,7 +215,7 @@ START_TEST(test_memcg_of_pid_fake_trees)
     put("proc/55/cgroup", "4:memory:/gone\n");
     ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), cg, NULL, 55, &m), -ENOENT);
     put("cg/memory/file", "x");
-    ck_assert_int_eq(cgroup_key_of_dir(at("cg/memory/file"), &key), -ENOTDIR);
+    ck_assert_int_eq(cgroup_id_of_dir(at("cg/memory/file"), at("cg"), &key), -ENOTDIR);
     tmp_remove();
 }
 END_TEST
@@ -283,7 +283,7 @@ START_TEST(test_cgroup_namespace)
     ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), cg, &ns, 77, &m), 0);
     ck_assert_str_eq(m.path, "/a/x");
     ck_assert_str_eq(m.dir, at("cg/memory/a/x"));
-    ck_assert_uint_eq(m.key, ino(at("cg/memory/a/x")));
+    ck_assert_uint_eq(m.cgroup_id, ino(at("cg/memory/a/x")));
     put("proc/78/cgroup", "4:memory:/z\n");
     ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), cg, &ns, 78, &m), 0);
     ck_assert_str_eq(m.path, "/b/y/z");
@@ -324,7 +324,7 @@ START_TEST(test_real_own_memcg)
         fprintf(stderr, "SKIP real memcg lookup: %s\n", strerror(-r));
         return;
     }
-    ck_assert_uint_eq(m.key, ino(m.dir));
+    ck_assert_uint_eq(m.cgroup_id, ino(m.dir));
     struct cgroup_mem mem;
     r = cgroup_read_mem(m.dir, m.version, 0, &mem);
     if (r < 0) {
@@ -335,7 +335,7 @@ START_TEST(test_real_own_memcg)
     struct usage_sample s;
     ck_assert_int_eq(usage_sample_dir(m.dir, CGROUP_VERSION_AUTO, 0, 1, &s), 0);
     fprintf(stderr, "own memcg v%d %s key %llu usage %llu limit %llu permille %u\n",
-            (int)m.version, m.dir, (unsigned long long)m.key,
+            (int)m.version, m.dir, (unsigned long long)m.cgroup_id,
             (unsigned long long)s.mem.usage_bytes, (unsigned long long)s.limit_bytes,
             s.permille);
 }
@@ -638,13 +638,13 @@ START_TEST(test_usage_ancestors)
     fake_v1("memory/pod", "850\n", "1000\n", "total_inactive_file 0\n");
     fake_v1("memory", "5000\n", "9223372036854771712\n", NULL);
     snprintf(ctr.dir, sizeof(ctr.dir), "%s", at("memory/pod/ctr"));
-    ctr.key = ino(ctr.dir);
+    ctr.cgroup_id = ino(ctr.dir);
 
     /* up the hierarchy to its root, and no further */
     ck_assert_int_eq(cgroup_parent_memcg(&ctr, &pod), 0);
     ck_assert_str_eq(pod.path, "/pod");
     ck_assert_str_eq(pod.dir, at("memory/pod"));
-    ck_assert_uint_eq(pod.key, ino(at("memory/pod")));
+    ck_assert_uint_eq(pod.cgroup_id, ino(at("memory/pod")));
     ck_assert_int_eq(pod.version, CGROUP_VERSION_1);
     ck_assert_int_eq(cgroup_parent_memcg(&pod, &root), 0);
     ck_assert_str_eq(root.path, "/");
@@ -670,18 +670,18 @@ START_TEST(test_usage_ancestors)
 
     /* the child tracked, the parent as its ancestor (and another's) */
     usage_source_init(&src);
-    ck_assert_int_eq(usage_source_add(&src, ctr.key, ctr.dir, CGROUP_VERSION_1, 0), 0);
-    ck_assert_int_eq(usage_source_add(&src, pod.key, pod.dir, CGROUP_VERSION_1,
+    ck_assert_int_eq(usage_source_add(&src, ctr.cgroup_id, ctr.dir, CGROUP_VERSION_1, 0), 0);
+    ck_assert_int_eq(usage_source_add(&src, pod.cgroup_id, pod.dir, CGROUP_VERSION_1,
                                       CGROUP_MEM_IF_LIMITED), 0);
-    ck_assert_int_eq(usage_source_add(&src, pod.key, pod.dir, CGROUP_VERSION_1,
+    ck_assert_int_eq(usage_source_add(&src, pod.cgroup_id, pod.dir, CGROUP_VERSION_1,
                                       CGROUP_MEM_IF_LIMITED), 0);
     ck_assert_uint_eq(src.count, 2);
-    ck_assert_uint_eq(usage_source_find(&src, pod.key)->refs, 2);
-    ck_assert_uint_eq(usage_source_find(&src, pod.key)->read_flags, CGROUP_MEM_IF_LIMITED);
+    ck_assert_uint_eq(usage_source_find(&src, pod.cgroup_id)->refs, 2);
+    ck_assert_uint_eq(usage_source_find(&src, pod.cgroup_id)->read_flags, CGROUP_MEM_IF_LIMITED);
     usage_source_sample_due(&src, &sched, 5 * S);
 
-    const struct usage_entry *chain[3] = { usage_source_find(&src, ctr.key),
-                                           usage_source_find(&src, pod.key), NULL };
+    const struct usage_entry *chain[3] = { usage_source_find(&src, ctr.cgroup_id),
+                                           usage_source_find(&src, pod.cgroup_id), NULL };
     int gov = 7;
     /* the parent's 85 % governs the unlimited child */
     ck_assert_uint_eq(usage_chain_permille(chain, 3, &gov), 850);
@@ -701,14 +701,14 @@ START_TEST(test_usage_ancestors)
     ck_assert_int_eq(gov, 0);
 
     /* a full read asked once stays; the last reference removes it */
-    ck_assert_int_eq(usage_source_add(&src, pod.key, pod.dir, CGROUP_VERSION_1, 0), 0);
-    ck_assert_uint_eq(usage_source_find(&src, pod.key)->read_flags, 0);
+    ck_assert_int_eq(usage_source_add(&src, pod.cgroup_id, pod.dir, CGROUP_VERSION_1, 0), 0);
+    ck_assert_uint_eq(usage_source_find(&src, pod.cgroup_id)->read_flags, 0);
     for (int i = 0; i < 3; i++) {
-        ck_assert_ptr_nonnull(usage_source_find(&src, pod.key));
-        ck_assert_int_eq(usage_source_remove(&src, pod.key), 0);
+        ck_assert_ptr_nonnull(usage_source_find(&src, pod.cgroup_id));
+        ck_assert_int_eq(usage_source_remove(&src, pod.cgroup_id), 0);
     }
-    ck_assert_ptr_null(usage_source_find(&src, pod.key));
-    ck_assert_int_eq(usage_source_remove(&src, pod.key), -ENOENT);
+    ck_assert_ptr_null(usage_source_find(&src, pod.cgroup_id));
+    ck_assert_int_eq(usage_source_remove(&src, pod.cgroup_id), -ENOENT);
     usage_source_free(&src);
     tmp_remove();
 }

@@ -58,7 +58,7 @@ static void publish_n(struct ring_producer *p, uint64_t n)
 static int consistent(const struct hakmem_ring_msg *m)
 {
     uint64_t n = m->ts_ns;
-    return m->key == key_of(n) && m->level == level_of(n) && m->reason == reason_of(n)
+    return m->ring_key == key_of(n) && m->level == level_of(n) && m->reason == reason_of(n)
         && m->flags == 0 && m->reserved == 0;
 }
 
@@ -228,14 +228,14 @@ START_TEST(test_publish_read_order)
     ck_assert_int_eq(ring_reader_init(&late, &r), 0);
     ck_assert_int_eq(ring_read_next(&late, &m), RING_EMPTY);
     ck_assert_int_eq(ring_publish(&p, 77, HAKMEM_LEVEL_CRITICAL, HAKMEM_RING_F_OVERRIDE, 99,
-                                  HAKMEM_REASON_OPERATOR), 0);
+                                  HAKMEM_REASON_OVERRIDE), 0);
     ck_assert_int_eq(ring_read_next(&late, &m), RING_OK);
-    ck_assert_uint_eq(m.key, 77);
+    ck_assert_uint_eq(m.ring_key, 77);
     ck_assert_uint_eq(m.level, HAKMEM_LEVEL_CRITICAL);
     ck_assert_uint_eq(m.flags, HAKMEM_RING_F_OVERRIDE);
-    ck_assert_uint_eq(m.reason, HAKMEM_REASON_OPERATOR);
+    ck_assert_uint_eq(m.reason, HAKMEM_REASON_OVERRIDE);
     ck_assert_int_eq(ring_read_next(&rd, &m), RING_OK);
-    ck_assert_uint_eq(m.key, 77);
+    ck_assert_uint_eq(m.ring_key, 77);
 
     /* publish refuses what a reader would refuse */
     ck_assert_int_eq(ring_publish(&p, 1, HAKMEM_LEVEL_COUNT, 0, 0, 0), -EINVAL);
@@ -306,7 +306,7 @@ START_TEST(test_lapped_resync)
                 last = n;
         struct ring_state st;
         ck_assert_int_eq(ring_state_lookup(&r, k, &st), 0);
-        ck_assert_uint_eq(st.msg.key, k);
+        ck_assert_uint_eq(st.msg.ring_key, k);
         ck_assert_uint_eq(st.msg.ts_ns, last);
         ck_assert_uint_eq(st.pos, last);
         ck_assert_uint_eq(st.msg.level, level_of(last));
@@ -471,7 +471,7 @@ START_TEST(test_state_table)
         ck_assert_int_eq(ring_publish(&p, coll[i], (uint8_t)i, 0, 10 + i, 0), 0);
     for (int i = 0; i < 3; i++) {
         ck_assert_int_eq(ring_state_lookup(r, coll[i], &st), 0);
-        ck_assert_uint_eq(st.msg.key, coll[i]);
+        ck_assert_uint_eq(st.msg.ring_key, coll[i]);
         ck_assert_uint_eq(st.msg.level, i);
         ck_assert_uint_eq(st.pos, (uint64_t)i + 1);
         ck_assert_uint_eq(st.writes, 1);
@@ -541,7 +541,7 @@ START_TEST(test_resolve)
     ck_assert_int_eq(ring_publish(&p, HAKMEM_KEY_ALL, HAKMEM_LEVEL_NONE, OV, 3, 0), 0);
     ck_assert_int_eq(ring_resolve(r, cg, pid, &m), 0);
     ck_assert_uint_eq(m.level, HAKMEM_LEVEL_NONE);
-    ck_assert_uint_eq(m.key, HAKMEM_KEY_ALL);
+    ck_assert_uint_eq(m.ring_key, HAKMEM_KEY_ALL);
     /* a pid override beats the host-wide one */
     ck_assert_int_eq(ring_publish(&p, pid, HAKMEM_LEVEL_CRITICAL, OV, 4, 0), 0);
     ck_assert_int_eq(ring_resolve(r, cg, pid, &m), 0);
@@ -554,22 +554,22 @@ START_TEST(test_resolve)
     ck_assert_int_eq(ring_publish(&p, HAKMEM_KEY_ALL, HAKMEM_LEVEL_NONE, 0, 6, 0), 0);
     ck_assert_int_eq(ring_resolve(r, cg, pid, &m), 0);
     ck_assert_uint_eq(m.level, HAKMEM_LEVEL_MEDIUM);
-    ck_assert_uint_eq(m.key, cg);  /* no override anywhere: the cgroup's pressure */
+    ck_assert_uint_eq(m.ring_key, cg);  /* no override anywhere: the cgroup's pressure */
     ck_assert_int_eq(ring_resolve(r, cg, 0, &m), 0);
     ck_assert_uint_eq(m.level, HAKMEM_LEVEL_MEDIUM);
     /* a client whose cgroup has no entry follows a plain host-wide one */
     ck_assert_int_eq(ring_resolve(r, cg + 1, HAKMEM_KEY_PID(779), &m), 0);
-    ck_assert_uint_eq(m.key, HAKMEM_KEY_ALL);
+    ck_assert_uint_eq(m.ring_key, HAKMEM_KEY_ALL);
     /* a cgroup override beats a host-wide override */
     ck_assert_int_eq(ring_publish(&p, HAKMEM_KEY_ALL, HAKMEM_LEVEL_NONE, OV, 7, 0), 0);
     ck_assert_int_eq(ring_publish(&p, cg, HAKMEM_LEVEL_LOW, OV, 8, 0), 0);
     ck_assert_int_eq(ring_resolve(r, cg, pid, &m), 0);
     ck_assert_uint_eq(m.level, HAKMEM_LEVEL_LOW);
-    ck_assert_uint_eq(m.key, cg);
+    ck_assert_uint_eq(m.ring_key, cg);
 
-    struct hakmem_ring_msg other = { .key = cg + 1 };
+    struct hakmem_ring_msg other = { .ring_key = cg + 1 };
     ck_assert(!ring_msg_applies(&other, cg, pid));
-    other.key = HAKMEM_KEY_ALL;
+    other.ring_key = HAKMEM_KEY_ALL;
     ck_assert(ring_msg_applies(&other, cg, pid));
     munmap(mem, len);
 }
@@ -939,7 +939,7 @@ START_TEST(test_welcome)
 {
     struct hakmem_welcome w, out;
     proto_welcome_init(&w, 0);
-    w.cgroup_key = 12345;
+    w.cgroup_id = 12345;
     w.pid_key = HAKMEM_KEY_PID(99);
     w.ring_size = 1 << 20;
     w.heartbeat_period_ns = 100000000;
@@ -960,7 +960,7 @@ START_TEST(test_welcome)
     b.status = -100000;
     ck_assert_int_eq(proto_welcome_check(&b, sizeof(b), &out), -EINVAL);
     b = w;
-    b.cgroup_key = HAKMEM_KEY_PID(1);
+    b.cgroup_id = HAKMEM_KEY_PID(1);
     ck_assert_int_eq(proto_welcome_check(&b, sizeof(b), &out), -EINVAL);
     b = w;
     b.pid_key = 99;
@@ -981,7 +981,7 @@ START_TEST(test_ctl_req)
     proto_ctl_req_init(&q, HAKMEM_CTL_LEAN);
     q.target = HAKMEM_CTL_TARGET_PID;
     q.key = 4321;
-    q.mode = HAKMEM_CTL_MODE_ON;
+    q.mode = HAKMEM_OVERRIDE_ON;
     q.level = HAKMEM_LEVEL_MEDIUM;
     check_framing(&q, sizeof(q), req_fn, -EMSGSIZE);
 
@@ -1063,7 +1063,7 @@ START_TEST(test_ctl_resp)
     ck_assert_int_eq(proto_ctl_resp_check(buf, HAKMEM_MSG_MAX + 1, &out, &pl), -EMSGSIZE);
 
     /* records */
-    struct hakmem_ctl_cgroup cg[3] = { { .key = 1 }, { .key = 2 }, { .key = 3 } };
+    struct hakmem_ctl_cgroup cg[3] = { { .ring_key = 1 }, { .ring_key = 2 }, { .ring_key = 3 } };
     proto_ctl_resp_init(&h, HAKMEM_CTL_STATUS, 0, HAKMEM_CTL_PAYLOAD_CGROUPS, sizeof(cg), 0);
     ck_assert_uint_eq(h.record_size, sizeof(struct hakmem_ctl_cgroup));
     memcpy(buf, &h, sizeof(h));

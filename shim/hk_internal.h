@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdarg.h>
+#include <time.h>
 #include "hk_types.h"
 #include "hakmem.h"
 
@@ -62,6 +63,14 @@ static inline struct hk_seg *hk_seg_of(const void *p)
 static inline unsigned hk_unit_cls(const struct hk_seg *seg, const void *p)
 {
     return seg->unit_cls[((uintptr_t)p >> HK_UNIT_SHIFT) & (HK_UNITS - 1)];
+}
+
+/* CLOCK_MONOTONIC in ns. */
+static inline uint64_t hk_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* ---- log.c ---- */
@@ -311,6 +320,14 @@ HK_HIDDEN size_t hk_foreign_preinit_span(const void *p);
 HK_HIDDEN void hk_free_foreign(void *p, const char *who);
 HK_HIDDEN size_t hk_usable_foreign(void *p);
 HK_HIDDEN void *hk_realloc_foreign(void *p, size_t n);
+
+/* ---- mempressure.c (systemd's memory-pressure protocol) ---- */
+/* Opens $MEMORY_PRESSURE_WATCH and arms its trigger: the fd, or -1 (said
+ * once; the protocol is then given up). */
+HK_HIDDEN int hk_mp_open(void);
+/* Waits up to ms for an event on fd: the level to apply now (MEDIUM on an
+ * event, NONE after a calm period, else level, the current one). */
+HK_HIDDEN int hk_mp_wait(int fd, unsigned ms, uint64_t *last_event, int level);
 
 /* ---- listener.c (the daemon's voice in the process) ---- */
 HK_HIDDEN void *hk_listener_main(void *arg);

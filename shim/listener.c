@@ -11,9 +11,8 @@
  * has been silent for HAKMEM_DAEMON_TIMEOUT_MS.
  *
  * Without a daemon it follows systemd's memory-pressure protocol when the
- * service manager provides it ($MEMORY_PRESSURE_WATCH: a PSI trigger on
- * the service's cgroup): an event is MEDIUM, a calm period brings NONE.
- * With a daemon connected, the daemon wins.
+ * service manager provides it (mempressure.c). With a daemon connected,
+ * the daemon wins.
  *
  * It never takes an allocator lock itself except through hk_apply_level,
  * and allocation paths never wait for it.
@@ -45,7 +44,6 @@ _Static_assert(HAKMEM_LEVEL_CRITICAL == 3 && HAKMEM_LEVEL_COUNT == 4, "levels ag
                                                us) counts as a failure and backs off */
 #define HK_POLL_MS          1000     /* stats page refresh, liveness checks */
 #define HK_WELCOME_MS       2000     /* wait for the welcome */
-#define HK_MP_CALM_MS       10000    /* systemd protocol: calm before NONE */
 #define HK_START_CHECK_NS   2000000000ull /* slow paths look for the socket */
 
 _Atomic bool hk_lst_restart;
@@ -71,13 +69,6 @@ static int hk_lst_said;                 /* the failure last logged (negative err
 static unsigned hk_lst_short;           /* rings found closed at open, in a row */
 static uint64_t hk_lst_contact_ns;      /* last sign of life from the daemon */
 static uint64_t hk_lst_timeout_ns;      /* silence that means "gone" (session_run) */
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* Waits end early when the helpers are parked (helper.c). */
 static void sleep_ms(unsigned ms)
@@ -135,7 +126,7 @@ static void stats_update(void)
         .present = (UINT32_C(1) << HAKMEM_COUNTER_COUNT) - 1,
         .flags = (hk_opt.lean ? HAKMEM_STATS_F_LEAN_ENV : 0) |
                  (hk_sess.sock >= 0 ? HAKMEM_STATS_F_DAEMON : 0),
-        .updated_ns = now_ns(),
+        .updated_ns = hk_now_ns(),
     };
     /* the page's counter i is the i-th of HAKMEM_COUNTERS: one list */
 #define HK_PAGE_CTR(name, doc) \
@@ -343,7 +334,7 @@ static uint64_t session_timeout(void)
  * off), and every loop here waits on the futex or its poll timeout. */
 static void session_run(void)
 {
-    hk_lst_contact_ns = now_ns();
+    hk_lst_contact_ns = hk_now_ns();
     hk_lst_timeout_ns = session_timeout();
     apply(resolve_level());
     for (;;) {
@@ -361,7 +352,7 @@ static void session_run(void)
             ring_reader_resync(&hk_sess.rd);
             changed = true;
         }
-        uint64_t now = now_ns();
+        uint64_t now = hk_now_ns();
         uint64_t timeout = hk_lst_timeout_ns = session_timeout();
         bool alive = ring_heartbeat_alive(&hk_sess.ring, now, timeout);
         if (alive)
@@ -376,71 +367,6 @@ static void session_run(void)
         if (poll(&p, 1, 0) > 0)         /* EOF or anything unexpected */
             return;
         ring_wait(&hk_sess.ring, f, (uint64_t)HK_POLL_MS * 1000000u);
-    }
-}
-
-/* ---- systemd's memory-pressure protocol ---- */
-
-static int b64val(char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-
-static size_t b64decode(const char *in, unsigned char *out, size_t cap)
-{
-    size_t n = 0;
-    unsigned acc = 0;
-    int bits = 0;
-    for (; *in && *in != '='; in++) {
-        int v = b64val(*in);
-        if (v < 0)
-            return 0;
-        acc = acc << 6 | (unsigned)v;
-        bits += 6;
-        if (bits >= 8 && n < cap) {
-            bits -= 8;
-            out[n++] = (unsigned char)(acc >> bits);
-        }
-    }
-    return n;
-}
-
-static int mp_open(void)
-{
-    int fd = open(hk_mp_watch, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        hk_log("MEMORY_PRESSURE_WATCH %s: %s; not following it", hk_mp_watch, strerror(errno));
-        hk_mp_watch[0] = '\0';
-        return -1;
-    }
-    unsigned char trig[193];
-    size_t n = b64decode(hk_mp_write, trig, sizeof(trig) - 1);
-    if (n > 0 && trig[n - 1] != '\0')  /* the kernel reads a C string */
-        trig[n++] = '\0';
-    if (n > 0 && write(fd, trig, n) != (ssize_t)n) {
-        hk_log("MEMORY_PRESSURE_WATCH %s: cannot arm the trigger: %s; not following it",
-               hk_mp_watch, strerror(errno));
-        close(fd);
-        hk_mp_watch[0] = '\0';         /* once is enough */
-        return -1;
-    }
-    return fd;
-}
-
-/* Wait up to ms for a pressure event on fd, mapping it to levels. */
-static void mp_wait(int fd, unsigned ms, uint64_t *last_event)
-{
-    if (hk_helper_poll(fd, POLLPRI, (int)ms) & POLLPRI) {
-        *last_event = now_ns();
-        apply(HAKMEM_LEVEL_MEDIUM);
-    } else if (hk_lst_level != HAKMEM_LEVEL_NONE &&
-               now_ns() - *last_event > (uint64_t)HK_MP_CALM_MS * 1000000u) {
-        apply(HAKMEM_LEVEL_NONE);
     }
 }
 
@@ -501,17 +427,17 @@ void *hk_listener_main(void *arg)
         if (hk_helper_parking()) {      /* helper.c: exit; started again later */
             if (mp_fd >= 0)
                 close(mp_fd);
-            atomic_store(&hk_lst_next_check, now_ns() + HK_START_CHECK_NS);
+            atomic_store(&hk_lst_next_check, hk_now_ns() + HK_START_CHECK_NS);
             return arg;
         }
         if (hk_opt.daemon) {
             enum open_failure why;
             int rc = session_open(&why);
             if (rc == 0) {
-                uint64_t t0 = now_ns();
+                uint64_t t0 = hk_now_ns();
                 session_run();
                 session_close();
-                if (now_ns() - t0 >= HK_SESSION_STABLE_NS) {
+                if (hk_now_ns() - t0 >= HK_SESSION_STABLE_NS) {
                     hk_lst_said = 0;    /* a good session: say the next failure again */
                     backoff = HK_BACKOFF_MIN_MS;
                     continue;           /* reconnect at once, then back off */
@@ -528,7 +454,7 @@ void *hk_listener_main(void *arg)
          * past that moment. */
         unsigned wait = backoff;
         if (hk_lst_contact_ns) {
-            uint64_t gone = hk_lst_contact_ns + hk_lst_timeout_ns, now = now_ns();
+            uint64_t gone = hk_lst_contact_ns + hk_lst_timeout_ns, now = hk_now_ns();
             if (now >= gone) {
                 hk_lst_contact_ns = 0;
                 apply(HAKMEM_LEVEL_NONE);
@@ -538,9 +464,9 @@ void *hk_listener_main(void *arg)
         }
         stats_update();
         if (hk_mp_watch[0] && mp_fd < 0)
-            mp_fd = mp_open();
+            mp_fd = hk_mp_open();
         if (mp_fd >= 0)
-            mp_wait(mp_fd, wait, &mp_last);
+            apply(hk_mp_wait(mp_fd, wait, &mp_last, hk_lst_level));
         else
             sleep_ms(wait);
         backoff = backoff * 2 > HK_BACKOFF_MAX_MS ? HK_BACKOFF_MAX_MS : backoff * 2;

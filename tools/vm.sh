@@ -29,7 +29,7 @@
 # Initramfs: busybox-static plus the few modules the shares need, their
 # order read from each module's depends= (the package has no modules.dep).
 #
-# Tunables (environment): HAKMEM_VM_SMP (vCPUs, default 2),
+# Tunables (environment): HAKMEM_VM_SMP (vCPUs, default 1),
 # HAKMEM_VM_MEM (MiB, default 2048), HAKMEM_VM_CACHE, HAKMEM_VM_TIMEOUT
 # (s, default 900: qemu is killed after that).
 #

@@ -53,6 +53,8 @@ __attribute__((noinline)) static void *hk_malloc_big(size_t n)
 {
     if (n <= HK_SMALL_MAX)
         return hk_malloc_cls(hk_class_of_slow(n));
+    if (n <= HK_MEDIUM_MAX)
+        return hk_medium_alloc(hk_class_of_slow(n));
     return hk_malloc_large(n, 0, false);
 }
 
@@ -130,7 +132,7 @@ size_t hk_block_size(void *p, const char *who)
 {
     struct hk_seg *seg = hk_seg_of(p);
     unsigned cls = hk_unit_cls(seg, p);
-    if (cls < HK_NCLASS) {
+    if (cls < HK_NALLCLASS) {
         if (!hk_block_valid((struct hk_ss *)seg, p))
             hk_fatal("%s(): invalid pointer %p", who, p);
         return hk_class_size[cls];
@@ -149,7 +151,7 @@ void *hk_calloc(size_t nmemb, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    if (n > HK_SMALL_MAX)
+    if (n > HK_MEDIUM_MAX)
         return hk_malloc_large(n, 0, true);
     void *p = hk_malloc(n);
     if (p)
@@ -171,7 +173,7 @@ void *hk_realloc(void *p, size_t n)
     struct hk_seg *seg = hk_seg_of(p);
     unsigned cls = hk_unit_cls(seg, p);
     size_t old;
-    if (cls < HK_NCLASS) {
+    if (cls < HK_NALLCLASS) {
         old = hk_block_size(p, "realloc");
         if (n <= old && (n > old / 2 || old <= 32))
             return p;                   /* shrinking by less than half */
@@ -204,6 +206,8 @@ void *hk_memalign(size_t align, size_t n)
     if (align <= HK_MIN_ALIGN)
         return hk_malloc(n);
     int cls = hk_class_for_aligned(n, align);
+    if (cls >= HK_NCLASS)
+        return hk_medium_alloc((unsigned)cls);
     if (cls >= 0)
         return hk_malloc_cls((unsigned)cls);
     return hk_malloc_large(n, align, false);

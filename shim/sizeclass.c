@@ -1,11 +1,12 @@
 /* sizeclass.c: the size class table and the size -> class mapping.
  * Pure functions and constant tables; no state. Classes: 16..128 in steps
- * of 16, then four per doubling up to 32 KiB (at most 25% internal waste
- * above 128 B, as in jemalloc's spacing).
+ * of 16, then four per doubling up to 32 KiB (small) and on to 1 MiB
+ * (medium): at most 25% internal waste above 128 B, as in jemalloc's
+ * spacing.
  */
 #include "hk_internal.h"
 
-const uint32_t hk_class_size[HK_NCLASS] = {
+const uint32_t hk_class_size[HK_NALLCLASS] = {
     16, 32, 48, 64, 80, 96, 112, 128,
     160, 192, 224, 256,
     320, 384, 448, 512,
@@ -15,6 +16,12 @@ const uint32_t hk_class_size[HK_NCLASS] = {
     5120, 6144, 7168, 8192,
     10240, 12288, 14336, 16384,
     20480, 24576, 28672, 32768,
+    /* medium */
+    40960, 49152, 57344, 65536,
+    81920, 98304, 114688, 131072,
+    163840, 196608, 229376, 262144,
+    327680, 393216, 458752, 524288,
+    655360, 786432, 917504, 1048576,
 };
 
 /* Class of every size up to HK_LUT_MAX, indexed by ceil(size / 16). */
@@ -30,7 +37,7 @@ const uint8_t hk_class_lut[HK_LUT_MAX / HK_MIN_ALIGN + 1] = {
     18, 18, 18, 18, 18, 18, 18, 18, 19, 19, 19, 19, 19, 19, 19, 19,
 };
 
-/* Class of n bytes for 128 < n <= HK_SMALL_MAX, computed: the top bit
+/* Class of n bytes for 128 < n <= HK_MEDIUM_MAX, computed: the top bit
  * picks the doubling, the next two bits the quarter within it. */
 unsigned hk_class_of_slow(size_t n)
 {
@@ -74,20 +81,26 @@ void hk_block_check_init(struct hk_block_check t[256], struct hk_block_check4 t4
     }
 }
 
-/* Units per slab: at least 8 blocks per slab, 16 for classes <= 4 KiB. */
+/* Units per slab: at least 8 blocks per slab, 16 for classes <= 4 KiB;
+ * medium slabs of 512 KiB (4 to 12 blocks up to 128 KiB) and 1 MiB (1 to
+ * 6 blocks): at most an eighth of a slab is left over below 384 KiB; the
+ * tail past the last block is never touched, so it costs address space,
+ * not memory. */
 unsigned hk_class_span(unsigned cls)
 {
-    return hk_class_size[cls] <= 4096 ? 1 : 4;
+    uint32_t size = hk_class_size[cls];
+    return size <= 4096 ? 1 : size <= HK_SMALL_MAX ? 4 : size <= 131072 ? 8 : 16;
 }
 
 /* Smallest class whose blocks are all aligned on align (a power of two)
  * and hold n bytes: a slab starts on a 64 KiB boundary, so a block size
- * that is a multiple of align keeps every block aligned. -1 if none. */
+ * that is a multiple of align keeps every block aligned. -1 if none
+ * (larger alignments go to large blocks). */
 int hk_class_for_aligned(size_t n, size_t align)
 {
-    if (n > HK_SMALL_MAX)
+    if (n > HK_MEDIUM_MAX || align > HK_UNIT_SIZE)
         return -1;
-    for (unsigned c = hk_class_of(n ? n : 1); c < HK_NCLASS; c++)
+    for (unsigned c = hk_class_of(n ? n : 1); c < HK_NALLCLASS; c++)
         if ((hk_class_size[c] & (align - 1)) == 0)
             return (int)c;
     return -1;

@@ -88,6 +88,8 @@ void *hk_purger_main(void *arg)
         }
         bool pending = false;
         if (!hk_lim.purge) {            /* FAST: decay */
+            atomic_store_explicit(&hk_recommit_pages, 0, memory_order_relaxed);
+            atomic_store_explicit(&hk_released_pages, 0, memory_order_relaxed);
             if (hk_opt.decay_ms == 0)
                 continue;
             hk_ss_purge(false, true, &pending);

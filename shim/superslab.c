@@ -216,9 +216,16 @@ static struct hk_ss *ss_map(void)
     ss->free_units = HK_SS_USABLE;
     for (unsigned u = 0; u < HK_UNITS; u++)
         ss->slabs[u].unit = (uint8_t)u;
-    HK_CTR_ADD(bytes_committed, HK_SEG_SIZE);
-    if (hk_lim.purge)                   /* LEAN needs memory it gave back */
-        atomic_fetch_add_explicit(&hk_recommit_pages, HK_SS_PAGES, memory_order_relaxed);
+    if (hk_lim.purge) {
+        /* LEAN: its pages count as committed, and as needed again (the
+         * purge's adaptive delay), as blocks are handed out from them
+         * (slab_carve, slab_pop), not all at once: a superslab mapped for
+         * a few blocks is not 512 pages of churn. */
+        ss->decommitted_units = HK_SS_USABLE;
+        HK_CTR_ADD(bytes_committed, HK_UNIT_SIZE);
+    } else {
+        HK_CTR_ADD(bytes_committed, HK_SEG_SIZE);
+    }
     hk_reg_set((uintptr_t)ss);
     return ss;
 }
@@ -232,9 +239,11 @@ static void ss_retire(struct hk_ss *ss, bool lean)
     lazy_pages_gone((uint64_t)__builtin_popcount(ss->lazy_units) * UNIT_PAGES);
     HK_CTR_SUB(bytes_committed, HK_SEG_SIZE -
                (size_t)__builtin_popcount(ss->decommitted_units) * HK_UNIT_SIZE);
-    if (lean) {
+    if (lean) {                         /* what was still committed */
         HK_CTR_ADD(lean_retire, 1);
-        atomic_fetch_add_explicit(&hk_released_pages, HK_SS_PAGES, memory_order_relaxed);
+        atomic_fetch_add_explicit(&hk_released_pages,
+                                  HK_SS_PAGES - (uint64_t)__builtin_popcount(ss->decommitted_units) *
+                                  UNIT_PAGES, memory_order_relaxed);
     }
     hk_os_unmap(ss, HK_SEG_SIZE);
 }
@@ -286,15 +295,12 @@ static struct hk_slab *slab_carve(unsigned cls)
     uint32_t bits = (((uint32_t)1 << span) - 1) << u;
     ss->free_units &= ~bits;
     ss->free_seen &= ~bits;
-    if (ss->decommitted_units & bits) {  /* the pages come back on touch */
-        unsigned n = (unsigned)__builtin_popcount(ss->decommitted_units & bits);
-        HK_CTR_ADD(bytes_committed, (size_t)n * HK_UNIT_SIZE);
-        atomic_fetch_add_explicit(&hk_recommit_pages, n * (HK_UNIT_SIZE / HK_PAGE),
-                                  memory_order_relaxed);
-        ss->decommitted_units &= ~bits;
-        lazy_pages_gone((uint64_t)__builtin_popcount(ss->lazy_units & bits) * UNIT_PAGES);
-        ss->lazy_units &= ~bits;
-    }
+    /* Decommitted units come back page by page, on touch: the slab's
+     * page map takes them over below, so that slab_pop counts only the
+     * pages of blocks handed out (committed again, needed again). */
+    uint32_t dec_units = ss->decommitted_units & bits, lazy_units = ss->lazy_units & bits;
+    ss->decommitted_units &= ~bits;
+    ss->lazy_units &= ~bits;
     if (ss->free_units == 0)
         ss_unlink(&hk_ss_avail, ss);
     pthread_mutex_unlock(&hk_ss_lock);
@@ -325,6 +331,14 @@ static struct hk_slab *slab_carve(unsigned cls)
         ss->slabs[u + i].head = (uint8_t)u;
         ss->seg.unit_cls[u + i] = (uint8_t)cls;
     }
+    for (unsigned v = (unsigned)u; v < (unsigned)u + span; v++) {   /* class lock held */
+        unsigned first = v * (unsigned)UNIT_PAGES, w = first / 64;
+        uint64_t r = pg_range(w, first, (unsigned)UNIT_PAGES);
+        if (dec_units >> v & 1)
+            pg_set(ss->pg_decommitted, w, r);
+        if (lazy_units >> v & 1)
+            pg_set(ss->pg_lazy, w, r);
+    }
     return s;
 }
 
@@ -335,13 +349,23 @@ static void slab_release(struct hk_slab *s)
     struct hk_ss *ss = ss_of_slab(s);
     unsigned u = s->unit, span = s->span;
     memset(&ss->seg.unit_cls[u], HK_CLS_FREE, span);
-    /* The freed units are dirty as a whole until the next purge. */
-    unsigned first = slab_first_page(s), npages = slab_npages(s);
+    /* A unit whose pages are all decommitted alike (all lazily or none)
+     * goes back decommitted (never touched since a purge, or since it was
+     * mapped in LEAN); the others are dirty as a whole until the next
+     * purge. */
     uint64_t back = 0, lazy = 0;
-    for (unsigned w = first / 64; w * 64 < first + npages; w++) {
-        uint64_t r = pg_range(w, first, npages);
-        back += (uint64_t)__builtin_popcountll(pg_load(ss->pg_decommitted, w) & r);
-        lazy += (uint64_t)__builtin_popcountll(pg_load(ss->pg_lazy, w) & r);
+    uint32_t dec_units = 0, lazy_units = 0;
+    for (unsigned v = u; v < u + span; v++) {
+        unsigned first = v * (unsigned)UNIT_PAGES, w = first / 64;
+        uint64_t r = pg_range(w, first, (unsigned)UNIT_PAGES);
+        uint64_t d = pg_load(ss->pg_decommitted, w) & r, l = pg_load(ss->pg_lazy, w) & r;
+        if (d == r && (l == 0 || l == r)) {
+            dec_units |= (uint32_t)1 << v;
+            lazy_units |= l ? (uint32_t)1 << v : 0;
+        } else {
+            back += (uint64_t)__builtin_popcountll(d);
+            lazy += (uint64_t)__builtin_popcountll(l);
+        }
         pg_clear(ss->pg_decommitted, w, r);
         pg_clear(ss->pg_lazy, w, r);
         pg_clear(ss->pg_free_seen, w, r);
@@ -354,6 +378,8 @@ static void slab_release(struct hk_slab *s)
     if (ss->free_units == 0)
         ss_push(&hk_ss_avail, ss);
     ss->free_units |= (((uint32_t)1 << span) - 1) << u;
+    ss->decommitted_units |= dec_units;
+    ss->lazy_units |= lazy_units;
     struct hk_ss *retire = NULL;
     if (ss->free_units == HK_SS_USABLE) {
         ss_unlink(&hk_ss_avail, ss);

@@ -141,6 +141,27 @@ START_TEST(test_lean_medium_pages_decommitted)
 }
 END_TEST
 
+/* LEAN counts memory as committed (and, for the purge's adaptive delay,
+ * as needed again) as blocks are handed out, not a whole superslab or
+ * slab at a time: a few blocks from a fresh superslab are a few pages. */
+START_TEST(test_lean_counts_pages_handed_out)
+{
+    ck_assert_int_eq(hakmem_set_mode(HAKMEM_MODE_LEAN), 0);
+    hakmem_trim();
+    ck_assert_uint_eq(ctr("superslabs_live") + ctr("superslabs_cached"), 0);
+    uint64_t committed = ctr("bytes_committed");
+    atomic_store(&hk_recommit_pages, 0);
+    char *p = hk_malloc(64);            /* a fresh superslab */
+    ck_assert_uint_le(ctr("bytes_committed") - committed, HK_UNIT_SIZE + 4 * HK_PAGE);
+    ck_assert_uint_le(atomic_load(&hk_recommit_pages), 4);
+    char *m = hk_malloc(300000);        /* 320 KiB of a 1 MiB slab */
+    ck_assert_uint_le(ctr("bytes_committed") - committed, HK_UNIT_SIZE + 4 * HK_PAGE + 327680);
+    memset(m, 1, 300000);
+    hk_free(m);
+    hk_free(p);
+}
+END_TEST
+
 START_TEST(test_retire_then_reuse)
 {
     ck_assert_int_eq(hakmem_set_mode(HAKMEM_MODE_LEAN), 0);
@@ -405,6 +426,7 @@ static Suite *lean_suite(void)
     tcase_add_test(tc, test_medium_decommits_and_retires);
     tcase_add_test(tc, test_calloc_zero_after_madv_free_reuse);
     tcase_add_test(tc, test_lean_medium_pages_decommitted);
+    tcase_add_test(tc, test_lean_counts_pages_handed_out);
     tcase_add_test(tc, test_retire_then_reuse);
     tcase_add_test(tc, test_idle_process_gives_back);
     tcase_add_test(tc, test_fast_decay_gives_back);

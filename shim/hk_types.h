@@ -128,6 +128,7 @@ struct hk_ss {
     uint32_t free_units;            /* bit u set: unit u is free */
     uint32_t decommitted_units;     /* free units whose pages are decommitted */
     uint32_t lazy_units;            /* ... with MADV_FREE (a subset) */
+    uint32_t fresh_units;           /* ... never touched since mapped (a subset) */
     uint32_t free_seen;             /* free units seen at the last purge */
     uint64_t empty_since;           /* purge round in which it became empty */
     /* The page map of the pages inside slabs (bit p: page p of the
@@ -136,6 +137,8 @@ struct hk_ss {
     uint64_t pg_decommitted[HK_SS_PAGE_WORDS];  /* decommitted */
     uint64_t pg_lazy[HK_SS_PAGE_WORDS];         /* ... with MADV_FREE (a subset) */
     uint64_t pg_free_seen[HK_SS_PAGE_WORDS];    /* wholly free at the last purge */
+    uint64_t pg_fresh[HK_SS_PAGE_WORDS];        /* decommitted and never touched since
+                                                   mapped: not needed *again* */
     struct hk_slab slabs[HK_UNITS];
 };
 

@@ -217,11 +217,11 @@ static struct hk_ss *ss_map(void)
     for (unsigned u = 0; u < HK_UNITS; u++)
         ss->slabs[u].unit = (uint8_t)u;
     if (hk_lim.purge) {
-        /* LEAN: its pages count as committed, and as needed again (the
-         * purge's adaptive delay), as blocks are handed out from them
-         * (slab_carve, slab_pop), not all at once: a superslab mapped for
-         * a few blocks is not 512 pages of churn. */
-        ss->decommitted_units = HK_SS_USABLE;
+        /* LEAN: its pages count as committed as blocks are handed out
+         * from them (slab_carve, slab_pop), not all at once; and never
+         * as needed again (the purge's adaptive delay): only pages the
+         * purge gave back are. */
+        ss->decommitted_units = ss->fresh_units = HK_SS_USABLE;
         HK_CTR_ADD(bytes_committed, HK_UNIT_SIZE);
     } else {
         HK_CTR_ADD(bytes_committed, HK_SEG_SIZE);
@@ -299,8 +299,10 @@ static struct hk_slab *slab_carve(unsigned cls)
      * page map takes them over below, so that slab_pop counts only the
      * pages of blocks handed out (committed again, needed again). */
     uint32_t dec_units = ss->decommitted_units & bits, lazy_units = ss->lazy_units & bits;
+    uint32_t fresh_units = ss->fresh_units & bits;
     ss->decommitted_units &= ~bits;
     ss->lazy_units &= ~bits;
+    ss->fresh_units &= ~bits;
     if (ss->free_units == 0)
         ss_unlink(&hk_ss_avail, ss);
     pthread_mutex_unlock(&hk_ss_lock);
@@ -338,6 +340,8 @@ static struct hk_slab *slab_carve(unsigned cls)
             pg_set(ss->pg_decommitted, w, r);
         if (lazy_units >> v & 1)
             pg_set(ss->pg_lazy, w, r);
+        if (fresh_units >> v & 1)
+            pg_set(ss->pg_fresh, w, r);
     }
     return s;
 }
@@ -354,7 +358,7 @@ static void slab_release(struct hk_slab *s)
      * mapped in LEAN); the others are dirty as a whole until the next
      * purge. */
     uint64_t back = 0, lazy = 0;
-    uint32_t dec_units = 0, lazy_units = 0;
+    uint32_t dec_units = 0, lazy_units = 0, fresh_units = 0;
     for (unsigned v = u; v < u + span; v++) {
         unsigned first = v * (unsigned)UNIT_PAGES, w = first / 64;
         uint64_t r = pg_range(w, first, (unsigned)UNIT_PAGES);
@@ -362,6 +366,7 @@ static void slab_release(struct hk_slab *s)
         if (d == r && (l == 0 || l == r)) {
             dec_units |= (uint32_t)1 << v;
             lazy_units |= l ? (uint32_t)1 << v : 0;
+            fresh_units |= (pg_load(ss->pg_fresh, w) & r) == r ? (uint32_t)1 << v : 0;
         } else {
             back += (uint64_t)__builtin_popcountll(d);
             lazy += (uint64_t)__builtin_popcountll(l);
@@ -369,6 +374,7 @@ static void slab_release(struct hk_slab *s)
         pg_clear(ss->pg_decommitted, w, r);
         pg_clear(ss->pg_lazy, w, r);
         pg_clear(ss->pg_free_seen, w, r);
+        pg_clear(ss->pg_fresh, w, r);
     }
     s->span = 0;
     HK_CTR_ADD(bytes_committed, back * HK_PAGE);
@@ -380,6 +386,7 @@ static void slab_release(struct hk_slab *s)
     ss->free_units |= (((uint32_t)1 << span) - 1) << u;
     ss->decommitted_units |= dec_units;
     ss->lazy_units |= lazy_units;
+    ss->fresh_units |= fresh_units;
     struct hk_ss *retire = NULL;
     if (ss->free_units == HK_SS_USABLE) {
         ss_unlink(&hk_ss_avail, ss);
@@ -432,7 +439,7 @@ static size_t slab_pop(struct hk_slab *s, void **out, size_t want)
     s->hint = w;
     s->nfree -= (uint32_t)n;
     struct hk_ss *ss = ss_of_slab(s);
-    uint64_t back = 0, lazy = 0;
+    uint64_t back = 0, again = 0, lazy = 0;
     for (unsigned i = first / 64; i * 64 < first + slab_npages(s); i++) {
         if (!touched[i])
             continue;
@@ -440,15 +447,18 @@ static size_t slab_pop(struct hk_slab *s, void **out, size_t want)
         uint64_t d = pg_load(ss->pg_decommitted, i) & touched[i];
         if (!d)
             continue;                   /* they come back on first touch */
-        uint64_t l = pg_load(ss->pg_lazy, i) & d;
+        uint64_t l = pg_load(ss->pg_lazy, i) & d, f = pg_load(ss->pg_fresh, i) & d;
         back += (uint64_t)__builtin_popcountll(d);
+        again += (uint64_t)__builtin_popcountll(d & ~f);
         lazy += (uint64_t)__builtin_popcountll(l);
         pg_clear(ss->pg_decommitted, i, d);
         pg_clear(ss->pg_lazy, i, l);
+        pg_clear(ss->pg_fresh, i, f);
     }
     if (back) {
         HK_CTR_ADD(bytes_committed, back * HK_PAGE);
-        atomic_fetch_add_explicit(&hk_recommit_pages, back, memory_order_relaxed);
+        if (again)
+            atomic_fetch_add_explicit(&hk_recommit_pages, again, memory_order_relaxed);
         lazy_pages_gone(lazy);
     }
     return n;
@@ -590,6 +600,19 @@ void hk_ss_prewarm(void)
     }
 }
 
+/* Are blocks first..last of s all free? Word by word of the freemap. */
+static bool blocks_free(const struct hk_slab *s, uint64_t first, uint64_t last)
+{
+    for (uint64_t w = first / 64; w <= last / 64; w++) {
+        unsigned lo = w == first / 64 ? (unsigned)(first % 64) : 0;
+        unsigned hi = w == last / 64 ? (unsigned)(last % 64) : 63;
+        uint64_t want = (hi - lo == 63 ? ~(uint64_t)0 : (((uint64_t)1 << (hi - lo + 1)) - 1)) << lo;
+        if ((s->freemap[w] & want) != want)
+            return false;
+    }
+    return true;
+}
+
 /* Pages of s wholly free (every block overlapping them free), set in m
  * (bit p: page p of the superslab). Pages past the last block count as
  * free. */
@@ -599,12 +622,9 @@ static void slab_free_pages(const struct hk_slab *s, uint64_t m[PG_WORDS])
     for (unsigned p = 0; p < npages; p++) {
         uint64_t first = (uint64_t)p * HK_PAGE / s->block;
         uint64_t last = ((uint64_t)p * HK_PAGE + HK_PAGE - 1) / s->block;
-        bool free = true;
         if (last >= s->nblocks)
             last = s->nblocks - 1;
-        for (uint64_t i = first; i <= last && first < s->nblocks && free; i++)
-            free = (s->freemap[i / 64] >> (i % 64)) & 1;
-        if (free)
+        if (first >= s->nblocks || blocks_free(s, first, last))
             m[(page0 + p) / 64] |= (uint64_t)1 << ((page0 + p) % 64);
     }
 }

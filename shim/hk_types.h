@@ -63,10 +63,10 @@
 #define HK_ADDR_BITS   47            /* user space; higher is never ours */
 
 /* Size classes: 16..128 step 16, then four per doubling up to 32 KiB
- * (small: thread-cached), and on to 1 MiB (medium). */
+ * (small: thread-cached), and eight per doubling on to 1 MiB (medium). */
 #define HK_NCLASS      40
 #define HK_SMALL_MAX   32768
-#define HK_NMEDIUM     20
+#define HK_NMEDIUM     40
 #define HK_NALLCLASS   (HK_NCLASS + HK_NMEDIUM)
 #define HK_MEDIUM_MAX  ((size_t)1 << 20)
 #define HK_LUT_MAX     1024          /* sizes served by the lookup table */

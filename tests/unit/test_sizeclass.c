@@ -85,9 +85,9 @@ START_TEST(test_table_shape)
         /* a slab fits a superslab beside its header unit */
         ck_assert_uint_le(span, HK_UNITS / 2);
         ck_assert_uint_ge(slab / hk_class_size[c], 1);
-        /* at most an eighth of a slab left over below 384 KiB */
-        if (hk_class_size[c] < 393216)
-            ck_assert_uint_le((slab % hk_class_size[c]) * 8, slab);
+        /* at most a fifth of a slab left over up to 256 KiB */
+        if (hk_class_size[c] <= 262144)
+            ck_assert_uint_le((slab % hk_class_size[c]) * 5, slab);
     }
     ck_assert_uint_eq(hk_class_size[HK_NALLCLASS - 1], HK_MEDIUM_MAX);
 }
@@ -97,7 +97,7 @@ START_TEST(test_waste_bounded)
 {
     for (size_t n = 129; n <= HK_MEDIUM_MAX; n += n < HK_SMALL_MAX ? 1 : 61) {
         unsigned c = hk_class_of(n);
-        ck_assert_msg((hk_class_size[c] - n) * 4 < n,
+        ck_assert_msg((hk_class_size[c] - n) * (n <= HK_SMALL_MAX ? 4 : 8) < n,
                       "size %zu wastes %u bytes", n, hk_class_size[c] - (unsigned)n);
     }
 }

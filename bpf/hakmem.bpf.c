@@ -110,7 +110,7 @@ static __always_inline __u64 task_memcg_id(struct task_struct *task)
 	if (!bpf_core_enum_value_exists(enum cgroup_subsys_id, memory_cgrp_id))
 		return 0;
 	idx = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
-	/* index bounded as PLATFORM.md asks of clang 14 code; here it only
+	/* index bounded, as clang 14 code must be for the verifier; here it only
 	 * forms the address of a probe read, so the verifier never sees it */
 	css = BPF_CORE_READ(task, cgroups, subsys[idx & 0xff]);
 	if (!css)

@@ -7,8 +7,11 @@
  * SO_PEERCRED and /proc, never from the hello (works across pid and cgroup
  * namespaces). Every peer is untrusted: messages are bounded and checked,
  * memfds must be sealed and of a sane size, a client that says nothing in
- * time or sends anything after the hello is dropped, and limits per uid and
- * in total keep one user from taking every slot. Nothing here blocks.
+ * time or sends anything after the hello is dropped, limits per uid, in
+ * total and on descriptors (limits.c) keep one user from taking every
+ * slot, and its name is cleaned to printable UTF-8. Hellos of protocol versions
+ * HAKMEM_PROTO_VERSION_MIN.. are served, each welcomed in its own
+ * version. Nothing here blocks.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -26,11 +29,12 @@
 #include "manager.h"
 
 #define HELLO_TIMEOUT_NS 5000000000ull  /* connected but silent: dropped */
+#define HELLO_MAX_FDS 4 /* a hello carries one; more are closed, then refused */
 
-/* Bind a SOCK_SEQPACKET listener at dir/name, refusing to take over the
- * socket of a live daemon. Returns the fd or a negative errno. */
-int listen_at(const char *dir, const char *name, mode_t mode);
-int listen_at(const char *dir, const char *name, mode_t mode)
+/* Bind a SOCK_SEQPACKET listener at dir/name with the given mode (and
+ * group, unless gid is (gid_t)-1), refusing to take over the socket of a
+ * live daemon. Returns the fd or a negative errno. */
+int listen_at(const char *dir, const char *name, mode_t mode, gid_t gid)
 {
     struct sockaddr_un a = { .sun_family = AF_UNIX };
     if ((size_t)snprintf(a.sun_path, sizeof(a.sun_path), "%s/%s", dir, name) >= sizeof(a.sun_path))
@@ -50,8 +54,9 @@ int listen_at(const char *dir, const char *name, mode_t mode)
         }
         unlink(a.sun_path);             /* left over by a daemon that died */
     }
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || chmod(a.sun_path, mode) != 0 ||
-        listen(fd, 128) != 0) {
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        (gid != (gid_t)-1 && chown(a.sun_path, (uid_t)-1, gid) != 0) ||
+        chmod(a.sun_path, mode) != 0 || listen(fd, 128) != 0) {
         int e = -errno;
         close(fd);
         return e;
@@ -61,7 +66,7 @@ int listen_at(const char *dir, const char *name, mode_t mode)
 
 int clients_listen(struct daemon *d)
 {
-    int fd = listen_at(d->cfg.runtime_dir, "hakmemd.sock", 0666);
+    int fd = listen_at(d->cfg.runtime_dir, "hakmemd.sock", 0666, (gid_t)-1);
     if (fd < 0) {
         if (fd == -EADDRINUSE)
             log_err("another hakmemd is serving %s/hakmemd.sock", d->cfg.runtime_dir);
@@ -76,6 +81,8 @@ int clients_listen(struct daemon *d)
 
 static void client_free(struct daemon *d, struct client *c)
 {
+    if (c->welcomed)
+        metrics_client_left(d, c);      /* its page, one last time */
     manager_epoll_del(d, c->fd);
     close(c->fd);
     if (c->stats)
@@ -95,45 +102,71 @@ static void client_free(struct daemon *d, struct client *c)
     }
     if (c->welcomed)
         log_debug("client %d (%s) left", (int)c->pid, c->comm);
-    free(c);
+    manager_defer_free(d, c, &c->tag, NULL, NULL); /* an event for it may wait in this batch */
 }
 
-static size_t clients_of_uid(struct daemon *d, uid_t uid)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < d->nclients; i++)
-        n += d->clients[i]->uid == uid;
-    return n;
-}
-
-/* Refuse with a status and no fd; the client backs off. */
-static void send_refusal(int fd, int status)
+/* Refuse with a status and no fd, in the hello's version; the client
+ * backs off and says why (the status is its only word). */
+static void send_refusal_v(int fd, int status, uint32_t version)
 {
     struct hakmem_welcome w;
     proto_welcome_init(&w, status);
+    if (version >= HAKMEM_PROTO_VERSION_MIN && version <= HAKMEM_PROTO_VERSION)
+        w.version = version;
     send(fd, &w, sizeof(w), MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
+/* Before closing a refused connection: read what the peer already sent,
+ * so that the close does not reset its end before it reads the reason. */
+void drain_input(int fd)
+{
+    unsigned char junk[HAKMEM_MSG_MAX];
+    char cm[CMSG_SPACE(sizeof(int) * HELLO_MAX_FDS)];
+    for (int i = 0; i < 4; i++) {
+        struct iovec iov = { junk, sizeof(junk) };
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm,
+                            .msg_controllen = sizeof(cm) };
+        if (recvmsg(fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) <= 0)
+            return;
+        for (struct cmsghdr *ch = CMSG_FIRSTHDR(&m); ch; ch = CMSG_NXTHDR(&m, ch))
+            if (ch->cmsg_level == SOL_SOCKET && ch->cmsg_type == SCM_RIGHTS)
+                for (size_t k = 0; k < (ch->cmsg_len - CMSG_LEN(0)) / sizeof(int); k++) {
+                    int f;
+                    memcpy(&f, CMSG_DATA(ch) + k * sizeof(int), sizeof(int));
+                    close(f);
+                }
+    }
+}
+
+/* A refusal before the hello is read (its version is not known yet: a
+ * version of ours that every shim reads). */
+static void refuse_client(int fd, int status, const char *why)
+{
+    (void)why;
+    send_refusal_v(fd, status, HAKMEM_PROTO_VERSION_MIN);
+    drain_input(fd);
+}
+
 /* accept4 on a listener. Out of descriptors, the pending connection is
- * taken with the spare descriptor and closed at once (the peer backs off
- * and retries), so that the loop neither spins on a listener that stays
- * readable nor floods the log. */
-int accept_or_shed(struct daemon *d, int lfd, const char *what);
-int accept_or_shed(struct daemon *d, int lfd, const char *what)
+ * taken with the spare descriptor, told why (refuse) and closed at once
+ * (the peer backs off and retries), so that the loop neither spins on a
+ * listener that stays readable nor floods the log. */
+int accept_or_shed(struct daemon *d, int lfd, const char *what,
+                   void (*refuse)(int fd, int status, const char *why), uint64_t *shed)
 {
     int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0 || (errno != EMFILE && errno != ENFILE))
         return fd;
-    uint64_t now = now_ns();
-    if (now - d->last_emfile_log_ns > 60000000000ull) {
-        log_warning("%s: out of file descriptors (%s): dropping connections", what, strerror(errno));
-        d->last_emfile_log_ns = now;
-    }
+    int e = errno;
+    log_warning("%s: out of file descriptors (%s): refusing connections", what, strerror(e));
     if (d->spare_fd >= 0) {
         close(d->spare_fd);
-        int drop = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (drop >= 0)
+        int drop = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (drop >= 0) {
+            refuse(drop, -EMFILE, "hakmemd is out of file descriptors");
             close(drop);
+            (*shed)++;
+        }
         d->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     }
     errno = EAGAIN;
@@ -142,8 +175,9 @@ int accept_or_shed(struct daemon *d, int lfd, const char *what)
 
 void clients_accept(struct daemon *d)
 {
-    for (;;) {
-        int fd = accept_or_shed(d, d->rdv_fd, "hakmemd.sock");
+    for (unsigned batch = 0; batch < ACCEPT_BATCH; batch++) {
+        int fd = accept_or_shed(d, d->rdv_fd, "hakmemd.sock", refuse_client,
+                                &d->met.rejected[METRICS_DESCRIPTORS]);
         if (fd < 0) {
             if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
                 log_warning("accept on hakmemd.sock: %m");
@@ -155,10 +189,12 @@ void clients_accept(struct daemon *d)
             close(fd);
             continue;
         }
-        if (d->nclients >= d->cfg.max_clients ||
-            clients_of_uid(d, cr.uid) >= d->cfg.max_clients_per_uid) {
-            log_warning("client %d (uid %u) refused: too many clients", (int)cr.pid, (unsigned)cr.uid);
-            send_refusal(fd, -EUSERS);
+        char why[160];
+        int rc = limits_client_admit(d, cr.uid, why, sizeof(why));
+        if (rc < 0) {
+            d->met.rejected[metrics_reason_of(rc)]++;
+            log_warning("client %d (uid %u) refused: %s", (int)cr.pid, (unsigned)cr.uid, why);
+            refuse_client(fd, rc, why);
             close(fd);
             continue;
         }
@@ -195,7 +231,7 @@ static int recv_hello(struct client *c, struct hakmem_hello *h, int *stats_fd)
     unsigned char buf[HAKMEM_MSG_MAX];
     union {
         struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(int) * 4)];
+        char buf[CMSG_SPACE(sizeof(int) * HELLO_MAX_FDS)];
     } cm;
     struct iovec iov = { buf, sizeof(buf) };
     struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
@@ -223,6 +259,10 @@ static int recv_hello(struct client *c, struct hakmem_hello *h, int *stats_fd)
     /* from here on the caller owns *stats_fd, whatever is returned */
     if (n == 0)
         return *stats_fd >= 0 ? -EBADMSG : -ECONNRESET;
+    /* the kernel truncates the descriptors it cannot install: with room
+     * left in our buffer, that means we are out of descriptors */
+    if ((m.msg_flags & MSG_CTRUNC) && 1 + extra < HELLO_MAX_FDS)
+        return -EMFILE;
     if (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
         return -EMSGSIZE;
     if (extra)
@@ -247,10 +287,11 @@ static int map_stats(struct client *c, int fd, const struct hakmem_hello *h)
     return 0;
 }
 
-static int send_welcome(struct daemon *d, struct client *c)
+static int send_welcome(struct daemon *d, struct client *c, uint32_t version)
 {
     struct hakmem_welcome w;
     proto_welcome_init(&w, 0);
+    w.version = version;                /* the layout is the same in every version served */
     w.cgroup_key = c->key;
     w.pid_key = HAKMEM_KEY_PID((uint32_t)c->pid);
     w.ring_size = d->pub.size;
@@ -286,32 +327,40 @@ static int handle_hello(struct daemon *d, struct client *c)
     if (rc == -ECONNRESET)
         return rc;                      /* left before saying anything */
     if (rc < 0) {
-        log_warning("client %d: bad hello: %s", (int)c->pid, strerror(-rc));
-        send_refusal(c->fd, rc);
+        d->met.rejected[metrics_reason_of(rc)]++;
+        log_warning("client %d (uid %u): bad hello: %s", (int)c->pid, (unsigned)c->uid,
+                    strerror(-rc));
+        send_refusal_v(c->fd, rc, rc == -EPROTONOSUPPORT ? HAKMEM_PROTO_VERSION : h.version);
         return rc;
     }
-    memcpy(c->comm, h.comm, sizeof(c->comm));
-    c->comm[sizeof(c->comm) - 1] = '\0';
+    /* a name of the client's choosing: printable UTF-8 from here on */
+    proto_clean_text(c->comm, sizeof(c->comm), h.comm);
     struct cgroup_memcg cg;
-    rc = cgroup_memcg_of_pid("/proc", d->cfg.cgroup_root, c->pid, &cg);
+    rc = cgroup_memcg_of_pid("/proc", d->cfg.cgroup_root, &d->ns, c->pid, &cg);
     if (rc < 0) {
+        d->met.rejected[METRICS_CGROUP]++;
         log_warning("client %d (%s): cannot find its memory cgroup: %s", (int)c->pid, c->comm,
-                    strerror(-rc));
-        send_refusal(c->fd, rc);
+                    rc == -EXDEV ? "it lies outside hakmemd's cgroup namespace and outside the "
+                                   "hierarchy mounted under cgroup_root (mount the host's "
+                                   "/sys/fs/cgroup there)" : strerror(-rc));
+        send_refusal_v(c->fd, rc, h.version);
         return rc;
     }
     c->cgroup = cgroup_get(d, &cg);
     if (!c->cgroup) {
-        send_refusal(c->fd, -ENOMEM);
+        d->met.rejected[METRICS_MEMORY]++;
+        send_refusal_v(c->fd, -ENOMEM, h.version);
         return -ENOMEM;
     }
     c->cgroup->nclients++;
     c->key = cg.key;
-    rc = send_welcome(d, c);
+    rc = send_welcome(d, c, h.version);
     if (rc < 0)
         return rc;
     c->welcomed = true;
-    log_info("client %d (%s, uid %u) in %s", (int)c->pid, c->comm, (unsigned)c->uid, cg.path);
+    metrics_client_joined(d, c, h.mode);
+    log_info("client %d (%s, uid %u, protocol %u) in %s", (int)c->pid, c->comm, (unsigned)c->uid,
+             h.version, cg.path);
     /* its cgroup's level is in the ring's state table already; a new
      * cgroup is evaluated at once so that it has an entry */
     cgroup_evaluate(d, c->cgroup, now_ns());
@@ -346,6 +395,7 @@ void clients_sweep(struct daemon *d, uint64_t now)
         struct client *c = d->clients[i];
         if (!c->welcomed && now - c->connected_ns > HELLO_TIMEOUT_NS) {
             log_info("client %d: no hello in time; dropped", (int)c->pid);
+            d->met.rejected[METRICS_TIMEOUT]++;
             client_free(d, c);          /* moves the last one into slot i */
             continue;
         }

@@ -4,20 +4,26 @@
  * only file this reads is the one it is given.
  */
 #include "config.h"
+#include "msg.h"
+#include "reason.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <syslog.h>
+#include <unistd.h>
 
 enum config_type {
     CONFIG_T_U32,
     CONFIG_T_PATH,
+    CONFIG_T_NAME,
     CONFIG_T_LEVEL,
     CONFIG_T_LOGLEVEL,
     CONFIG_T_SOURCES,
@@ -58,21 +64,8 @@ static const struct {
     { "bpf", CONFIG_SOURCE_BPF },
     { "psi", CONFIG_SOURCE_PSI },
     { "usage", CONFIG_SOURCE_USAGE },
+    { "events", CONFIG_SOURCE_EVENTS },
 };
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static const struct config_key *find_key(const char *name)
 {
@@ -109,13 +102,13 @@ static int parse_u32(const struct config_key *k, const char *v, uint32_t *out,
         }
     }
     if (big || n < k->min || n > k->max) {
-        set_err(err, errlen, "%s = %s is out of range (%u..%u)", k->name, v, k->min, k->max);
+        reason_set(err, errlen, "%s = %s is out of range (%u..%u)", k->name, v, k->min, k->max);
         return -ERANGE;
     }
     *out = (uint32_t)n;
     return 0;
 bad:
-    set_err(err, errlen, "invalid value '%s' for %s: expected a decimal number (%u..%u)",
+    reason_set(err, errlen, "invalid value '%s' for %s: expected a decimal number (%u..%u)",
             v, k->name, k->min, k->max);
     return -EINVAL;
 }
@@ -147,9 +140,9 @@ static int parse_sources(const struct config_key *k, const char *v, uint32_t *ou
             }
         }
         if (!found) {
-            set_err(err, errlen,
+            reason_set(err, errlen,
                     "invalid value '%s' for %s: unknown source '%.*s' (expected a "
-                    "comma list of bpf, psi, usage, or none)",
+                    "comma list of bpf, psi, usage, events, or none)",
                     v, k->name, (int)n, p);
             return -EINVAL;
         }
@@ -170,27 +163,38 @@ static int parse_value(const struct config_key *k, const char *v, void *field,
     case CONFIG_T_PATH: {
         size_t n = strlen(v);
         if (n >= CONFIG_STR_MAX) {
-            set_err(err, errlen, "value for %s is too long (%zu bytes, at most %d)",
+            reason_set(err, errlen, "value for %s is too long (%zu bytes, at most %d)",
                     k->name, n, CONFIG_STR_MAX - 1);
             return -ENAMETOOLONG;
         }
         if (v[0] != '/') {
-            set_err(err, errlen, "invalid value '%s' for %s: expected an absolute path",
+            reason_set(err, errlen, "invalid value '%s' for %s: expected an absolute path",
                     v, k->name);
             return -EINVAL;
         }
         memcpy(field, v, n + 1);
         return 0;
     }
+    case CONFIG_T_NAME: {
+        size_t n = strlen(v);
+        if (n >= CONFIG_NAME_MAX || strspn(v, "abcdefghijklmnopqrstuvwxyz"
+                                              "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") != n) {
+            reason_set(err, errlen, "invalid value '%s' for %s: expected a name of letters, "
+                    "digits, '_', '-' and '.', at most %d bytes", v, k->name, CONFIG_NAME_MAX - 1);
+            return -EINVAL;
+        }
+        memcpy(field, v, n + 1);
+        return 0;
+    }
     case CONFIG_T_LEVEL: {
-        enum hakmem_level l;
-        if (policy_level_parse(v, &l) < 0) {
-            set_err(err, errlen,
+        unsigned l;
+        if (proto_level_parse(v, &l) < 0) {
+            reason_set(err, errlen,
                     "invalid value '%s' for %s: expected none, low, medium or critical",
                     v, k->name);
             return -EINVAL;
         }
-        *(enum hakmem_level *)field = l;
+        *(enum hakmem_level *)field = (enum hakmem_level)l;
         return 0;
     }
     case CONFIG_T_LOGLEVEL:
@@ -200,14 +204,14 @@ static int parse_value(const struct config_key *k, const char *v, void *field,
                 return 0;
             }
         }
-        set_err(err, errlen,
+        reason_set(err, errlen,
                 "invalid value '%s' for %s: expected err, warning, notice, info or debug",
                 v, k->name);
         return -EINVAL;
     case CONFIG_T_SOURCES:
         return parse_sources(k, v, field, err, errlen);
     }
-    set_err(err, errlen, "%s: internal error: unknown type", k->name);
+    reason_set(err, errlen, "%s: internal error: unknown type", k->name);
     return -EINVAL;
 }
 
@@ -217,11 +221,11 @@ int config_set(struct hakmemd_config *cfg, const char *key, const char *value,
     const struct config_key *k = find_key(key);
 
     if (!k) {
-        set_err(err, errlen, "unknown key '%s'", key);
+        reason_set(err, errlen, "unknown key '%s'", key);
         return -EINVAL;
     }
     if (!*value) {
-        set_err(err, errlen, "missing value for '%s'", key);
+        reason_set(err, errlen, "missing value for '%s'", key);
         return -EINVAL;
     }
     return parse_value(k, value, (char *)cfg + k->off, err, errlen);
@@ -254,14 +258,14 @@ static int split_assignment(char *line, char **key, char **value, char *err, siz
     char *eq = strchr(line, '=');
 
     if (!eq) {
-        set_err(err, errlen, "missing '=' in '%s' (expected 'key = value')", trim(line));
+        reason_set(err, errlen, "missing '=' in '%s' (expected 'key = value')", trim(line));
         return -EINVAL;
     }
     *eq = '\0';
     *key = trim(line);
     *value = trim(eq + 1);
     if (!**key) {
-        set_err(err, errlen, "missing key before '='");
+        reason_set(err, errlen, "missing key before '='");
         return -EINVAL;
     }
     return 0;
@@ -273,7 +277,7 @@ int config_set_arg(struct hakmemd_config *cfg, const char *arg, char *err, size_
     char *key, *value;
 
     if (strlen(arg) >= sizeof(buf)) {
-        set_err(err, errlen, "'%.32s...' is too long", arg);
+        reason_set(err, errlen, "'%.32s...' is too long", arg);
         return -ENAMETOOLONG;
     }
     strcpy(buf, arg);
@@ -309,7 +313,7 @@ static int parse_stream(FILE *f, const char *path, struct hakmemd_config *cfg,
 
         lineno++;
         if (strlen(line) != (size_t)len) {
-            set_err(err, errlen, "%s:%u: NUL byte in line", path, lineno);
+            reason_set(err, errlen, "%s:%u: NUL byte in line", path, lineno);
             r = -EINVAL;
             break;
         }
@@ -321,15 +325,68 @@ static int parse_stream(FILE *f, const char *path, struct hakmemd_config *cfg,
         if (r == 0)
             r = config_set(cfg, key, value, msg, sizeof(msg));
         if (r < 0) {
-            set_err(err, errlen, "%s:%u: %s", path, lineno, msg);
+            reason_set(err, errlen, "%s:%u: %s", path, lineno, msg);
             break;
         }
     }
     if (r == 0 && ferror(f)) {
         r = -EIO;
-        set_err(err, errlen, "%s: read error", path);
+        reason_set(err, errlen, "%s: read error", path);
     }
     free(line);
+    return r;
+}
+
+static const char *file_kind(mode_t m)
+{
+    return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) ? "a character device"
+         : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : "not a plain file";
+}
+
+/* The whole file at path into buf (NUL-terminated), if it is a regular
+ * file that fits. Never blocks: O_NONBLOCK makes a FIFO's open return at
+ * once, and fstat refuses it before any read. */
+static int read_config_file(const char *path, char *buf, size_t cap, size_t *len, char *err,
+                            size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    int r = 0;
+    if (fstat(fd, &st) != 0) {
+        r = -errno;
+        reason_set(err, errlen, "%s: cannot stat: %s", path, strerror(-r));
+    } else if (!S_ISREG(st.st_mode)) {
+        r = -EINVAL;
+        reason_set(err, errlen, "%s: not a regular file (%s)", path, file_kind(st.st_mode));
+    } else if ((uint64_t)st.st_size >= cap) {
+        r = -EFBIG;
+        reason_set(err, errlen, "%s: too large (%lld bytes; at most %zu)", path,
+                (long long)st.st_size, cap - 1);
+    }
+    size_t n = 0;
+    while (r == 0 && n < cap) {
+        ssize_t k = read(fd, buf + n, cap - n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            r = -errno;
+            reason_set(err, errlen, "%s: read error: %s", path, strerror(-r));
+        }
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+    }
+    if (r == 0 && n >= cap) {           /* it grew while we read */
+        r = -EFBIG;
+        reason_set(err, errlen, "%s: too large (at most %zu bytes)", path, cap - 1);
+    }
+    close(fd);
+    if (r == 0) {
+        buf[n] = '\0';
+        *len = n;
+    }
     return r;
 }
 
@@ -343,26 +400,45 @@ int config_load(const char *path, struct hakmemd_config *cfg, char *err, size_t 
         path = CONFIG_DEFAULT_PATH;
     r = config_init(&tmp);
     if (r < 0) {
-        set_err(err, errlen, "%s: internal error: a default fails its checks", path);
+        reason_set(err, errlen, "%s: internal error: a default fails its checks", path);
         return r;
     }
-    FILE *f = fopen(path, "re");
-    if (!f) {
-        r = -errno;
+    char *buf = malloc(CONFIG_FILE_MAX + 1);
+    if (!buf) {
+        reason_set(err, errlen, "%s: out of memory", path);
+        return -ENOMEM;
+    }
+    size_t len = 0;
+    msg[0] = '\0';
+    r = read_config_file(path, buf, CONFIG_FILE_MAX + 1, &len, msg, sizeof(msg));
+    if (r < 0) {
+        free(buf);
         if (r == -ENOENT && strcmp(path, CONFIG_DEFAULT_PATH) == 0) {
             *cfg = tmp;
             return 0;
         }
-        set_err(err, errlen, "%s: cannot open: %s", path, strerror(-r));
+        if (msg[0])
+            reason_set(err, errlen, "%s", msg);
+        else
+            reason_set(err, errlen, "%s: cannot open: %s", path, strerror(-r));
         return r;
     }
-    r = parse_stream(f, path, &tmp, err, errlen);
-    fclose(f);
+    if (len > 0) {
+        FILE *f = fmemopen(buf, len, "r");
+        if (!f) {
+            r = -errno;
+            reason_set(err, errlen, "%s: %s", path, strerror(-r));
+        } else {
+            r = parse_stream(f, path, &tmp, err, errlen);
+            fclose(f);
+        }
+    }
+    free(buf);
     if (r < 0)
         return r;
     r = config_check(&tmp, msg, sizeof(msg));
     if (r < 0) {
-        set_err(err, errlen, "%s: %s", path, msg);
+        reason_set(err, errlen, "%s: %s", path, msg);
         return r;
     }
     *cfg = tmp;
@@ -379,7 +455,7 @@ static int check_rising(const char *what, const char *const names[3],
         if (v[i] == 0)
             continue;
         if (prev >= 0 && v[i] < v[prev]) {
-            set_err(err, errlen,
+            reason_set(err, errlen,
                     "%s (%u) is below %s (%u): %s thresholds must not fall as the level rises",
                     names[i], v[i], names[prev], v[prev], what);
             return -EINVAL;
@@ -409,9 +485,14 @@ int config_check(const struct hakmemd_config *cfg, char *err, size_t errlen)
     CHECK_RISING("reclaim stall", reclaim_stall, _ms);
     CHECK_RISING("PSI some", psi_some, _pct);
     CHECK_RISING("PSI full", psi_full, _pct);
+    if (cfg->usage_min_interval_ms > cfg->usage_interval_ms) {
+        reason_set(err, errlen, "usage_min_interval_ms (%u) exceeds usage_interval_ms (%u)",
+                cfg->usage_min_interval_ms, cfg->usage_interval_ms);
+        return -EINVAL;
+    }
     /* vmpressure counts are events at or above each level: no order needed */
     if (cfg->psi_trigger_stall_us > cfg->psi_trigger_window_us) {
-        set_err(err, errlen, "psi_trigger_stall_us (%u) exceeds psi_trigger_window_us (%u)",
+        reason_set(err, errlen, "psi_trigger_stall_us (%u) exceeds psi_trigger_window_us (%u)",
                 cfg->psi_trigger_stall_us, cfg->psi_trigger_window_us);
         return -EINVAL;
     }
@@ -427,9 +508,10 @@ static int format_value(const struct config_key *k, const struct hakmemd_config 
     case CONFIG_T_U32:
         return snprintf(buf, len, "%u", *(const uint32_t *)field);
     case CONFIG_T_PATH:
+    case CONFIG_T_NAME:
         return snprintf(buf, len, "%s", (const char *)field);
     case CONFIG_T_LEVEL:
-        return snprintf(buf, len, "%s", policy_level_name(*(const enum hakmem_level *)field));
+        return snprintf(buf, len, "%s", proto_level_name(*(const enum hakmem_level *)field));
     case CONFIG_T_LOGLEVEL:
         return snprintf(buf, len, "%s", config_log_level_name(*(const int *)field));
     case CONFIG_T_SOURCES: {
@@ -500,6 +582,25 @@ int config_print(FILE *f, const struct hakmemd_config *cfg)
     return 0;
 }
 
+int config_diff(const struct hakmemd_config *a, const struct hakmemd_config *b,
+                void (*fn)(const char *key, const char *from, const char *to, void *ctx),
+                void *ctx)
+{
+    char va[CONFIG_STR_MAX + 64], vb[CONFIG_STR_MAX + 64];
+    int n = 0;
+
+    for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+        format_value(&config_keys[i], a, va, sizeof(va));
+        format_value(&config_keys[i], b, vb, sizeof(vb));
+        if (strcmp(va, vb) != 0) {
+            n++;
+            if (fn)
+                fn(config_keys[i].name, va, vb, ctx);
+        }
+    }
+    return n;
+}
+
 void config_policy(const struct hakmemd_config *cfg, struct policy_thresholds *th)
 {
     const uint64_t ms = 1000000;
@@ -517,6 +618,8 @@ void config_policy(const struct hakmemd_config *cfg, struct policy_thresholds *t
         .psi_full_cpct = { 0, cfg->psi_full_low_pct * 100, cfg->psi_full_medium_pct * 100,
                            cfg->psi_full_critical_pct * 100 },
         .psi_trigger_level = cfg->psi_trigger_level,
+        .memevents_high_level = cfg->memevents_high_level,
+        .memevents_max_level = cfg->memevents_max_level,
         .calm_ns = { 0, cfg->calm_low_ms * ms, cfg->calm_medium_ms * ms,
                      cfg->calm_critical_ms * ms },
         .hysteresis_pct = cfg->hysteresis_pct,

@@ -22,22 +22,26 @@
 
 #define CONFIG_DEFAULT_PATH "/etc/hakmem/hakmemd.conf"
 #define CONFIG_STR_MAX 256 /* bytes of a path option, NUL included */
+#define CONFIG_NAME_MAX 32 /* bytes of a name option, NUL included */
+#define CONFIG_FILE_MAX (1u << 20) /* bytes: a larger configuration file is refused */
 
 /* Bits of `sources`. psi covers PSI triggers and, where that is what
  * exists (v1 memory controller), memory.pressure_level events. */
 #define CONFIG_SOURCE_BPF   0x1u
 #define CONFIG_SOURCE_PSI   0x2u
 #define CONFIG_SOURCE_USAGE 0x4u
+#define CONFIG_SOURCE_EVENTS 0x8u /* v2 memory.events */
 
 #define CONFIG_STRINGIFY_(x) #x
 #define CONFIG_STRINGIFY(x) CONFIG_STRINGIFY_(x)
 #define CONFIG_DEF(macro) CONFIG_STRINGIFY(macro)
 
 /* Types: U32 (decimal, checked against min..max), PATH (an absolute path
- * of at most CONFIG_STR_MAX - 1 bytes; min..max unused),
+ * of at most CONFIG_STR_MAX - 1 bytes; min..max unused), NAME (a user or
+ * group name: letters, digits, '_', '-', '.', at most 31 bytes),
  * LEVEL (none, low, medium, critical), LOGLEVEL (err, warning, notice,
  * info, debug: syslog priorities), SOURCES (comma list of bpf, psi, usage,
- * or none). Defaults are written as they would be in the file and go
+ * events, or none). Defaults are written as they would be in the file and go
  * through the same parser and checks. */
 #define CONFIG_KEYS(X)                                                          \
     X(runtime_dir, PATH, "/run/hakmem", 0, 0,                                   \
@@ -46,23 +50,37 @@
     X(cgroup_root, PATH, "/sys/fs/cgroup", 0, 0,                                \
       "where the cgroup hierarchies are mounted (v1: <root>/memory; v2: "       \
       "<root>, or <root>/unified on hybrid hosts)")                             \
-    X(sources, SOURCES, "bpf,psi,usage", 0, 0,                                  \
+    X(sources, SOURCES, "bpf,psi,usage,events", 0, 0,                           \
       "pressure sources to start: bpf (reclaim tracepoints), psi (PSI "         \
-      "triggers; v1 memory.pressure_level where that is what exists), usage "   \
-      "(usage against limit), or none; a source that cannot start is "          \
-      "reported and skipped")                                                   \
+      "triggers and averages; v1 memory.pressure_level where that is what "     \
+      "exists), usage (usage against limit), events (v2 memory.events: "        \
+      "high, max, oom_kill), or none; a source that cannot start is reported "  \
+      "and skipped")                                                            \
     X(log_level, LOGLEVEL, "info", 0, 0,                                        \
       "least important message logged: err, warning, notice, info, debug")      \
     X(heartbeat_ms, U32, "1000", 50, 60000,                                     \
       "period of the ring heartbeat, ms; shims that hear nothing for a few "    \
       "periods fall back to their own mode")                                    \
     X(max_clients, U32, "4096", 1, 65536,                                       \
-      "clients connected at once; each holds one socket fd, so keep it "        \
-      "below RLIMIT_NOFILE")                                                    \
+      "clients connected at once; each holds one socket fd: hakmemd lowers "    \
+      "the limit to what its RLIMIT_NOFILE allows, and says so at start")       \
     X(max_clients_per_uid, U32, "1024", 1, 65536,                               \
-      "clients connected at once per user id (SO_PEERCRED)")                    \
+      "clients connected at once per user id (SO_PEERCRED); at most a "         \
+      "quarter of the clients hakmemd's descriptors allow")                     \
     X(usage_interval_ms, U32, "250", 10, 60000,                                 \
-      "period of the usage source's sampling of usage and limit, ms")           \
+      "longest time between two samples of a cgroup's usage and limits, ms "    \
+      "(a cgroup far from every usage threshold)")                              \
+    X(usage_min_interval_ms, U32, "10", 1, 60000,                               \
+      "shortest time between two samples of a cgroup, ms (one close to a "      \
+      "usage threshold); at most usage_interval_ms")                            \
+    X(usage_burst_mb_per_s, U32, "1000", 1, 1000000,                            \
+      "growth the sampling plans for, MB/s: a cgroup is read again before it "  \
+      "could reach its next usage threshold growing this fast (or as fast as "  \
+      "it was seen growing, if faster)")                                        \
+    X(usage_lead_ms, U32, "100", 0, 10000,                                      \
+      "the usage ratio the policy sees is projected this far ahead at the "     \
+      "growth measured between the last two samples, ms: a cgroup growing "     \
+      "fast reaches a level before its memory does; 0: no projection")         \
     X(usage_low_pct, U32, CONFIG_DEF(POLICY_DEF_USAGE_LOW_PCT), 0, 100,         \
       "working set (usage - inactive file cache) / limit, %, for LOW; 0: off")  \
     X(usage_medium_pct, U32, CONFIG_DEF(POLICY_DEF_USAGE_MEDIUM_PCT), 0, 100,   \
@@ -94,13 +112,24 @@
       "PSI memory full avg10, %, for MEDIUM; 0: off")                           \
     X(psi_full_critical_pct, U32, CONFIG_DEF(POLICY_DEF_PSI_FULL_CRITICAL_PCT), 0, 100, \
       "PSI memory full avg10, %, for CRITICAL; 0: off")                         \
-    X(psi_trigger_stall_us, U32, "150000", 1, 10000000,                         \
-      "PSI trigger: stall, us, within one window that fires it")                \
-    X(psi_trigger_window_us, U32, "2000000", 500000, 10000000,                  \
-      "PSI trigger window, us; without CAP_SYS_RESOURCE the kernel wants a "    \
-      "multiple of 2 s")                                                        \
+    X(psi_trigger_stall_us, U32, "37500", 1, 10000000,                          \
+      "PSI trigger on a v2 cgroup's memory.pressure: stall, us, within one "    \
+      "window that fires it (37.5 ms in 500 ms: 7.5 %, between the LOW and "    \
+      "MEDIUM avg10 thresholds)")                                               \
+    X(psi_trigger_window_us, U32, "500000", 500000, 10000000,                   \
+      "PSI trigger window, us: the shortest tried; where the kernel refuses "   \
+      "it (without CAP_SYS_RESOURCE, Linux 6.5 and later, and stable kernels "  \
+      "with the change such as Debian 12's 6.1, want a multiple of "            \
+      "2 s) the next multiple of 2 s is armed, with the same share of stall")   \
     X(psi_trigger_level, LEVEL, "low", 0, 0,                                    \
       "level a fired PSI trigger means")                                        \
+    X(memevents_high_level, LEVEL, "medium", 0, 0,                              \
+      "level meant by the v2 memory.events counter 'high' rising (the cgroup "  \
+      "went over memory.high and is throttled); none: ignore it")               \
+    X(memevents_max_level, LEVEL, "critical", 0, 0,                             \
+      "level meant by memory.events 'max' rising (a charge hit memory.max and " \
+      "had to reclaim); none: ignore it; 'oom_kill' rising always means "       \
+      "critical")                                                               \
     X(vmpressure_window_ms, U32, "1000", 10, 60000,                             \
       "v1 memory.pressure_level debouncing window, ms")                         \
     X(vmpressure_low_events, U32, "8", 0, 1000000,                              \
@@ -117,10 +146,16 @@
       "calm needed to go from LOW down to NONE, ms")                            \
     X(hysteresis_pct, U32, CONFIG_DEF(POLICY_DEF_HYSTERESIS_PCT), 0, 90,        \
       "band below each threshold, %, that a signal must fall under to count "  \
-      "as calm")
+      "as calm")                                                                \
+    X(metrics_group, NAME, "hakmem-metrics", 0, 0,                              \
+      "group whose members may connect to metrics.sock, the read-only socket "  \
+      "(status, clients, metrics; never a change) with connection slots of "   \
+      "its own, for the metrics exporter; when the group does not exist, "      \
+      "only root may")
 
 #define CONFIG_FIELD_U32(name) uint32_t name;
 #define CONFIG_FIELD_PATH(name) char name[CONFIG_STR_MAX];
+#define CONFIG_FIELD_NAME(name) char name[CONFIG_NAME_MAX];
 #define CONFIG_FIELD_LEVEL(name) enum hakmem_level name;
 #define CONFIG_FIELD_LOGLEVEL(name) int name; /* LOG_ERR..LOG_DEBUG */
 #define CONFIG_FIELD_SOURCES(name) uint32_t name; /* CONFIG_SOURCE_* */
@@ -151,8 +186,19 @@ int config_set_arg(struct hakmemd_config *cfg, const char *arg, char *err, size_
  * file was read, 0 when path is the default path and does not exist (the
  * defaults stand), or a negative errno with "PATH:LINE: what" (or "PATH:
  * what" for errors of the whole file) in err. On error cfg is unchanged,
- * so a failed reload keeps the running configuration. */
+ * so a failed reload keeps the running configuration. The file must be a
+ * regular file of at most CONFIG_FILE_MAX bytes: it is opened without
+ * blocking (a FIFO never stalls the daemon) and anything else, /dev/zero
+ * say, is refused as "not a regular file" (-EINVAL) or "too large"
+ * (-EFBIG) before a byte is read. */
 int config_load(const char *path, struct hakmemd_config *cfg, char *err, size_t errlen);
+
+/* Calls fn(key, old value, new value, ctx) for every key whose value
+ * differs between a and b, in the order of CONFIG_KEYS; values as the
+ * file would write them. Returns how many differ. */
+int config_diff(const struct hakmemd_config *a, const struct hakmemd_config *b,
+                void (*fn)(const char *key, const char *from, const char *to, void *ctx),
+                void *ctx);
 
 /* Checks between options (thresholds rise with the level). Returns 0 or
  * -EINVAL with a message naming the keys. */

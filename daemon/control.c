@@ -1,19 +1,37 @@
-/* control.c: the control socket (control.sock) for hakmemctl.
+/* control.c: the control sockets for hakmemctl.
  *
+ *   control.sock  mode 0666: every command. Read commands are open to
+ *                 every local user; LEAN (an override) to root and the
+ *                 group hakmem, and from a container only for its own
+ *                 cgroups (peer.c).
+ *   metrics.sock  mode 0660, group metrics_group: STATUS, CLIENTS and
+ *                 METRICS only (LEAN is refused, even to root), with
+ *                 connection slots of its own: the path of the metrics
+ *                 exporter, which nobody outside the group can reach,
+ *                 starve, or use to change anything.
  * One request per connection, answered at once with one or more
  * datagrams (HAKMEM_CTL_F_MORE on all but the last), then the connection
  * is closed. The answer is queued and sent as the peer reads it (EPOLLOUT),
  * so a large one (thousands of clients) is never cut short and a slow
- * reader never blocks the loop. Read commands are open to every local user; LEAN (an
- * override) only to root and members of the `hakmem` group, checked with
- * SO_PEERCRED. A peer that does not send its request in time, or does not
- * read its answer, is dropped: nothing here blocks the daemon.
+ * reader never blocks the loop. Connections are admitted by pool and uid
+ * (limits.c); a refused one gets one datagram that says why (command
+ * HAKMEM_CTL_REFUSED, a TEXT reason). A peer that does not send its
+ * request within CTL_REQUEST_NS, or does not read its whole answer within
+ * CTL_ANSWER_NS, is dropped: nothing here blocks the daemon. An error
+ * answer carries its reason as TEXT too.
  *
  * STATUS: TEXT datagrams with "name value" lines (version, pid, uptime_s,
- * clients, one "source NAME on|off [reason]" per source, host-wide
+ * clients, one "source NAME on|off [reason]" per source, "signal NAME
+ * origin" lines (manager_signal_lines: where each signal comes from on
+ * this kernel), host-wide
  * psi_{some,full}_avg{10,60}, one "cgroup KEY PATH RECLAIM_PER_S" per
  * cgroup), then CGROUPS records (tracked cgroups, then active overrides).
- * CLIENTS: CLIENTS records. METRICS: TEXT, Prometheus exposition format.
+ * With the BPF source, STATUS also says what its program lost
+ * (bpf_ringbuf_dropped N, bpf_cgroup_table_full N, before the cgroups).
+ * CLIENTS: CLIENTS records. METRICS: TEXT, Prometheus exposition format:
+ * per-cgroup series, and per-process ones when the request has
+ * HAKMEM_CTL_REQ_F_PER_PROCESS (what is counted beyond the daemon's own
+ * state comes from metrics.c).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -28,22 +46,39 @@
 #include "log.h"
 #include "manager.h"
 
-#define CTL_TIMEOUT_NS 10000000000ull   /* request and answer within 10 s */
+#define CTL_REQUEST_NS 1000000000ull    /* the request within 1 s of connecting (hakmemctl
+                                           sends it at once): idle connections go fast */
+#define CTL_ANSWER_NS  10000000000ull   /* the whole answer read within 10 s */
 #define CTL_ANSWER_MAX (64u << 20)      /* bytes queued for one answer */
-
-int listen_at(const char *dir, const char *name, mode_t mode);
-int accept_or_shed(struct daemon *d, int lfd, const char *what);
 
 int control_listen(struct daemon *d)
 {
-    int fd = listen_at(d->cfg.runtime_dir, "control.sock", 0666);
+    int fd = listen_at(d->cfg.runtime_dir, "control.sock", 0666, (gid_t)-1);
     if (fd < 0) {
         log_err("cannot listen on %s/control.sock: %s", d->cfg.runtime_dir, strerror(-fd));
         return fd;
     }
     d->ctl_fd = fd;
     d->ctl_tag = (struct ep_tag){ EP_CONTROL, NULL };
-    return manager_epoll_add(d, fd, EPOLLIN, &d->ctl_tag);
+    int rc = manager_epoll_add(d, fd, EPOLLIN, &d->ctl_tag);
+    if (rc < 0)
+        return rc;
+    /* metrics.sock: the kernel lets only root and metrics_group connect */
+    fd = listen_at(d->cfg.runtime_dir, "metrics.sock", d->have_metrics_gid ? 0660 : 0600,
+                   d->have_metrics_gid ? d->metrics_gid : (gid_t)-1);
+    if (fd == -EPERM && d->have_metrics_gid) {
+        /* no CAP_CHOWN and not a member of the group: root's only */
+        log_warning("metrics.sock: cannot give it to the group %s (%s); root's only",
+                    d->cfg.metrics_group, strerror(-fd));
+        fd = listen_at(d->cfg.runtime_dir, "metrics.sock", 0600, (gid_t)-1);
+    }
+    if (fd < 0) {
+        log_err("cannot listen on %s/metrics.sock: %s", d->cfg.runtime_dir, strerror(-fd));
+        return fd;
+    }
+    d->met_fd = fd;
+    d->met_tag = (struct ep_tag){ EP_METRICS, NULL };
+    return manager_epoll_add(d, fd, EPOLLIN, &d->met_tag);
 }
 
 static void ctlconn_free(struct daemon *d, struct ctlconn *cc)
@@ -57,16 +92,51 @@ static void ctlconn_free(struct daemon *d, struct ctlconn *cc)
             break;
         }
     }
-    free(cc);
+    manager_defer_free(d, cc, &cc->tag, NULL, NULL);
 }
 
-void control_accept(struct daemon *d)
+/* One datagram that says why, then the end of the connection. A request
+ * already sent is read first, so that closing does not reset the peer's
+ * end before it reads the reason. */
+static void refuse_ctl(int fd, int status, const char *why)
 {
-    for (;;) {
-        int fd = accept_or_shed(d, d->ctl_fd, "control.sock");
+    unsigned char buf[sizeof(struct hakmem_ctl_resp) + 256];
+    size_t n = strlen(why);
+    if (n > 256)
+        n = 256;
+    struct hakmem_ctl_resp h;
+    proto_ctl_resp_init(&h, HAKMEM_CTL_REFUSED, status, HAKMEM_CTL_PAYLOAD_TEXT, (uint32_t)n, 0);
+    memcpy(buf, &h, sizeof(h));
+    memcpy(buf + sizeof(h), why, n);
+    send(fd, buf, sizeof(h) + n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    drain_input(fd);
+}
+
+void control_accept(struct daemon *d, bool metrics_sock)
+{
+    const char *what = metrics_sock ? "metrics.sock" : "control.sock";
+    for (unsigned batch = 0; batch < ACCEPT_BATCH; batch++) {
+        uint64_t *refused = d->met.refused[metrics_sock];
+        int fd = accept_or_shed(d, metrics_sock ? d->met_fd : d->ctl_fd, what, refuse_ctl,
+                                &refused[METRICS_DESCRIPTORS]);
         if (fd < 0)
             return;
-        if (d->nctlconns >= 64) {       /* hakmemctl opens one at a time */
+        struct peer peer;
+        enum ctl_pool pool;
+        char why[200];
+        int rc = peer_identify(d, fd, &peer);
+        if (rc == 0) {
+            rc = limits_ctl_admit(d, metrics_sock, &peer, &pool, why, sizeof(why));
+            if (rc < 0)
+                refused[metrics_reason_of(rc)]++;
+        } else {
+            snprintf(why, sizeof(why), "cannot identify the peer: %s", strerror(-rc));
+            refused[METRICS_UNIDENTIFIED]++;
+        }
+        if (rc < 0) {
+            log_warning("%s: connection of pid %d (uid %u) refused: %s", what, (int)peer.pid,
+                        (unsigned)peer.uid, why);
+            refuse_ctl(fd, rc, why);
             close(fd);
             continue;
         }
@@ -86,6 +156,9 @@ void control_accept(struct daemon *d)
             continue;
         }
         cc->fd = fd;
+        cc->peer = peer;
+        cc->pool = pool;
+        cc->readonly = metrics_sock;
         cc->opened_ns = now_ns();
         cc->tag = (struct ep_tag){ EP_CTLCONN, cc };
         d->ctlconns[d->nctlconns++] = cc;
@@ -94,11 +167,15 @@ void control_accept(struct daemon *d)
     }
 }
 
+/* Drop connections that are silent past CTL_REQUEST_NS, or still being
+ * answered past CTL_ANSWER_NS. */
 void control_sweep(struct daemon *d, uint64_t now)
 {
     for (size_t i = 0; i < d->nctlconns;) {
-        if (now - d->ctlconns[i]->opened_ns > CTL_TIMEOUT_NS) {
-            ctlconn_free(d, d->ctlconns[i]);
+        struct ctlconn *cc = d->ctlconns[i];
+        if (now - cc->opened_ns > (cc->answering ? CTL_ANSWER_NS : CTL_REQUEST_NS)) {
+            d->met.refused[cc->readonly][METRICS_TIMEOUT]++;
+            ctlconn_free(d, cc);        /* moves the last one into slot i */
             continue;
         }
         i++;
@@ -220,11 +297,21 @@ static int ctl_flush(struct ctlconn *cc)
     return 1;
 }
 
-static void resp_status(struct ctlconn *cc, uint16_t cmd, int32_t status)
+/* One datagram with a status and, when why is not empty, its reason as
+ * TEXT; version: the request's (an older one is answered in its own
+ * layout, which the header has kept). */
+static void resp_status(struct ctlconn *cc, uint16_t cmd, int32_t status, const char *why,
+                        uint32_t version)
 {
+    unsigned char buf[sizeof(struct hakmem_ctl_resp) + 512];
+    size_t n = why ? strnlen(why, 512) : 0;
     struct hakmem_ctl_resp h;
-    proto_ctl_resp_init(&h, cmd, status, HAKMEM_CTL_PAYLOAD_NONE, 0, 0);
-    queue_dgram(cc, &h, sizeof(h));
+    proto_ctl_resp_init(&h, cmd, status, n ? HAKMEM_CTL_PAYLOAD_TEXT : HAKMEM_CTL_PAYLOAD_NONE,
+                        (uint32_t)n, 0);
+    h.version = version;
+    memcpy(buf, &h, sizeof(h));
+    memcpy(buf + sizeof(h), why, n);
+    queue_dgram(cc, buf, (uint32_t)(sizeof(h) + n));
 }
 
 /* ---- commands ---- */
@@ -253,16 +340,16 @@ static void fill_cgroup_record(struct daemon *d, const struct cgroup *c, struct 
     rec->nclients = c->nclients;
     rec->reclaim_events = c->prev.direct_reclaims + c->prev.memcg_reclaims;
     rec->reclaim_ns = c->prev.reclaim_ns;
-    const struct usage_entry *u = d->usage_on ? usage_source_find(&d->usage, c->cg.key) : NULL;
+    /* the usage against the limit that governs: maybe an ancestor's */
+    const struct usage_entry *u = cgroup_usage(d, c, NULL);
+    if (!u && d->usage_on)
+        u = usage_source_find(&d->usage, c->cg.key); /* no limit: its own usage */
     if (u && u->last.time_ns && u->last.error == 0) {
         rec->usage_bytes = u->last.mem.usage_bytes;
         rec->limit_bytes = u->last.limit_bytes == CGROUP_UNLIMITED ? 0 : u->last.limit_bytes;
     }
-    if (c->psi_open) {
-        struct psi_stats ps;
-        if (psi_trigger_read(&c->psi, &ps) == 0)
-            rec->psi_some_avg10 = ps.some.avg10_cpct;
-    }
+    if (c->psi_avg_ok)
+        rec->psi_some_avg10 = c->psi_avg.some.avg10_cpct;
 }
 
 /* Clients that said hello (not the connections still being checked). */
@@ -284,6 +371,10 @@ static void cmd_status(struct daemon *d, struct resp *r)
     resp_text(r, "source bpf %s\n", source_line(d->bpf != NULL, d->bpf_reason));
     resp_text(r, "source psi %s\n", source_line(d->psi_on, d->psi_reason));
     resp_text(r, "source usage %s\n", source_line(d->usage_on, d->usage_reason));
+    resp_text(r, "source events %s\n", source_line(d->events_on, d->events_reason));
+    char sig[1024];
+    manager_signal_lines(d, sig, sizeof(sig));
+    resp_text(r, "%s", sig);
     struct psi_stats ps;
     if (psi_read(PSI_SYSTEM_MEMORY_PATH, &ps) == 0) {
         resp_text(r, "psi_some_avg10 %.2f\npsi_some_avg60 %.2f\n", ps.some.avg10_cpct / 100.0,
@@ -291,10 +382,28 @@ static void cmd_status(struct daemon *d, struct resp *r)
         resp_text(r, "psi_full_avg10 %.2f\npsi_full_avg60 %.2f\n", ps.full.avg10_cpct / 100.0,
                   ps.full.avg60_cpct / 100.0);
     }
+    if (d->bpf) {                       /* what the BPF program lost (hakmem_bpf_*_total) */
+        struct bpf_source_info bi;
+        bpf_source_get_info(d->bpf, &bi);
+        resp_text(r, "bpf_ringbuf_dropped %llu\nbpf_cgroup_table_full %llu\n",
+                  (unsigned long long)bi.ringbuf_dropped, (unsigned long long)bi.stats_full);
+    }
     for (size_t i = 0; i < d->ncgroups; i++) {
         const struct cgroup *c = d->cgroups[i];
-        resp_text(r, "cgroup %llu %s %llu\n", (unsigned long long)c->cg.key, c->cg.path,
+        char path[PATH_MAX];     /* a name a user chose: one printable line */
+        proto_clean_text(path, sizeof(path), c->cg.path);
+        resp_text(r, "cgroup %llu %s %llu\n", (unsigned long long)c->cg.key, path,
                   (unsigned long long)reclaim_per_s(c));
+    }
+    /* whose limit governs each cgroup: its own or an ancestor's */
+    for (size_t i = 0; i < d->ncgroups; i++) {
+        const struct cgroup *c = d->cgroups[i];
+        const char *gov;
+        char path[PATH_MAX];
+        if (!cgroup_usage(d, c, &gov))
+            continue;
+        proto_clean_text(path, sizeof(path), gov);
+        resp_text(r, "limit %llu %s\n", (unsigned long long)c->cg.key, path);
     }
     struct hakmem_ctl_cgroup rec;
     for (size_t i = 0; i < d->ncgroups; i++) {
@@ -344,50 +453,25 @@ static void cmd_clients(struct daemon *d, struct resp *r)
             rec.mode = (uint8_t)st.mode;
             rec.last_level = (uint8_t)st.last_level;
             rec.flags = (uint8_t)st.flags;
-            rec.ncounters = st.ncounters;
+            rec.counters_present = st.present;
             memcpy(rec.counter, st.counter, sizeof(rec.counter));
         }
         resp_record(r, HAKMEM_CTL_PAYLOAD_CLIENTS, &rec, sizeof(rec));
     }
 }
 
-/* May this peer change modes? root, or the hakmem group (primary or
- * supplementary, read from /proc for the peer's pid). */
-static bool may_change(struct daemon *d, const struct ucred *cr)
+/* LEAN: 0, or a negative errno with the reason in why. */
+static int cmd_lean(struct daemon *d, const struct ctlconn *cc, const struct hakmem_ctl_req *q,
+                    char *why, size_t len)
 {
-    if (cr->uid == 0)
-        return true;
-    if (!d->have_hakmem_gid)
-        return false;
-    if (cr->gid == d->hakmem_gid)
-        return true;
-    char path[64], buf[4096];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)cr->pid);
-    if (cgroup_read_file(path, buf, sizeof(buf)) < 0)
-        return false;
-    const char *g = strstr(buf, "\nGroups:");
-    if (!g)
-        return false;
-    for (g += 8; *g && *g != '\n';) {
-        char *end;
-        unsigned long v = strtoul(g, &end, 10);
-        if (end == g)
-            break;
-        if ((gid_t)v == d->hakmem_gid)
-            return true;
-        g = end;
-    }
-    return false;
-}
-
-static int cmd_lean(struct daemon *d, int fd, const struct hakmem_ctl_req *q)
-{
-    struct ucred cr;
-    socklen_t len = sizeof(cr);
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0)
-        return -errno;
-    if (!may_change(d, &cr))
+    if (cc->readonly) {
+        snprintf(why, len, "metrics.sock is read-only: changes go through control.sock");
         return -EPERM;
+    }
+    int rc = peer_may_lean(d, &cc->peer, q, why, len);
+    if (rc < 0)
+        return rc;
+    const struct peer *cr = &cc->peer;
     /* lean on without a level: MEDIUM, what an operator typing it expects
      * (LEAN and the free memory given back now) */
     enum hakmem_level lvl = q->level ? (enum hakmem_level)q->level : HAKMEM_LEVEL_MEDIUM;
@@ -400,7 +484,7 @@ static int cmd_lean(struct daemon *d, int fd, const struct hakmem_ctl_req *q)
         d->all_mode = q->mode;
         d->all_level = lvl;
         publisher_publish(&d->pub, HAKMEM_KEY_ALL, level, flags, HAKMEM_REASON_OPERATOR, now);
-        log_notice("operator (uid %u): lean %s for every client", (unsigned)cr.uid, names[q->mode]);
+        log_notice("operator (uid %u): lean %s for every client", (unsigned)cr->uid, names[q->mode]);
         return 0;
     case HAKMEM_CTL_TARGET_PID: {
         struct client *c = client_by_pid(d, (pid_t)q->key);
@@ -410,7 +494,8 @@ static int cmd_lean(struct daemon *d, int fd, const struct hakmem_ctl_req *q)
         c->ctl_level = lvl;
         publisher_publish(&d->pub, HAKMEM_KEY_PID((uint32_t)c->pid), level, flags,
                           HAKMEM_REASON_OPERATOR, now);
-        log_notice("operator (uid %u): lean %s for pid %d (%s)", (unsigned)cr.uid, names[q->mode],
+        log_notice("operator (uid %u%s): lean %s for pid %d (%s)", (unsigned)cr->uid,
+                   cr->host ? "" : ", in a container", names[q->mode],
                    (int)c->pid, c->comm);
         return 0;
     }
@@ -422,8 +507,8 @@ static int cmd_lean(struct daemon *d, int fd, const struct hakmem_ctl_req *q)
                       q->mode == HAKMEM_CTL_MODE_OFF ? POLICY_OVERRIDE_OFF : POLICY_OVERRIDE_AUTO;
         c->override_level = lvl;
         c->st.published_valid = false;  /* publish even at the same level: the flag changed */
-        log_notice("operator (uid %u): lean %s for cgroup %s", (unsigned)cr.uid, names[q->mode],
-                   c->cg.path);
+        log_notice("operator (uid %u%s): lean %s for cgroup %s", (unsigned)cr->uid,
+                   cr->host ? "" : ", in a container", names[q->mode], c->cg.path);
         cgroup_evaluate(d, c, now);
         cgroup_put(d, c);               /* gone if it has no client and no override left */
         return 0;
@@ -432,23 +517,21 @@ static int cmd_lean(struct daemon *d, int fd, const struct hakmem_ctl_req *q)
     return -EINVAL;
 }
 
-/* Prometheus label value: backslash, quote and newline escaped. */
+/* A Prometheus label value: the text made printable UTF-8 (names come
+ * from clients and from whoever named a cgroup), then backslash and quote
+ * escaped (no newline is left to escape). */
 static const char *label(const char *s)
 {
-    static char buf[2][512];
+    static char buf[2][2 * PATH_MAX];
     static int which;
+    char clean[PATH_MAX];
     char *o = buf[which ^= 1];
     size_t n = 0;
-    for (; *s && n + 3 < sizeof(buf[0]); s++) {
-        if (*s == '\\' || *s == '"') {
+    proto_clean_text(clean, sizeof(clean), s);
+    for (const char *p = clean; *p && n + 3 < sizeof(buf[0]); p++) {
+        if (*p == '\\' || *p == '"')
             o[n++] = '\\';
-            o[n++] = *s;
-        } else if (*s == '\n') {
-            o[n++] = '\\';
-            o[n++] = 'n';
-        } else {
-            o[n++] = *s;
-        }
+        o[n++] = *p;
     }
     o[n] = '\0';
     return o;
@@ -459,48 +542,191 @@ static void metric_head(struct resp *r, const char *name, const char *type, cons
     resp_text(r, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* Which stats-page counters are monotonic (Prometheus counters). */
-static bool stat_is_counter(unsigned i)
-{
-    return i == HAKMEM_STAT_LEAN_DECOMMIT || i == HAKMEM_STAT_LEAN_RETIRE ||
-           i == HAKMEM_STAT_MADVISE_CALLS || i == HAKMEM_STAT_MMAP_CALLS ||
-           i == HAKMEM_STAT_MUNMAP_CALLS || i == HAKMEM_STAT_BYTES_DECOMMITTED ||
-           i == HAKMEM_STAT_MODE_SWITCHES;
-}
-
 static const char *cgroup_path_of(struct daemon *d, uint64_t key)
 {
     struct cgroup *c = cgroup_find(d, key);
     return c ? c->cg.path : "";
 }
 
-static void cmd_metrics(struct daemon *d, struct resp *r)
+static int by_pid_newest_first(const void *a, const void *b)
+{
+    const struct client *x = *(const struct client *const *)a, *y = *(const struct client *const *)b;
+    if (x->pid != y->pid)
+        return x->pid < y->pid ? -1 : 1;
+    return x->connected_ns > y->connected_ns ? -1 : x->connected_ns < y->connected_ns;
+}
+
+/* The registered clients that get series: one per process, the newest
+ * registration of a pid that registered more than once (a shim that
+ * reconnects before its old connection's end is seen, or a process that
+ * does it on purpose). Sorted by pid. *n: how many; NULL when out of
+ * memory (then no per-client series). */
+static const struct client **series_clients(struct daemon *d, size_t *n)
+{
+    const struct client **v = malloc((d->nclients + 1) * sizeof(*v));
+    size_t k = 0;
+    if (!v)
+        return NULL;
+    for (size_t i = 0; i < d->nclients; i++)
+        if (d->clients[i]->welcomed)
+            v[k++] = d->clients[i];
+    qsort(v, k, sizeof(*v), by_pid_newest_first);
+    size_t m = 0;
+    for (size_t i = 0; i < k; i++)
+        if (m == 0 || v[m - 1]->pid != v[i]->pid)
+            v[m++] = v[i];
+    *n = m;
+    return v;
+}
+
+#define LEVEL_CHANGES HAKMEM_COUNTER_COUNT /* record_samples: the level changes */
+
+/* The per-cgroup sums (counters), one family per summed shim counter
+ * (acct_sum_ids); tests/deploy/metricnames.py reads the names here. */
+static const struct {
+    const char *name;
+    unsigned counter_id;
+    const char *help;
+} sum_families[ACCT_SUMS] = {
+    { "hakmem_cgroup_bytes_decommitted_total", HAKMEM_COUNTER_ID(bytes_decommitted),
+      "Bytes the shims of a cgroup decommitted while registered." },
+    { "hakmem_cgroup_lean_decommit_total", HAKMEM_COUNTER_ID(lean_decommit),
+      "Decommit operations of the shims of a cgroup while registered." },
+    { "hakmem_cgroup_lean_retire_total", HAKMEM_COUNTER_ID(lean_retire),
+      "Empty superslabs the shims of a cgroup retired while registered." },
+    { "hakmem_cgroup_mode_switches_total", HAKMEM_COUNTER_ID(mode_switches),
+      "Mode switches (FAST and LEAN) of the shims of a cgroup while registered." },
+};
+
+/* The samples "NAME{cgroup="..."} VALUE" of every cgroup record, tracked
+ * or lingering: one cgroup sum (a counter id of acct_sum_ids), or
+ * LEVEL_CHANGES. */
+static void record_samples(struct resp *r, struct daemon *d, const char *name, unsigned counter_id)
+{
+    unsigned i = 0;
+    while (i < ACCT_SUMS && acct_sum_ids[i] != counter_id)
+        i++;
+    for (size_t k = 0; k < d->met.ncg; k++) {
+        const struct cg_acct *a = d->met.cg[k];
+        uint64_t v = i < ACCT_SUMS ? a->total[i] : a->level_changes;
+        resp_text(r, "%s{cgroup=\"%s\"} %llu\n", name, label(a->path), (unsigned long long)v);
+    }
+}
+
+/* The samples of a per-cgroup gauge of the clients present (bytes). */
+static void present_samples(struct resp *r, struct daemon *d, const char *name, bool committed)
+{
+    for (size_t k = 0; k < d->ncgroups; k++) {
+        const struct cg_acct *a = d->cgroups[k]->acct;
+        if (a)
+            resp_text(r, "%s{cgroup=\"%s\"} %llu\n", name, label(a->path),
+                      (unsigned long long)(committed ? a->committed : a->in_use));
+    }
+}
+
+/* One reason label per reason the family shows (mask), with its count. */
+static void reason_samples(struct resp *r, const char *name, const char *labels, unsigned mask,
+                           const uint64_t *count)
+{
+    for (unsigned i = 0; i < METRICS_REASON_COUNT; i++)
+        if (mask >> i & 1)
+            resp_text(r, "%s{%sreason=\"%s\"} %llu\n", name, labels,
+                      metrics_reason_name((enum metrics_reason)i), (unsigned long long)count[i]);
+}
+
+static void release_samples(struct resp *r, const struct acct_hist *h, const char *level)
+{
+    uint64_t cum = 0;
+    for (unsigned b = 0; b <= ACCT_RELEASE_BUCKETS; b++) {
+        cum += h->bucket[b];
+        if (b < ACCT_RELEASE_BUCKETS)
+            resp_text(r, "hakmem_release_seconds_bucket{level=\"%s\",le=\"%g\"} %llu\n", level,
+                      acct_release_bound_ns[b] / 1e9, (unsigned long long)cum);
+        else
+            resp_text(r, "hakmem_release_seconds_bucket{level=\"%s\",le=\"+Inf\"} %llu\n", level,
+                      (unsigned long long)cum);
+    }
+    resp_text(r, "hakmem_release_seconds_sum{level=\"%s\"} %.6f\n", level, h->sum_ns / 1e9);
+    resp_text(r, "hakmem_release_seconds_count{level=\"%s\"} %llu\n", level,
+              (unsigned long long)h->count);
+}
+
+static void per_process_metrics(struct daemon *d, struct resp *r);
+
+static void cmd_metrics(struct daemon *d, struct resp *r, bool per_process)
 {
     uint64_t now = now_ns();
-    metric_head(r, "hakmem_daemon_uptime_seconds", "gauge", "Seconds since hakmemd started.");
-    resp_text(r, "hakmem_daemon_uptime_seconds %.3f\n", (now - d->start_ns) / 1e9);
+    struct metrics *m = &d->met;
+    metrics_fold(d, now);
+    metric_head(r, "hakmem_build_info", "gauge",
+                "hakmemd's version and the protocol version it speaks (HAKMEM_PROTO_VERSION).");
+    resp_text(r, "hakmem_build_info{version=\"%s\",proto=\"%d\"} 1\n", label(HAKMEM_VERSION_STRING),
+              HAKMEM_PROTO_VERSION);
+    metric_head(r, "hakmem_daemon_start_time_seconds", "gauge",
+                "When hakmemd started, in seconds since the Unix epoch.");
+    resp_text(r, "hakmem_daemon_start_time_seconds %.3f\n", m->start_real_ns / 1e9);
     metric_head(r, "hakmem_clients", "gauge", "Shims registered with hakmemd.");
     resp_text(r, "hakmem_clients %zu\n", registered_clients(d));
     metric_head(r, "hakmem_source_up", "gauge", "Whether a pressure source runs (1) or not (0).");
     resp_text(r, "hakmem_source_up{source=\"bpf\"} %d\n", d->bpf != NULL);
     resp_text(r, "hakmem_source_up{source=\"psi\"} %d\n", d->psi_on);
     resp_text(r, "hakmem_source_up{source=\"usage\"} %d\n", d->usage_on);
+    resp_text(r, "hakmem_source_up{source=\"events\"} %d\n", d->events_on);
     struct psi_stats ps;
     if (psi_read(PSI_SYSTEM_MEMORY_PATH, &ps) == 0) {
         metric_head(r, "hakmem_host_psi_memory_avg10_ratio", "gauge",
                     "Host-wide memory PSI, 10 s average, as a ratio.");
         resp_text(r, "hakmem_host_psi_memory_avg10_ratio{kind=\"some\"} %.4f\n", ps.some.avg10_cpct / 10000.0);
         resp_text(r, "hakmem_host_psi_memory_avg10_ratio{kind=\"full\"} %.4f\n", ps.full.avg10_cpct / 10000.0);
+        metric_head(r, "hakmem_host_psi_memory_stall_seconds_total", "counter",
+                    "Host-wide memory stall since boot (the total= of /proc/pressure/memory).");
+        resp_text(r, "hakmem_host_psi_memory_stall_seconds_total{kind=\"some\"} %.6f\n",
+                  ps.some.total_us / 1e6);
+        resp_text(r, "hakmem_host_psi_memory_stall_seconds_total{kind=\"full\"} %.6f\n",
+                  ps.full.total_us / 1e6);
     }
+
+    /* the BPF program's own counters: no sample while the source is off */
+    struct bpf_source_info bi;
+    if (d->bpf)
+        bpf_source_get_info(d->bpf, &bi);
+    metric_head(r, "hakmem_bpf_ringbuf_dropped_total", "counter",
+                "Reclaim notifications the BPF program lost because its ring buffer was full.");
+    if (d->bpf)
+        resp_text(r, "hakmem_bpf_ringbuf_dropped_total %llu\n", (unsigned long long)bi.ringbuf_dropped);
+    metric_head(r, "hakmem_bpf_cgroup_table_full_total", "counter",
+                "Reclaim events the BPF program could not count because its per-cgroup table was full.");
+    if (d->bpf)
+        resp_text(r, "hakmem_bpf_cgroup_table_full_total %llu\n", (unsigned long long)bi.stats_full);
+    metric_head(r, "hakmem_rendezvous_rejected_total", "counter",
+                "Shim registrations hakmemd.sock refused or dropped, by reason.");
+    reason_samples(r, "hakmem_rendezvous_rejected_total", "", METRICS_RENDEZVOUS_REASONS, m->rejected);
+    metric_head(r, "hakmem_control_refused_total", "counter",
+                "Connections control.sock and metrics.sock refused or dropped, by reason.");
+    reason_samples(r, "hakmem_control_refused_total", "socket=\"control\",", METRICS_CONTROL_REASONS,
+                   m->refused[0]);
+    reason_samples(r, "hakmem_control_refused_total", "socket=\"metrics\",", METRICS_CONTROL_REASONS,
+                   m->refused[1]);
+    metric_head(r, "hakmem_release_seconds", "histogram",
+                "From a raised level's publish to the client's stats page showing it (and its "
+                "decommit done), per client.");
+    for (unsigned l = HAKMEM_LEVEL_LOW; l < HAKMEM_LEVEL_COUNT; l++)
+        release_samples(r, &m->release[l], proto_level_name(l));
 
     metric_head(r, "hakmem_cgroup_level", "gauge", "Pressure level published for a cgroup (0 none .. 3 critical).");
     for (size_t i = 0; i < d->ncgroups; i++)
         resp_text(r, "hakmem_cgroup_level{cgroup=\"%s\"} %d\n", label(d->cgroups[i]->cg.path),
                   (int)d->cgroups[i]->last.level);
-    metric_head(r, "hakmem_cgroup_clients", "gauge", "Shims registered in a cgroup.");
-    for (size_t i = 0; i < d->ncgroups; i++)
-        resp_text(r, "hakmem_cgroup_clients{cgroup=\"%s\"} %u\n", label(d->cgroups[i]->cg.path),
-                  d->cgroups[i]->nclients);
+    metric_head(r, "hakmem_cgroup_level_changes_total", "counter",
+                "Changes of the level published for a cgroup.");
+    record_samples(r, d, "hakmem_cgroup_level_changes_total", LEVEL_CHANGES);
+    metric_head(r, "hakmem_cgroup_clients", "gauge", "Shims registered in a cgroup, by the mode they run in.");
+    for (size_t i = 0; i < d->ncgroups; i++) {
+        const struct cg_acct *a = d->cgroups[i]->acct;
+        for (unsigned mode = 0; a && mode < HAKMEM_MODE_COUNT; mode++)
+            resp_text(r, "hakmem_cgroup_clients{cgroup=\"%s\",mode=\"%s\"} %u\n", label(a->path),
+                      proto_mode_name(mode), a->clients[mode]);
+    }
     metric_head(r, "hakmem_cgroup_reclaim_events_total", "counter",
                 "Reclaim entries seen in a cgroup by the BPF source.");
     for (size_t i = 0; i < d->ncgroups; i++)
@@ -511,37 +737,90 @@ static void cmd_metrics(struct daemon *d, struct resp *r)
     for (size_t i = 0; i < d->ncgroups; i++)
         resp_text(r, "hakmem_cgroup_reclaim_seconds_total{cgroup=\"%s\"} %.6f\n",
                   label(d->cgroups[i]->cg.path), d->cgroups[i]->prev.reclaim_ns / 1e9);
-    metric_head(r, "hakmem_cgroup_usage_bytes", "gauge", "Memory usage of a cgroup.");
+    metric_head(r, "hakmem_cgroup_memory_events_total", "counter",
+                "Rises of a cgroup's memory.events (v2) counters since hakmemd began watching "
+                "it, by the kernel's key.");
     for (size_t i = 0; i < d->ncgroups; i++) {
-        struct hakmem_ctl_cgroup rec;
-        fill_cgroup_record(d, d->cgroups[i], &rec);
-        resp_text(r, "hakmem_cgroup_usage_bytes{cgroup=\"%s\"} %llu\n", label(d->cgroups[i]->cg.path),
-                  (unsigned long long)rec.usage_bytes);
+        const struct cgroup *c = d->cgroups[i];
+        if (!c->mev_open)
+            continue;                   /* v1, the events source off, or the file gone */
+        const struct { const char *key; uint64_t n; } ev[] = {
+            { "low", c->mev_total.low }, { "high", c->mev_total.high }, { "max", c->mev_total.max },
+            { "oom", c->mev_total.oom }, { "oom_kill", c->mev_total.oom_kill },
+            { "oom_group_kill", c->mev_total.oom_group_kill },
+        };
+        for (size_t k = 0; k < sizeof(ev) / sizeof(ev[0]); k++)
+            resp_text(r, "hakmem_cgroup_memory_events_total{cgroup=\"%s\",event=\"%s\"} %llu\n",
+                      label(c->cg.path), ev[k].key, (unsigned long long)ev[k].n);
     }
+    struct hakmem_ctl_cgroup *rec = calloc(d->ncgroups + 1, sizeof(*rec));
+    for (size_t i = 0; rec && i < d->ncgroups; i++)
+        fill_cgroup_record(d, d->cgroups[i], &rec[i]);
+    metric_head(r, "hakmem_cgroup_usage_bytes", "gauge", "Memory usage of a cgroup.");
+    for (size_t i = 0; rec && i < d->ncgroups; i++)
+        resp_text(r, "hakmem_cgroup_usage_bytes{cgroup=\"%s\"} %llu\n", label(d->cgroups[i]->cg.path),
+                  (unsigned long long)rec[i].usage_bytes);
+    metric_head(r, "hakmem_cgroup_limit_bytes", "gauge",
+                "The memory limit hakmemd compares a cgroup's usage with (none: no sample).");
+    for (size_t i = 0; rec && i < d->ncgroups; i++)
+        if (rec[i].limit_bytes)
+            resp_text(r, "hakmem_cgroup_limit_bytes{cgroup=\"%s\"} %llu\n",
+                      label(d->cgroups[i]->cg.path), (unsigned long long)rec[i].limit_bytes);
+    free(rec);
 
-    for (unsigned s = 0; s < HAKMEM_STAT_COUNT; s++) {
+    /* sums of the shim counters per cgroup: monotonic (acct.h), departed
+     * clients included */
+    for (size_t i = 0; i < sizeof(sum_families) / sizeof(sum_families[0]); i++) {
+        metric_head(r, sum_families[i].name, "counter", sum_families[i].help);
+        record_samples(r, d, sum_families[i].name, sum_families[i].counter_id);
+    }
+    metric_head(r, "hakmem_cgroup_bytes_committed", "gauge",
+                "Bytes mapped and not decommitted by the shims of a cgroup now.");
+    present_samples(r, d, "hakmem_cgroup_bytes_committed", true);
+    metric_head(r, "hakmem_cgroup_bytes_in_use", "gauge",
+                "Bytes handed out (or held in thread caches) by the shims of a cgroup now.");
+    present_samples(r, d, "hakmem_cgroup_bytes_in_use", false);
+
+    if (per_process)
+        per_process_metrics(d, r);
+}
+
+/* The per-process series (HAKMEM_CTL_REQ_F_PER_PROCESS): one per process
+ * (series_clients), named by pid, uid, comm (the client's choice: the uid
+ * tells a user's "sshd" from root's) and cgroup. */
+static void per_process_metrics(struct daemon *d, struct resp *r)
+{
+    size_t nsc = 0;
+    const struct client **sc = series_clients(d, &nsc);
+    for (unsigned s = 0; s < HAKMEM_COUNTER_COUNT; s++) {
+        int kind = proto_counter_kind(s);
+        if (kind == HAKMEM_KIND_STATE)
+            continue;                   /* mode and level: hakmem_client_mode below */
         char name[96];
-        bool counter = stat_is_counter(s);
-        snprintf(name, sizeof(name), "hakmem_client_%s%s", proto_stat_name(s), counter ? "_total" : "");
-        metric_head(r, name, counter ? "counter" : "gauge", "Shim counter (see DESIGN.md), per client.");
-        for (size_t i = 0; i < d->nclients; i++) {
-            const struct client *c = d->clients[i];
+        bool total = kind == HAKMEM_KIND_TOTAL;
+        snprintf(name, sizeof(name), "hakmem_client_%s%s", proto_counter_name(s), total ? "_total" : "");
+        metric_head(r, name, total ? "counter" : "gauge",
+                    "Shim counter (see hakmem.h, HAKMEM_COUNTERS), per client.");
+        for (size_t i = 0; i < nsc; i++) {
+            const struct client *c = sc[i];
             struct proto_stats st;
-            if (!c->welcomed || client_stats(c, &st) != 0 || s >= st.ncounters)
+            if (client_stats(c, &st) != 0 || !(st.present >> s & 1))
                 continue;
-            resp_text(r, "%s{pid=\"%d\",comm=\"%s\",cgroup=\"%s\"} %llu\n", name, (int)c->pid,
-                      label(c->comm), label(cgroup_path_of(d, c->key)),
-                      (unsigned long long)st.counter[s]);
+            resp_text(r, "%s{pid=\"%d\",uid=\"%u\",comm=\"%s\",cgroup=\"%s\"} %llu\n", name,
+                      (int)c->pid, (unsigned)c->uid, label(c->comm),
+                      label(cgroup_path_of(d, c->key)), (unsigned long long)st.counter[s]);
         }
     }
     metric_head(r, "hakmem_client_mode", "gauge", "Shim mode, per client (0 FAST, 1 LEAN).");
-    for (size_t i = 0; i < d->nclients; i++) {
-        const struct client *c = d->clients[i];
+    for (size_t i = 0; i < nsc; i++) {
+        const struct client *c = sc[i];
         struct proto_stats st;
-        if (c->welcomed && client_stats(c, &st) == 0)
-            resp_text(r, "hakmem_client_mode{pid=\"%d\",comm=\"%s\",cgroup=\"%s\"} %u\n", (int)c->pid,
-                      label(c->comm), label(cgroup_path_of(d, c->key)), st.mode);
+        if (client_stats(c, &st) == 0)
+            resp_text(r, "hakmem_client_mode{pid=\"%d\",uid=\"%u\",comm=\"%s\",cgroup=\"%s\"} %u\n",
+                      (int)c->pid, (unsigned)c->uid, label(c->comm),
+                      label(cgroup_path_of(d, c->key)), st.mode);
     }
+    free(sc);
 }
 
 void control_event(struct daemon *d, struct ctlconn *cc, uint32_t events)
@@ -565,31 +844,51 @@ void control_event(struct daemon *d, struct ctlconn *cc, uint32_t events)
             ctlconn_free(d, cc);
             return;
         }
-        /* answer with the command the peer named, if it named a valid one */
+        /* answer with the command the peer named, if it named a valid
+         * one, in its version if it is an older one of ours */
         uint16_t cmd = HAKMEM_CTL_STATUS;
+        uint32_t version = HAKMEM_PROTO_VERSION;
+        char why[160] = "";
         if (n >= 14) {
             memcpy(&cmd, buf + offsetof(struct hakmem_ctl_req, command), sizeof(cmd));
             if (cmd < 1 || cmd > HAKMEM_CTL_CMD_MAX)
                 cmd = HAKMEM_CTL_STATUS;
         }
-        resp_status(cc, cmd, rc);
+        if (rc == -EPROTONOSUPPORT && n >= 8) {
+            memcpy(&version, buf + offsetof(struct hakmem_ctl_req, version), sizeof(version));
+            snprintf(why, sizeof(why), "hakmemd speaks control protocol %d, this client %u: use "
+                     "the hakmemctl of hakmemd's release", HAKMEM_PROTO_VERSION, version);
+            if (version < HAKMEM_PROTO_VERSION_MIN || version > HAKMEM_PROTO_VERSION)
+                version = HAKMEM_PROTO_VERSION;
+        }
+        resp_status(cc, cmd, rc, why, version);
     } else {
         struct resp *r = calloc(1, sizeof(*r));
         if (!r) {
-            resp_status(cc, q.command, -ENOMEM);
+            resp_status(cc, q.command, -ENOMEM, NULL, HAKMEM_PROTO_VERSION);
         } else {
             r->cc = cc;
             r->cmd = q.command;
+            char why[512] = "";
             switch (q.command) {
             case HAKMEM_CTL_STATUS: cmd_status(d, r); resp_end(r); break;
             case HAKMEM_CTL_CLIENTS: cmd_clients(d, r); resp_end(r); break;
-            case HAKMEM_CTL_METRICS: cmd_metrics(d, r); resp_end(r); break;
-            case HAKMEM_CTL_LEAN: resp_status(cc, q.command, cmd_lean(d, cc->fd, &q)); break;
-            default: resp_status(cc, q.command, -EINVAL);
+            case HAKMEM_CTL_METRICS:
+                cmd_metrics(d, r, q.flags & HAKMEM_CTL_REQ_F_PER_PROCESS);
+                resp_end(r);
+                break;
+            case HAKMEM_CTL_LEAN:
+                rc = cmd_lean(d, cc, &q, why, sizeof(why));
+                if (rc == -EPERM)
+                    log_warning("control: lean refused to pid %d (uid %u): %s", (int)cc->peer.pid,
+                                (unsigned)cc->peer.uid, why);
+                resp_status(cc, q.command, rc, why, HAKMEM_PROTO_VERSION);
+                break;
+            default: resp_status(cc, q.command, -EINVAL, NULL, HAKMEM_PROTO_VERSION);
             }
             if (r->err) {               /* could not queue it all: say so */
                 cc->out_len = cc->out_sent = 0;
-                resp_status(cc, q.command, r->err);
+                resp_status(cc, q.command, r->err, "the answer is too large", HAKMEM_PROTO_VERSION);
             }
             free(r);
         }

@@ -1,7 +1,9 @@
-/* hakmemd.c: main. Arguments and configuration, requirement checks, then
- * the event loop (manager.c) inside the sandbox (sandbox.c). Runs in the
- * foreground and logs on stderr (journal-friendly); systemd's
- * Type=notify gets READY=1 once the sockets accept clients. */
+/* hakmemd.c: main. Arguments and configuration, requirement checks (the
+ * runtime dir is root's and nobody else may write it; the soft
+ * RLIMIT_NOFILE raised to the hard one), then the event loop (manager.c)
+ * inside the sandbox (sandbox.c). Runs in the foreground and logs on
+ * stderr (journal-friendly); systemd's Type=notify gets READY=1 once the
+ * sockets accept clients. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
@@ -27,7 +29,7 @@ static void usage(FILE *f)
 "                         a missing default file means the defaults)\n"
 "  -r, --runtime-dir DIR  where hakmemd.sock and control.sock live\n"
 "                         (default /run/hakmem; shims: HAKMEM_RUNTIME_DIR)\n"
-"  -s, --sources LIST     pressure sources: bpf,psi,usage or none\n"
+"  -s, --sources LIST     pressure sources: bpf,psi,usage,events or none\n"
 "      --set KEY=VALUE    set any configuration key (repeatable)\n"
 "  -v, --verbose          log debug messages\n"
 "      --no-sandbox       keep capabilities and all system calls\n"
@@ -37,14 +39,49 @@ static void usage(FILE *f)
 "  -h, --help             this text, then every configuration key\n"
 "  -V, --version          the version\n"
 "\n"
-"Signals: SIGTERM/SIGINT stop, SIGHUP reloads the configuration file\n"
-"(thresholds and log level; a bad file keeps the running configuration).\n"
+"Signals: SIGTERM/SIGINT stop, SIGHUP reloads the configuration file and\n"
+"applies every key but runtime_dir, cgroup_root, sources and metrics_group,\n"
+"which need a restart (a bad file, or one that changes those, keeps the\n"
+"running configuration; --set values win over the file, as at start).\n"
 "Exit status: 0 stopped cleanly, 1 runtime error, 2 bad arguments or\n"
 "configuration.\n"
 "\n"
 "Configuration keys (file: `key = value`, one per line):\n\n",
             CONFIG_DEFAULT_PATH);
     config_print(f, NULL);
+}
+
+/* The runtime dir holds the sockets every shim trusts: it must be a real
+ * directory of ours (root's) that nobody else may write, or another user
+ * could replace the sockets. 0, or -EPERM with the reason in why. */
+static int runtime_dir_check(const char *dir, char *why, size_t len)
+{
+    struct stat st;
+    if (lstat(dir, &st) != 0) {
+        snprintf(why, len, "runtime dir %s: %s", dir, strerror(errno));
+        return -errno;
+    }
+    if (S_ISLNK(st.st_mode)) {
+        snprintf(why, len, "runtime dir %s is a symlink: refusing to start (use the real "
+                 "directory)", dir);
+        return -EPERM;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(why, len, "runtime dir %s is not a directory", dir);
+        return -ENOTDIR;
+    }
+    if (st.st_uid != geteuid()) {
+        snprintf(why, len, "runtime dir %s is owned by uid %u, not by hakmemd's (%u): refusing "
+                 "to start (chown %u %s)", dir, (unsigned)st.st_uid, (unsigned)geteuid(),
+                 (unsigned)geteuid(), dir);
+        return -EPERM;
+    }
+    if (st.st_mode & 022) {
+        snprintf(why, len, "runtime dir %s is writable by others (mode %04o): refusing to start "
+                 "(chmod go-w %s)", dir, (unsigned)(st.st_mode & 07777), dir);
+        return -EPERM;
+    }
+    return 0;
 }
 
 static int mkdir_p(const char *dir)
@@ -101,7 +138,7 @@ int main(int argc, char **argv)
     char *sets[64];
     int nsets = 0, c;
     bool sandbox = true, print = false;
-    char err[512];
+    char err[1024];
 
     while ((c = getopt_long(argc, argv, "c:r:s:vhV", opts, NULL)) != -1) {
         switch (c) {
@@ -159,17 +196,36 @@ int main(int argc, char **argv)
     if (config)
         snprintf(d.config_path, sizeof(d.config_path), "%s", config);
 
+    d.sets = sets;
+    d.nsets = nsets;
+
     log_set_level(d.cfg.log_level);
     if ((rc = mkdir_p(d.cfg.runtime_dir)) < 0) {
         log_err("cannot create %s: %s", d.cfg.runtime_dir, strerror(-rc));
         return 1;
     }
+    if (runtime_dir_check(d.cfg.runtime_dir, err, sizeof(err)) < 0) {
+        log_err("%s", err);
+        return 1;
+    }
     if (geteuid() != 0)
         log_warning("not running as root: the bpf source and other processes' cgroups may be out of reach");
+    unsigned long from, to;
+    if ((rc = limits_raise_nofile(&from, &to)) < 0)
+        log_warning("cannot raise RLIMIT_NOFILE to its hard limit: %s", strerror(-rc));
+    else if (to != from)
+        log_info("descriptors: soft RLIMIT_NOFILE raised from %lu to %lu (the hard limit)", from, to);
     struct group *g = getgrnam("hakmem");
     if (g) {
         d.hakmem_gid = g->gr_gid;
         d.have_hakmem_gid = true;
+    }
+    g = getgrnam(d.cfg.metrics_group);
+    if (g) {
+        d.metrics_gid = g->gr_gid;
+        d.have_metrics_gid = true;
+    } else {
+        log_info("no group %s: metrics.sock is root's only", d.cfg.metrics_group);
     }
     if (getenv("NOTIFY_SOCKET"))
         d.notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);

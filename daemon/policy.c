@@ -39,6 +39,8 @@ void policy_thresholds_default(struct policy_thresholds *th)
             [HAKMEM_LEVEL_CRITICAL] = POLICY_DEF_PSI_FULL_CRITICAL_PCT * 100,
         },
         .psi_trigger_level = POLICY_DEF_PSI_TRIGGER_LEVEL,
+        .memevents_high_level = POLICY_DEF_MEMEVENTS_HIGH_LEVEL,
+        .memevents_max_level = POLICY_DEF_MEMEVENTS_MAX_LEVEL,
         .calm_ns = {
             [HAKMEM_LEVEL_LOW] = POLICY_DEF_CALM_LOW_MS * NS_PER_MS,
             [HAKMEM_LEVEL_MEDIUM] = POLICY_DEF_CALM_MEDIUM_MS * NS_PER_MS,
@@ -115,6 +117,12 @@ enum hakmem_level policy_classify(const struct policy_thresholds *th,
              HAKMEM_REASON_BPF_RECLAIM);
     consider(&p, rate_level(sig->reclaim_events_per_s, th->reclaim_events_per_s, hold, band),
              HAKMEM_REASON_BPF_RECLAIM);
+    if (sig->memevents_oom_kill)
+        consider(&p, HAKMEM_LEVEL_CRITICAL, HAKMEM_REASON_MEMORY_EVENTS);
+    if (sig->memevents_max)
+        consider(&p, th->memevents_max_level, HAKMEM_REASON_MEMORY_EVENTS);
+    if (sig->memevents_high)
+        consider(&p, th->memevents_high_level, HAKMEM_REASON_MEMORY_EVENTS);
     consider(&p, ratio_level(sig->psi_some_avg10_cpct, th->psi_some_cpct, hold, band),
              HAKMEM_REASON_PSI);
     consider(&p, ratio_level(sig->psi_full_avg10_cpct, th->psi_full_cpct, hold, band),
@@ -223,30 +231,4 @@ uint64_t policy_next_deadline(const struct policy_thresholds *th,
     if (st->calm_since_ns > UINT64_MAX - calm)
         return UINT64_MAX;
     return st->calm_since_ns + calm;
-}
-
-static const char *const level_names[HAKMEM_LEVEL_COUNT] = {
-    [HAKMEM_LEVEL_NONE] = "none",
-    [HAKMEM_LEVEL_LOW] = "low",
-    [HAKMEM_LEVEL_MEDIUM] = "medium",
-    [HAKMEM_LEVEL_CRITICAL] = "critical",
-};
-
-const char *policy_level_name(enum hakmem_level level)
-{
-    if ((unsigned)level >= HAKMEM_LEVEL_COUNT)
-        return "?";
-    return level_names[level];
-}
-
-int policy_level_parse(const char *s, enum hakmem_level *out)
-{
-    for (unsigned l = 0; l < HAKMEM_LEVEL_COUNT; l++) {
-        if (strcasecmp(s, level_names[l]) == 0 ||
-            (s[0] == (char)('0' + l) && s[1] == '\0')) {
-            *out = (enum hakmem_level)l;
-            return 0;
-        }
-    }
-    return -EINVAL;
 }

@@ -1,5 +1,5 @@
 /* policy.h: hakmemd's pressure policy: from the signals of one cgroup to
- * the level its shims must follow (DESIGN.md, "Pressure levels").
+ * the level its shims must follow (docs/ARCHITECTURE.md, "Modes and levels").
  *
  * Owns: the per-cgroup state machine (fast up, slow down with a calm
  * period and a hysteresis band, operator overrides) and the default
@@ -13,7 +13,9 @@
  *  1. Classify: the "enter" level of the signals is the highest level whose
  *     threshold at least one signal reaches (a threshold of 0 is off).
  *     OOM kill -> CRITICAL; a fired PSI trigger -> psi_trigger_level; the
- *     debounced v1 memory.pressure_level maps onto the same-named level.
+ *     debounced v1 memory.pressure_level maps onto the same-named level;
+ *     v2 memory.events: high rose -> memevents_high_level, max rose ->
+ *     memevents_max_level, oom_kill rose -> CRITICAL.
  *  2. Fast up: enter > level -> level = enter at once (no delay, no steps).
  *  3. Slow down: the "hold" level is the same classification with every
  *     rate/ratio threshold lowered by hysteresis_pct. While hold >= level,
@@ -45,7 +47,7 @@
  *
  * Usage (working set = usage - inactive file cache, over the effective
  * limit, see usage_source.h): LOW at 80 % starts LEAN while 20 % of
- * headroom is left (LEAN costs <= 10 % throughput, DESIGN.md), MEDIUM at
+ * headroom is left (LEAN costs <= 10 % throughput, docs/ARCHITECTURE.md), MEDIUM at
  * 90 % gives free memory back before the kernel has to reclaim, CRITICAL
  * at 97 % means the next burst reclaims directly or hits the OOM killer
  * (128 MB over a 64 MB limit is killed in ~0.6 s here), so trim everything.
@@ -85,9 +87,19 @@
 #define POLICY_DEF_PSI_FULL_MEDIUM_PCT   10
 #define POLICY_DEF_PSI_FULL_CRITICAL_PCT 20
 
-/* A fired PSI trigger (default "some 150000 2000000", i.e. 7.5 % stall over
- * 2 s: between the LOW and MEDIUM avg10 thresholds) means LOW. */
+/* A fired PSI trigger (default "some 37500 500000", i.e. 7.5 % stall over
+ * 500 ms, or over 2 s where the kernel wants that: between the LOW and
+ * MEDIUM avg10 thresholds) means LOW. */
 #define POLICY_DEF_PSI_TRIGGER_LEVEL HAKMEM_LEVEL_LOW
+
+/* memory.events (v2). "high" rose: the cgroup went over memory.high and
+ * the kernel throttles its allocations while it reclaims (Kubernetes
+ * MemoryQoS sets memory.high below the limit for this): give free memory
+ * back now, MEDIUM. "max" rose: a charge met memory.max and had to
+ * reclaim; the next one may fail into the OOM killer: everything back,
+ * eagerly, CRITICAL. */
+#define POLICY_DEF_MEMEVENTS_HIGH_LEVEL HAKMEM_LEVEL_MEDIUM
+#define POLICY_DEF_MEMEVENTS_MAX_LEVEL  HAKMEM_LEVEL_CRITICAL
 
 /* Calm periods, ms, per step down. 10 s spans five 2 s PSI trigger windows
  * (the finest this platform allows), the whole avg10 horizon and forty BPF
@@ -115,6 +127,8 @@ struct policy_thresholds {
     uint32_t psi_some_cpct[HAKMEM_LEVEL_COUNT];        /* PSI some avg10, 1/100 % */
     uint32_t psi_full_cpct[HAKMEM_LEVEL_COUNT];        /* PSI full avg10, 1/100 % */
     enum hakmem_level psi_trigger_level; /* level a fired PSI trigger means */
+    enum hakmem_level memevents_high_level; /* level memory.events "high" rising means */
+    enum hakmem_level memevents_max_level;  /* level memory.events "max" rising means */
     uint64_t calm_ns[HAKMEM_LEVEL_COUNT]; /* calm needed to leave level L for L-1, ns */
     uint32_t hysteresis_pct;              /* band below each threshold, % (0..99) */
 };
@@ -132,7 +146,8 @@ enum policy_override {
  * window_ns of that window, not / the elapsed part of it; from polled
  * counters, delta / interval), and go back to 0 once no fresh data shows
  * pressure: a stale rate would keep the cgroup from ever calming down.
- * The one-shot flags (psi_fired, oom_kill) mean "since the last evaluation". */
+ * The one-shot flags (psi_fired, oom_kill, memevents_*) mean "since the
+ * last evaluation". */
 struct policy_signals {
     uint64_t reclaim_events_per_s;   /* BPF: reclaim entries per s */
     uint64_t reclaim_stall_ns_per_s; /* BPF: ns in reclaim per s, all tasks summed */
@@ -141,7 +156,10 @@ struct policy_signals {
     bool psi_fired;                  /* a PSI trigger fired (POLLPRI) */
     enum hakmem_level vmpressure;    /* debounced v1 memory.pressure_level, NONE if quiet */
     uint32_t usage_permille;         /* working set / limit, 1/1000; 0: no limit or unknown */
-    bool oom_kill;                   /* an OOM kill in the cgroup */
+    bool oom_kill;                   /* an OOM kill in the cgroup (BPF) */
+    bool memevents_high;             /* v2 memory.events: "high" rose */
+    bool memevents_max;              /* v2 memory.events: "max" rose */
+    bool memevents_oom_kill;         /* v2 memory.events: "oom_kill" rose */
     enum policy_override override;   /* operator's choice */
     enum hakmem_level override_level; /* ON: the minimum level; NONE means LOW */
 };
@@ -172,7 +190,8 @@ void policy_evaluate(const struct policy_thresholds *th, struct policy_state *st
 
 /* The level the signals alone call for. hold = false: the entering
  * thresholds; true: thresholds lowered by the hysteresis band. *why (may
- * be NULL) gets the signal that decided it (ties: OOM, BPF, PSI, usage). */
+ * be NULL) gets the signal that decided it (ties: OOM, BPF, memory.events,
+ * PSI, usage). */
 enum hakmem_level policy_classify(const struct policy_thresholds *th,
                                   const struct policy_signals *sig, bool hold,
                                   enum hakmem_reason *why);
@@ -182,11 +201,5 @@ enum hakmem_level policy_classify(const struct policy_thresholds *th,
  * level is NONE. */
 uint64_t policy_next_deadline(const struct policy_thresholds *th,
                               const struct policy_state *st);
-
-/* "none", "low", "medium", "critical"; "?" for anything else. */
-const char *policy_level_name(enum hakmem_level level);
-/* Parses a level name (as above, case-insensitive) or its number 0..3.
- * Returns 0, or -EINVAL. */
-int policy_level_parse(const char *s, enum hakmem_level *out);
 
 #endif /* HAKMEMD_POLICY_H */

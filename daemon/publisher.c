@@ -6,8 +6,13 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "publisher.h"
+
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010      /* Linux 5.1; older headers lack it */
+#endif
 
 int publisher_open(struct publisher *p, uint32_t slots, uint32_t table_cap,
                    uint64_t heartbeat_ns, uint64_t now_ns)
@@ -46,6 +51,13 @@ int publisher_open(struct publisher *p, uint32_t slots, uint32_t table_cap,
     rc = ring_init(&p->rp, p->mem, size, slots, table_cap, &params);
     if (rc < 0)
         goto fail;
+    /* Our mapping is the last writable view there will ever be: no new
+     * one (reopening /proc/self/fd/N read-write, mmap or mprotect with
+     * PROT_WRITE), no write(), no fallocate, no new seal; and the mode
+     * refuses reopening at all to everyone but root. */
+    if (fcntl(p->memfd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) != 0 ||
+        fchmod(p->memfd, 0400) != 0)
+        goto fail_errno;
     return 0;
 
 fail_errno:
@@ -69,6 +81,11 @@ int publisher_publish(struct publisher *p, uint64_t key, int level, uint8_t flag
 void publisher_heartbeat(struct publisher *p, uint64_t now_ns)
 {
     ring_heartbeat(&p->rp, now_ns);
+}
+
+void publisher_set_heartbeat(struct publisher *p, uint64_t period_ns)
+{
+    ring_set_heartbeat_period(&p->rp, period_ns);
 }
 
 void publisher_close(struct publisher *p)

@@ -1,7 +1,9 @@
 /* publisher.h: the ring's producer side. Owns the ring memfd (sealed
- * against shrink and grow, mapped read-write here only), the read-only fd
- * every client receives, publishing levels (with the futex wake) and the
- * heartbeat. Single-threaded: the event loop calls it. */
+ * against shrink and grow; mapped read-write here only, then sealed
+ * against every future write and made mode 0400, so that the kernel
+ * refuses any other writer, root in a container included), the read-only
+ * fd every client receives, publishing levels (with the futex wake) and
+ * the heartbeat. Single-threaded: the event loop calls it. */
 #ifndef HAKMEMD_PUBLISHER_H
 #define HAKMEMD_PUBLISHER_H
 
@@ -24,6 +26,8 @@ int publisher_open(struct publisher *p, uint32_t slots, uint32_t table_cap,
 int publisher_publish(struct publisher *p, uint64_t key, int level, uint8_t flags,
                       uint16_t reason, uint64_t now_ns);
 void publisher_heartbeat(struct publisher *p, uint64_t now_ns);
+/* The heartbeat period from now on, where clients read it (a reload). */
+void publisher_set_heartbeat(struct publisher *p, uint64_t period_ns);
 /* Marks the ring CLOSED (clients reconnect), wakes them, frees it. */
 void publisher_close(struct publisher *p);
 

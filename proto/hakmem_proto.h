@@ -13,7 +13,11 @@
  *   ring        memfd made by hakmemd, mapped read-write by it; every
  *               client gets one read-only fd (SCM_RIGHTS in the welcome)
  *               and maps it PROT_READ. Sealed F_SEAL_SHRINK|F_SEAL_GROW so
- *               a client's mapping can never SIGBUS.
+ *               a client's mapping can never SIGBUS, then, once hakmemd
+ *               has its writable mapping, F_SEAL_FUTURE_WRITE|F_SEAL_SEAL
+ *               and mode 0400: the kernel refuses every new way to write
+ *               it (reopening /proc/self/fd/N, write(), mmap or mprotect
+ *               PROT_WRITE, fallocate), to root in a container as well.
  *   hello       client -> hakmemd on hakmemd.sock (SOCK_SEQPACKET), with
  *               the client's stats memfd (SCM_RIGHTS).
  *   welcome     hakmemd -> client, with the ring fd (SCM_RIGHTS).
@@ -30,7 +34,26 @@
 #include <stdint.h>
 #include "hakmem.h" /* enum hakmem_level, enum hakmem_mode: one definition, public */
 
-#define HAKMEM_PROTO_VERSION 1
+/* Versions. HAKMEM_PROTO_VERSION is the version of the messages (hello,
+ * welcome, control) and of the stats page; hakmemd serves shims of
+ * versions HAKMEM_PROTO_VERSION_MIN..HAKMEM_PROTO_VERSION (a shim in a
+ * long-running container outlives a daemon upgrade) and answers each in
+ * its own version. The ring has a layout version of its own, changed
+ * only by additions that older readers ignore (fields taken from
+ * `reserved`), so that one ring serves every shim version.
+ *   1  hakmem 0.1.0
+ *   2  the stats page's counters in the order of HAKMEM_COUNTERS
+ *      (hakmem.h); CLIENTS records carry a bitmask of the counters
+ *      present; a control connection refused before its request was read
+ *      gets one datagram of command 0 saying why; the ring header
+ *      publishes the current heartbeat period (heartbeat_period_ns);
+ *      METRICS requests may set HAKMEM_CTL_REQ_F_PER_PROCESS (an
+ *      addition within version 2: a request without it is served as
+ *      before, less the per-process series).
+ * The version of the software is elsewhere (hakmem_version.h). */
+#define HAKMEM_PROTO_VERSION     2
+#define HAKMEM_PROTO_VERSION_MIN 1
+#define HAKMEM_RING_VERSION      1
 
 /* Readers on a PROT_READ mapping may only load: a 64-bit atomic must be a
  * plain load, never a lock or a compare-exchange that writes. */
@@ -40,7 +63,7 @@ _Static_assert(sizeof(_Atomic uint64_t) == 8 && _Alignof(_Atomic uint64_t) == 8,
                "_Atomic uint64_t must have the layout of uint64_t");
 _Static_assert(sizeof(_Atomic uint32_t) == 4, "_Atomic uint32_t must be 4 bytes");
 
-/* Pressure levels (DESIGN.md): what a cgroup's shims should do.
+/* Pressure levels (docs/ARCHITECTURE.md, "Modes and levels"): what a cgroup's shims should do.
  * NONE -> FAST; LOW -> LEAN policy from now on; MEDIUM -> LEAN and
  * decommit free memory now; CRITICAL -> as MEDIUM, eager (DONTNEED)
  * decommit and thread caches trimmed. enum hakmem_level (HAKMEM_LEVEL_*)
@@ -64,7 +87,8 @@ _Static_assert(HAKMEM_MODE_FAST == 0 && HAKMEM_MODE_LEAN == 1, "mode values are 
     X(CALM, "calm")               /* pressure gone for the calm period */   \
     X(OPERATOR, "operator")       /* hakmemctl lean on/off/auto */          \
     X(STARTUP, "startup")         /* initial state of a cgroup */           \
-    X(SHUTDOWN, "shutdown")       /* daemon stopping: levels reset */
+    X(SHUTDOWN, "shutdown")       /* daemon stopping: levels reset */ \
+    X(MEMORY_EVENTS, "memory_events") /* v2 memory.events: high, max, oom_kill rose */
 enum hakmem_reason {
 #define HAKMEM_X_ENUM(id, name) HAKMEM_REASON_##id,
     HAKMEM_REASONS(HAKMEM_X_ENUM)
@@ -169,6 +193,8 @@ _Static_assert(sizeof(struct hakmem_msg_hdr) == 12, "msg hdr size");
 #define HAKMEM_RING_MAX_SIZE  (UINT64_C(1) << 30) /* bytes: sanity bound on total_size */
 #define HAKMEM_RING_MAX_POS   (UINT64_C(1) << 62) /* positions beyond this are corrupt
                                                     (2^62 messages: never reached) */
+#define HAKMEM_RING_MIN_PERIOD UINT64_C(1000000)       /* ns: 1 ms, the shortest sane heartbeat period */
+#define HAKMEM_RING_MAX_PERIOD UINT64_C(600000000000)  /* ns: 10 min, the longest */
 
 /* ring header state */
 #define HAKMEM_RING_STATE_INIT   0      /* being initialised */
@@ -179,7 +205,7 @@ _Static_assert(sizeof(struct hakmem_msg_hdr) == 12, "msg hdr size");
  * out. No atomics: readers memcpy it once and validate the copy. */
 struct hakmem_ring_info {
     uint32_t magic;               /* HAKMEM_RING_MAGIC */
-    uint32_t version;             /* HAKMEM_PROTO_VERSION */
+    uint32_t version;             /* HAKMEM_RING_VERSION */
     uint32_t header_size;         /* bytes, >= sizeof(struct hakmem_ring_hdr), multiple of 64 */
     uint32_t slot_count;          /* slots, power of two */
     uint32_t slot_size;           /* bytes per slot, >= sizeof(struct hakmem_ring_slot) */
@@ -190,7 +216,8 @@ struct hakmem_ring_info {
     uint64_t table_off;           /* bytes from region start to entry 0 */
     uint64_t total_size;          /* bytes of the region (<= the memfd size) */
     uint64_t generation;          /* random per daemon start: tells a restarted daemon */
-    uint64_t heartbeat_period_ns; /* ns between heartbeat updates */
+    uint64_t heartbeat_period_ns; /* ns between heartbeat updates at start (the
+                                     header's own field follows reloads) */
     uint64_t created_ns;          /* monotonic ns at ring_init */
     uint64_t reserved[6];         /* zero */
 };
@@ -212,20 +239,27 @@ _Static_assert(offsetof(struct hakmem_ring_info, created_ns) == 72, "ring info c
 
 /* The header: the info block, then one cache line the daemon writes.
  * futex is 4-byte aligned as FUTEX_WAIT requires; it only grows (mod 2^32),
- * by one per publish and on close. */
+ * by one per publish and on close.
+ * heartbeat_period_ns is the period now (a reload may change it), stored
+ * before the daemon starts beating at that period; 0 in rings of daemons
+ * that do not publish it (then info.heartbeat_period_ns holds). The daemon
+ * never beats more slowly than info.heartbeat_period_ns, so that readers
+ * that know only the info block stay right. */
 struct hakmem_ring_hdr {
     struct hakmem_ring_info info;   /* immutable */
     _Atomic uint32_t futex;         /* wake word: bumped after every publish */
     _Atomic uint32_t state;         /* HAKMEM_RING_STATE_* */
     _Atomic uint64_t head;          /* position of the last complete message */
     _Atomic uint64_t heartbeat_ns;  /* monotonic ns of the daemon's last tick */
-    uint64_t reserved[13];          /* zero */
+    _Atomic uint64_t heartbeat_period_ns; /* ns, the period now; 0: see info */
+    uint64_t reserved[12];          /* zero */
 };
 _Static_assert(sizeof(struct hakmem_ring_hdr) == 256, "ring hdr size");
 _Static_assert(offsetof(struct hakmem_ring_hdr, futex) == 128, "ring hdr futex");
 _Static_assert(offsetof(struct hakmem_ring_hdr, state) == 132, "ring hdr state");
 _Static_assert(offsetof(struct hakmem_ring_hdr, head) == 136, "ring hdr head");
 _Static_assert(offsetof(struct hakmem_ring_hdr, heartbeat_ns) == 144, "ring hdr heartbeat");
+_Static_assert(offsetof(struct hakmem_ring_hdr, heartbeat_period_ns) == 152, "ring hdr hb period");
 
 /* A level change, as carried in a slot and kept in a state-table entry.
  * Plain struct: the shared copies are three 64-bit atomic words with this
@@ -291,33 +325,58 @@ static inline uint32_t hakmem_ring_hash(uint64_t key)
  * once before the hello.
  * ===================================================================== */
 
-/* Counter names are the ones in DESIGN.md, everywhere. Order = index. */
-#define HAKMEM_STATS_COUNTERS(X)                                      \
-    X(LEAN_DECOMMIT, "lean_decommit")         /* slabs decommitted in LEAN */ \
-    X(LEAN_RETIRE, "lean_retire")             /* superslabs retired in LEAN */ \
-    X(MADVISE_CALLS, "madvise_calls")                                 \
-    X(MMAP_CALLS, "mmap_calls")                                       \
-    X(MUNMAP_CALLS, "munmap_calls")                                   \
-    X(BYTES_DECOMMITTED, "bytes_decommitted") /* bytes, cumulative */ \
-    X(BYTES_COMMITTED, "bytes_committed")     /* bytes, now */        \
-    X(BYTES_IN_USE, "bytes_in_use")           /* bytes, now */        \
-    X(SUPERSLABS_LIVE, "superslabs_live")                             \
-    X(SUPERSLABS_CACHED, "superslabs_cached")                         \
-    X(MODE_SWITCHES, "mode_switches")
-enum hakmem_stat {
-#define HAKMEM_X_ENUM(id, name) HAKMEM_STAT_##id,
-    HAKMEM_STATS_COUNTERS(HAKMEM_X_ENUM)
+/* The counters: HAKMEM_COUNTERS in hakmem.h is the one list (name, doc);
+ * counter[i] of the page is the i-th of that list (HAKMEM_COUNTER_ID).
+ * What each one is for a scraper is given here, by name: a counter added
+ * to hakmem.h without its HAKMEM_COUNTER_KIND_ line below does not
+ * compile.
+ *   TOTAL  only grows: a Prometheus counter, hakmem_client_NAME_total
+ *   GAUGE  goes up and down: a gauge, hakmem_client_NAME
+ *   STATE  mode and level: shown on their own (hakmem_client_mode) */
+enum hakmem_counter_id {
+#define HAKMEM_X_ENUM(name, doc) HAKMEM_COUNTER_##name,
+    HAKMEM_COUNTERS(HAKMEM_X_ENUM)
 #undef HAKMEM_X_ENUM
-    HAKMEM_STAT_COUNT
+    HAKMEM_COUNTER_COUNT
 };
+#define HAKMEM_COUNTER_ID(name) HAKMEM_COUNTER_##name
+enum hakmem_counter_kind { HAKMEM_KIND_TOTAL, HAKMEM_KIND_GAUGE, HAKMEM_KIND_STATE };
+#define HAKMEM_COUNTER_KIND_mmap_calls        HAKMEM_KIND_TOTAL
+#define HAKMEM_COUNTER_KIND_munmap_calls      HAKMEM_KIND_TOTAL
+#define HAKMEM_COUNTER_KIND_madvise_calls     HAKMEM_KIND_TOTAL
+#define HAKMEM_COUNTER_KIND_superslabs_live   HAKMEM_KIND_GAUGE
+#define HAKMEM_COUNTER_KIND_superslabs_cached HAKMEM_KIND_GAUGE
+#define HAKMEM_COUNTER_KIND_large_live        HAKMEM_KIND_GAUGE
+#define HAKMEM_COUNTER_KIND_large_cached      HAKMEM_KIND_GAUGE
+#define HAKMEM_COUNTER_KIND_bytes_in_use      HAKMEM_KIND_GAUGE
+#define HAKMEM_COUNTER_KIND_bytes_committed   HAKMEM_KIND_GAUGE
+#define HAKMEM_COUNTER_KIND_bytes_decommitted HAKMEM_KIND_TOTAL
+#define HAKMEM_COUNTER_KIND_lean_decommit     HAKMEM_KIND_TOTAL
+#define HAKMEM_COUNTER_KIND_lean_retire       HAKMEM_KIND_TOTAL
+#define HAKMEM_COUNTER_KIND_mode_switches     HAKMEM_KIND_TOTAL
+#define HAKMEM_COUNTER_KIND_mode              HAKMEM_KIND_STATE
+#define HAKMEM_COUNTER_KIND_level             HAKMEM_KIND_STATE
+#define HAKMEM_COUNTER_KIND_guard_allocs      HAKMEM_KIND_TOTAL
+#define HAKMEM_COUNTER_KIND_lean_decommit_eager HAKMEM_KIND_TOTAL
+#define HAKMEM_COUNTER_KIND_tcache_stolen     HAKMEM_KIND_TOTAL
+#define HAKMEM_COUNTER_KIND_bytes_lazy        HAKMEM_KIND_GAUGE
+#define HAKMEM_COUNTER_KIND(name) HAKMEM_COUNTER_KIND_##name
+
+/* Version 1 pages (hakmem 0.1.0) held these counters, in this order;
+ * frozen, for reading the pages of old shims (proto_stats_read). */
+#define HAKMEM_STATS_COUNTERS_V1(X)                                              \
+    X(lean_decommit) X(lean_retire) X(madvise_calls) X(mmap_calls) X(munmap_calls) \
+    X(bytes_decommitted) X(bytes_committed) X(bytes_in_use) X(superslabs_live)      \
+    X(superslabs_cached) X(mode_switches)
+
 #define HAKMEM_STATS_MAX_COUNTERS 32     /* room to add counters without moving anything */
 #define HAKMEM_STATS_MAX_SIZE     65536  /* bytes: largest stats memfd the daemon maps (the
                                             page is 304 bytes; shims round up to a page) */
-_Static_assert(HAKMEM_STAT_COUNT <= HAKMEM_STATS_MAX_COUNTERS, "too many counters");
+_Static_assert(HAKMEM_COUNTER_COUNT <= HAKMEM_STATS_MAX_COUNTERS, "too many counters");
 
 struct hakmem_stats_page {
     uint32_t magic;                 /* HAKMEM_STATS_MAGIC */
-    uint32_t version;               /* HAKMEM_PROTO_VERSION */
+    uint32_t version;               /* HAKMEM_PROTO_VERSION (1: counters in v1 order) */
     uint32_t size;                  /* bytes: sizeof(struct hakmem_stats_page) */
     uint32_t pid;                   /* in the shim's pid namespace */
     _Atomic uint64_t seq;           /* seqlock: odd while the shim writes */
@@ -326,7 +385,7 @@ struct hakmem_stats_page {
     _Atomic uint32_t last_level;    /* enum hakmem_level last applied */
     _Atomic uint32_t ncounters;     /* valid entries in counter[] */
     _Atomic uint32_t flags;         /* HAKMEM_STATS_F_* */
-    _Atomic uint64_t counter[HAKMEM_STATS_MAX_COUNTERS]; /* index: enum hakmem_stat */
+    _Atomic uint64_t counter[HAKMEM_STATS_MAX_COUNTERS]; /* index: enum hakmem_counter_id */
 };
 #define HAKMEM_STATS_F_LEAN_ENV 0x01u /* HAKMEM_SS_MEM_LEAN=1 chose the start mode */
 #define HAKMEM_STATS_F_DAEMON   0x02u /* the mode follows the daemon */
@@ -339,10 +398,10 @@ _Static_assert(offsetof(struct hakmem_stats_page, mode) == 32, "stats mode");
 _Static_assert(offsetof(struct hakmem_stats_page, last_level) == 36, "stats last_level");
 _Static_assert(offsetof(struct hakmem_stats_page, ncounters) == 40, "stats ncounters");
 _Static_assert(offsetof(struct hakmem_stats_page, counter) == 48, "stats counters");
-_Static_assert(offsetof(struct hakmem_stats_page, counter[HAKMEM_STAT_LEAN_DECOMMIT]) == 48,
-               "stats lean_decommit");
-_Static_assert(offsetof(struct hakmem_stats_page, counter[HAKMEM_STAT_MODE_SWITCHES]) == 128,
-               "stats mode_switches");
+_Static_assert(offsetof(struct hakmem_stats_page, counter[HAKMEM_COUNTER_ID(mmap_calls)]) == 48,
+               "stats mmap_calls");
+_Static_assert(offsetof(struct hakmem_stats_page, counter[HAKMEM_COUNTER_ID(level)]) == 160,
+               "stats level");
 
 /* =====================================================================
  * Rendezvous (hakmemd.sock, SOCK_SEQPACKET): one hello, one welcome.
@@ -352,7 +411,7 @@ _Static_assert(offsetof(struct hakmem_stats_page, counter[HAKMEM_STAT_MODE_SWITC
 
 struct hakmem_hello {
     uint32_t magic;      /* HAKMEM_HELLO_MAGIC */
-    uint32_t version;    /* HAKMEM_PROTO_VERSION */
+    uint32_t version;    /* the shim's, HAKMEM_PROTO_VERSION_MIN..HAKMEM_PROTO_VERSION */
     uint32_t size;       /* bytes: sizeof(struct hakmem_hello) */
     uint32_t flags;      /* HAKMEM_HELLO_F_* */
     uint32_t pid;        /* in the client's namespace; informational, the daemon uses SO_PEERCRED */
@@ -374,9 +433,13 @@ _Static_assert(offsetof(struct hakmem_hello, comm) == 32, "hello comm");
 
 struct hakmem_welcome {
     uint32_t magic;               /* HAKMEM_WELCOME_MAGIC */
-    uint32_t version;             /* HAKMEM_PROTO_VERSION */
+    uint32_t version;             /* the hello's (a refusal of an unknown version: ours) */
     uint32_t size;                /* bytes: sizeof(struct hakmem_welcome) */
-    int32_t status;               /* 0, or negative errno: refused, no fd attached */
+    int32_t status;               /* 0, or negative errno: refused, no fd attached.
+                                     -EUSERS: too many clients of this uid;
+                                     -ENOSPC: max_clients reached;
+                                     -EMFILE: hakmemd is out of descriptors;
+                                     -EPROTONOSUPPORT: a version it does not serve */
     uint64_t cgroup_key;          /* the client's memory cgroup key (HAKMEM_KEY_ALL if unknown) */
     uint64_t pid_key;             /* HAKMEM_KEY_PID(the client's pid as the daemon sees it) */
     uint64_t ring_size;           /* bytes to map from the ring fd */
@@ -399,6 +462,8 @@ _Static_assert(offsetof(struct hakmem_welcome, generation) == 48, "welcome gener
  * ===================================================================== */
 
 enum hakmem_ctl_cmd {
+    HAKMEM_CTL_REFUSED = 0, /* responses only: the connection was refused before its
+                               request was read; status says why, a TEXT payload in words */
     HAKMEM_CTL_STATUS = 1,  /* per-cgroup levels: records hakmem_ctl_cgroup */
     HAKMEM_CTL_CLIENTS = 2, /* connected clients: records hakmem_ctl_client */
     HAKMEM_CTL_LEAN = 3,    /* set or clear an override: no payload */
@@ -425,15 +490,23 @@ struct hakmem_ctl_req {
     uint32_t version;  /* HAKMEM_PROTO_VERSION */
     uint32_t size;     /* bytes: sizeof(struct hakmem_ctl_req) */
     uint16_t command;  /* enum hakmem_ctl_cmd */
-    uint16_t flags;    /* zero (none defined) */
+    uint16_t flags;    /* HAKMEM_CTL_REQ_F_* */
     uint32_t target;   /* enum hakmem_ctl_target: LEAN's target, or a filter for STATUS/CLIENTS */
     uint32_t mode;     /* enum hakmem_ctl_mode (LEAN) */
     uint64_t key;      /* cgroup key or pid, per target */
     uint32_t level;    /* level forced by MODE_ON; HAKMEM_LEVEL_NONE = daemon default */
     uint32_t reserved; /* zero */
 };
+/* METRICS: add the per-process series (labels pid, uid, comm, cgroup).
+ * Off by default, since pids are unbounded: a request without the flag
+ * (every hakmemctl before it) gets the per-cgroup series only. Daemons
+ * before it refuse any flag with -EINVAL; any other command with it is
+ * refused the same way. */
+#define HAKMEM_CTL_REQ_F_PER_PROCESS 0x0001u
+#define HAKMEM_CTL_REQ_F_MASK        0x0001u
 _Static_assert(sizeof(struct hakmem_ctl_req) == 40, "ctl req size");
 _Static_assert(offsetof(struct hakmem_ctl_req, command) == 12, "ctl req command");
+_Static_assert(offsetof(struct hakmem_ctl_req, flags) == 14, "ctl req flags");
 _Static_assert(offsetof(struct hakmem_ctl_req, target) == 16, "ctl req target");
 _Static_assert(offsetof(struct hakmem_ctl_req, mode) == 20, "ctl req mode");
 _Static_assert(offsetof(struct hakmem_ctl_req, key) == 24, "ctl req key");
@@ -500,9 +573,10 @@ struct hakmem_ctl_client {
     uint8_t last_level;        /* enum hakmem_level from the stats page */
     uint8_t ctl_mode;          /* enum hakmem_ctl_mode override on this pid */
     uint8_t flags;             /* HAKMEM_STATS_F_* */
-    uint32_t ncounters;        /* valid entries in counter[] */
-    char comm[HAKMEM_COMM_LEN];                  /* from the hello, NUL-terminated */
-    uint64_t counter[HAKMEM_STATS_MAX_COUNTERS]; /* index: enum hakmem_stat */
+    uint32_t counters_present; /* bit i: counter[i] is known (older shims report fewer) */
+    char comm[HAKMEM_COMM_LEN];                  /* valid UTF-8 without control
+                                                    characters, NUL-terminated */
+    uint64_t counter[HAKMEM_STATS_MAX_COUNTERS]; /* index: enum hakmem_counter_id */
 };
 _Static_assert(sizeof(struct hakmem_ctl_client) == 312, "ctl client record size");
 _Static_assert(offsetof(struct hakmem_ctl_client, pid) == 24, "ctl client pid");

@@ -86,7 +86,7 @@ int ring_validate(struct ring *r, const void *mem, size_t size)
     memcpy(&in, mem, sizeof(in));
     if (in.magic != HAKMEM_RING_MAGIC)
         return -EBADMSG;
-    if (in.version != HAKMEM_PROTO_VERSION)
+    if (in.version != HAKMEM_RING_VERSION)
         return -EPROTONOSUPPORT;
     if (in.header_size < sizeof(struct hakmem_ring_hdr) || in.header_size % HAKMEM_RING_ALIGN)
         return -EBADMSG;
@@ -152,7 +152,7 @@ int ring_init(struct ring_producer *p, void *mem, size_t size, uint32_t slots,
     struct hakmem_ring_hdr *h = mem;
     struct hakmem_ring_info *in = &h->info;
     in->magic = HAKMEM_RING_MAGIC;
-    in->version = HAKMEM_PROTO_VERSION;
+    in->version = HAKMEM_RING_VERSION;
     in->header_size = sizeof(struct hakmem_ring_hdr);
     in->slot_count = slots;
     in->slot_size = sizeof(struct hakmem_ring_slot);
@@ -166,6 +166,7 @@ int ring_init(struct ring_producer *p, void *mem, size_t size, uint32_t slots,
     in->heartbeat_period_ns = params->heartbeat_period_ns;
     in->created_ns = params->now_ns;
     atomic_store_explicit(&h->heartbeat_ns, params->now_ns, memory_order_relaxed);
+    atomic_store_explicit(&h->heartbeat_period_ns, params->heartbeat_period_ns, memory_order_relaxed);
     atomic_store_explicit(&h->head, 0, memory_order_relaxed);
     atomic_store_explicit(&h->futex, 0, memory_order_relaxed);
     atomic_store_explicit(&h->state, HAKMEM_RING_STATE_LIVE, memory_order_release);
@@ -259,6 +260,14 @@ void ring_heartbeat(struct ring_producer *p, uint64_t now_ns)
     atomic_store_explicit(&p->hdr->heartbeat_ns, now_ns, memory_order_release);
 }
 
+/* The period readers should expect from now on (a reload changed it).
+ * Stored before the next heartbeat, so that a reader never sees a slower
+ * beat before the longer period. */
+void ring_set_heartbeat_period(struct ring_producer *p, uint64_t period_ns)
+{
+    atomic_store_explicit(&p->hdr->heartbeat_period_ns, period_ns, memory_order_release);
+}
+
 /* Mark the ring closed and bump the futex word; call ring_wake after. */
 void ring_close(struct ring_producer *p)
 {
@@ -295,6 +304,25 @@ uint64_t ring_heartbeat_age(const struct ring *r, uint64_t now_ns)
 {
     uint64_t hb = ring_heartbeat_ns(r);
     return now_ns > hb ? now_ns - hb : 0;
+}
+
+/* The heartbeat period now: the header's field when it holds a sane
+ * value, else the one validated at start (rings of older daemons leave
+ * the field 0). */
+uint64_t ring_heartbeat_period(const struct ring *r)
+{
+    uint64_t p = atomic_load_explicit(&r->hdr->heartbeat_period_ns, memory_order_acquire);
+    return p >= HAKMEM_RING_MIN_PERIOD && p <= HAKMEM_RING_MAX_PERIOD ? p : r->heartbeat_period_ns;
+}
+
+/* Has the daemon beaten within timeout_ns of now? A heartbeat from more
+ * than a period in the future is no sign of life (the region is corrupt). */
+bool ring_heartbeat_alive(const struct ring *r, uint64_t now_ns, uint64_t timeout_ns)
+{
+    uint64_t hb = ring_heartbeat_ns(r);
+    if (hb > now_ns)
+        return hb - now_ns <= ring_heartbeat_period(r);
+    return now_ns - hb < timeout_ns;
 }
 
 uint32_t ring_state_word(const struct ring *r)

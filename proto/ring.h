@@ -18,18 +18,22 @@
  *       RING_OK      if ring_msg_applies(&m, ...) -> re-run ring_resolve
  *       RING_LAPPED  ring_reader_resync(&rd) -> re-run ring_resolve
  *       -EBADMSG     skip (the reader moved past it)
- *     if closed: reconnect
- *     if ring_heartbeat_age(&r, now) too large: daemon hung, fall back
+ *     if closed (or any state but LIVE): reconnect, with backoff
+ *     if !ring_heartbeat_alive(&r, now, timeout): daemon hung, fall back
+ *       (timeout: a few ring_heartbeat_period(&r), read again each time)
  *     ring_wait(&r, f, timeout)
  * The daemon: size = ring_layout_size(); memfd, ftruncate, seal
  * F_SEAL_SHRINK|F_SEAL_GROW, mmap read-write, ring_init; a read-only fd
  * for clients by reopening /proc/self/fd/N O_RDONLY (one, shared by all);
- * then ring_publish + ring_wake per change, ring_heartbeat per tick,
- * ring_close + ring_wake on exit.
+ * then seal F_SEAL_FUTURE_WRITE|F_SEAL_SEAL and fchmod 0400, so that no
+ * one else can ever write the region; then ring_publish + ring_wake per
+ * change, ring_heartbeat per tick (ring_set_heartbeat_period when a
+ * reload changes the period), ring_close + ring_wake on exit.
  */
 #ifndef HAKMEM_RING_H
 #define HAKMEM_RING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "hakmem_proto.h"
@@ -102,6 +106,7 @@ int ring_init(struct ring_producer *p, void *mem, size_t size, uint32_t slots,
 int ring_publish(struct ring_producer *p, uint64_t key, uint8_t level, uint8_t flags,
                  uint64_t ts_ns, uint16_t reason);
 void ring_heartbeat(struct ring_producer *p, uint64_t now_ns);
+void ring_set_heartbeat_period(struct ring_producer *p, uint64_t period_ns);
 void ring_close(struct ring_producer *p);
 int ring_wake(struct ring_producer *p);
 
@@ -118,6 +123,8 @@ int ring_wait(const struct ring *r, uint32_t expected, uint64_t timeout_ns);
 uint64_t ring_head(const struct ring *r);
 uint64_t ring_heartbeat_ns(const struct ring *r);
 uint64_t ring_heartbeat_age(const struct ring *r, uint64_t now_ns);
+uint64_t ring_heartbeat_period(const struct ring *r);
+bool ring_heartbeat_alive(const struct ring *r, uint64_t now_ns, uint64_t timeout_ns);
 uint32_t ring_state_word(const struct ring *r);
 
 /* Does a message concern a client with these keys? (Then re-run

@@ -21,6 +21,7 @@ __attribute__((noinline, cold)) static void *hk_malloc_large(size_t n, size_t al
     if (tc->guard)
         return hk_guard_alloc(n, align);
     tc->guard = 1;
+    hk_listener_restart_if_forked();    /* a child that only maps large blocks registers too */
     void *p = align > HK_SEG_SIZE / 2 ? hk_huge_aligned_alloc(n, align)
                                       : hk_large_alloc(n, align, zero);
     int e = errno;
@@ -73,8 +74,7 @@ static inline bool hk_free_push(uint64_t *w, size_t cls, uint64_t key)
     struct hk_bin *b = hk_bin_of((unsigned)cls);
     hk_bin_busy(b);
     size_t n = hk_bin_n(b);
-    /* cap: another thread may zero it (hk_types.h); read once */
-    if (HK_LIKELY(n < b->cap)) {
+    if (HK_LIKELY(n < hk_bin_cap(b))) {     /* another thread may zero it */
         w[1] = key;
         b->slot[n] = w;
         hk_bin_commit(b, (uint32_t)n + 1);
@@ -84,26 +84,20 @@ static inline bool hk_free_push(uint64_t *w, size_t cls, uint64_t key)
 }
 
 /* A block of a class with four-unit slabs (> 4 KiB), which the fast
- * path's 16-bit test does not cover: the same test on the offset in the
- * 256 KiB-aligned slab (hk_block_check4), then the fast path's push. Out
- * of line, and no lock either. */
-__attribute__((noinline)) static void hk_free_mid(void *p, size_t cls)
+ * path's 16-bit test refuses: the same test on the offset in the 256
+ * KiB-aligned slab (hk_block_check4; zero, so false, for every other unit
+ * class). */
+static inline bool hk_block_check_mid(uintptr_t a, size_t cls)
 {
-    uint64_t *w = p, key = hk_free_key;
-    if (cls < HK_NCLASS) {
-        const struct hk_block_check4 *k = &hk_lookup.check4[cls];
-        if (((uintptr_t)p & (4 * HK_UNIT_SIZE - 1)) * k->mul < k->lim && w[1] != key &&
-            hk_free_push(w, cls, key))
-            return;
-    }
-    hk_free_slow(p);
+    const struct hk_block_check4 *k = &hk_lookup.check4[cls];
+    return (a & (4 * HK_UNIT_SIZE - 1)) * k->mul < k->lim;
 }
 
-/* The fast path's checks, folded: p starts a block of a class with
- * one-unit slabs (hk_block_check: refuses interior pointers, the header,
- * free units, large and guard segments and bigger classes, which
- * hk_free_mid and the slow path judge), the block does not carry the
- * free key (a double free, see init.c), and the bin has room. */
+/* The fast path's checks, folded: p starts a block (hk_block_check for
+ * one-unit slabs, then hk_block_check_mid: refuse interior pointers, the
+ * header, free units, large and guard segments, which the slow path
+ * judges), the block does not carry the free key (a double free, see
+ * init.c), and the bin has room. */
 void hk_free(void *p)
 {
     uintptr_t a = (uintptr_t)p;
@@ -112,13 +106,11 @@ void hk_free(void *p)
         size_t cls = hk_unit_cls(seg, p);
         const struct hk_block_check *k = &hk_lookup.check[cls];
         uint64_t *w = p, key = hk_free_key;
-        if (HK_LIKELY((uint32_t)((uint32_t)(a & 0xffff) * k->mul) < k->lim)) {
-            if (HK_LIKELY(w[1] != key) && HK_LIKELY(hk_free_push(w, cls, key)))
-                return;
-            hk_free_slow(p);
+        if ((HK_LIKELY((uint32_t)((uint32_t)(a & 0xffff) * k->mul) < k->lim) ||
+             hk_block_check_mid(a, cls)) &&
+            HK_LIKELY(w[1] != key) && HK_LIKELY(hk_free_push(w, cls, key)))
             return;
-        }
-        hk_free_mid(p, cls);
+        hk_free_slow(p);
         return;
     }
     if (p)

@@ -2,9 +2,11 @@
  * HK_OPTIONS (hk_internal.h), and parsed here once at start, without
  * allocating. A bad value warns once on stderr and keeps the default; an
  * unknown HAKMEM_* name warns too (a typo should not pass silently).
- * Nothing outside this file reads the environment.
+ * Nothing outside this file reads the environment. In a secure process
+ * (AT_SECURE) nothing is read at all: see hk_env_init.
  */
 #include <fcntl.h>
+#include <sys/auxv.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -225,8 +227,19 @@ static char **hk_env_from_proc(void)
     return hk_env_vec;
 }
 
+bool hk_secure;
+
+/* A setuid, setgid or file-capability program runs with the environment
+ * of whoever started it: HAKMEM_RUNTIME_DIR could point it at a fake
+ * daemon, MEMORY_PRESSURE_WATCH make it open any file read-write. As
+ * glibc with MALLOC_*, the shim then ignores its environment: defaults
+ * only, and the listener checks that hakmemd is root's (listener.c). */
 void hk_env_init(void)
 {
+    if (getauxval(AT_SECURE)) {
+        hk_secure = true;
+        return;
+    }
     hk_env_load(environ ? environ : hk_env_from_proc(), &hk_opt);
 }
 

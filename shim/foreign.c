@@ -6,13 +6,17 @@
  * record the writable anonymous and ld.so mappings that already exist
  * (read from /proc/self/maps, without allocating): a foreign pointer in
  * one of them is such an early block, and is left alone (free) or copied
- * out of (realloc). Any other foreign pointer is a bug in the program:
- * we abort naming the function and the pointer, as glibc does, rather
- * than guess.
+ * out of (realloc), unless it lies in a loaded object's static data (the
+ * .bss of the program or a library can be anonymous memory too). Any
+ * other foreign pointer is a bug in the program: we abort naming the
+ * function and the pointer, as glibc does, rather than guess.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 #include "hk_internal.h"
 
@@ -23,45 +27,19 @@ static struct hk_range hk_preinit[HK_PREINIT_MAX];
 static unsigned hk_npreinit;
 static bool hk_preinit_known;          /* false: /proc was unreadable */
 
-static uintptr_t parse_hex(const char **s)
+/* One line of /proc/self/maps: keep writable anonymous and ld.so ranges,
+ * merging a range that continues the previous one. */
+static void note_line(const char *line, size_t n)
 {
-    uintptr_t v = 0;
-    for (;; (*s)++) {
-        char c = **s;
-        if (c >= '0' && c <= '9') v = v * 16 + (uintptr_t)(c - '0');
-        else if (c >= 'a' && c <= 'f') v = v * 16 + (uintptr_t)(c - 'a' + 10);
-        else return v;
-    }
-}
-
-/* One line of /proc/self/maps: "lo-hi perms offset dev inode   path". */
-static void note_line(const char *line)
-{
-    const char *s = line;
-    uintptr_t lo = parse_hex(&s);
-    if (*s++ != '-')
+    struct hk_maps_entry e;
+    if (!hk_maps_parse(line, n, &e) || !e.rw || !(e.anon || e.rtld))
         return;
-    uintptr_t hi = parse_hex(&s);
-    if (*s++ != ' ' || s[0] != 'r' || s[1] != 'w')
-        return;
-    /* path: the text after the fifth field, if any */
-    const char *path = s;
-    for (int f = 0; f < 4 && path; f++) {
-        path = strchr(path, ' ');
-        if (path)
-            while (*path == ' ')
-                path++;
-    }
-    bool anon = !path || *path == '\0' || *path == '\n';
-    bool rtld = path && strstr(path, "/ld-linux") != NULL;
-    if (!anon && !rtld)
-        return;
-    if (hk_npreinit > 0 && hk_preinit[hk_npreinit - 1].hi == lo) {
-        hk_preinit[hk_npreinit - 1].hi = hi;
+    if (hk_npreinit > 0 && hk_preinit[hk_npreinit - 1].hi == e.lo) {
+        hk_preinit[hk_npreinit - 1].hi = e.hi;
         return;
     }
     if (hk_npreinit < HK_PREINIT_MAX)
-        hk_preinit[hk_npreinit++] = (struct hk_range){ lo, hi };
+        hk_preinit[hk_npreinit++] = (struct hk_range){ e.lo, e.hi };
 }
 
 void hk_foreign_snapshot(void)
@@ -75,10 +53,9 @@ void hk_foreign_snapshot(void)
     while ((r = read(fd, buf, sizeof(buf))) > 0) {
         for (ssize_t i = 0; i < r; i++) {
             if (buf[i] == '\n') {
-                line[ln] = '\0';
-                note_line(line);
+                note_line(line, ln);
                 ln = 0;
-            } else if (ln + 1 < sizeof(line)) {
+            } else if (ln < sizeof(line)) {
                 line[ln++] = buf[i];
             }
         }
@@ -97,14 +74,35 @@ size_t hk_foreign_preinit_span(const void *p)
     return 0;
 }
 
-/* Early blocks are 16-aligned; anything else is not a block at all. */
+/* dl_iterate_phdr callback: stop (1) when the address at arg lies in a
+ * loadable segment of an object other than ld.so. */
+static int in_static_image(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    uintptr_t a = *(const uintptr_t *)arg;
+    uintptr_t rtld = (uintptr_t)getauxval(AT_BASE);
+    if ((rtld && info->dlpi_addr == rtld) || (info->dlpi_name && strstr(info->dlpi_name, "/ld-linux")))
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && a >= lo && a - lo < ph->p_memsz)
+            return 1;
+    }
+    return 0;
+}
+
+/* Early blocks are 16-aligned and lie in a range the snapshot kept, but
+ * not in the static data of the program or a library (whose .bss may
+ * extend into an anonymous mapping of its own): anything else is not a
+ * block at all. Runs only for pointers that are not ours. */
 static bool plausible_early(const void *p)
 {
     if (((uintptr_t)p & (HK_MIN_ALIGN - 1)) != 0)
         return false;
     if (!hk_preinit_known)
         return true;                    /* cannot tell: do no harm */
-    return hk_foreign_preinit_span(p) != 0;
+    uintptr_t a = (uintptr_t)p;
+    return hk_foreign_preinit_span(p) != 0 && dl_iterate_phdr(in_static_image, &a) == 0;
 }
 
 /* Guarded (large.c's table has a lock); under the guard, deferred. */

@@ -15,7 +15,7 @@ extern const uint32_t hk_class_size[HK_NALLCLASS] HK_HIDDEN;
 struct hk_block_check { uint32_t mul, lim; };   /* see sizeclass.c */
 struct hk_block_check4 { uint64_t mul, lim; };  /* the same for four-unit slabs */
 HK_HIDDEN void hk_block_check_init(struct hk_block_check t[256],
-                                   struct hk_block_check4 t4[HK_NCLASS]);
+                                   struct hk_block_check4 t4[256]);
 extern const uint8_t hk_class_lut[HK_LUT_MAX / HK_MIN_ALIGN + 1] HK_HIDDEN;
 HK_HIDDEN unsigned hk_class_of_slow(size_t n);
 HK_HIDDEN unsigned hk_class_span(unsigned cls);
@@ -37,7 +37,7 @@ static inline unsigned hk_class_of(size_t n)
 struct hk_lookup {
     _Atomic uint64_t regmap[HK_REG_WORDS];
     struct hk_block_check check[256];
-    struct hk_block_check4 check4[HK_NCLASS];
+    struct hk_block_check4 check4[256];
 };
 extern struct hk_lookup hk_lookup HK_HIDDEN;
 HK_HIDDEN void hk_reg_set(uintptr_t seg);
@@ -118,6 +118,10 @@ HK_HIDDEN int hk_opt_parse(const struct hk_optdef *d, const char *s, void *out);
 HK_HIDDEN void hk_opt_default(const struct hk_optdef *d, void *out);
 HK_HIDDEN void hk_env_load(char *const *envp, struct hk_options *o);
 HK_HIDDEN void hk_env_init(void);
+/* Secure mode (getauxval(AT_SECURE): a setuid, setgid or file-capability
+ * program): the environment is ignored, as glibc ignores MALLOC_*, and
+ * the listener follows only a root-owned hakmemd at the default path. */
+extern bool hk_secure HK_HIDDEN;
 /* systemd's memory-pressure protocol (docs/PRESSURE.md), read with the
  * rest of the environment: the file to watch and the trigger to write
  * (base64), empty when the service manager did not set them. */
@@ -148,7 +152,7 @@ extern struct hk_counters hk_ctr HK_HIDDEN;
     atomic_fetch_sub_explicit(&hk_ctr.name, (uint64_t)(v), memory_order_relaxed)
 
 /* ---- policy.c (pure) ---- */
-HK_HIDDEN void hk_policy_limits(enum hk_mode mode, struct hk_limits *out);
+HK_HIDDEN const struct hk_limits *hk_policy_limits(enum hk_mode mode);
 HK_HIDDEN uint32_t hk_policy_tc_cap(const struct hk_limits *l, unsigned cls);
 HK_HIDDEN bool hk_policy_prewarm_class(unsigned cls);
 HK_HIDDEN bool hk_policy_keep_empty_slab(const struct hk_limits *l, unsigned cls,
@@ -237,6 +241,18 @@ static inline void hk_bin_commit(struct hk_bin *b, uint32_t n)
     __atomic_store_n(&b->head, (uint64_t)n, __ATOMIC_RELEASE);
 }
 
+/* cap: another thread may zero it (hk_tcache_force_slow_all, a thread's
+ * exit); relaxed both ways, the same plain mov on x86. */
+static inline uint32_t hk_bin_cap(const struct hk_bin *b)
+{
+    return __atomic_load_n(&b->cap, __ATOMIC_RELAXED);
+}
+
+static inline void hk_bin_set_cap(struct hk_bin *b, uint32_t cap)
+{
+    __atomic_store_n(&b->cap, cap, __ATOMIC_RELAXED);
+}
+
 HK_HIDDEN void *hk_malloc_slow(struct hk_bin *b);
 HK_HIDDEN void hk_free_slow(void *p);
 HK_HIDDEN void hk_tcache_flush_mine(void);
@@ -288,6 +304,15 @@ HK_HIDDEN int hk_trim(void);
 HK_HIDDEN bool hk_release_now(bool eager, bool others);
 HK_HIDDEN void hk_mode_reinit_locks(void);
 
+/* ---- maps.c (pure) ---- */
+struct hk_maps_entry {
+    uintptr_t lo, hi;               /* the mapping, [lo, hi) */
+    bool rw;                        /* readable and writable */
+    bool anon;                      /* no path: anonymous memory */
+    bool rtld;                      /* a mapping of ld.so (ld-linux*) */
+};
+HK_HIDDEN bool hk_maps_parse(const char *line, size_t n, struct hk_maps_entry *e);
+
 /* ---- foreign.c (the DSO guard's second half) ---- */
 HK_HIDDEN void hk_foreign_snapshot(void);
 HK_HIDDEN size_t hk_foreign_preinit_span(const void *p);
@@ -301,11 +326,26 @@ HK_HIDDEN void hk_listener_wake(void);
 HK_HIDDEN void hk_listener_maybe_start(void);
 HK_HIDDEN void hk_listener_poll(void);
 HK_HIDDEN void hk_listener_after_fork_child(void);
+/* Set in a forked child whose parent followed hakmemd, until the child's
+ * listener runs: paths that do not poll otherwise (large blocks) test it,
+ * so that a child registers whatever it allocates first. */
+extern _Atomic bool hk_lst_restart HK_HIDDEN;
+static inline void hk_listener_restart_if_forked(void)
+{
+    if (HK_UNLIKELY(atomic_load_explicit(&hk_lst_restart, memory_order_relaxed)))
+        hk_listener_poll();
+}
 
 /* ---- init.c ---- */
 extern _Atomic int hk_init_state HK_HIDDEN;  /* 0 none, 1 running, 2 done */
 extern uint64_t hk_free_key HK_HIDDEN;
-extern struct hk_limits hk_lim HK_HIDDEN;
+/* The current mode's limits (policy.c's immutable tables), swapped by
+ * hk_set_mode: a reader loads the pointer once per operation. */
+extern const struct hk_limits *_Atomic hk_lim HK_HIDDEN;
+static inline const struct hk_limits *hk_limits(void)
+{
+    return atomic_load_explicit(&hk_lim, memory_order_acquire);
+}
 extern _Atomic uint32_t hk_epoch HK_HIDDEN;
 HK_HIDDEN void hk_init_slow(void);
 

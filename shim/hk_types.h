@@ -144,12 +144,15 @@ struct hk_ss {
 
 /* Large allocation header, at the start of its mapping. The user block
  * starts at base + user_off (in the same 2 MiB chunk as the header, which
- * is what lets free() find it through the registry). */
+ * is what lets free() find it through the registry). user_off moves each
+ * time the mapping is reused (large.c), so that the previous owner's
+ * pointer no longer names the block. */
 enum { HK_LARGE_LIVE = 1, HK_LARGE_CACHED = 2 };
 struct hk_large {
     struct hk_seg seg;
     size_t map_len;                 /* bytes mapped, multiple of HK_PAGE */
     size_t user_off;                /* bytes from base to the user block */
+    size_t prev_off;                /* user_off of the previous owner; 0: none */
     size_t user_size;               /* bytes requested */
     uint32_t state;                 /* HK_LARGE_* */
     uint32_t cached_round;          /* decay round it was cached in (large.c) */
@@ -227,7 +230,7 @@ struct hk_class {
     void *depot[HK_DEPOT_MAX][HK_DEPOT_BATCH];
 } __attribute__((aligned(HK_CACHELINE)));
 
-/* Modes (DESIGN.md). */
+/* Modes (docs/ARCHITECTURE.md, "Modes and levels"). */
 enum hk_mode { HK_MODE_FAST = 0, HK_MODE_LEAN = 1 };
 
 /* What the release policy keeps per mode: see policy.c. */

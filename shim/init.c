@@ -11,7 +11,7 @@
 #include "hk_internal.h"
 
 _Atomic int hk_init_state;
-struct hk_limits hk_lim;
+const struct hk_limits *_Atomic hk_lim;
 
 /* The free key: written into the second word of every block a thread
  * cache takes, cleared when the block is handed out, so that a free that
@@ -45,10 +45,15 @@ static void hk_atfork_parent(void)
 /* The child has one thread: every lock is free again. */
 static void hk_atfork_child(void)
 {
+    /* prepare's locks are this thread's: unlocked, not re-initialized held
+     * (the guard stays up until the end) */
+    hk_large_unlock_all();
+    hk_ss_unlock_all();
+    hk_tcache_unlock_all();
+    hk_listener_after_fork_child();     /* reads whether the listener ran */
     hk_helper_after_fork_child();
     hk_tcache_after_fork_child();
     hk_purge_after_fork_child();
-    hk_listener_after_fork_child();
     hk_large_reinit_locks();
     hk_ss_reinit_locks();
     hk_mode_reinit_locks();
@@ -79,7 +84,7 @@ void hk_init_slow(void)
     /* From here on malloc works: what follows may allocate (pthread_atfork
      * registers into a list glibc may grow with malloc). The slow path
      * that called us enters its guard only after this returns. */
-    if (hk_lim.prewarm)
+    if (hk_limits()->prewarm)
         hk_ss_prewarm();
     pthread_atfork(hk_atfork_prepare, hk_atfork_parent, hk_atfork_child);
 }

@@ -18,12 +18,16 @@
 #define HK_LARGE_HDR   128              /* header bytes before a block */
 #define HK_LCACHE_MAX  32               /* slots; the policy may use fewer */
 #define HK_HUGE_MAX    64               /* live blocks aligned above 1 MiB */
+/* Bytes every mapping keeps beyond its block so that the block can start
+ * at one of at least 17 offsets (a cache line apart): see large_offset. */
+#define HK_LARGE_ROTATE 1024
 
 static pthread_mutex_t hk_large_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hk_large *hk_lcache[HK_LCACHE_MAX];   /* oldest first */
 static uint32_t hk_lcache_n;
 static size_t hk_lcache_bytes;
 static uint32_t hk_lcache_round;        /* decay rounds so far */
+static _Atomic uint32_t hk_large_turn;  /* offset choice of fresh mappings */
 
 _Static_assert(sizeof(struct hk_large) <= HK_LARGE_HDR, "large header size");
 
@@ -68,6 +72,36 @@ static struct hk_large *lcache_take(size_t need)
     return best;
 }
 
+/* Where a block of n bytes aligned on align starts in mapping l: one of
+ * the offsets off0 + k * step that leave the block inside the mapping,
+ * within a page of off0 (two offsets for alignments of a page and more),
+ * inside the first 2 MiB (the registry finds the header from there).
+ * A mapping reused from the cache takes the offset after its previous
+ * owner's, so that owner's pointer (and, until the cycle wraps, those of
+ * the owners before) points into the new block, not at it: a second free
+ * through it is caught (large_check) instead of freeing the new owner's
+ * block. A fresh mapping may sit where an unmapped one was, so it takes
+ * the next offset of a process-wide turn. */
+static size_t large_offset(const struct hk_large *l, size_t n, size_t align, bool fresh)
+{
+    size_t off0 = align > HK_LARGE_HDR ? align : HK_LARGE_HDR;
+    size_t step = align > HK_CACHELINE ? align : HK_CACHELINE;
+    unsigned shift = (unsigned)__builtin_ctzl(step);        /* step is a power of two */
+    size_t end = off0 + (step < HK_PAGE ? HK_PAGE : 2 * step);   /* first offset past the cycle */
+    if (end > HK_SEG_SIZE)
+        end = HK_SEG_SIZE;
+    if (end > l->map_len - n + 1)
+        end = l->map_len - n + 1;       /* > off0: off0 + n <= map_len */
+    size_t k;
+    if (fresh)                          /* a division, but this path maps */
+        k = atomic_fetch_add_explicit(&hk_large_turn, 1, memory_order_relaxed) %
+            (((end - off0 - 1) >> shift) + 1);
+    else
+        k = l->user_off < off0 ? 0 : ((l->user_off - off0) >> shift) + 1;
+    size_t off = off0 + (k << shift);
+    return off < end ? off : off0;
+}
+
 /* n bytes aligned on align (a power of two, at most HK_SEG_SIZE / 2).
  * zero: the caller needs zeroed memory. NULL with ENOMEM on failure. */
 void *hk_large_alloc(size_t n, size_t align, bool zero)
@@ -77,7 +111,10 @@ void *hk_large_alloc(size_t n, size_t align, bool zero)
         errno = ENOMEM;
         return NULL;
     }
-    size_t need = round_up(off + n, HK_PAGE);
+    /* room to move the block (large_offset): a quarter of a page for
+     * small alignments, a page for page alignment, none above */
+    size_t room = align <= HK_LARGE_ROTATE ? HK_LARGE_ROTATE : align <= HK_PAGE ? HK_PAGE : 0;
+    size_t need = round_up(off + n + room, HK_PAGE);
     struct hk_large *l = lcache_take(need);
     bool fresh = l == NULL;
     if (fresh) {
@@ -90,23 +127,30 @@ void *hk_large_alloc(size_t n, size_t align, bool zero)
         HK_CTR_ADD(bytes_committed, need);
         hk_reg_set((uintptr_t)l);
     }
-    l->user_off = off;
+    l->prev_off = fresh ? 0 : l->user_off;
+    l->user_off = large_offset(l, n, align, fresh);
     l->user_size = n;
     l->state = HK_LARGE_LIVE;
     HK_CTR_ADD(large_live, 1);
     HK_CTR_ADD(bytes_in_use, n);
-    char *p = (char *)l + off;
+    char *p = (char *)l + l->user_off;
     if (zero && !fresh)
         memset(p, 0, n);
     return p;
 }
 
+/* p must be the live block of l. The block of a cached mapping, or the
+ * previous owner's block of a reused one, is a double free. */
 static void large_check(struct hk_large *l, const void *p, const char *who)
 {
-    if (l->seg.magic != HK_SEG_MAGIC_LARGE || (const char *)l + l->user_off != p)
-        hk_fatal("%s(): invalid pointer %p", who, (void *)p);
-    if (l->state != HK_LARGE_LIVE)
+    size_t off = (size_t)((const char *)p - (const char *)l);
+    if (HK_LIKELY(l->seg.magic == HK_SEG_MAGIC_LARGE && off == l->user_off &&
+                  l->state == HK_LARGE_LIVE))
+        return;
+    if (l->seg.magic == HK_SEG_MAGIC_LARGE &&
+        (off == l->user_off || (l->prev_off && off == l->prev_off)))
         hk_fatal("%s(): double free or corruption %p", who, (void *)p);
+    hk_fatal("%s(): invalid pointer %p", who, (void *)p);
 }
 
 void hk_large_free(struct hk_large *l, void *p, const char *who)
@@ -118,12 +162,13 @@ void hk_large_free(struct hk_large *l, void *p, const char *who)
 
     struct hk_large *evict[HK_LCACHE_MAX];
     uint32_t nevict = 0;
-    bool keep = hk_policy_cache_large(&hk_lim, l->map_len);
+    const struct hk_limits *lim = hk_limits();
+    bool keep = hk_policy_cache_large(lim, l->map_len);
     if (keep) {
         pthread_mutex_lock(&hk_large_lock);
-        uint32_t max = hk_lim.large_cache_max < HK_LCACHE_MAX ? hk_lim.large_cache_max : HK_LCACHE_MAX;
+        uint32_t max = lim->large_cache_max < HK_LCACHE_MAX ? lim->large_cache_max : HK_LCACHE_MAX;
         while (hk_lcache_n > 0 && (hk_lcache_n >= max ||
-               hk_lcache_bytes + l->map_len > hk_lim.large_cache_bytes)) {
+               hk_lcache_bytes + l->map_len > lim->large_cache_bytes)) {
             evict[nevict++] = hk_lcache[0];
             lcache_remove(0);
         }

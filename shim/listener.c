@@ -39,11 +39,16 @@ _Static_assert(HAKMEM_LEVEL_CRITICAL == 3 && HAKMEM_LEVEL_COUNT == 4, "levels ag
 
 #define HK_BACKOFF_MIN_MS   100
 #define HK_BACKOFF_MAX_MS   5000
+#define HK_SESSION_STABLE_NS 5000000000ull /* a session this long was a good one: after
+                                               it, reconnect at once; a shorter one (a
+                                               ring that says CLOSED, a daemon that drops
+                                               us) counts as a failure and backs off */
 #define HK_POLL_MS          1000     /* stats page refresh, liveness checks */
 #define HK_WELCOME_MS       2000     /* wait for the welcome */
 #define HK_MP_CALM_MS       10000    /* systemd protocol: calm before NONE */
 #define HK_START_CHECK_NS   2000000000ull /* slow paths look for the socket */
 
+_Atomic bool hk_lst_restart;
 static _Atomic uint64_t hk_lst_next_check;
 
 /* Session state: the listener thread's alone. */
@@ -61,6 +66,9 @@ struct session {
 static struct session hk_sess = { .sock = -1, .stats_fd = -1 };
 
 static int hk_lst_level;                /* last level applied by us */
+static int hk_lst_said;                 /* the failure last logged (negative errno); 0 after
+                                           a good session, so each cause is said once */
+static unsigned hk_lst_short;           /* rings found closed at open, in a row */
 static uint64_t hk_lst_contact_ns;      /* last sign of life from the daemon */
 static uint64_t hk_lst_timeout_ns;      /* silence that means "gone" (session_run) */
 
@@ -124,13 +132,16 @@ static void stats_update(void)
         .pid = (uint32_t)getpid(),
         .mode = (uint32_t)hakmem_get_mode(),
         .last_level = (uint32_t)hk_lst_level,
-        .ncounters = HAKMEM_STAT_COUNT,
+        .present = (UINT32_C(1) << HAKMEM_COUNTER_COUNT) - 1,
         .flags = (hk_opt.lean ? HAKMEM_STATS_F_LEAN_ENV : 0) |
                  (hk_sess.sock >= 0 ? HAKMEM_STATS_F_DAEMON : 0),
         .updated_ns = now_ns(),
     };
-    for (unsigned i = 0; i < HAKMEM_STAT_COUNT; i++)
-        hakmem_counter(proto_stat_name(i), &s.counter[i]);
+    /* the page's counter i is the i-th of HAKMEM_COUNTERS: one list */
+#define HK_PAGE_CTR(name, doc) \
+    s.counter[HAKMEM_COUNTER_ID(name)] = atomic_load_explicit(&hk_ctr.name, memory_order_relaxed);
+    HAKMEM_COUNTERS(HK_PAGE_CTR)
+#undef HK_PAGE_CTR
     proto_stats_write(hk_sess.stats, &s);
 }
 
@@ -190,6 +201,8 @@ static int recv_welcome(int sock, struct hakmem_welcome *w, int *ring_fd)
     struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
                         .msg_control = c.buf, .msg_controllen = sizeof(c.buf) };
     ssize_t n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (n < 0 && errno == ECONNRESET)   /* refused with our hello unread: said once, */
+        n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT); /* then the refusal */
     if (n < 0)
         return -errno;
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
@@ -201,35 +214,83 @@ static int recv_welcome(int sock, struct hakmem_welcome *w, int *ring_fd)
     return proto_welcome_check(buf, (size_t)n, w);
 }
 
-/* Connect, say hello, map the ring. 0, or a negative errno. */
-static int session_open(void)
+/* In secure mode (a setuid, setgid or file-capability program: its
+ * environment belongs to whoever ran it), hakmemd is only the root-owned
+ * socket in the default runtime dir, in a root-owned directory nobody
+ * else may write, with a root peer. -EPERM otherwise. */
+static int secure_check_path(const char *dir, const char *sockpath)
+{
+    struct stat d, so;
+    if (lstat(dir, &d) != 0 || lstat(sockpath, &so) != 0)
+        return -errno;
+    if (!S_ISDIR(d.st_mode) || d.st_uid != 0 || (d.st_mode & 022) || !S_ISSOCK(so.st_mode) ||
+        so.st_uid != 0)
+        return -EPERM;
+    return 0;
+}
+
+static int secure_check_peer(int sock)
+{
+    struct ucred cr;
+    socklen_t len = sizeof(cr);
+    if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0)
+        return -errno;
+    return cr.uid == 0 ? 0 : -EPERM;
+}
+
+/* Why a session could not start, for the message (say_failure). */
+enum open_failure {
+    OPEN_GONE,          /* no daemon, or one going away: normal, said nowhere */
+    OPEN_REFUSED,       /* the welcome's status */
+    OPEN_BROKEN,        /* a welcome or ring that breaks the protocol */
+    OPEN_CLOSED,        /* a ring that is not LIVE */
+    OPEN_INSECURE,      /* secure mode: not root's socket */
+};
+
+/* Connect, say hello, map the ring. 0, or a negative errno with *why. */
+static int session_open(enum open_failure *why)
 {
     struct sockaddr_un a = { .sun_family = AF_UNIX };
     hk_fmt(a.sun_path, sizeof(a.sun_path), "%s/hakmemd.sock", hk_opt.runtime_dir);
+    int rc = 0, ring_fd = -1;
+    *why = OPEN_GONE;
+    if (hk_secure && (rc = secure_check_path(hk_opt.runtime_dir, a.sun_path)) < 0) {
+        *why = rc == -EPERM ? OPEN_INSECURE : OPEN_GONE;
+        return rc;
+    }
     int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (sock < 0)
         return -errno;
-    int rc = 0, ring_fd = -1;
     struct hakmem_welcome w;
     if (connect(sock, (struct sockaddr *)&a, sizeof(a)) != 0)
         rc = -errno;
+    if (rc == 0 && hk_secure && (rc = secure_check_peer(sock)) == -EPERM)
+        *why = OPEN_INSECURE;
     if (rc == 0 && !hk_sess.stats)
         rc = stats_open();
     if (rc == 0)
         rc = send_hello(sock);
-    if (rc == 0)
-        rc = recv_welcome(sock, &w, &ring_fd);
+    if (rc == 0 || rc == -EPIPE || rc == -ECONNRESET) {
+        /* refused at once, the daemon may have closed before our hello:
+         * its reason is still there to read */
+        int wr = recv_welcome(sock, &w, &ring_fd);
+        rc = rc == 0 || wr == 0 ? wr : rc;
+    }
+    if (rc == -EBADMSG || rc == -EINVAL || rc == -EMSGSIZE || rc == -EPROTONOSUPPORT)
+        *why = OPEN_BROKEN;             /* the welcome itself did not check out */
     if (rc == 0 && w.status != 0) {
-        hk_log("hakmemd refused this process: %s", strerror(-w.status));
         rc = w.status;
+        *why = OPEN_REFUSED;
     }
     uint64_t size = 0;
-    if (rc == 0 && ring_fd < 0)
-        rc = -EPROTO;
+    if (rc == 0 && (w.version != HAKMEM_PROTO_VERSION || ring_fd < 0))
+        rc = -EPROTO;                   /* another version than our hello's, or no ring */
     if (rc == 0)
         rc = proto_memfd_check(ring_fd, sizeof(struct hakmem_ring_hdr), HAKMEM_RING_MAX_SIZE, &size);
     if (rc == 0 && size < w.ring_size)
         rc = -EPROTO;
+    if (rc < 0 && *why == OPEN_GONE && ring_fd >= 0)
+        *why = OPEN_BROKEN;             /* welcomed, but with no usable ring */
     void *mem = NULL;
     if (rc == 0 && !(mem = hk_os_map_shared(ring_fd, (size_t)w.ring_size, false)))
         rc = -errno;
@@ -242,9 +303,12 @@ static int session_open(void)
         rc = ring_validate(&hk_sess.ring, mem, (size_t)w.ring_size);
         if (rc == 0)
             rc = ring_reader_init(&hk_sess.rd, &hk_sess.ring);
+        if (rc == 0 && ring_state_word(&hk_sess.ring) != HAKMEM_RING_STATE_LIVE)
+            rc = -ESHUTDOWN;            /* closed (or garbage) already */
         if (rc != 0) {
-            hk_log("hakmemd's ring is not valid (%s); not following it", strerror(-rc));
             session_close();
+            *why = rc == -ESHUTDOWN ? OPEN_CLOSED : OPEN_BROKEN;
+            return rc;
         }
         hk_sess.cgroup_key = w.cgroup_key;
         hk_sess.pid_key = w.pid_key;
@@ -264,23 +328,30 @@ static int resolve_level(void)
     return m.level;
 }
 
-/* Follow the ring until the daemon goes away. */
+/* Silence that means the daemon is gone: several of the heartbeats it
+ * announces now (a reload may change the period), whatever the timeout
+ * says, since a daemon that beats slowly is alive. */
+static uint64_t session_timeout(void)
+{
+    uint64_t timeout = (uint64_t)hk_opt.daemon_timeout_ms * 1000000u;
+    uint64_t period = ring_heartbeat_period(&hk_sess.ring);
+    return timeout < 3 * period ? 3 * period : timeout;
+}
+
+/* Follow the ring until the daemon goes away. Every value in the ring is
+ * untrusted: a state other than LIVE ends the session (the caller backs
+ * off), and every loop here waits on the futex or its poll timeout. */
 static void session_run(void)
 {
     hk_lst_contact_ns = now_ns();
-    /* Silent means missing several of the heartbeats the daemon announced,
-     * whatever the timeout says: a daemon that beats slowly is alive. */
-    uint64_t timeout = (uint64_t)hk_opt.daemon_timeout_ms * 1000000u;
-    if (timeout < 3 * hk_sess.ring.heartbeat_period_ns)
-        timeout = 3 * hk_sess.ring.heartbeat_period_ns;
-    hk_lst_timeout_ns = timeout;
+    hk_lst_timeout_ns = session_timeout();
     apply(resolve_level());
     for (;;) {
         stats_update();
         uint32_t f = ring_futex_value(&hk_sess.ring);
         /* Read the state first: the daemon's last messages come before
          * CLOSED, and are drained below before leaving. */
-        bool closed = ring_state_word(&hk_sess.ring) == HAKMEM_RING_STATE_CLOSED;
+        bool closed = ring_state_word(&hk_sess.ring) != HAKMEM_RING_STATE_LIVE;
         bool changed = false;
         struct hakmem_ring_msg m;
         int r;
@@ -291,7 +362,8 @@ static void session_run(void)
             changed = true;
         }
         uint64_t now = now_ns();
-        bool alive = ring_heartbeat_age(&hk_sess.ring, now) < timeout;
+        uint64_t timeout = hk_lst_timeout_ns = session_timeout();
+        bool alive = ring_heartbeat_alive(&hk_sess.ring, now, timeout);
         if (alive)
             hk_lst_contact_ns = now;
         if (changed || (alive && hk_lst_level != resolve_level()))
@@ -374,6 +446,52 @@ static void mp_wait(int fd, unsigned ms, uint64_t *last_event)
 
 /* ---- the thread ---- */
 
+/* Say why we do not follow hakmemd, once per cause (a refusal repeats at
+ * every retry; the log must not). A daemon that is not there, or that is
+ * restarting, is normal and says nothing; a ring that is closed at once
+ * is said the second time in a row (the first may be a daemon stopping). */
+static void say_failure(enum open_failure why, int rc)
+{
+    if (why != OPEN_CLOSED)
+        hk_lst_short = 0;
+    if (why == OPEN_GONE || (why == OPEN_CLOSED && ++hk_lst_short < 2))
+        return;
+    int cause = (int)why << 16 | (-rc & 0xffff);
+    if (cause == hk_lst_said)
+        return;
+    hk_lst_said = cause;
+    switch (why) {
+    case OPEN_REFUSED:
+        if (rc == -EUSERS)
+            hk_log("hakmemd refused this process: too many clients for uid %u; retrying now "
+                   "and then", (unsigned)geteuid());
+        else if (rc == -ENOSPC)
+            hk_log("hakmemd refused this process: it serves as many clients as it may "
+                   "(max_clients); retrying now and then");
+        else if (rc == -EMFILE || rc == -ENFILE)
+            hk_log("hakmemd refused this process: hakmemd is out of file descriptors; retrying "
+                   "now and then");
+        else if (rc == -EPROTONOSUPPORT)
+            hk_log("hakmemd does not serve protocol version %d (it is older than this shim); "
+                   "not following it until it is upgraded", HAKMEM_PROTO_VERSION);
+        else
+            hk_log("hakmemd refused this process: %s; retrying now and then", strerror(-rc));
+        break;
+    case OPEN_BROKEN:
+        hk_log("hakmemd broke the protocol (%s); retrying with backoff", strerror(-rc));
+        break;
+    case OPEN_CLOSED:
+        hk_log("hakmemd's ring is closed as soon as it is opened; retrying with backoff");
+        break;
+    case OPEN_INSECURE:
+        hk_log("secure mode: %s/hakmemd.sock is not root's socket in a root-owned directory; "
+               "not following it", hk_opt.runtime_dir);
+        break;
+    case OPEN_GONE:
+        break;
+    }
+}
+
 void *hk_listener_main(void *arg)
 {
     unsigned backoff = HK_BACKOFF_MIN_MS;
@@ -386,15 +504,28 @@ void *hk_listener_main(void *arg)
             atomic_store(&hk_lst_next_check, now_ns() + HK_START_CHECK_NS);
             return arg;
         }
-        if (hk_opt.daemon && session_open() == 0) {
-            backoff = HK_BACKOFF_MIN_MS;
-            session_run();
-            session_close();
-            continue;                   /* reconnect at once, then back off */
+        if (hk_opt.daemon) {
+            enum open_failure why;
+            int rc = session_open(&why);
+            if (rc == 0) {
+                uint64_t t0 = now_ns();
+                session_run();
+                session_close();
+                if (now_ns() - t0 >= HK_SESSION_STABLE_NS) {
+                    hk_lst_said = 0;    /* a good session: say the next failure again */
+                    backoff = HK_BACKOFF_MIN_MS;
+                    continue;           /* reconnect at once, then back off */
+                }
+                /* a short session (a daemon restarting, or one that closes
+                 * at once): back off, say nothing */
+            } else {
+                say_failure(why, rc);
+            }
         }
-        /* No daemon. Past the heartbeat timeout, back to the start mode
-         * (unless the service manager's pressure protocol says otherwise);
-         * the wait below never sleeps past that moment. */
+        /* No daemon (or one not to follow now). Past the heartbeat
+         * timeout, back to the start mode (unless the service manager's
+         * pressure protocol says otherwise); the wait below never sleeps
+         * past that moment. */
         unsigned wait = backoff;
         if (hk_lst_contact_ns) {
             uint64_t gone = hk_lst_contact_ns + hk_lst_timeout_ns, now = now_ns();
@@ -442,8 +573,10 @@ void hk_listener_wake(void)
  * there is anything to listen to. */
 void hk_listener_maybe_start(void)
 {
-    if (hk_helper_state(HK_HELPER_LISTENER) == HK_HELPER_OFF && worth_starting())
-        hk_helper_want(HK_HELPER_LISTENER);
+    if (hk_helper_state(HK_HELPER_LISTENER) != HK_HELPER_OFF || !worth_starting())
+        return;
+    hk_helper_want(HK_HELPER_LISTENER);
+    atomic_store_explicit(&hk_lst_restart, false, memory_order_relaxed);
 }
 
 /* From an allocation slow path: look for the daemon now and then. */
@@ -472,5 +605,9 @@ void hk_listener_after_fork_child(void)
     if (hk_sess.stats_fd >= 0)
         close(hk_sess.stats_fd);
     hk_sess.stats_fd = -1;
+    /* the parent followed hakmemd: so does the child, from its first
+     * allocation of any kind on (called before helper.c forgets the
+     * parent's threads) */
+    atomic_store(&hk_lst_restart, hk_helper_state(HK_HELPER_LISTENER) != HK_HELPER_OFF);
     atomic_store(&hk_lst_next_check, 0);
 }

@@ -14,7 +14,7 @@ static enum hk_mode hk_mode_base;       /* chosen at start (HAKMEM_SS_MEM_LEAN) 
 
 static void publish_mode(enum hk_mode m)
 {
-    hk_policy_limits(m, &hk_lim);
+    atomic_store_explicit(&hk_lim, hk_policy_limits(m), memory_order_release);
     atomic_store_explicit(&hk_ctr.mode, (uint64_t)m, memory_order_relaxed);
 }
 

@@ -16,11 +16,17 @@
  * the hint is taken do we over-map and trim (three calls). */
 static _Atomic uintptr_t hk_os_hint;
 
+/* Every mapping holds memory handed to the program (superslabs, large
+ * blocks), so none is MAP_NORESERVE: the kernel charges it to the commit
+ * count, and under the default heuristic overcommit (vm.overcommit_memory
+ * 0) refuses one larger than RAM + swap, under 2 one beyond the commit
+ * limit. That is how malloc(30 GiB) on a smaller host gets ENOMEM, as with
+ * glibc. Pages given back with madvise stay charged; only munmap returns
+ * the charge. */
 static void *hk_mmap(void *addr, size_t len, int extra)
 {
     HK_CTR_ADD(mmap_calls, 1);
-    return mmap(addr, len, PROT_READ | PROT_WRITE,
-                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | extra, -1, 0);
+    return mmap(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | extra, -1, 0);
 }
 
 static void hk_munmap(void *p, size_t len)

@@ -4,43 +4,46 @@
  */
 #include "hk_internal.h"
 
-void hk_policy_limits(enum hk_mode mode, struct hk_limits *out)
+/* The limits of each mode: immutable, so that a reader holding a pointer
+ * to one (hk_limits()) sees one mode's limits, never a mix. */
+static const struct hk_limits hk_limits_of[2] = {
+    /* FAST: keep memory warm: caches big enough that steady churn never
+     * reaches the OS (a superslab map/unmap costs ~10 us; varying medium
+     * sizes empty and refill superslabs all the time: 4 cached cost a mmap
+     * per 30 ops of 33 KiB..1 MiB with 32 live). Decay (purge.c,
+     * HAKMEM_SS_DECAY_MS) bounds how long they stay. */
+    [HK_MODE_FAST] = {
+        .tc_cap_small = HK_TC_SLOTS,
+        .tc_cap_large = 16,
+        .empty_slabs_kept = 2,
+        .ss_cache_max = 64,
+        .large_cache_max = 32,
+        .large_cache_bytes = (size_t)64 << 20,
+        .prewarm = 1,
+        .depot_max = HK_DEPOT_MAX,
+        .purge = 0,
+    },
+    /* LEAN: small caches, no empty slab kept, free memory decommitted and
+     * empty superslabs retired at the purge rounds (they wait on the
+     * cache list until then, so that a superslab emptied and refilled
+     * within one round costs no syscall). */
+    [HK_MODE_LEAN] = {
+        .tc_cap_small = 32,
+        .tc_cap_large = 16,
+        .tc_class_bytes = 64 << 10,
+        .empty_slabs_kept = 0,
+        .ss_cache_max = 4,
+        .large_cache_max = 0,
+        .large_cache_bytes = 0,
+        .prewarm = 0,
+        .depot_max = 0,
+        .purge = 1,
+    },
+};
+
+const struct hk_limits *hk_policy_limits(enum hk_mode mode)
 {
-    if (mode == HK_MODE_FAST) {
-        /* Keep memory warm: caches big enough that steady churn never
-         * reaches the OS (a superslab map/unmap costs ~10 us; varying
-         * medium sizes empty and refill superslabs all the time: 4 cached
-         * cost a mmap per 30 ops of 33 KiB..1 MiB with 32 live). Decay
-         * (purge.c, HAKMEM_SS_DECAY_MS) bounds how long they stay. */
-        *out = (struct hk_limits){
-            .tc_cap_small = HK_TC_SLOTS,
-            .tc_cap_large = 16,
-            .empty_slabs_kept = 2,
-            .ss_cache_max = 64,
-            .large_cache_max = 32,
-            .large_cache_bytes = (size_t)64 << 20,
-            .prewarm = 1,
-            .depot_max = HK_DEPOT_MAX,
-            .purge = 0,
-        };
-    } else {
-        /* LEAN: small caches, no empty slab kept, free memory decommitted
-         * and empty superslabs retired at the purge rounds (they wait on
-         * the cache list until then, so that a superslab emptied and
-         * refilled within one round costs no syscall). */
-        *out = (struct hk_limits){
-            .tc_cap_small = 32,
-            .tc_cap_large = 16,
-            .tc_class_bytes = 64 << 10,
-            .empty_slabs_kept = 0,
-            .ss_cache_max = 4,
-            .large_cache_max = 0,
-            .large_cache_bytes = 0,
-            .prewarm = 0,
-            .depot_max = 0,
-            .purge = 1,
-        };
-    }
+    return &hk_limits_of[mode == HK_MODE_LEAN];
 }
 
 /* Thread-cache capacity of a class: generous for small blocks, where

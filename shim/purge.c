@@ -41,7 +41,7 @@ static uint64_t now_ns(void)
  * is not wanted soon, and MADV_FREE'd pages still count in RSS. */
 static bool eager(void)
 {
-    return !hk_lim.purge || hk_opt.decommit == HK_DECOMMIT_DONTNEED;
+    return !hk_limits()->purge || hk_opt.decommit == HK_DECOMMIT_DONTNEED;
 }
 
 /* FAST: free bytes (committed, not in use) below which decay does not
@@ -60,7 +60,7 @@ static bool decay_wanted(void)
 /* Milliseconds between rounds in the current mode. */
 static uint32_t round_ms(uint32_t lean_delay_ms)
 {
-    if (hk_lim.purge)
+    if (hk_limits()->purge)
         return lean_delay_ms;
     return hk_opt.decay_ms / 2 ? hk_opt.decay_ms / 2 : 1;
 }
@@ -87,7 +87,7 @@ void *hk_purger_main(void *arg)
             return arg;
         }
         bool pending = false;
-        if (!hk_lim.purge) {            /* FAST: decay */
+        if (!hk_limits()->purge) {            /* FAST: decay */
             atomic_store_explicit(&hk_recommit_pages, 0, memory_order_relaxed);
             atomic_store_explicit(&hk_released_pages, 0, memory_order_relaxed);
             if (hk_opt.decay_ms == 0)
@@ -143,7 +143,7 @@ static void purge_inline(void)
  * is free for decay to matter, make sure a purge round will look at it. */
 void hk_purge_note(void)
 {
-    if (!hk_lim.purge &&
+    if (!hk_limits()->purge &&
         (atomic_load_explicit(&hk_purge_dirty, memory_order_relaxed) || !decay_wanted()))
         return;
     enum hk_helper_state st = hk_helper_state(HK_HELPER_PURGER);

@@ -61,10 +61,10 @@ unsigned hk_class_of_slow(size_t n)
  * 2019: exact for 16-bit offsets); lim = nblocks * e also refuses the
  * unused tail of a slab whose size does not divide 64 KiB (for powers of
  * two, e = 0 and lim = mul). Left zero (always refused: the slow path
- * judges): classes of four-unit slabs, free units, large and guard
- * segments. tests/unit/test_sizeclass.c checks every offset of every
+ * judges): classes of four-unit slabs (t4 has theirs, zero for every
+ * other unit class), free units, large and guard segments. tests/unit/test_sizeclass.c checks every offset of every
  * class. */
-void hk_block_check_init(struct hk_block_check t[256], struct hk_block_check4 t4[HK_NCLASS])
+void hk_block_check_init(struct hk_block_check t[256], struct hk_block_check4 t4[256])
 {
     _Static_assert(HK_UNIT_SIZE == 65536, "16-bit offsets");
     for (unsigned c = 0; c < HK_NCLASS; c++) {

@@ -216,7 +216,7 @@ static struct hk_ss *ss_map(void)
     ss->free_units = HK_SS_USABLE;
     for (unsigned u = 0; u < HK_UNITS; u++)
         ss->slabs[u].unit = (uint8_t)u;
-    if (hk_lim.purge) {
+    if (hk_limits()->purge) {
         /* LEAN: its pages count as committed as blocks are handed out
          * from them (slab_carve, slab_pop), not all at once; and never
          * as needed again (the purge's adaptive delay): only pages the
@@ -388,6 +388,7 @@ static void slab_release(struct hk_slab *s)
     ss->lazy_units |= lazy_units;
     ss->fresh_units |= fresh_units;
     struct hk_ss *retire = NULL;
+    const struct hk_limits *lim = hk_limits();
     if (ss->free_units == HK_SS_USABLE) {
         ss_unlink(&hk_ss_avail, ss);
         HK_CTR_SUB(superslabs_live, 1);
@@ -397,7 +398,7 @@ static void slab_release(struct hk_slab *s)
         ss_push(&hk_ss_cache, ss);
         hk_ss_ncached++;
         HK_CTR_ADD(superslabs_cached, 1);
-        if (!hk_policy_cache_superslab(&hk_lim, hk_ss_ncached - 1)) {
+        if (!hk_policy_cache_superslab(lim, hk_ss_ncached - 1)) {
             struct hk_ss *lru = hk_ss_cache;
             while (lru->next)
                 lru = lru->next;
@@ -409,7 +410,7 @@ static void slab_release(struct hk_slab *s)
     }
     pthread_mutex_unlock(&hk_ss_lock);
     if (retire)
-        ss_retire(retire, hk_lim.purge);
+        ss_retire(retire, lim->purge);
 }
 
 /* ---- central lists ---- */
@@ -520,7 +521,7 @@ static void put_blocks_locked(struct hk_class *c, unsigned cls, void *const *ptr
         if (s->nfree++ == 0)
             slab_push_head(c, s);
         if (s->nfree == s->nblocks) {
-            if (hk_policy_keep_empty_slab(&hk_lim, cls, c->nempty)) {
+            if (hk_policy_keep_empty_slab(hk_limits(), cls, c->nempty)) {
                 slab_unlink(c, s);
                 slab_push_tail(c, s);
                 c->nempty++;
@@ -550,7 +551,7 @@ void hk_central_put(unsigned cls, void *const *ptrs, size_t n, const char *who)
     struct hk_class *c = &hk_classes[cls];
 
     pthread_mutex_lock(&c->lock);
-    if (n >= HK_DEPOT_BATCH / 2 && n <= HK_DEPOT_BATCH && c->ndepot < hk_lim.depot_max) {
+    if (n >= HK_DEPOT_BATCH / 2 && n <= HK_DEPOT_BATCH && c->ndepot < hk_limits()->depot_max) {
         memcpy(c->depot[c->ndepot], ptrs, n * sizeof(void *));
         c->depot_n[c->ndepot++] = (uint32_t)n;
     } else {
@@ -706,7 +707,7 @@ bool hk_ss_purge(bool now, bool eager, bool *pending)
         while (s) {
             struct hk_slab *next = s->next;
             if (s->nfree == s->nblocks &&
-                (now || !hk_policy_keep_empty_slab(&hk_lim, cls, c->nempty - 1))) {
+                (now || !hk_policy_keep_empty_slab(hk_limits(), cls, c->nempty - 1))) {
                 slab_unlink(c, s);
                 c->nempty--;
                 slab_release(s);

@@ -36,16 +36,6 @@ static bool hk_tkey_ok;
 static pthread_mutex_t hk_tc_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hk_tcache *hk_tc_all;
 
-static void set_cap(struct hk_bin *b, uint32_t cap)
-{
-    __atomic_store_n(&b->cap, cap, __ATOMIC_RELAXED);
-}
-
-static uint32_t get_cap(const struct hk_bin *b)
-{
-    return __atomic_load_n(&b->cap, __ATOMIC_RELAXED);
-}
-
 /* Close b for a slow-path operation; returns the blocks it holds. A
  * thief at work on it (HK_BIN_STOLEN) is waited for: it holds hk_tc_lock
  * until it is done and leaves n at 0 or at what it found; with the lock
@@ -98,7 +88,7 @@ static void tcache_exit(void *arg)
         tc->next->prev = tc->prev;
     tc->next = tc->prev = NULL;
     for (unsigned c = 0; c < HK_NCLASS; c++)
-        set_cap(&tc->bins[c], 0);
+        hk_bin_set_cap(&tc->bins[c], 0);
     tc->state = HK_T_DEAD;
     pthread_mutex_unlock(&hk_tc_lock);
     flush_all(tc);
@@ -113,7 +103,7 @@ void hk_tcache_force_slow_all(void)
     pthread_mutex_lock(&hk_tc_lock);
     for (struct hk_tcache *tc = hk_tc_all; tc; tc = tc->next)
         for (unsigned c = 0; c < HK_NCLASS; c++)
-            set_cap(&tc->bins[c], 0);
+            hk_bin_set_cap(&tc->bins[c], 0);
     pthread_mutex_unlock(&hk_tc_lock);
 }
 
@@ -239,8 +229,9 @@ void hk_tcache_register(struct hk_tcache *tc)
 static void tcache_set_caps(struct hk_tcache *tc)
 {
     tc->epoch = atomic_load_explicit(&hk_epoch, memory_order_acquire);
+    const struct hk_limits *lim = hk_limits();
     for (unsigned c = 0; c < HK_NCLASS; c++)
-        set_cap(&tc->bins[c], hk_policy_tc_cap(&hk_lim, c));
+        hk_bin_set_cap(&tc->bins[c], hk_policy_tc_cap(lim, c));
 }
 
 static void tcache_setup(struct hk_tcache *tc)
@@ -308,7 +299,7 @@ static void *tcache_malloc(struct hk_tcache *tc, unsigned cls)
         ((uint64_t *)p)[1] = 0;
         return p;
     }
-    uint32_t cap = get_cap(b);
+    uint32_t cap = hk_bin_cap(b);
     size_t want = cap / 2 ? cap / 2 : 1;
     size_t got = hk_central_take(cls, b->slot, want);
     if (got == 0) {
@@ -377,7 +368,7 @@ static void tcache_free(struct hk_tcache *tc, void *p, unsigned cls)
         check_double_free(tc, p, cls);
     w[1] = hk_free_key;                 /* free from now on, wherever it goes */
     tc = tcache_get(tc);
-    uint32_t cap = tc ? get_cap(&tc->bins[cls]) : 0;
+    uint32_t cap = tc ? hk_bin_cap(&tc->bins[cls]) : 0;
     if (cap == 0) {
         hk_central_put(cls, &p, 1, "free");
         if (tc)                         /* done with the bin: the fast path set busy */

@@ -9,6 +9,9 @@
  *   ctl_sys.c     this host: a cgroup path to its key, a pid's RSS
  *   ctl_json.c    a small streaming JSON writer (valid UTF-8 out)
  *   ctl_show.c    status, clients and metrics as tables or JSON
+ *   ctl_exporter.c  `metrics --listen`: hakmemd's metrics over HTTP for
+ *                 Prometheus; it runs until stopped, so it is the one
+ *                 file that logs (state changes, on stderr)
  */
 #ifndef HAKMEMCTL_CTL_H
 #define HAKMEMCTL_CTL_H
@@ -31,7 +34,8 @@ enum ctl_exit {
 /* ---- ctl_client.c ------------------------------------------------------ */
 
 #define CTL_DEFAULT_RUNTIME_DIR "/run/hakmem"
-#define CTL_SOCK_NAME "control.sock"
+#define CTL_SOCK_NAME "control.sock"         /* every command */
+#define CTL_METRICS_SOCK_NAME "metrics.sock" /* read commands; root and metrics_group */
 /* Bound on one whole answer (all datagrams): far above a host's worth of
  * clients (312 bytes each) and cgroups, small enough that a broken
  * daemon cannot make hakmemctl eat the machine. */
@@ -39,8 +43,11 @@ enum ctl_exit {
 
 struct ctl_reply {
     int32_t status;                    /* 0, or the first negative errno the daemon sent */
+    bool refused;                      /* the connection was refused before the request
+                                          (text: the daemon's reason) */
     uint32_t datagrams;                /* datagrams received */
-    char *text;                        /* TEXT payloads concatenated, NUL-terminated */
+    char *text;                        /* TEXT payloads concatenated, NUL-terminated (with a
+                                          status < 0: the daemon's reason, in words) */
     size_t text_len;                   /* bytes, without the NUL */
     struct hakmem_ctl_cgroup *cgroups; /* CGROUPS records, in order */
     size_t ncgroups;
@@ -48,14 +55,15 @@ struct ctl_reply {
     size_t nclients;
 };
 
-/* RUNTIME_DIR/control.sock into buf. -ENAMETOOLONG past sun_path. */
-int ctl_socket_path(const char *runtime_dir, char *buf, size_t len);
+/* RUNTIME_DIR/NAME into buf. -ENAMETOOLONG past sun_path. */
+int ctl_socket_path(const char *runtime_dir, const char *name, char *buf, size_t len);
 /* A connected SOCK_SEQPACKET socket (close-on-exec), or the errno of
  * socket/connect: -ENOENT and -ECONNREFUSED mean nobody listens. */
 int ctl_connect(const char *path);
 /* Sends req and reads the whole answer into *out (zeroed first; free it
  * with ctl_reply_free, also after an error). 0 means the exchange went
- * through: the daemon's verdict is out->status. Errors: -ETIMEDOUT (no
+ * through: the daemon's verdict is out->status (with out->refused when it
+ * refused the connection itself, out->text saying why). Errors: -ETIMEDOUT (no
  * complete answer within timeout_ms), -ECONNRESET (closed before the last
  * datagram), -EMSGSIZE (a datagram over HAKMEM_MSG_MAX, or the answer over
  * CTL_REPLY_MAX), -EBADMSG / -EPROTONOSUPPORT / -EINVAL (a datagram that
@@ -63,6 +71,13 @@ int ctl_connect(const char *path);
  * the errno of send/recv. */
 int ctl_exchange(int fd, const struct hakmem_ctl_req *req, int timeout_ms, struct ctl_reply *out);
 void ctl_reply_free(struct ctl_reply *r);
+/* The METRICS request; per_process asks for the per-process series too
+ * (hakmemd decides what it sends: nothing is filtered here). */
+void ctl_metrics_req(struct hakmem_ctl_req *q, bool per_process);
+/* What to add to the daemon's refusal (status) of METRICS request q: a
+ * hakmemd older than the per-process flag refuses it as an invalid
+ * argument. "" when there is nothing to add. */
+const char *ctl_metrics_refusal(const struct hakmem_ctl_req *q, int32_t status);
 
 /* ---- ctl_status.c ------------------------------------------------------ */
 
@@ -71,9 +86,17 @@ enum ctl_psi { CTL_PSI_SOME_AVG10, CTL_PSI_SOME_AVG60, CTL_PSI_FULL_AVG10, CTL_P
                CTL_PSI_COUNT };
 
 struct ctl_source {
-    char name[16];    /* bpf, psi, usage */
+    char name[16];    /* bpf, psi, usage, events */
     bool on;
     char reason[200]; /* why it is off ("" when on or not said) */
+};
+
+/* One `signal NAME ORIGIN...` line: where a signal comes from on the
+ * daemon's kernel (reclaim, scanned, oom, psi, usage, memory_events). */
+#define CTL_SIGNALS_MAX 12
+struct ctl_signal {
+    char name[24];
+    char origin[200]; /* e.g. "bpf tp_btf: direct memcg", "none (why)" */
 };
 
 /* One `cgroup KEY PATH RECLAIM_PER_S` line. */
@@ -96,7 +119,11 @@ struct ctl_status {
     int64_t clients;           /* -1 unknown */
     struct ctl_source source[CTL_SOURCES_MAX];
     size_t nsources;
+    struct ctl_signal signal[CTL_SIGNALS_MAX];
+    size_t nsignals;
     double psi[CTL_PSI_COUNT]; /* host-wide, percent; NAN unknown */
+    int64_t bpf_ringbuf_dropped;   /* BPF notifications lost (ring buffer full); -1 unknown */
+    int64_t bpf_cgroup_table_full; /* BPF events lost (per-cgroup table full); -1 unknown */
     struct ctl_cgline *cg;
     size_t ncg;
     struct ctl_other *other;
@@ -135,6 +162,12 @@ int ctl_cgroup_key(const char *cgroup_root, const char *arg, uint64_t *key, char
  * gives no number). 0, -ESRCH (gone or another process), -ENODATA (no
  * VmRSS: a zombie), or the errno of open/read. */
 int ctl_proc_rss(const char *proc_root, uint32_t pid, const char *comm, uint64_t *bytes);
+/* LazyFree of pid, bytes, from proc_root/PID/smaps_rollup: memory given
+ * back with MADV_FREE, still counted in VmRSS (and in its cgroup's usage)
+ * until the kernel takes it, which it does first under pressure, without
+ * I/O. Same checks as ctl_proc_rss; -EACCES for another user's process
+ * unless we may ptrace it. */
+int ctl_proc_lazyfree(const char *proc_root, uint32_t pid, const char *comm, uint64_t *bytes);
 /* Whether proc_root/PID is a process called comm (Name: in its status). */
 bool ctl_proc_is(const char *proc_root, uint32_t pid, const char *comm);
 
@@ -166,8 +199,6 @@ void json_f64(struct ctl_json *j, const char *key, double v);
 void json_bool(struct ctl_json *j, const char *key, bool v);
 void json_null(struct ctl_json *j, const char *key);
 void json_done(struct ctl_json *j); /* after the top value: newline */
-/* Length of the valid UTF-8 sequence at s (n > 0 bytes left), 0 if invalid. */
-size_t ctl_utf8_len(const unsigned char *s, size_t n);
 
 /* ---- ctl_show.c -------------------------------------------------------- */
 
@@ -183,9 +214,6 @@ struct ctl_view {
 };
 
 const char *ctl_mode_name(unsigned ctl_mode); /* auto, on, off; "?" */
-/* src made safe for a terminal: control characters (C0, DEL, C1) and
- * invalid UTF-8 become '?'. Returns dst. */
-char *ctl_printable(char *dst, size_t len, const char *src);
 void show_status_text(FILE *f, const struct ctl_view *v, int width);
 void show_status_json(struct ctl_json *j, const struct ctl_view *v);
 void show_clients_text(FILE *f, const struct ctl_view *v, int width);
@@ -194,5 +222,22 @@ void show_clients_json(struct ctl_json *j, const struct ctl_view *v);
  * "help": {...}, "type": {...}}. Lines that are not samples or # HELP /
  * # TYPE are skipped. */
 void show_metrics_json(struct ctl_json *j, const char *text, size_t len);
+
+/* ---- ctl_exporter.c ---------------------------------------------------- */
+
+struct ctl_exporter_opts {
+    const char *listen;      /* ADDR:PORT, [V6ADDR]:PORT or :PORT (every address) */
+    const char *sock;        /* control.sock, or the socket --socket chose */
+    const char *msock;       /* metrics.sock, tried first when this user may
+                                connect there; NULL with --socket */
+    int timeout_ms;          /* one exchange with hakmemd */
+    bool per_process;        /* ask for the per-process series too */
+};
+
+/* Serves GET and HEAD /metrics on o->listen until SIGTERM or SIGINT.
+ * Returns an exit code (enum ctl_exit): CTL_EXIT_OK after a signal,
+ * CTL_EXIT_USAGE for an address that does not parse, CTL_EXIT_ERROR when
+ * it cannot listen; err then says why. */
+int ctl_exporter_run(const struct ctl_exporter_opts *o, char *err, size_t errlen);
 
 #endif /* HAKMEMCTL_CTL_H */

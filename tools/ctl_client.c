@@ -22,7 +22,7 @@
 #include "ctl.h"
 #include "msg.h"
 
-int ctl_socket_path(const char *runtime_dir, char *buf, size_t len)
+int ctl_socket_path(const char *runtime_dir, const char *name, char *buf, size_t len)
 {
     struct sockaddr_un sa;
     size_t n = strlen(runtime_dir);
@@ -30,7 +30,7 @@ int ctl_socket_path(const char *runtime_dir, char *buf, size_t len)
     /* "dir/" + name, without doubling a trailing slash */
     while (n > 1 && runtime_dir[n - 1] == '/')
         n--;
-    int w = snprintf(buf, len, "%.*s/%s", (int)n, runtime_dir, CTL_SOCK_NAME);
+    int w = snprintf(buf, len, "%.*s/%s", (int)n, runtime_dir, name);
     if (w < 0 || (size_t)w >= len || (size_t)w >= sizeof(sa.sun_path))
         return -ENAMETOOLONG;
     return 0;
@@ -96,6 +96,13 @@ static int recv_one(int fd, unsigned char *buf, size_t cap, int64_t deadline)
         struct iovec iov = { .iov_base = buf, .iov_len = cap };
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
         ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == ECONNRESET) {
+            /* closed with our request unread: the kernel says so once,
+             * before what the daemon queued for us (a refusal) */
+            n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+            if (n < 0 && errno == EAGAIN)
+                return -ECONNRESET;
+        }
         if (n < 0) {
             if (errno == EINTR || errno == EAGAIN)
                 continue;
@@ -117,8 +124,10 @@ int ctl_exchange(int fd, const struct hakmem_ctl_req *req, int timeout_ms, struc
     size_t total = 0, cg_bytes = 0, cl_bytes = 0;
 
     memset(out, 0, sizeof(*out));
-    if (send(fd, req, sizeof(*req), MSG_NOSIGNAL) < 0)
-        return -errno;
+    int sent = send(fd, req, sizeof(*req), MSG_NOSIGNAL) < 0 ? -errno : 0;
+    if (sent < 0 && sent != -EPIPE && sent != -ECONNRESET)
+        return sent;
+    /* refused and closed before our request: its reason is still there */
 
     for (;;) {
         struct hakmem_ctl_resp h;
@@ -129,8 +138,15 @@ int ctl_exchange(int fd, const struct hakmem_ctl_req *req, int timeout_ms, struc
         rc = proto_ctl_resp_check(buf, (size_t)n, &h, &payload);
         if (rc < 0)
             return rc;
-        if (h.command != req->command)
-            return -EBADMSG;
+        if (h.command == HAKMEM_CTL_REFUSED) {  /* the connection was refused: why, in words */
+            out->status = h.status;
+            out->refused = true;
+            out->datagrams++;
+            rc = append((void **)&out->text, &out->text_len, payload, h.payload_len, 0);
+            return rc < 0 ? rc : 0;
+        }
+        if (sent < 0 || h.command != req->command)
+            return sent < 0 ? sent : -EBADMSG;
         out->datagrams++;
         if (h.status < 0 && out->status == 0)
             out->status = h.status;
@@ -172,4 +188,18 @@ void ctl_reply_free(struct ctl_reply *r)
     free(r->cgroups);
     free(r->clients);
     memset(r, 0, sizeof(*r));
+}
+
+void ctl_metrics_req(struct hakmem_ctl_req *q, bool per_process)
+{
+    proto_ctl_req_init(q, HAKMEM_CTL_METRICS);
+    if (per_process)
+        q->flags |= HAKMEM_CTL_REQ_F_PER_PROCESS;
+}
+
+const char *ctl_metrics_refusal(const struct hakmem_ctl_req *q, int32_t status)
+{
+    if (status == -EINVAL && (q->flags & HAKMEM_CTL_REQ_F_PER_PROCESS))
+        return " (a hakmemd older than this hakmemctl does not know --per-process)";
+    return "";
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ctl.h"
+#include "msg.h"
 
 void json_init(struct ctl_json *j, FILE *f, bool pretty)
 {
@@ -28,39 +29,6 @@ static void indent(struct ctl_json *j)
     fputc('\n', j->f);
     for (int i = 0; i < j->depth; i++)
         fputs("  ", j->f);
-}
-
-size_t ctl_utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len;
-    unsigned min;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-        min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    unsigned cp = c & (0x7f >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
 }
 
 static void put_string(FILE *f, const char *str, size_t n)
@@ -84,7 +52,7 @@ static void put_string(FILE *f, const char *str, size_t n)
             fprintf(f, "\\u%04x", c);
             i++;
         } else {
-            size_t len = ctl_utf8_len(s + i, n - i);
+            size_t len = proto_utf8_len(s + i, n - i);
             if (len == 0) {
                 fputs("\\ufffd", f);
                 i++;

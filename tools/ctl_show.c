@@ -5,7 +5,7 @@
  * Owns: column choice and widths, the units shown (bytes as K/M/G with
  * base 1024 in tables, exact bytes in JSON), and the JSON member names,
  * which are the daemon's own words: the STATUS line names, the counter
- * names of DESIGN.md (proto_stat_name), levels, modes and reasons as
+ * names of HAKMEM_COUNTERS (proto_counter_name), levels, modes and reasons as
  * proto_*_name spells them.
  * Must not: talk to the daemon or exit; it only formats a ctl_view.
  */
@@ -26,34 +26,6 @@ const char *ctl_mode_name(unsigned ctl_mode)
 
 /* ---- small formatters ---------------------------------------------------- */
 
-/* Paths and process names are chosen by other users (a process renames
- * itself with prctl, a delegated cgroup has any name): a table must not
- * carry their escape sequences to the operator's terminal. */
-char *ctl_printable(char *dst, size_t len, const char *src)
-{
-    const unsigned char *s = (const unsigned char *)src;
-    size_t n = strlen(src), o = 0;
-
-    if (len == 0)
-        return dst;
-    for (size_t i = 0; i < n && o + 1 < len;) {
-        size_t l = ctl_utf8_len(s + i, n - i);
-        bool c1 = l == 2 && s[i] == 0xc2 && s[i + 1] < 0xa0;
-        if (l == 0 || c1 || (l == 1 && (s[i] < 0x20 || s[i] == 0x7f))) {
-            dst[o++] = '?';
-            i += l ? l : 1;
-        } else if (o + l < len) {
-            memcpy(dst + o, s + i, l);
-            o += l;
-            i += l;
-        } else {
-            break;
-        }
-    }
-    dst[o] = '\0';
-    return dst;
-}
-
 /* Bytes for a table: 512, 1.5K, 12.3M, 4.0G (base 1024). */
 static const char *fmt_bytes(char *buf, size_t len, uint64_t b)
 {
@@ -69,6 +41,16 @@ static const char *fmt_bytes(char *buf, size_t len, uint64_t b)
         u++;
     }
     snprintf(buf, len, v < 10 ? "%.1f%c" : "%.0f%c", v, units[u]);
+    return buf;
+}
+
+/* A count the daemon may not have said (-1): "?". */
+static const char *fmt_count(char *buf, size_t len, int64_t n)
+{
+    if (n < 0)
+        snprintf(buf, len, "?");
+    else
+        snprintf(buf, len, "%" PRId64, n);
     return buf;
 }
 
@@ -123,7 +105,7 @@ static const char *key_label(char *buf, size_t len, const struct ctl_view *v, ui
     else if (key & HAKMEM_KEY_PID_BIT)
         snprintf(buf, len, "(pid %" PRIu64 ")", key & ~HAKMEM_KEY_PID_BIT);
     else if (c)
-        ctl_printable(buf, len, c->path);
+        proto_clean_text(buf, len, c->path);
     else
         snprintf(buf, len, "#%" PRIu64, key);
     return buf;
@@ -160,17 +142,22 @@ void show_status_text(FILE *f, const struct ctl_view *v, int width)
     char b1[32], b2[32], lbl[4096], cut[4096];
 
     fprintf(f, "hakmemd %s, pid %" PRId64 ", up %s, %" PRId64 " client%s\n",
-            st->version[0] ? ctl_printable(lbl, sizeof(lbl), st->version) : "?", st->pid, fmt_uptime(b1, sizeof(b1), st->uptime_s),
+            st->version[0] ? proto_clean_text(lbl, sizeof(lbl), st->version) : "?", st->pid, fmt_uptime(b1, sizeof(b1), st->uptime_s),
             st->clients, st->clients == 1 ? "" : "s");
     fputs("sources:", f);
     for (size_t i = 0; i < st->nsources; i++) {
         const struct ctl_source *s = &st->source[i];
-        fprintf(f, "%s %s %s", i ? "," : "", ctl_printable(lbl, sizeof(lbl), s->name),
+        fprintf(f, "%s %s %s", i ? "," : "", proto_clean_text(lbl, sizeof(lbl), s->name),
                 s->on ? "on" : "off");
         if (!s->on && s->reason[0])
-            fprintf(f, " (%s)", ctl_printable(lbl, sizeof(lbl), s->reason));
+            fprintf(f, " (%s)", proto_clean_text(lbl, sizeof(lbl), s->reason));
     }
     fputs(st->nsources ? "\n" : " ?\n", f);
+    if (st->nsignals)
+        fputs("signals:\n", f);
+    for (size_t i = 0; i < st->nsignals; i++)
+        fprintf(f, "  %-14s %s\n", proto_clean_text(cut, sizeof(cut), st->signal[i].name),
+                proto_clean_text(lbl, sizeof(lbl), st->signal[i].origin));
     fputs("host PSI memory (avg10/avg60):", f);
     for (int i = 0; i < CTL_PSI_COUNT; i += 2) {
         fprintf(f, " %s ", i == 0 ? "some" : "full");
@@ -182,6 +169,10 @@ void show_status_text(FILE *f, const struct ctl_view *v, int width)
             fputs(k == i ? "/" : (i == 0 ? "," : "\n"), f);
         }
     }
+    if (st->bpf_ringbuf_dropped >= 0 || st->bpf_cgroup_table_full >= 0)
+        fprintf(f, "bpf lost: %s notifications (ring buffer full), %s events (cgroup table full)\n",
+                fmt_count(b1, sizeof(b1), st->bpf_ringbuf_dropped),
+                fmt_count(b2, sizeof(b2), st->bpf_cgroup_table_full));
 
     size_t nrec = v->status_reply.ncgroups;
     int longest = 6;
@@ -225,7 +216,7 @@ void show_status_text(FILE *f, const struct ctl_view *v, int width)
         if (cgline_has_record(v, st->cg[i].key))
             continue;
         fprintf(f, "%-*s %-8s %-11s %-6s %7s %9.1f %10s %7s %7s %5s %6s\n", w,
-                fit_tail(cut, sizeof(cut), ctl_printable(lbl, sizeof(lbl), st->cg[i].path), w), "-", "-", "-", "-",
+                fit_tail(cut, sizeof(cut), proto_clean_text(lbl, sizeof(lbl), st->cg[i].path), w), "-", "-", "-", "-",
                 st->cg[i].reclaim_per_s, "-", "-", "-", "-", "-");
     }
 }
@@ -288,8 +279,21 @@ void show_status_json(struct ctl_json *j, const struct ctl_view *v)
         json_end(j);
     }
     json_end(j);
+    json_obj(j, "signals");
+    for (size_t i = 0; i < st->nsignals; i++)
+        json_str(j, st->signal[i].name, st->signal[i].origin);
+    json_end(j);
     for (int i = 0; i < CTL_PSI_COUNT; i++)
         json_f64(j, ctl_psi_names[i], st->psi[i]);
+    /* null: not said (the BPF source is off, or an older hakmemd) */
+    if (st->bpf_ringbuf_dropped >= 0)
+        json_i64(j, "bpf_ringbuf_dropped", st->bpf_ringbuf_dropped);
+    else
+        json_null(j, "bpf_ringbuf_dropped");
+    if (st->bpf_cgroup_table_full >= 0)
+        json_i64(j, "bpf_cgroup_table_full", st->bpf_cgroup_table_full);
+    else
+        json_null(j, "bpf_cgroup_table_full");
     json_arr(j, "cgroups");
     for (size_t i = 0; i < v->status_reply.ncgroups; i++) {
         const struct hakmem_ctl_cgroup *c = &v->status_reply.cgroups[i];
@@ -315,12 +319,13 @@ static void client_comm(const struct hakmem_ctl_client *c, char out[HAKMEM_COMM_
     out[HAKMEM_COMM_LEN - 1] = '\0';
 }
 
-/* A counter of a record, or false when the record does not carry it. */
-static bool client_counter(const struct hakmem_ctl_client *c, unsigned stat, uint64_t *v)
+/* A counter of a record (enum hakmem_counter_id), or false when the
+ * record does not carry it (an older shim reports fewer). */
+static bool client_counter(const struct hakmem_ctl_client *c, unsigned id, uint64_t *v)
 {
-    if (c->stats_updated_ns == 0 || stat >= c->ncounters || stat >= HAKMEM_STATS_MAX_COUNTERS)
+    if (c->stats_updated_ns == 0 || id >= HAKMEM_STATS_MAX_COUNTERS || !(c->counters_present >> id & 1))
         return false;
-    *v = c->counter[stat];
+    *v = c->counter[id];
     return true;
 }
 
@@ -331,49 +336,65 @@ static bool client_rss(const struct ctl_view *v, const struct hakmem_ctl_client 
     return v->same_pidns && ctl_proc_rss(v->proc_root, c->pid, comm, rss) == 0;
 }
 
+/* The part of the RSS given back lazily (MADV_FREE): shown next to it so
+ * that a reader sees why RSS stays up after a release. */
+static bool client_lazyfree(const struct ctl_view *v, const struct hakmem_ctl_client *c,
+                            uint64_t *lazy)
+{
+    char comm[HAKMEM_COMM_LEN];
+    client_comm(c, comm);
+    return v->same_pidns && ctl_proc_lazyfree(v->proc_root, c->pid, comm, lazy) == 0;
+}
+
 void show_clients_text(FILE *f, const struct ctl_view *v, int width)
 {
     const struct ctl_reply *r = &v->clients_reply;
     static const unsigned cols[] = {
-        HAKMEM_STAT_LEAN_DECOMMIT, HAKMEM_STAT_LEAN_RETIRE, HAKMEM_STAT_MADVISE_CALLS,
-        HAKMEM_STAT_BYTES_DECOMMITTED, HAKMEM_STAT_MODE_SWITCHES,
+        HAKMEM_COUNTER_ID(lean_decommit), HAKMEM_COUNTER_ID(lean_retire),
+        HAKMEM_COUNTER_ID(madvise_calls), HAKMEM_COUNTER_ID(bytes_decommitted),
+        HAKMEM_COUNTER_ID(mode_switches),
     };
     char lbl[4096], cut[4096], b[32];
 
     /* the cgroup comes last: paths are long, the numbers stay aligned and
-     * a narrow screen cuts only the path (keeping its end) */
-    fprintf(f, "%7s %-15s %-5s %-8s %7s %11s", "pid", "comm", "mode", "level", "rss", "superslabs");
+     * a narrow screen cuts only the path (keeping its end). The uid tells
+     * whose a process is: names are the processes' own choice. */
+    fprintf(f, "%7s %6s %-15s %-5s %-8s %7s %8s %11s", "pid", "uid", "comm", "mode", "level", "rss",
+            "lazyfree", "superslabs");
     for (size_t k = 0; k < sizeof(cols) / sizeof(cols[0]); k++)
-        fprintf(f, " %*s", (int)strlen(proto_stat_name(cols[k])), proto_stat_name(cols[k]));
+        fprintf(f, " %*s", (int)strlen(proto_counter_name(cols[k])), proto_counter_name(cols[k]));
     fputs(" cgroup\n", f);
     if (r->nclients == 0)
         fputs("(no client connected)\n", f);
-    /* the columns before the cgroup take 132 characters */
-    int w = width > 0 ? width - 133 : 0;
+    /* the columns before the cgroup take 148 characters */
+    int w = width > 0 ? width - 149 : 0;
 
     for (size_t i = 0; i < r->nclients; i++) {
         const struct hakmem_ctl_client *c = &r->clients[i];
         char comm[HAKMEM_COMM_LEN], pcomm[4 * HAKMEM_COMM_LEN], ss[48], mode[16];
-        uint64_t rss, live, cached;
+        uint64_t rss, lazy, live, cached;
+        char b2[32];
 
         client_comm(c, comm);
-        ctl_printable(pcomm, sizeof(pcomm), comm);
-        if (client_counter(c, HAKMEM_STAT_SUPERSLABS_LIVE, &live)
-            && client_counter(c, HAKMEM_STAT_SUPERSLABS_CACHED, &cached))
+        proto_clean_text(pcomm, sizeof(pcomm), comm);
+        if (client_counter(c, HAKMEM_COUNTER_ID(superslabs_live), &live)
+            && client_counter(c, HAKMEM_COUNTER_ID(superslabs_cached), &cached))
             snprintf(ss, sizeof(ss), "%" PRIu64 "/%" PRIu64, live, cached);
         else
             snprintf(ss, sizeof(ss), "-");
         snprintf(mode, sizeof(mode), "%s%s", c->stats_updated_ns ? proto_mode_name(c->mode) : "-",
                  c->ctl_mode != HAKMEM_CTL_MODE_AUTO ? "!" : "");
-        fprintf(f, "%7" PRIu32 " %-15s %-5s %-8s %7s %11s", c->pid, pcomm, mode,
+        fprintf(f, "%7" PRIu32 " %6" PRIu32 " %-15s %-5s %-8s %7s %8s %11s", c->pid, c->uid, pcomm,
+                mode,
                 c->stats_updated_ns ? proto_level_name(c->last_level) : "-",
-                client_rss(v, c, &rss) ? fmt_bytes(b, sizeof(b), rss) : "-", ss);
+                client_rss(v, c, &rss) ? fmt_bytes(b, sizeof(b), rss) : "-",
+                client_lazyfree(v, c, &lazy) ? fmt_bytes(b2, sizeof(b2), lazy) : "-", ss);
         for (size_t k = 0; k < sizeof(cols) / sizeof(cols[0]); k++) {
-            int cw = (int)strlen(proto_stat_name(cols[k]));
+            int cw = (int)strlen(proto_counter_name(cols[k]));
             uint64_t x;
             if (!client_counter(c, cols[k], &x))
                 fprintf(f, " %*s", cw, "-");
-            else if (cols[k] == HAKMEM_STAT_BYTES_DECOMMITTED)
+            else if (cols[k] == HAKMEM_COUNTER_ID(bytes_decommitted))
                 fprintf(f, " %*s", cw, fmt_bytes(b, sizeof(b), x));
             else
                 fprintf(f, " %*" PRIu64, cw, x);
@@ -424,11 +445,15 @@ void show_clients_json(struct ctl_json *j, const struct ctl_view *v)
             json_u64(j, "rss_bytes", rss);
         else
             json_null(j, "rss_bytes");
+        if (client_lazyfree(v, c, &rss))
+            json_u64(j, "lazyfree_bytes", rss);
+        else
+            json_null(j, "lazyfree_bytes");
         json_obj(j, "counters");
-        for (unsigned k = 0; k < HAKMEM_STAT_COUNT; k++) {
-            uint64_t x;
-            if (client_counter(c, k, &x))
-                json_u64(j, proto_stat_name(k), x);
+        for (unsigned k = 0; k < HAKMEM_COUNTER_COUNT; k++) {
+            uint64_t x;                 /* mode and level are shown above */
+            if (proto_counter_kind(k) != HAKMEM_KIND_STATE && client_counter(c, k, &x))
+                json_u64(j, proto_counter_name(k), x);
         }
         json_end(j);
         json_end(j);
@@ -437,6 +462,29 @@ void show_clients_json(struct ctl_json *j, const struct ctl_view *v)
 }
 
 /* ---- metrics ------------------------------------------------------------- */
+
+/* The end of the label set "{l="v",...}" that starts at line[i] (i itself
+ * when there is none), or 0 when it is malformed. */
+static size_t labels_end(const char *line, size_t n, size_t i)
+{
+    if (i >= n || line[i] != '{')
+        return i;
+    i++;
+    while (i < n && line[i] != '}') {
+        while (i < n && line[i] != '=')
+            i++;
+        if (++i >= n || line[i] != '"')
+            return 0;
+        for (i++; i < n && line[i] != '"'; i++)
+            if (line[i] == '\\')
+                i++;
+        if (i++ >= n)
+            return 0;
+        if (i < n && line[i] == ',')
+            i++;
+    }
+    return i < n ? i + 1 : 0;
+}
 
 /* One sample line "name{l="v",...} value [timestamp]" as JSON; false
  * when the line is not one (then nothing was written). */
@@ -454,24 +502,9 @@ static bool metric_sample(struct ctl_json *j, const char *line, size_t n)
 
     /* check the label set before writing anything */
     size_t labels = i;
-    if (i < n && line[i] == '{') {
-        i++;
-        while (i < n && line[i] != '}') {
-            while (i < n && line[i] != '=')
-                i++;
-            if (++i >= n || line[i] != '"')
-                return false;
-            for (i++; i < n && line[i] != '"'; i++)
-                if (line[i] == '\\')
-                    i++;
-            if (i++ >= n)
-                return false;
-            if (i < n && line[i] == ',')
-                i++;
-        }
-        if (i++ >= n)
-            return false;
-    }
+    i = labels_end(line, n, i);
+    if (i == 0)
+        return false;
     while (i < n && line[i] == ' ')
         i++;
     size_t vstart = i;

@@ -2,8 +2,12 @@
  * line:
  *   version V | pid N | uptime_s N | clients N
  *   source NAME on | source NAME off REASON TEXT
+ *   signal NAME ORIGIN TEXT
  *   psi_some_avg10 F | psi_some_avg60 F | psi_full_avg10 F | psi_full_avg60 F
  *   cgroup KEY PATH RECLAIM_PER_S        (PATH may hold spaces)
+ *   bpf_ringbuf_dropped N | bpf_cgroup_table_full N   (with the BPF source)
+ *   limit KEY PATH                       (the cgroup whose limit governs KEY:
+ *                                         itself or an ancestor; kept as is)
  * Lines of other names are kept as they are (a newer daemon may say
  * more); a known line that does not parse is counted, not fatal.
  *
@@ -101,6 +105,21 @@ static int parse_source(struct ctl_status *st, char *rest)
     return 0;
 }
 
+/* "NAME ORIGIN..." */
+static int parse_signal(struct ctl_status *st, char *rest)
+{
+    char *sp = strchr(rest, ' ');
+    if (!sp || st->nsignals >= CTL_SIGNALS_MAX)
+        return -EINVAL;
+    *sp = '\0';
+    if (!*rest || strlen(rest) >= sizeof(st->signal[0].name) || !sp[1])
+        return -EINVAL;
+    struct ctl_signal *g = &st->signal[st->nsignals++];
+    strcpy(g->name, rest);
+    snprintf(g->origin, sizeof(g->origin), "%s", sp + 1);
+    return 0;
+}
+
 /* "KEY PATH RECLAIM_PER_S": the path is all between the first and the
  * last space. */
 static int parse_cgroup(struct ctl_status *st, char *rest)
@@ -149,8 +168,14 @@ static int parse_line(struct ctl_status *st, char *line)
         return parse_i64(rest, &st->uptime_s);
     if (strcmp(line, "clients") == 0)
         return parse_i64(rest, &st->clients);
+    if (strcmp(line, "bpf_ringbuf_dropped") == 0)
+        return parse_i64(rest, &st->bpf_ringbuf_dropped);
+    if (strcmp(line, "bpf_cgroup_table_full") == 0)
+        return parse_i64(rest, &st->bpf_cgroup_table_full);
     if (strcmp(line, "source") == 0)
         return parse_source(st, rest);
+    if (strcmp(line, "signal") == 0)
+        return parse_signal(st, rest);
     if (strcmp(line, "cgroup") == 0)
         return parse_cgroup(st, rest);
     for (int i = 0; i < CTL_PSI_COUNT; i++)
@@ -162,7 +187,7 @@ static int parse_line(struct ctl_status *st, char *line)
 int ctl_status_parse(const char *text, size_t len, struct ctl_status *st)
 {
     memset(st, 0, sizeof(*st));
-    st->pid = st->uptime_s = st->clients = -1;
+    st->pid = st->uptime_s = st->clients = st->bpf_ringbuf_dropped = st->bpf_cgroup_table_full = -1;
     for (int i = 0; i < CTL_PSI_COUNT; i++)
         st->psi[i] = NAN;
 

@@ -151,11 +151,11 @@ int ctl_cgroup_key(const char *cgroup_root, const char *arg, uint64_t *key, char
     return resolve_rel(root, rel, key, dir, dirlen);
 }
 
-/* Reads proc_root/PID/status into buf (NUL-terminated). */
-static int read_status(const char *proc_root, uint32_t pid, char *buf, size_t len)
+/* Reads proc_root/PID/NAME into buf (NUL-terminated). */
+static int read_proc(const char *proc_root, uint32_t pid, const char *name, char *buf, size_t len)
 {
     char p[PATH_MAX];
-    if ((size_t)snprintf(p, sizeof(p), "%s/%u/status", proc_root, pid) >= sizeof(p))
+    if ((size_t)snprintf(p, sizeof(p), "%s/%u/%s", proc_root, pid, name) >= sizeof(p))
         return -ENAMETOOLONG;
     int fd = open(p, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -211,19 +211,14 @@ static bool name_is(const char *text, const char *comm)
 bool ctl_proc_is(const char *proc_root, uint32_t pid, const char *comm)
 {
     char text[4096];
-    return read_status(proc_root, pid, text, sizeof(text)) == 0 && name_is(text, comm);
+    return read_proc(proc_root, pid, "status", text, sizeof(text)) == 0 && name_is(text, comm);
 }
 
-int ctl_proc_rss(const char *proc_root, uint32_t pid, const char *comm, uint64_t *bytes)
+/* "Field:   N kB" of a /proc text, in bytes. */
+static int kb_field(const char *text, const char *field, uint64_t *bytes)
 {
-    char text[8192];
     size_t n;
-    int rc = read_status(proc_root, pid, text, sizeof(text));
-    if (rc < 0)
-        return rc;
-    if (!name_is(text, comm))
-        return -ESRCH;
-    const char *v = status_field(text, "VmRSS", &n);
+    const char *v = status_field(text, field, &n);
     if (!v)
         return -ENODATA;
     char *end;
@@ -233,4 +228,27 @@ int ctl_proc_rss(const char *proc_root, uint32_t pid, const char *comm, uint64_t
         return -ENODATA;
     *bytes = (uint64_t)kb * 1024;
     return 0;
+}
+
+int ctl_proc_rss(const char *proc_root, uint32_t pid, const char *comm, uint64_t *bytes)
+{
+    char text[8192];
+    int rc = read_proc(proc_root, pid, "status", text, sizeof(text));
+    if (rc < 0)
+        return rc;
+    if (!name_is(text, comm))
+        return -ESRCH;
+    return kb_field(text, "VmRSS", bytes);
+}
+
+int ctl_proc_lazyfree(const char *proc_root, uint32_t pid, const char *comm, uint64_t *bytes)
+{
+    char text[4096];
+    /* name first: smaps_rollup says nothing of whose it is */
+    if (!ctl_proc_is(proc_root, pid, comm))
+        return -ESRCH;
+    int rc = read_proc(proc_root, pid, "smaps_rollup", text, sizeof(text));
+    if (rc < 0)
+        return rc;
+    return kb_field(text, "LazyFree", bytes);
 }

@@ -28,15 +28,13 @@
 #include "ctl.h"
 #include "msg.h"
 
-#ifndef HAKMEM_VERSION
-#define HAKMEM_VERSION "unknown"
-#endif
-
 #define DEFAULT_TIMEOUT_S  5.0 /* a healthy daemon answers in microseconds */
 #define DEFAULT_INTERVAL_S 2.0 /* watch: as often as PSI's 2 s windows move */
 
 struct ctl_opts {
-    char sock[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* RUNTIME_DIR/control.sock */
+    char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];  /* RUNTIME_DIR/control.sock */
+    char msock[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* RUNTIME_DIR/metrics.sock */
+    const char *socket;   /* --socket NAME: that one only */
     const char *runtime_dir;
     const char *cgroup_root;
     bool json;
@@ -44,6 +42,8 @@ struct ctl_opts {
     double interval_s; /* watch */
     long count;        /* watch: frames, 0 = until q */
     unsigned level;    /* lean on: enum hakmem_level, NONE = daemon default */
+    const char *listen; /* metrics: serve over HTTP on ADDR:PORT */
+    bool per_process;   /* metrics: ask for the per-process series too */
     /* which command-specific options were given, for the usage check */
     bool has_interval, has_count, has_level;
 };
@@ -68,7 +68,8 @@ static const char usage_main[] =
     "                         force LEAN (on) or FAST (off) on TARGET, or let it\n"
     "                         follow pressure again (auto); TARGET is a cgroup\n"
     "                         path, a pid or 'all' (root or group hakmem only)\n"
-    "  metrics                Prometheus text exposition (hakmem_* metrics)\n"
+    "  metrics                Prometheus text exposition (hakmem_* metrics), or\n"
+    "                         with --listen ADDR:PORT an HTTP exporter of it\n"
     "  help [COMMAND]         this text, or a command's\n"
     "\n"
     "Options (anywhere on the line):\n"
@@ -78,6 +79,11 @@ static const char usage_main[] =
     "  --timeout SECONDS      how long to wait for hakmemd's answer (default 5)\n"
     "  --cgroup-root DIR      where the cgroup hierarchies are mounted (default\n"
     "                         " CTL_CGROUP_ROOT "), for lean's cgroup paths\n"
+    "  --socket NAME          talk through RUNTIME_DIR/NAME only: control.sock (every\n"
+    "                         command) or metrics.sock (read-only, for root and the\n"
+    "                         metrics group); by default status, clients, watch and\n"
+    "                         metrics use metrics.sock when this user may, else\n"
+    "                         control.sock\n"
     "  -h, --help             help; after a command, that command's help\n"
     "  -V, --version          hakmemctl's version\n"
     "\n"
@@ -94,17 +100,23 @@ static const char usage_status[] =
     "Usage: hakmemctl [--json] status\n"
     "\n"
     "hakmemd's version, pid, uptime and number of clients; each pressure source\n"
-    "(bpf, psi, usage), on or off with the reason; host-wide PSI memory some/full\n"
+    "(bpf, psi, usage, events), on or off with the reason; where each signal\n"
+    "comes from on this kernel (reclaim, scanned pages, oom, psi, usage,\n"
+    "memory_events: the tracepoint or file, or none and why); host-wide PSI memory some/full\n"
     "avg10/avg60 (%); and one row per cgroup (or override) hakmemd tracks: its\n"
     "level (none, low, medium, critical), the reason for it, whether an operator\n"
     "forced it, clients, reclaim events per second and in total, usage, limit,\n"
     "use% and PSI some avg10.\n"
     "\n"
     "--json prints one object: version, pid, uptime_s, clients, sources\n"
-    "{NAME: {on, reason}}, psi_some_avg10, psi_some_avg60, psi_full_avg10,\n"
+    "{NAME: {on, reason}}, signals {NAME: origin}, psi_some_avg10, psi_some_avg60, psi_full_avg10,\n"
     "psi_full_avg60, cgroups [{key, kind (cgroup, all, pid), path, level,\n"
     "reason, override, nclients, reclaim_per_s, reclaim_events, reclaim_ns,\n"
-    "usage_bytes, limit_bytes (null: none), psi_some_avg10, updated_ns}], other.\n";
+    "usage_bytes, limit_bytes (null: none), psi_some_avg10, updated_ns}], other.\n"
+    "\n"
+    "With the bpf source, a line says what its program lost: notifications (its\n"
+    "ring buffer full) and events (its per-cgroup table full); in --json\n"
+    "bpf_ringbuf_dropped and bpf_cgroup_table_full (null without the source).\n";
 
 static const char usage_clients[] =
     "Usage: hakmemctl [--json] clients\n"
@@ -112,14 +124,17 @@ static const char usage_clients[] =
     "One row per process registered with hakmemd: pid (in hakmemd's pid\n"
     "namespace), comm, mode (fast or lean; '!' when forced on that pid), last\n"
     "level applied, RSS (VmRSS from /proc; '-' when this /proc does not show\n"
-    "hakmemd's pids), superslabs live/cached, the counters lean_decommit,\n"
+    "hakmemd's pids), lazyfree (LazyFree from /proc/PID/smaps_rollup: the part of\n"
+    "the RSS given back with MADV_FREE, which the kernel takes first under\n"
+    "pressure; RSS minus it is what the process still holds; '-' when it may not\n"
+    "be read), superslabs live/cached, the counters lean_decommit,\n"
     "lean_retire, madvise_calls, bytes_decommitted, mode_switches, and last the\n"
     "cgroup (its path when hakmemd reports one, else #KEY).\n"
     "\n"
     "--json prints {\"clients\": [{pid, uid, comm, cgroup_key, cgroup_path,\n"
     "stats, mode, last_level, override (auto, on, off), lean_env,\n"
-    "follows_daemon, connected_ns, stats_updated_ns, rss_bytes (null when\n"
-    "unknown), counters {NAME: N}}]}.\n";
+    "follows_daemon, connected_ns, stats_updated_ns, rss_bytes, lazyfree_bytes\n"
+    "(null when unknown), counters {NAME: N}}]}.\n";
 
 static const char usage_watch[] =
     "Usage: hakmemctl [--json] watch [--interval SECONDS] [--count N]\n"
@@ -156,14 +171,26 @@ static const char usage_lean[] =
     "                 trimmed); default: medium\n";
 
 static const char usage_metrics[] =
-    "Usage: hakmemctl [--json] metrics\n"
+    "Usage: hakmemctl [--json] metrics [--per-process]\n"
+    "       hakmemctl metrics --listen ADDR:PORT [--per-process]\n"
     "\n"
     "hakmemd's metrics in the Prometheus text exposition format (metric names\n"
     "hakmem_*), for a node_exporter textfile collector or any scraper, e.g.\n"
     "  hakmemctl metrics > /var/lib/node_exporter/hakmem.prom.$$ &&\n"
     "    mv /var/lib/node_exporter/hakmem.prom.$$ /var/lib/node_exporter/hakmem.prom\n"
     "--json prints {samples: [{name, labels, value}], help: {...}, type: {...}}\n"
-    "(values that are not finite as the strings NaN, +Inf, -Inf).\n";
+    "(values that are not finite as the strings NaN, +Inf, -Inf).\n"
+    "\n"
+    "  --per-process        ask hakmemd for the per-process series too (labels\n"
+    "                       pid, uid, comm, cgroup); it sends none by default,\n"
+    "                       since pids are unbounded\n"
+    "  --listen ADDR:PORT   serve them over HTTP until SIGTERM or SIGINT: GET and\n"
+    "                       HEAD /metrics, 404 for other paths, 405 for other\n"
+    "                       methods; as any user (it only reads). Each scrape asks\n"
+    "                       hakmemd anew (within --timeout) and adds hakmem_up (1:\n"
+    "                       hakmemd answered) and hakmem_scrape_duration_seconds.\n"
+    "                       ADDR:PORT is 127.0.0.1:9477, [::1]:9477, or :9477 for\n"
+    "                       every address; port 0 picks a free one (logged)\n";
 
 struct command {
     const char *name;
@@ -192,25 +219,28 @@ static int fail(int code, const char *msg)
 
 /* ---- talking to hakmemd -------------------------------------------------- */
 
-/* One request; the answer in *r. Returns an exit code, with the message
- * for anything but CTL_EXIT_OK in err. A daemon status other than 0 is
- * left in r->status for the caller (CTL_EXIT_OK is returned). */
-static int call(const struct ctl_opts *o, const struct hakmem_ctl_req *q, struct ctl_reply *r,
-                char *err, size_t errlen)
+/* One request on the socket at path; the answer in *r. Returns an exit
+ * code, with the message for anything but CTL_EXIT_OK in err;
+ * *connected says whether the connection was made. A daemon status other
+ * than 0 is left in r->status for the caller (CTL_EXIT_OK is returned). */
+static int call_on(const struct ctl_opts *o, const char *path, const struct hakmem_ctl_req *q,
+                   struct ctl_reply *r, char *err, size_t errlen, bool *connected)
 {
     memset(r, 0, sizeof(*r));
-    int fd = ctl_connect(o->sock);
+    *connected = false;
+    int fd = ctl_connect(path);
     if (fd < 0) {
         int e = -fd;
         if (e == ENOENT || e == ECONNREFUSED || e == ENOTDIR || e == ENOTSOCK) {
-            snprintf(err, errlen, "hakmemd is not running: cannot connect to %s (%s)", o->sock,
+            snprintf(err, errlen, "hakmemd is not running: cannot connect to %s (%s)", path,
                      strerror(e));
             return CTL_EXIT_NOT_RUNNING;
         }
         snprintf(err, errlen, "%scannot connect to %s (%s)",
-                 e == EACCES || e == EPERM ? "permission denied: " : "", o->sock, strerror(e));
+                 e == EACCES || e == EPERM ? "permission denied: " : "", path, strerror(e));
         return e == EACCES || e == EPERM ? CTL_EXIT_DENIED : CTL_EXIT_ERROR;
     }
+    *connected = true;
     int rc = ctl_exchange(fd, q, o->timeout_ms, r);
     close(fd);
     switch (rc) {
@@ -218,11 +248,14 @@ static int call(const struct ctl_opts *o, const struct hakmem_ctl_req *q, struct
         return CTL_EXIT_OK;
     case -ETIMEDOUT:
         snprintf(err, errlen, "hakmemd did not answer within %.1f s (%s)", o->timeout_ms / 1000.0,
-                 o->sock);
+                 path);
         break;
     case -ECONNRESET:
     case -EPIPE:
-        snprintf(err, errlen, "hakmemd closed the connection before the end of its answer");
+        if (r->datagrams == 0)
+            snprintf(err, errlen, "hakmemd closed the connection without an answer (%s)", path);
+        else
+            snprintf(err, errlen, "hakmemd closed the connection before the end of its answer");
         break;
     case -EPROTONOSUPPORT:
         snprintf(err, errlen, "hakmemd speaks another protocol version (hakmemctl speaks %d)",
@@ -234,23 +267,49 @@ static int call(const struct ctl_opts *o, const struct hakmem_ctl_req *q, struct
         snprintf(err, errlen, "hakmemd sent a malformed answer (%s)", strerror(-rc));
         break;
     default:
-        snprintf(err, errlen, "talking to hakmemd on %s failed: %s", o->sock, strerror(-rc));
+        snprintf(err, errlen, "talking to hakmemd on %s failed: %s", path, strerror(-rc));
         break;
     }
     ctl_reply_free(r);
     return CTL_EXIT_ERROR;
 }
 
-/* A daemon status other than 0, as a message and an exit code. */
-static int daemon_refused(int32_t status, char *err, size_t errlen)
+/* One request: reads go to metrics.sock when this user may connect there
+ * (its slots are the metrics group's and root's, out of anyone else's
+ * reach), and come back to control.sock when that does not work out;
+ * changes always go to control.sock. --socket picks one. */
+static int call(const struct ctl_opts *o, const struct hakmem_ctl_req *q, struct ctl_reply *r,
+                char *err, size_t errlen)
 {
-    int e = -status;
+    bool connected;
+    if (o->socket)
+        return call_on(o, o->sock, q, r, err, errlen, &connected);
+    if (q->command != HAKMEM_CTL_LEAN && access(o->msock, W_OK) == 0) {
+        int rc = call_on(o, o->msock, q, r, err, errlen, &connected);
+        if (connected && !(rc == CTL_EXIT_OK && r->refused))
+            return rc;
+        if (rc == CTL_EXIT_OK)
+            ctl_reply_free(r);
+    }
+    return call_on(o, o->sock, q, r, err, errlen, &connected);
+}
+
+/* A daemon status other than 0, as a message (the daemon's reason when
+ * it gave one) and an exit code. */
+static int daemon_refused(const struct ctl_reply *r, char *err, size_t errlen)
+{
+    int e = -r->status;
+    const char *why = r->text && r->text[0] ? r->text : NULL;
     if (e == EPERM || e == EACCES) {
-        snprintf(err, errlen, "permission denied: hakmemd refused (%s); this needs root or "
-                 "membership in the group hakmem", strerror(e));
+        if (why)
+            snprintf(err, errlen, "permission denied: %s", why);
+        else
+            snprintf(err, errlen, "permission denied: hakmemd refused (%s); this needs root or "
+                     "membership in the group hakmem", strerror(e));
         return CTL_EXIT_DENIED;
     }
-    snprintf(err, errlen, "hakmemd refused the request: %s", strerror(e));
+    snprintf(err, errlen, "hakmemd refused the %s: %s", r->refused ? "connection" : "request",
+             why ? why : strerror(e));
     return CTL_EXIT_ERROR;
 }
 
@@ -279,7 +338,7 @@ static int fetch_view(const struct ctl_opts *o, bool want_status, bool want_clie
         if (rc != CTL_EXIT_OK)
             return rc;
         if (v->clients_reply.status < 0)
-            return daemon_refused(v->clients_reply.status, err, errlen);
+            return daemon_refused(&v->clients_reply, err, errlen);
         v->have_clients = true;
     }
 
@@ -287,7 +346,7 @@ static int fetch_view(const struct ctl_opts *o, bool want_status, bool want_clie
     rc = call(o, &q, &v->status_reply, want_status ? err : ignored,
               want_status ? errlen : sizeof(ignored));
     if (rc == CTL_EXIT_OK && v->status_reply.status < 0)
-        rc = daemon_refused(v->status_reply.status, want_status ? err : ignored,
+        rc = daemon_refused(&v->status_reply, want_status ? err : ignored,
                             want_status ? errlen : sizeof(ignored));
     if (rc != CTL_EXIT_OK)
         return want_status ? rc : CTL_EXIT_OK;
@@ -371,10 +430,22 @@ static int cmd_metrics(struct ctl_opts *o, int argc, char **argv)
     struct ctl_reply r;
     char err[512];
 
-    proto_ctl_req_init(&q, HAKMEM_CTL_METRICS);
+    if (o->listen) {
+        struct ctl_exporter_opts x = { .listen = o->listen, .sock = o->sock,
+                                       .msock = o->socket ? NULL : o->msock,
+                                       .timeout_ms = o->timeout_ms, .per_process = o->per_process };
+        int rc = ctl_exporter_run(&x, err, sizeof(err));
+        if (rc == CTL_EXIT_USAGE)
+            return usage_error("%s", err);
+        return rc == CTL_EXIT_OK ? rc : fail(rc, err);
+    }
+    ctl_metrics_req(&q, o->per_process);
     int rc = call(o, &q, &r, err, sizeof(err));
-    if (rc == CTL_EXIT_OK && r.status < 0)
-        rc = daemon_refused(r.status, err, sizeof(err));
+    if (rc == CTL_EXIT_OK && r.status < 0) {
+        rc = daemon_refused(&r, err, sizeof(err));
+        size_t n = strlen(err);
+        snprintf(err + n, sizeof(err) - n, "%s", ctl_metrics_refusal(&q, r.status));
+    }
     if (rc != CTL_EXIT_OK) {
         ctl_reply_free(&r);
         return fail(rc, err);
@@ -457,15 +528,15 @@ static int cmd_lean(struct ctl_opts *o, int argc, char **argv)
     struct ctl_reply r;
     int rc = call(o, &q, &r, err, sizeof(err));
     int32_t st = r.status;
+    if (rc == CTL_EXIT_OK && st == -ENOENT && !r.refused) {
+        snprintf(err, sizeof(err), "hakmemd knows no %s", what);
+        rc = CTL_EXIT_ERROR;
+    } else if (rc == CTL_EXIT_OK && st < 0) {
+        rc = daemon_refused(&r, err, sizeof(err));
+    }
     ctl_reply_free(&r);
     if (rc != CTL_EXIT_OK)
         return fail(rc, err);
-    if (st == -ENOENT) {
-        snprintf(err, sizeof(err), "hakmemd knows no %s", what);
-        return fail(CTL_EXIT_ERROR, err);
-    }
-    if (st < 0)
-        return fail(daemon_refused(st, err, sizeof(err)), err);
 
     const char *lvl = q.mode != HAKMEM_CTL_MODE_ON ? NULL
                       : q.level ? proto_level_name(q.level) : "default";
@@ -735,7 +806,7 @@ static const struct command *find_command(const char *name)
 }
 
 enum { OPT_RUNTIME_DIR = 256, OPT_JSON, OPT_TIMEOUT, OPT_CGROUP_ROOT, OPT_INTERVAL, OPT_COUNT,
-       OPT_LEVEL };
+       OPT_LEVEL, OPT_LISTEN, OPT_PER_PROCESS, OPT_SOCKET };
 
 static bool parse_seconds(const char *s, double min, double max, double *out)
 {
@@ -758,6 +829,9 @@ int main(int argc, char **argv)
         { "interval", required_argument, NULL, OPT_INTERVAL },
         { "count", required_argument, NULL, OPT_COUNT },
         { "level", required_argument, NULL, OPT_LEVEL },
+        { "listen", required_argument, NULL, OPT_LISTEN },
+        { "per-process", no_argument, NULL, OPT_PER_PROCESS },
+        { "socket", required_argument, NULL, OPT_SOCKET },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -788,6 +862,12 @@ int main(int argc, char **argv)
         case OPT_CGROUP_ROOT:
             o.cgroup_root = optarg;
             break;
+        case OPT_SOCKET:
+            if (strcmp(optarg, CTL_SOCK_NAME) != 0 && strcmp(optarg, CTL_METRICS_SOCK_NAME) != 0)
+                return usage_error("--socket: %s or %s, not '%s'", CTL_SOCK_NAME,
+                                   CTL_METRICS_SOCK_NAME, optarg);
+            o.socket = optarg;
+            break;
         case OPT_INTERVAL:
             if (!parse_seconds(optarg, 0.1, 86400, &o.interval_s))
                 return usage_error("--interval: not a number of seconds in [0.1, 86400]: '%s'",
@@ -804,21 +884,21 @@ int main(int argc, char **argv)
             break;
         }
         case OPT_LEVEL:
-            if (strcmp(optarg, "low") == 0)
-                o.level = HAKMEM_LEVEL_LOW;
-            else if (strcmp(optarg, "medium") == 0)
-                o.level = HAKMEM_LEVEL_MEDIUM;
-            else if (strcmp(optarg, "critical") == 0)
-                o.level = HAKMEM_LEVEL_CRITICAL;
-            else
+            if (proto_level_parse(optarg, &o.level) < 0 || o.level == HAKMEM_LEVEL_NONE)
                 return usage_error("--level: low, medium or critical, not '%s'", optarg);
             o.has_level = true;
+            break;
+        case OPT_LISTEN:
+            o.listen = optarg;
+            break;
+        case OPT_PER_PROCESS:
+            o.per_process = true;
             break;
         case 'h':
             help = true;
             break;
         case 'V':
-            printf("hakmemctl %s (protocol %d)\n", HAKMEM_VERSION, HAKMEM_PROTO_VERSION);
+            printf("hakmemctl %s (protocol %d)\n", HAKMEM_VERSION_STRING, HAKMEM_PROTO_VERSION);
             return finish_stdout();
         case ':':
             return usage_error("option %s needs an argument", argv[optind - 1]);
@@ -863,12 +943,18 @@ int main(int argc, char **argv)
         return usage_error("--interval and --count go with watch only");
     if (o.has_level && cmd->run != cmd_lean)
         return usage_error("--level goes with lean only");
+    if ((o.listen || o.per_process) && cmd->run != cmd_metrics)
+        return usage_error("--listen and --per-process go with metrics only");
+    if (o.listen && o.json)
+        return usage_error("--listen serves the Prometheus text; --json does not go with it");
 
     if (!o.runtime_dir) {
         const char *env = getenv("HAKMEM_RUNTIME_DIR");
         o.runtime_dir = env && *env ? env : CTL_DEFAULT_RUNTIME_DIR;
     }
-    if (ctl_socket_path(o.runtime_dir, o.sock, sizeof(o.sock)) < 0)
+    if (ctl_socket_path(o.runtime_dir, o.socket ? o.socket : CTL_SOCK_NAME, o.sock,
+                        sizeof(o.sock)) < 0 ||
+        ctl_socket_path(o.runtime_dir, CTL_METRICS_SOCK_NAME, o.msock, sizeof(o.msock)) < 0)
         return usage_error("runtime directory too long for a socket path: %s", o.runtime_dir);
     signal(SIGPIPE, SIG_IGN);
     return cmd->run(&o, nargs - 1, args + 1);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tools/setup.sh: install what hakmem needs on Debian (only the packages
 # that are missing; needs root for that), then configure and build into
-# build/. Safe to run again.
+# build/, and the ThreadSanitizer build (suite tsan) into build-tsan/.
+# Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,13 +11,26 @@ PKGS=(
   gcc pkg-config meson ninja-build check
   # the daemon: BPF programs (clang, bpftool skeletons, libbpf), sandbox
   clang llvm libbpf-dev bpftool libseccomp-dev
-  # the libFuzzer runtime for the ring/message fuzz test
+  # the libFuzzer runtime for the fuzz tests (ring/messages, env, maps)
   libclang-rt-14-dev
+  # the ThreadSanitizer runtime (build-tsan)
+  libtsan2
   # tests: real programs run on the shim, and the memory checkers
   python3 perl sqlite3 git valgrind time strace systemd  # systemd: systemd-analyze for tests/ctl
-  g++ redis-server redis-tools  # tools/chaos.sh: a C++ threads program, redis under redis-benchmark
+  # tests/ctl: promtool (check metrics) from Debian's prometheus package,
+  # 19 MB, ~35 s to fetch and install; its server is not started here (no
+  # systemd as pid 1 on CI; on a systemd host the package enables it)
+  prometheus
+  # tests/deploy: YAML and JSON Schema for the manifests, and shellcheck
+  python3-yaml python3-jsonschema shellcheck
+  # tools/bench/density.py: its plot, and redis as one of its workloads;
+  # tools/chaos.sh: a C++ threads program, redis under redis-benchmark
+  python3-matplotlib g++ redis-server redis-tools
   # benchmarks: the peers hakmem is compared with
   libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4
+  # tools/vm.sh: the cgroup v2 guest (qemu TCG, a busybox initramfs packed
+  # with cpio, a scratch ext4 disk, the kernel's xz payload unpacked)
+  qemu-system-x86 busybox-static cpio e2fsprogs xz-utils
 )
 
 missing=()
@@ -38,4 +52,8 @@ if [[ ! -f build/build.ninja ]]; then
   meson setup build --buildtype=release >/dev/null
 fi
 ninja -C build >/dev/null
-echo "setup: built build/shim/libhakmem.so"
+if [[ ! -f build-tsan/build.ninja ]]; then
+  meson setup build-tsan --buildtype=release -Dsanitize_tsan=true >/dev/null
+fi
+ninja -C build-tsan >/dev/null
+echo "setup: built build/shim/libhakmem.so and build-tsan/"

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "hakmem_version.h" /* HAKMEM_VERSION_MAJOR, _MINOR, _PATCH, _STRING */
 
 #ifdef __cplusplus
 extern "C" {
@@ -21,9 +22,6 @@ extern "C" {
 #else
 #define HAKMEM_API
 #endif
-
-#define HAKMEM_VERSION_MAJOR 0
-#define HAKMEM_VERSION_MINOR 1
 
 /* Counters, in the order hakmem_stats_print() prints them. Names are the
  * ones used everywhere (stats output, hakmemctl, metrics). */

@@ -29,7 +29,9 @@ def args():
     p.add_argument("--shim", default="")
     p.add_argument("--build-root", default="")
     p.add_argument("--unit", default="")
+    p.add_argument("--exporter-unit", default="")
     p.add_argument("--dropin", default="")
+    p.add_argument("--attack", default="", help="tests/security's sec_attack")
     return p.parse_args()
 
 
@@ -124,6 +126,17 @@ def copy_for_nobody(path, tmp):
     return dst
 
 
+def need_namespaces():
+    """Skips (77) unless unshare can make mount and pid namespaces here."""
+    for tool in ("unshare", "mount"):
+        if not shutil.which(tool):
+            skip("%s (util-linux) not installed" % tool)
+    probe = subprocess.run(["unshare", "--mount", "--pid", "--fork", "--mount-proc", "true"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        skip("cannot create mount and pid namespaces here: " + probe.stderr.strip())
+
+
 def can_switch_user():
     if os.geteuid() != 0:
         return "not root: cannot run a command as nobody"
@@ -173,15 +186,22 @@ class Daemon:
             return f.read()
 
     def stop(self):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(10)
-            except sp.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
+        stop_process(self.p, signal.SIGTERM, 10)
         self.log.close()
         return self.p.returncode
+
+
+def stop_process(p, sig=signal.SIGTERM, timeout=10):
+    """Sends sig to p (a Popen) if it still runs, waits up to timeout
+    seconds, then kills it. Its exit status."""
+    if p.poll() is None:
+        p.send_signal(sig)
+        try:
+            p.wait(timeout)
+        except sp.TimeoutExpired:
+            p.kill()
+            p.wait()
+    return p.returncode
 
 
 class Clients:
@@ -223,6 +243,30 @@ def poll_json(cmd, pred, timeout=10, interval=0.1):
         if time.time() > deadline:
             return r, v
         time.sleep(interval)
+
+
+def child_memcg(tag):
+    """A memory cgroup of our own below ours, named TAG-PID: (its path in the
+    hierarchy, its directory, our own path). Skips (77) when it cannot be
+    made; remove it with remove_memcg."""
+    own_path, own_dir = memcg_of(os.getpid())
+    child_dir = os.path.join(own_dir, "%s-%d" % (tag, os.getpid()))
+    try:
+        os.mkdir(child_dir)
+    except OSError as e:
+        skip("cannot create a child memory cgroup under %s: %s" % (own_dir, e))
+    return own_path.rstrip("/") + "/" + os.path.basename(child_dir), child_dir, own_path
+
+
+def remove_memcg(child_dir):
+    """Removes a cgroup of ours once its processes are gone (up to 5 s)."""
+    for _ in range(50):
+        try:
+            os.rmdir(child_dir)
+            return
+        except OSError:
+            time.sleep(0.1)
+    print("warning: could not remove %s" % child_dir)
 
 
 def memcg_of(pid):

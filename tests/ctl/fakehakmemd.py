@@ -21,7 +21,7 @@ def magic4(s):
 
 REQ_MAGIC = magic4("HKCQ")
 RESP_MAGIC = magic4("HKCR")
-VERSION = 1
+VERSION = 2
 MSG_MAX = 4096
 REQ = struct.Struct("<IIIHHIIQII")            # struct hakmem_ctl_req, 40 bytes
 RESP = struct.Struct("<IIIiHHHHII")           # struct hakmem_ctl_resp, 32 bytes
@@ -32,10 +32,16 @@ assert (REQ.size, RESP.size, CGROUP.size, CLIENT.size) == (40, 32, 64, 312)
 STATUS, CLIENTS, LEAN, METRICS = 1, 2, 3, 4
 P_NONE, P_TEXT, P_CGROUPS, P_CLIENTS = 0, 1, 2, 3
 F_MORE = 1
+F_PER_PROCESS = 1                              # HAKMEM_CTL_REQ_F_PER_PROCESS (request flags)
 KEY_PID_BIT = 1 << 63
 LEVELS = ["none", "low", "medium", "critical"]
 REASON_OPERATOR, REASON_STARTUP = 6, 7
-N_STATS = 11  # HAKMEM_STAT_COUNT
+# HAKMEM_COUNTERS (shim/include/hakmem.h), in order: the record's counter[] index
+COUNTERS = ["mmap_calls", "munmap_calls", "madvise_calls", "superslabs_live", "superslabs_cached",
+            "large_live", "large_cached", "bytes_in_use", "bytes_committed", "bytes_decommitted",
+            "lean_decommit", "lean_retire", "mode_switches", "mode", "level", "guard_allocs",
+            "lean_decommit_eager", "tcache_stolen", "bytes_lazy"]
+N_STATS = len(COUNTERS)
 
 
 def resp(command, status=0, ptype=P_NONE, payload=b"", more=False, record_size=None):
@@ -47,7 +53,8 @@ def resp(command, status=0, ptype=P_NONE, payload=b"", more=False, record_size=N
 
 class FakeDaemon:
     """Serves RUNTIME_DIR/control.sock in a thread. mode: normal, garbage,
-    silent, close, version, bigtext, badtext."""
+    silent, close, version, bigtext, badtext, noflags (refuses requests with
+    flags, as hakmemd did before the per-process flag)."""
 
     def __init__(self, runtime_dir, mode="normal", cgroups=None, clients=None):
         self.dir = runtime_dir
@@ -96,7 +103,8 @@ class FakeDaemon:
         lines = ["version 9.9.9-fake", "pid %d" % os.getpid(), "uptime_s 3725",
                  "clients %d" % len(self.clients), "source bpf on",
                  "source psi off no PSI trigger here: v1 memory controller",
-                 "source usage on", "psi_some_avg10 1.25", "psi_some_avg60 0.50",
+                 "source usage on", "bpf_ringbuf_dropped 3", "bpf_cgroup_table_full 0",
+                 "psi_some_avg10 1.25", "psi_some_avg60 0.50",
                  "psi_full_avg10 0.00", "psi_full_avg60 0.00", "future_field 1 2 3"]
         for key, path in sorted(self.cgroups.items()):
             lines.append("cgroup %d %s %.2f" % (key, path, key / 100.0))
@@ -135,7 +143,7 @@ class FakeDaemon:
             if self.mode == "weird":
                 name = b"\xff\x80\"\\\x07abcdefghijklm"  # 16 bytes, no NUL
             recs.append(CLIENT.pack(key, 1000, 2000, pid, 0, 1 if mode == 1 else 0, 1, mode,
-                                    2, N_STATS, name, *counters))
+                                    2, (1 << N_STATS) - 1, name, *counters))
         return recs
 
     def send_chunks(self, conn, command, ptype, data, chunk):
@@ -148,7 +156,7 @@ class FakeDaemon:
         if len(data) != REQ.size:
             return
         magic, version, size, command, flags, target, mode, key, level, _ = REQ.unpack(data)
-        self.requests.append((command, target, mode, key, level))
+        self.requests.append((command, target, mode, key, level, flags))
         if self.mode == "silent":
             conn.recv(1)  # until the client gives up
             return
@@ -159,8 +167,11 @@ class FakeDaemon:
             return
         if self.mode == "version":
             r = bytearray(resp(command))
-            struct.pack_into("<I", r, 4, 2)
+            struct.pack_into("<I", r, 4, VERSION + 1)
             conn.send(bytes(r))
+            return
+        if self.mode == "noflags" and flags:
+            conn.send(resp(command, -errno.EINVAL))
             return
         if self.mode == "wrongcmd":
             conn.send(resp(METRICS if command != METRICS else STATUS))
@@ -182,13 +193,22 @@ class FakeDaemon:
             if not recs:
                 conn.send(resp(command))
         elif command == METRICS:
+            # as hakmemd: the per-process family only when the request asks
+            per_process = ("# HELP hakmem_client_mode Mode per process.\n"
+                           "# TYPE hakmem_client_mode gauge\n"
+                           'hakmem_client_mode{comm="a\\",pid=\\"1",pid="7",cgroup="/a"} 1\n')
             text = ("# HELP hakmem_clients Clients connected.\n# TYPE hakmem_clients gauge\n"
                     "hakmem_clients %d\n"
                     "# HELP hakmem_cgroup_level Pressure level (0 none .. 3 critical).\n"
                     "# TYPE hakmem_cgroup_level gauge\n"
                     'hakmem_cgroup_level{cgroup="/a \\"b\\"\\\\c"} 2\n'
+                    "# HELP hakmem_odd A cgroup label that says pid.\n"
+                    "# TYPE hakmem_odd gauge\n"
+                    'hakmem_odd{cgroup="pid=\\"3\\""} 1\n'
                     "# HELP hakmem_up_seconds Seconds since start.\n"
                     "# TYPE hakmem_up_seconds gauge\nhakmem_up_seconds +Inf\n" % len(self.clients))
+            if flags & F_PER_PROCESS:
+                text += per_process
             if self.mode == "bigtext":
                 text = "# " + "x" * 20000 + "\n" + text
             self.send_chunks(conn, command, P_TEXT, text.encode(), 1000)

@@ -12,6 +12,7 @@ import os
 import subprocess
 
 import ctltest as t
+import fakehakmemd as fk
 from fakehakmemd import FakeDaemon, KEY_PID_BIT
 import promcheck
 
@@ -80,7 +81,8 @@ with t.TempDir() as tmp:
     t.expect(r, 0, "status", err_empty=True)
     for s in ["hakmemd 9.9.9-fake", "up 1h02m05s", "21 clients", "bpf on",
               "psi off (no PSI trigger here: v1 memory controller)", "usage on", "some 1.25%/0.50%",
-              "/sys/fs/cgroup/memory/a b/c", "startup", "42.4", "256M", "25"]:
+              "/sys/fs/cgroup/memory/a b/c", "startup", "42.4", "256M", "25",
+              "bpf lost: 3 notifications (ring buffer full), 0 events (cgroup table full)"]:
         t.check(s in r.out, "status table shows %r" % s, r.out)
 
     r = t.run(base + ["--json", "status"])
@@ -94,6 +96,8 @@ with t.TempDir() as tmp:
                                  "usage": {"on": True, "reason": None}}, "status --json: sources", str(v))
         t.check(v["psi_some_avg10"] == 1.25 and v["psi_some_avg60"] == 0.5
                 and v["psi_full_avg10"] == 0, "status --json: psi", str(v))
+        t.check(v["bpf_ringbuf_dropped"] == 3 and v["bpf_cgroup_table_full"] == 0,
+                "status --json: what BPF lost", str(v))
         cg = {c["key"]: c for c in v["cgroups"]}
         t.check(set(cg) == {77, 4242}, "status --json: cgroups by key", str(v))
         c = cg.get(4242, {})
@@ -112,7 +116,7 @@ with t.TempDir() as tmp:
     t.expect(r, 0, "clients", err_empty=True)
     lines = r.out.splitlines()
     t.check(len(lines) == 22, "clients table: header and 21 rows (records over 3 datagrams)", r.out)
-    for col in ["pid", "comm", "cgroup", "mode", "rss", "superslabs", "lean_decommit",
+    for col in ["pid", "comm", "cgroup", "mode", "rss", "lazyfree", "superslabs", "lean_decommit",
                 "lean_retire", "madvise_calls", "bytes_decommitted", "mode_switches"]:
         t.check(col in lines[0].split(), "clients header has %s" % col, lines[0])
     me = [l for l in lines if l.split()[0] == str(os.getpid())]
@@ -132,29 +136,28 @@ with t.TempDir() as tmp:
                 and c["cgroup_path"] == "/sys/fs/cgroup/memory/a b/c" and c["mode"] == "fast"
                 and c["last_level"] == "low" and c["override"] == "auto" and c["lean_env"] is False
                 and c["follows_daemon"] is True and c["rss_bytes"] is None
+                and c["lazyfree_bytes"] is None
                 and c["connected_ns"] == 1000 and c["stats_updated_ns"] == 2000,
                 "clients --json: fields", str(c))
-        names = ["lean_decommit", "lean_retire", "madvise_calls", "mmap_calls", "munmap_calls",
-                 "bytes_decommitted", "bytes_committed", "bytes_in_use", "superslabs_live",
-                 "superslabs_cached", "mode_switches"]
-        t.check(list(c["counters"]) == names, "clients --json: counter names (DESIGN.md)",
+        names = [n for n in fk.COUNTERS if n not in ("mode", "level")]  # shown on their own
+        t.check(list(c["counters"]) == names, "clients --json: counter names (HAKMEM_COUNTERS)",
                 str(c["counters"]))
-        t.check(all(c["counters"][n] == i * 1000 + os.getpid() % 7 for i, n in enumerate(names)),
-                "clients --json: counter values", str(c["counters"]))
+        t.check(all(c["counters"][n] == fk.COUNTERS.index(n) * 1000 + os.getpid() % 7
+                    for n in names), "clients --json: counter values", str(c["counters"]))
 
     # --- lean ----------------------------------------------------------------
     d.requests.clear()
     r = t.run(base + ["lean", "all", "on"])
     t.expect(r, 0, "lean all on", out_has="all clients: lean on (level default)")
-    t.check(d.requests[-1] == (3, 0, 1, 0, 0), "lean all on: request fields", str(d.requests))
+    t.check(d.requests[-1] == (3, 0, 1, 0, 0, 0), "lean all on: request fields", str(d.requests))
     r = t.run(base + ["lean", str(os.getpid()), "off"])
     t.expect(r, 0, "lean PID off")
-    t.check(d.requests[-1] == (3, 2, 2, os.getpid(), 0), "lean PID off: request fields")
+    t.check(d.requests[-1] == (3, 2, 2, os.getpid(), 0, 0), "lean PID off: request fields")
     r = t.run(base + ["--json", "lean", "all", "on", "--level", "critical"])
     v = t.parse_json(r, "lean --json")
     t.check(v == {"target": "all", "key": None, "path": None, "mode": "on", "level": "critical"},
             "lean --json", str(v))
-    t.check(d.requests[-1] == (3, 0, 1, 0, 3), "lean --level critical: level 3 sent")
+    t.check(d.requests[-1] == (3, 0, 1, 0, 3, 0), "lean --level critical: level 3 sent")
     r = t.run(base + ["--json", "clients"])
     v = t.parse_json(r, "clients --json after lean PID off")
     if v:
@@ -214,10 +217,25 @@ with t.TempDir() as tmp:
         t.expect(r, 0, "status as nobody works")
 
     # --- metrics ---------------------------------------------------------------
+    # hakmemd decides what it sends: hakmemctl asks (the request's flag)
+    # and prints what came, unfiltered
     r = t.run(base + ["metrics"])
     t.expect(r, 0, "metrics", out_has="hakmem_clients 21\n", err_empty=True)
+    t.check(d.requests[-1][0] == 4 and d.requests[-1][5] == 0,
+            "metrics: a METRICS request without the per-process flag", str(d.requests[-1]))
     t.check(not promcheck.problems(r.out), "metrics pass the exposition check",
             str(promcheck.problems(r.out)))
+    t.check("hakmem_client_mode" not in r.out and 'hakmem_odd{cgroup="pid=\\"3\\""} 1\n' in r.out
+            and r.out.endswith("hakmem_up_seconds +Inf\n"),
+            "metrics: what the daemon sent, as it sent it", r.out)
+    r = t.run(base + ["metrics", "--per-process"])
+    t.expect(r, 0, "metrics --per-process", err_empty=True)
+    t.check(d.requests[-1][0] == 4 and d.requests[-1][5] == fk.F_PER_PROCESS,
+            "metrics --per-process: the request carries HAKMEM_CTL_REQ_F_PER_PROCESS",
+            str(d.requests[-1]))
+    t.check('hakmem_client_mode{comm="a\\",pid=\\"1",pid="7",cgroup="/a"} 1\n' in r.out
+            and not promcheck.problems(r.out), "metrics --per-process: the per-process series",
+            r.out)
     r = t.run(base + ["--json", "metrics"])
     v = t.parse_json(r, "metrics --json")
     if v:
@@ -291,9 +309,18 @@ with t.TempDir() as tmp:
                     "comm: 15 bytes at most, invalid UTF-8 as U+FFFD", repr(v["clients"][0]["comm"]))
     d.close()
 
+    # --- a hakmemd from before the per-process flag ---------------------------
+    d = FakeDaemon(run_dir, mode="noflags")
+    r = t.run(base + ["metrics"])
+    t.expect(r, 0, "older hakmemd: metrics works", out_has="hakmem_clients 21\n")
+    r = t.run(base + ["metrics", "--per-process"])
+    t.expect(r, 1, "older hakmemd: metrics --per-process exits 1, saying why",
+             err_has="does not know --per-process")
+    d.close()
+
     # --- misbehaving daemons ---------------------------------------------------
     for mode, msg in [("garbage", "hakmemd sent a malformed answer"),
-                      ("close", "hakmemd closed the connection before the end of its answer"),
+                      ("close", "hakmemd closed the connection without an answer"),
                       ("version", "hakmemd speaks another protocol version"),
                       ("wrongcmd", "hakmemd sent a malformed answer"),
                       ("silent", "hakmemd did not answer within 0.5 s")]:

@@ -68,8 +68,8 @@ with t.TempDir() as tmp:
         v = t.parse_json(r, "clients --json")
         t.check(v and {c["pid"] for c in v["clients"]} == pids, "clients: every pid, once each")
 
-        r = t.run(ctl + ["metrics"])
-        t.expect(r, 0, "metrics with %d clients" % N, err_empty=True)
+        r = t.run(ctl + ["metrics", "--per-process"])
+        t.expect(r, 0, "metrics --per-process with %d clients" % N, err_empty=True)
         if r.rc == 0:
             print("(metrics: %d bytes)" % len(r.out))
             p = promcheck.problems(r.out)

@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
 
 import ctltest as t
 
@@ -44,22 +45,37 @@ def verify(path):
 
 
 with t.TempDir() as tmp:
+    def check_unit(name, text, runs, exe, keys):
+        """text as NAME in tmp with ExecStart='s program replaced by exe:
+        ExecStart= runs PREFIX/runs, systemd-analyze verify is silent, every
+        key is in it, the exposure level at most 2.5. Returns the copy."""
+        m = re.search(r"^ExecStart=(\S+)", text, re.M)
+        t.check(m and m.group(1).endswith(runs), "%s: ExecStart= runs PREFIX%s" % (name, runs),
+                m.group(0) if m else "none")
+        path = os.path.join(tmp, name)
+        with open(path, "w") as f:
+            f.write(re.sub(r"^ExecStart=\S+", "ExecStart=" + exe, text, flags=re.M))
+        rc, out = verify(path)
+        t.check(rc == 0 and out == "", "systemd-analyze verify %s: clean" % name, out)
+        for key in keys:
+            t.check(re.search("^" + re.escape(key) + "$", text, re.M) is not None,
+                    "%s has %s" % (name, key))
+        p = subprocess.run([sa, "security", "--offline=yes", path], capture_output=True, text=True)
+        m = re.search(r"Overall exposure level for %s: ([0-9.]+)" % re.escape(name), p.stdout)
+        if m:
+            print("(systemd-analyze security %s: exposure %s)" % (name, m.group(1)))
+            t.check(float(m.group(1)) <= 2.5, "%s: exposure level at most 2.5 (\"OK\" starts "
+                    "below 4)" % name, m.group(0))
+        return path
+
     # --- hakmemd.service ----------------------------------------------------
-    m = re.search(r"^ExecStart=(\S+)", unit_text, re.M)
-    t.check(m and m.group(1).endswith("/sbin/hakmemd"), "ExecStart= runs PREFIX/sbin/hakmemd",
-            m.group(0) if m else "none")
     exe = os.path.abspath(a.hakmemd) if a.hakmemd and os.access(a.hakmemd, os.X_OK) else "/bin/true"
-    unit = os.path.join(tmp, "hakmemd.service")
-    with open(unit, "w") as f:
-        f.write(re.sub(r"^ExecStart=\S+", "ExecStart=" + exe, unit_text, flags=re.M))
-    rc, out = verify(unit)
-    t.check(rc == 0 and out == "", "systemd-analyze verify hakmemd.service: clean", out)
-    for key in ["Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure",
-                "RuntimeDirectory=hakmem", "NoNewPrivileges=yes", "ProtectSystem=strict",
-                "ProtectHome=yes", "PrivateTmp=yes", "RestrictAddressFamilies=AF_UNIX",
-                "CapabilityBoundingSet=CAP_BPF CAP_PERFMON", "SystemCallArchitectures=native"]:
-        t.check(re.search("^" + re.escape(key) + "$", unit_text, re.M) is not None,
-                "hakmemd.service has %s" % key)
+    unit = check_unit("hakmemd.service", unit_text, "/sbin/hakmemd", exe, [
+        "Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure",
+        "RuntimeDirectory=hakmem", "NoNewPrivileges=yes", "ProtectSystem=strict",
+        "ProtectHome=yes", "PrivateTmp=yes", "RestrictAddressFamilies=AF_UNIX",
+        "CapabilityBoundingSet=CAP_BPF CAP_PERFMON CAP_CHOWN", "LimitNOFILE=65536",
+        "SystemCallArchitectures=native"])
 
     # the same check catches a broken unit (so a clean result means something)
     bad = os.path.join(tmp, "broken.service")
@@ -68,12 +84,39 @@ with t.TempDir() as tmp:
     rc, out = verify(bad)
     t.check("NoSuchKey" in out, "verify reports an unknown key (the check works)", out)
 
-    p = subprocess.run([sa, "security", "--offline=yes", unit], capture_output=True, text=True)
-    m = re.search(r"Overall exposure level for hakmemd.service: ([0-9.]+)", p.stdout)
-    if m:
-        print("(systemd-analyze security: exposure %s)" % m.group(1))
-        t.check(float(m.group(1)) <= 2.5, "exposure level at most 2.5 (\"OK\" starts below 4)",
-                m.group(0))
+    # --- hakmem-exporter.service ---------------------------------------------------
+    ex_text = open(a.exporter_unit).read()
+    t.check(re.search(r"^ExecStart=\S+ .* metrics --listen ", ex_text, re.M) is not None,
+            "hakmem-exporter.service: ExecStart= is hakmemctl metrics --listen")
+    ctl_exe = os.path.abspath(a.hakmemctl)
+    check_unit("hakmem-exporter.service", ex_text, "/bin/hakmemctl", ctl_exe, [
+        "DynamicUser=yes", "CapabilityBoundingSet=", "NoNewPrivileges=yes",
+        "ProtectSystem=strict", "PrivateUsers=yes", "ProtectProc=invisible",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+        "SystemCallFilter=~@privileged @resources", "SystemCallArchitectures=native"])
+    # the command line of ExecStart=, with the unit's Environment= defaults
+    # expanded as systemd does (${X} one word, $X split), runs as written
+    env = dict(re.findall(r"^Environment=([A-Z_]+)=(.*)$", ex_text, re.M))
+    env["HAKMEM_EXPORTER_LISTEN"] = "127.0.0.1:0"  # not the real port on a test machine
+    words = []
+    for w in re.search(r"^ExecStart=(.*)$", ex_text, re.M).group(1).split():
+        if w.startswith("${"):
+            words.append(env[w[2:-1]])
+        elif w.startswith("$"):
+            words += env[w[1:]].split()
+        else:
+            words.append(w)
+    words[0] = ctl_exe
+    words[words.index("--runtime-dir") + 1] = os.path.join(tmp, "norun")
+    log = os.path.join(tmp, "exporter.log")
+    with open(log, "w") as lf:
+        xp = subprocess.Popen(words, stdin=subprocess.DEVNULL, stdout=lf, stderr=lf)
+        deadline = time.time() + 10
+        while time.time() < deadline and "serving http://" not in open(log).read():
+            time.sleep(0.05)
+        xrc = t.stop_process(xp, signal.SIGTERM, 5)
+    t.check(xrc == 0 and "serving http://127.0.0.1:" in open(log).read(),
+            "ExecStart= with the default arguments serves and stops on SIGTERM", open(log).read())
 
     # --- the example drop-in on a service ---------------------------------------
     t.check(re.search(r"^Environment=LD_PRELOAD=/\S+/libhakmem\.so\.0$", dropin_text, re.M)
@@ -171,8 +214,10 @@ with t.TempDir() as tmp:
         p = subprocess.run([su, "--root=" + root, sysusers], capture_output=True, text=True)
         group = open(os.path.join(root, "etc", "group")).read() \
             if os.path.exists(os.path.join(root, "etc", "group")) else ""
-        t.check(p.returncode == 0 and re.search(r"^hakmem:x:\d+:", group, re.M) is not None,
-                "systemd-sysusers creates the group hakmem", p.stdout + p.stderr + group)
+        t.check(p.returncode == 0 and re.search(r"^hakmem:x:\d+:", group, re.M) is not None
+                and re.search(r"^hakmem-metrics:x:\d+:", group, re.M) is not None,
+                "systemd-sysusers creates the groups hakmem and hakmem-metrics",
+                p.stdout + p.stderr + group)
     else:
         print("(systemd-sysusers not installed)")
 

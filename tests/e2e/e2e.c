@@ -392,17 +392,37 @@ void e2e_log_dump(const struct e2e_daemon *d, int last_lines)
     read_file_tail(d->log, last_lines);
 }
 
-int e2e_log_count(const struct e2e_daemon *d, const char *s)
+/* Lines containing s; with msgs, a summary of the rate limit counts for
+ * the messages it stands for. */
+static int log_count(const struct e2e_daemon *d, const char *s, bool msgs)
 {
     FILE *f = fopen(d->log, "r");
     if (!f)
         return 0;
     int n = 0;
     char buf[2048];
-    while (fgets(buf, sizeof(buf), f))
-        n += strstr(buf, s) != NULL;
+    while (fgets(buf, sizeof(buf), f)) {
+        if (!strstr(buf, s))
+            continue;
+        unsigned k;
+        const char *p = strchr(buf, '>');
+        if (msgs && p && sscanf(p + 1, "%u similar message", &k) == 1 && strstr(buf, " suppressed in "))
+            n += (int)k;
+        else
+            n++;
+    }
     fclose(f);
     return n;
+}
+
+int e2e_log_count(const struct e2e_daemon *d, const char *s)
+{
+    return log_count(d, s, false);
+}
+
+int e2e_log_count_msgs(const struct e2e_daemon *d, const char *s)
+{
+    return log_count(d, s, true);
 }
 
 int e2e_daemon_start(struct e2e_daemon *d, const char *rtdir, const char *const *args)

@@ -103,6 +103,12 @@ void e2e_daemon_list_fds(const struct e2e_daemon *d); /* prints them */
 int e2e_daemon_nfds_settled(const struct e2e_daemon *d);
 /* Lines of the daemon's log containing s. */
 int e2e_log_count(const struct e2e_daemon *d, const char *s);
+/* Messages of the daemon containing s: the lines, plus for each summary
+ * of its rate limit ("N similar messages suppressed in T s; the last:
+ * ...s...") the N it stands for. Summaries come once the interval is over
+ * (E2E_LOG_INTERVAL_MS) or when the daemon stops. */
+int e2e_log_count_msgs(const struct e2e_daemon *d, const char *s);
+#define E2E_LOG_INTERVAL_MS 5300        /* LOG_INTERVAL_NS in daemon/log.h, and a tick */
 void e2e_log_dump(const struct e2e_daemon *d, int last_lines);
 /* CPU time (user + system) the daemon used, seconds. */
 double e2e_daemon_cpu(const struct e2e_daemon *d);

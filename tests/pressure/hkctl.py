@@ -6,7 +6,7 @@ import struct
 
 MAGIC_REQ = 0x5143_4B48   # 'H','K','C','Q' little-endian
 MAGIC_RESP = 0x5243_4B48  # 'H','K','C','R'
-VERSION = 1
+VERSION = 2  # HAKMEM_PROTO_VERSION
 STATUS, CLIENTS, LEAN, METRICS = 1, 2, 3, 4
 F_MORE = 1
 PAYLOAD_TEXT, PAYLOAD_CGROUPS, PAYLOAD_CLIENTS = 1, 2, 3
@@ -17,9 +17,9 @@ REQ = struct.Struct("<IIIHHIIQII")        # 40 bytes
 RESP = struct.Struct("<IIIiHHHHII")       # 32 bytes
 CGROUP = struct.Struct("<QQBBHIQQQQII")   # 64 bytes
 CLIENT = struct.Struct("<QQQIIBBBBI16s32Q")  # 312 bytes
-STATS = ["lean_decommit", "lean_retire", "madvise_calls", "mmap_calls", "munmap_calls",
-         "bytes_decommitted", "bytes_committed", "bytes_in_use", "superslabs_live",
-         "superslabs_cached", "mode_switches"]
+STATS = ["mmap_calls", "munmap_calls", "madvise_calls", "superslabs_live", "superslabs_cached",
+         "large_live", "large_cached", "bytes_in_use", "bytes_committed", "bytes_decommitted",
+         "lean_decommit", "lean_retire", "mode_switches", "mode", "level"]  # HAKMEM_COUNTERS
 assert REQ.size == 40 and RESP.size == 32 and CGROUP.size == 64 and CLIENT.size == 312
 
 

@@ -2,7 +2,7 @@
 """test_pressure.py: hakmemd and the shim end to end, under real pressure.
 
 Starts hakmemd (all sources), makes two child memory cgroups under this
-process's own one (PLATFORM.md: v1 memory controller here, v2 where that is
+process's own one (docs/ARCHITECTURE.md, "Platform notes": v1 memory controller here, v2 where that is
 what exists), puts an idle shim client in each (pressure_client: grew to
 40 MB of small blocks, freed 90 %, now asleep), then makes real pressure in
 the first one only: a reader pulls a file twice the cgroup's limit through
@@ -27,83 +27,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hkctl  # noqa: E402
+from cgtest import Cgroups, big_file, setup, skip, start_in, wait_for, wait_ready  # noqa: E402
 
 LIMIT = 96 << 20
-
-
-def skip(why):
-    print(f"SKIP: {why}")
-    sys.exit(77)
-
-
-def own_memcg():
-    """(version, directory) of this process's memory cgroup."""
-    v1 = "/sys/fs/cgroup/memory"
-    for line in open("/proc/self/cgroup"):
-        hid, ctrls, path = line.rstrip("\n").split(":", 2)
-        if "memory" in ctrls.split(",") and os.path.isdir(v1):
-            return 1, v1 + path
-    for line in open("/proc/self/cgroup"):
-        hid, ctrls, path = line.rstrip("\n").split(":", 2)
-        if hid == "0":
-            base = "/sys/fs/cgroup" + path
-            if "memory" in open("/sys/fs/cgroup/cgroup.controllers").read().split():
-                return 2, base
-    return None, None
-
-
-class Cgroups:
-    """Child cgroups made for the test, removed on close."""
-
-    def __init__(self, version, parent):
-        self.version, self.parent, self.dirs = version, parent, []
-
-    def make(self, name, limit):
-        d = os.path.join(self.parent, f"hakmem-test-{os.getpid()}-{name}")
-        os.mkdir(d)
-        self.dirs.append(d)
-        f = "memory.limit_in_bytes" if self.version == 1 else "memory.max"
-        with open(os.path.join(d, f), "w") as fh:
-            fh.write(str(limit))
-        return d
-
-    def close(self):
-        for d in self.dirs:
-            procs = os.path.join(d, "cgroup.procs")
-            for _ in range(50):
-                try:
-                    pids = open(procs).read().split()
-                except OSError:
-                    break
-                for pid in pids:
-                    try:
-                        with open(os.path.join(self.parent, "cgroup.procs"), "w") as fh:
-                            fh.write(pid)
-                    except OSError:
-                        pass
-                try:
-                    os.rmdir(d)
-                    break
-                except OSError:
-                    time.sleep(0.05)
-
-
-def start_in(cgdir, argv, env):
-    """Start argv inside cgroup cgdir (moved in before exec)."""
-    def enter():
-        with open(os.path.join(cgdir, "cgroup.procs"), "w") as fh:
-            fh.write(str(os.getpid()))
-    return subprocess.Popen(argv, env=env, preexec_fn=enter, stdout=subprocess.PIPE, text=True)
-
-
-def wait_for(cond, timeout, what):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def client_of(run, pid):
@@ -114,12 +40,7 @@ def client_of(run, pid):
 
 
 def main():
-    hakmemd, lib, client = (os.path.abspath(a) for a in sys.argv[1:4])
-    if os.geteuid() != 0:
-        skip("needs root (memory cgroups and BPF)")
-    version, parent = own_memcg()
-    if not version:
-        skip("no memory controller (v1 /sys/fs/cgroup/memory or v2) for this process")
+    (hakmemd, lib, client), version, parent = setup()
 
     tmp = tempfile.mkdtemp(prefix="hakmem-pressure-")
     run = os.path.join(tmp, "run")
@@ -131,7 +52,7 @@ def main():
         daemon = subprocess.Popen([hakmemd, "--runtime-dir", run, "--verbose"],
                                   stderr=log, stdout=log)
         procs.append(daemon)
-        wait_for(lambda: os.path.exists(f"{run}/control.sock"), 10, "hakmemd's sockets")
+        wait_ready(hkctl, run, 60)
         text, _ = hkctl.cgroups(run)
         if "source bpf on" not in text:
             skip("hakmemd runs without its bpf source here:\n" + text)
@@ -139,8 +60,8 @@ def main():
         a = cgs.make("pressed", LIMIT)
         b = cgs.make("calm", LIMIT)
         env = dict(os.environ, LD_PRELOAD=lib, HAKMEM_RUNTIME_DIR=run, HAKMEM_SS_OS_STATS="1")
-        ca = start_in(a, [client, "40", "10"], env)
-        cb = start_in(b, [client, "40", "10"], env)
+        ca = start_in(a, [client, "40", "10"], env, stdout=subprocess.PIPE, text=True)
+        cb = start_in(b, [client, "40", "10"], env, stdout=subprocess.PIPE, text=True)
         procs += [ca, cb]
         for c in (ca, cb):
             line = c.stdout.readline()
@@ -152,17 +73,9 @@ def main():
         rss0 = rss_kb(ca.pid)
 
         # a file twice the limit, written from outside the cgroups
-        data = os.path.join("/var/tmp", f"hakmem-pressure-{os.getpid()}.dat")
-        with open(data, "wb") as fh:
-            chunk = os.urandom(1 << 20)
-            for _ in range(2 * LIMIT >> 20):
-                fh.write(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
+        data = big_file(os.path.join("/var/tmp", f"hakmem-pressure-{os.getpid()}.dat"),
+                        2 * LIMIT >> 20)
         try:
-            fd = os.open(data, os.O_RDONLY)     # out of the page cache: the
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # reader charges A
-            os.close(fd)
             usage_file = os.path.join(a, "memory.usage_in_bytes" if version == 1
                                       else "memory.current")
             onset = []
@@ -246,7 +159,7 @@ def fork_reregisters(hakmemd, lib):
         daemon = subprocess.Popen([hakmemd, "--runtime-dir", run, "--sources", "none"],
                                   stderr=subprocess.DEVNULL)
         procs.append(daemon)
-        wait_for(lambda: os.path.exists(f"{run}/control.sock"), 10, "hakmemd's sockets")
+        wait_ready(hkctl, run, 60)
         code = ("import os, sys, time\n"
                 "pid = os.fork()\n"
                 "junk = [str(i) * 20 for i in range(200000)]\n"
@@ -298,15 +211,7 @@ def systemd_protocol(lib, client, version, parent):
                               preexec_fn=lambda: open(os.path.join(a, "cgroup.procs"), "w").write(str(os.getpid())))
         procs.append(ca)
         assert ca.stdout.readline().startswith("ready")
-        with open(data, "wb") as fh:
-            chunk = os.urandom(1 << 20)
-            for _ in range(2 * LIMIT >> 20):
-                fh.write(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
-        fd = os.open(data, os.O_RDONLY)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        os.close(fd)
+        big_file(data, 2 * LIMIT >> 20)
         hog = start_in(a, ["/bin/sh", "-c", f"while :; do cat {data} > /dev/null; done"],
                        dict(os.environ))
         procs.append(hog)

@@ -1,6 +1,6 @@
 /* trust.c: scenarios of issue 8 ("a shim you can trust"), one per run,
  * for a program linked normally and run with the shim preloaded (the
- * tests' scripts also run the misuse cases under glibc, for the table).
+ * misuse of blocks is tests/misuse's).
  * hakmem's own functions are found with dlsym, so that the program runs
  * on any malloc.
  *
@@ -21,8 +21,6 @@
  *   trust levels L...      grow and free, then apply each level, with a
  *                          marker system call kill(getpid(), 0) before
  *                          each (for strace), printing the counters
- *   trust dfree | dfree-later | dfree-flushed | dfree-thread | interior
- *                          misuse of small blocks (the process must die)
  *   trust setns-user|unshare-user [DIR [lean]]
  *                          setns() into a child's user namespace, or
  *                          unshare(CLONE_NEWUSER); with DIR, only once
@@ -533,60 +531,6 @@ static int run_levels(int argc, char **argv)
     return 0;
 }
 
-/* ---- misuse: the process must not survive these ---- */
-
-static volatile unsigned char *volatile sink;
-
-static void *free_it(void *p)
-{
-    free(p);
-    return NULL;
-}
-
-/* The misuse is the point: keep the compiler from warning about it. */
-#pragma GCC diagnostic ignored "-Wuse-after-free"
-#pragma GCC diagnostic ignored "-Wfree-nonheap-object"
-static int run_misuse(const char *what)
-{
-    unsigned char *p = malloc(64), *q = malloc(64);
-    sink = p;
-    sink = q;
-    if (strcmp(what, "dfree") == 0) {
-        free(p);
-        free(p);
-    } else if (strcmp(what, "dfree-later") == 0) {
-        free(p);
-        free(q);
-        free(p);
-    } else if (strcmp(what, "dfree-flushed") == 0) {
-        /* p goes back to its slab (the thread cache overflows) before the
-         * second free */
-        enum { N = 2000 };
-        static unsigned char *b[N];
-        free(p);
-        for (int i = 0; i < N; i++)
-            b[i] = malloc(64);
-        for (int i = 0; i < N; i++)
-            free(b[i]);
-        free(p);
-    } else if (strcmp(what, "dfree-thread") == 0) {
-        /* freed by another thread, then again by this one */
-        pthread_t t;
-        free(p);
-        pthread_create(&t, NULL, free_it, p);
-        pthread_join(t, NULL);
-    } else if (strcmp(what, "interior") == 0) {
-        free(p + 16);
-    } else {
-        fail("unknown misuse %s", what);
-    }
-    /* Still alive: show what the allocator does next. */
-    unsigned char *r = malloc(64), *s = malloc(64);
-    printf("trust: %s not detected; next mallocs: %p %p (p=%p)\n", what, (void *)r, (void *)s,
-           (void *)p);
-    return 0;
-}
-
 /* ---- namespaces ---- */
 
 static bool exists_in(const char *dir, const char *name)
@@ -734,5 +678,6 @@ int main(int argc, char **argv)
         return run_ns(true, argc - 2, argv + 2);
     if (strcmp(s, "unshare-user") == 0)
         return run_ns(false, argc - 2, argv + 2);
-    return run_misuse(s);
+    fprintf(stderr, "trust: unknown scenario %s\n", s);
+    return 2;
 }

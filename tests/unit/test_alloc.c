@@ -380,6 +380,45 @@ START_TEST(test_medium_interior_free_aborts)
 }
 END_TEST
 
+/* A mapping reused from the large cache puts its block at a new offset
+ * each time: a stale pointer of an earlier owner never names the block
+ * of the current one (17 reuses in a row, unaligned and page aligned). */
+START_TEST(test_large_reuse_moves_block)
+{
+    enum { LARGE = 2 << 20 };   /* above HK_MEDIUM_MAX */
+    static const size_t aligns[] = { 0, 4096 };
+    for (size_t a = 0; a < 2; a++) {
+        void *seen[17];
+        hk_free(aligns[a] ? hk_memalign(aligns[a], LARGE) : hk_malloc(LARGE));
+        uint64_t maps = ctr("mmap_calls");
+        unsigned n = aligns[a] ? 2 : 17;   /* page alignment: two places */
+        for (unsigned i = 0; i < n; i++) {
+            char *p = aligns[a] ? hk_memalign(aligns[a], LARGE) : hk_malloc(LARGE);
+            ck_assert_uint_eq((uintptr_t)p % (aligns[a] ? aligns[a] : 16), 0);
+            ck_assert_uint_ge(hk_usable_size(p), LARGE);
+            for (unsigned j = 0; j < i; j++)
+                ck_assert_ptr_ne(p, seen[j]);
+            seen[i] = p;
+            fill(p, LARGE, i);
+            ck_assert(check(p, LARGE, i));
+            hk_free(p);
+        }
+        ck_assert_uint_eq(ctr("mmap_calls"), maps);     /* all from the cache */
+    }
+}
+END_TEST
+
+START_TEST(test_large_stale_pointer_aborts)
+{
+    enum { LARGE = 2 << 20 };
+    void *p = hk_malloc(LARGE);
+    hk_free(p);
+    void *q = hk_malloc(LARGE);       /* the same mapping, a new owner */
+    ck_assert_ptr_nonnull(q);
+    hk_free(p);
+}
+END_TEST
+
 START_TEST(test_header_pointer_aborts)
 {
     char *p = hk_malloc(64);
@@ -577,6 +616,7 @@ static Suite *alloc_suite(void)
     tcase_add_test(tc, test_alignments);
     tcase_add_test(tc, test_huge_is_enomem);
     tcase_add_test(tc, test_large_cache_and_counters);
+    tcase_add_test(tc, test_large_reuse_moves_block);
     tcase_add_test(tc, test_stats_print_format);
     tcase_add_test(tc, test_thread_exit_returns_cache);
     tcase_add_test(tc, test_foreign_early_block_left_alone);
@@ -590,6 +630,7 @@ static Suite *alloc_suite(void)
     tcase_add_test(tc, test_medium_churn_no_syscalls);
     tcase_add_test_raise_signal(tc, test_medium_double_free_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_medium_interior_free_aborts, SIGABRT);
+    tcase_add_test_raise_signal(tc, test_large_stale_pointer_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_header_pointer_aborts, SIGABRT);
     tcase_add_test(tc, test_free_key_in_user_data);
     tcase_add_test_raise_signal(tc, test_small_double_free_aborts, SIGABRT);

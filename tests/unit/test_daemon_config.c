@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -52,13 +53,14 @@ START_TEST(test_defaults)
     ck_assert_int_eq(config_init(&cfg), 0);
     ck_assert_str_eq(cfg.runtime_dir, "/run/hakmem");
     ck_assert_str_eq(cfg.cgroup_root, "/sys/fs/cgroup");
-    ck_assert_uint_eq(cfg.sources, CONFIG_SOURCE_BPF | CONFIG_SOURCE_PSI | CONFIG_SOURCE_USAGE);
+    ck_assert_uint_eq(cfg.sources, CONFIG_SOURCE_BPF | CONFIG_SOURCE_PSI | CONFIG_SOURCE_USAGE |
+                                       CONFIG_SOURCE_EVENTS);
     ck_assert_int_eq(cfg.log_level, LOG_INFO);
     ck_assert_uint_eq(cfg.usage_low_pct, 80);
     ck_assert_uint_eq(cfg.usage_medium_pct, 90);
     ck_assert_uint_eq(cfg.usage_critical_pct, 97);
-    ck_assert_uint_eq(cfg.psi_trigger_stall_us, 150000);
-    ck_assert_uint_eq(cfg.psi_trigger_window_us, 2000000);
+    ck_assert_uint_eq(cfg.psi_trigger_stall_us, 37500);
+    ck_assert_uint_eq(cfg.psi_trigger_window_us, 500000);
     ck_assert_int_eq(cfg.psi_trigger_level, HAKMEM_LEVEL_LOW);
     ck_assert_uint_eq(cfg.calm_low_ms, 10000);
     ck_assert_int_eq(config_check(&cfg, err, sizeof(err)), 0);
@@ -81,6 +83,8 @@ START_TEST(test_default_thresholds_are_the_policy_defaults)
         ck_assert_uint_eq(a.calm_ns[l], b.calm_ns[l]);
     }
     ck_assert_int_eq(a.psi_trigger_level, b.psi_trigger_level);
+    ck_assert_int_eq(a.memevents_high_level, b.memevents_high_level);
+    ck_assert_int_eq(a.memevents_max_level, b.memevents_max_level);
     ck_assert_uint_eq(a.hysteresis_pct, b.hysteresis_pct);
 }
 END_TEST
@@ -275,6 +279,60 @@ START_TEST(test_missing_files)
 }
 END_TEST
 
+/* What is not a regular file is refused at once, before a byte is read
+ * (a FIFO without a writer would block, /dev/zero never end); so is a
+ * file over CONFIG_FILE_MAX. The configuration stays as it was. */
+START_TEST(test_not_a_regular_file)
+{
+    struct hakmemd_config cfg;
+    char err[256] = "";
+    config_init(&cfg);
+    cfg.heartbeat_ms = 77;
+
+    ck_assert_int_eq(config_load("/dev/zero", &cfg, err, sizeof(err)), -EINVAL);
+    ck_assert_msg(strstr(err, "/dev/zero: not a regular file (a character device)"), "%s", err);
+    ck_assert_int_eq(config_load("/tmp", &cfg, err, sizeof(err)), -EINVAL);
+    ck_assert_msg(strstr(err, "not a regular file (a directory)"), "%s", err);
+
+    char fifo[] = "/tmp/hakmemd.fifo-XXXXXX";
+    int fd = mkstemp(fifo);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    unlink(fifo);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    ck_assert_int_eq(config_load(fifo, &cfg, err, sizeof(err)), -EINVAL);  /* no writer: no wait */
+    ck_assert_msg(strstr(err, "not a regular file (a FIFO)"), "%s", err);
+    unlink(fifo);
+
+    const char *p = write_conf("");
+    ck_assert_int_eq(truncate(p, CONFIG_FILE_MAX + 1), 0);
+    ck_assert_int_eq(config_load(p, &cfg, err, sizeof(err)), -EFBIG);
+    ck_assert_msg(strstr(err, "too large"), "%s", err);
+    unlink(p);
+    ck_assert_uint_eq(cfg.heartbeat_ms, 77);
+
+    /* an empty file is the defaults */
+    p = write_conf("");
+    ck_assert_int_eq(config_load(p, &cfg, err, sizeof(err)), 1);
+    ck_assert_uint_eq(cfg.heartbeat_ms, 1000);
+    unlink(p);
+}
+END_TEST
+
+START_TEST(test_diff)
+{
+    struct hakmemd_config a, b;
+    char err[256];
+    config_init(&a);
+    config_init(&b);
+    ck_assert_int_eq(config_diff(&a, &b, NULL, NULL), 0);
+    ck_assert_int_eq(config_set(&b, "heartbeat_ms", "2000", err, sizeof(err)), 0);
+    ck_assert_int_eq(config_set(&b, "metrics_group", "exporters", err, sizeof(err)), 0);
+    ck_assert_int_eq(config_set(&b, "metrics_group", "a/b", err, sizeof(err)), -EINVAL);
+    ck_assert_int_eq(config_diff(&a, &b, NULL, NULL), 2);
+}
+END_TEST
+
 START_TEST(test_set_and_set_arg)
 {
     struct hakmemd_config cfg;
@@ -325,7 +383,7 @@ START_TEST(test_print_round_trip)
     /* --help: every key with its default */
     char *help = print_to_string(NULL);
     ck_assert_ptr_nonnull(strstr(help, "\nruntime_dir = /run/hakmem\n"));
-    ck_assert_ptr_nonnull(strstr(help, "\nsources = bpf,psi,usage\n"));
+    ck_assert_ptr_nonnull(strstr(help, "\nsources = bpf,psi,usage,events\n"));
     ck_assert_ptr_nonnull(strstr(help, "\nlog_level = info\n"));
     ck_assert_ptr_nonnull(strstr(help, "\nusage_critical_pct = 97\n"));
     ck_assert_ptr_nonnull(strstr(help, "#   default 1000, range 50..60000\nheartbeat_ms = 1000\n"));
@@ -372,6 +430,8 @@ static Suite *daemon_config_suite(void)
     tcase_add_test(tc, test_too_long_and_nul);
     tcase_add_test(tc, test_cross_checks);
     tcase_add_test(tc, test_missing_files);
+    tcase_add_test(tc, test_not_a_regular_file);
+    tcase_add_test(tc, test_diff);
     tcase_add_test(tc, test_set_and_set_arg);
     tcase_add_test(tc, test_print_round_trip);
     suite_add_tcase(s, tc);

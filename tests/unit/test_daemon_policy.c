@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdint.h>
 
+#include "msg.h"
 #include "policy.h"
 #include "test_main.h"
 
@@ -310,6 +311,71 @@ START_TEST(test_oom_means_critical)
 }
 END_TEST
 
+START_TEST(test_memory_events)
+{
+    struct policy_thresholds th;
+    enum hakmem_reason why;
+    policy_thresholds_default(&th);
+
+    /* over memory.high: give back now; at memory.max: everything, eagerly */
+    struct policy_signals sig = { .memevents_high = true };
+    ck_assert_int_eq(policy_classify(&th, &sig, false, &why), HAKMEM_LEVEL_MEDIUM);
+    ck_assert_int_eq(why, HAKMEM_REASON_MEMORY_EVENTS);
+    sig = (struct policy_signals){ .memevents_max = true, .usage_permille = 850 };
+    ck_assert_int_eq(policy_classify(&th, &sig, false, &why), HAKMEM_LEVEL_CRITICAL);
+    ck_assert_int_eq(why, HAKMEM_REASON_MEMORY_EVENTS);
+    sig = (struct policy_signals){ .memevents_oom_kill = true };
+    ck_assert_int_eq(policy_classify(&th, &sig, false, &why), HAKMEM_LEVEL_CRITICAL);
+    ck_assert_int_eq(why, HAKMEM_REASON_MEMORY_EVENTS);
+    /* BPF's OOM names it first when both saw the kill */
+    sig.oom_kill = true;
+    policy_classify(&th, &sig, false, &why);
+    ck_assert_int_eq(why, HAKMEM_REASON_BPF_OOM);
+
+    /* the levels are the configuration's; none ignores the counter */
+    th.memevents_high_level = HAKMEM_LEVEL_NONE;
+    th.memevents_max_level = HAKMEM_LEVEL_LOW;
+    sig = (struct policy_signals){ .memevents_high = true };
+    ck_assert_int_eq(policy_classify(&th, &sig, false, NULL), HAKMEM_LEVEL_NONE);
+    sig = (struct policy_signals){ .memevents_max = true };
+    ck_assert_int_eq(policy_classify(&th, &sig, false, NULL), HAKMEM_LEVEL_LOW);
+
+    /* one-shot, like a PSI trigger: a cgroup that stops hitting its limit
+     * steps down after the calm periods */
+    struct rig r;
+    rig_init(&r);
+    eval(&r, &quiet, T0);
+    sig = (struct policy_signals){ .memevents_max = true };
+    ck_assert_int_eq(eval(&r, &sig, T0 + S), HAKMEM_LEVEL_CRITICAL);
+    ck_assert_int_eq(r.res.reason, HAKMEM_REASON_MEMORY_EVENTS);
+    ck_assert_int_eq(eval(&r, &quiet, T0 + 2 * S), HAKMEM_LEVEL_CRITICAL);
+    ck_assert_int_eq(eval(&r, &quiet, T0 + 12 * S), HAKMEM_LEVEL_MEDIUM);
+}
+END_TEST
+
+START_TEST(test_psi_averages_set_levels)
+{
+    /* the psi_* thresholds: some 5/20/40 %, full 2/10/20 % (avg10) */
+    struct policy_thresholds th;
+    enum hakmem_reason why;
+    policy_thresholds_default(&th);
+    struct policy_signals sig = { .psi_some_avg10_cpct = 499 };
+    ck_assert_int_eq(policy_classify(&th, &sig, false, NULL), HAKMEM_LEVEL_NONE);
+    sig.psi_some_avg10_cpct = 500;
+    ck_assert_int_eq(policy_classify(&th, &sig, false, &why), HAKMEM_LEVEL_LOW);
+    ck_assert_int_eq(why, HAKMEM_REASON_PSI);
+    sig.psi_some_avg10_cpct = 4000;
+    ck_assert_int_eq(policy_classify(&th, &sig, false, NULL), HAKMEM_LEVEL_CRITICAL);
+    sig = (struct policy_signals){ .psi_full_avg10_cpct = 200 };
+    ck_assert_int_eq(policy_classify(&th, &sig, false, NULL), HAKMEM_LEVEL_LOW);
+    /* hold: 20 % some holds MEDIUM down to 18 % (10 % band) */
+    sig = (struct policy_signals){ .psi_some_avg10_cpct = 1800 };
+    ck_assert_int_eq(policy_classify(&th, &sig, true, NULL), HAKMEM_LEVEL_MEDIUM);
+    sig.psi_some_avg10_cpct = 1799;
+    ck_assert_int_eq(policy_classify(&th, &sig, true, NULL), HAKMEM_LEVEL_LOW);
+}
+END_TEST
+
 START_TEST(test_overrides)
 {
     struct rig r;
@@ -376,16 +442,16 @@ END_TEST
 
 START_TEST(test_level_names)
 {
-    enum hakmem_level l;
-    ck_assert_str_eq(policy_level_name(HAKMEM_LEVEL_MEDIUM), "medium");
-    ck_assert_str_eq(policy_level_name((enum hakmem_level)9), "?");
-    ck_assert_int_eq(policy_level_parse("CRITICAL", &l), 0);
+    unsigned l;
+    ck_assert_str_eq(proto_level_name(HAKMEM_LEVEL_MEDIUM), "medium");
+    ck_assert_str_eq(proto_level_name(9), "?");
+    ck_assert_int_eq(proto_level_parse("CRITICAL", &l), 0);
     ck_assert_int_eq(l, HAKMEM_LEVEL_CRITICAL);
-    ck_assert_int_eq(policy_level_parse("1", &l), 0);
+    ck_assert_int_eq(proto_level_parse("1", &l), 0);
     ck_assert_int_eq(l, HAKMEM_LEVEL_LOW);
-    ck_assert_int_eq(policy_level_parse("4", &l), -EINVAL);
-    ck_assert_int_eq(policy_level_parse("lo", &l), -EINVAL);
-    ck_assert_int_eq(policy_level_parse("", &l), -EINVAL);
+    ck_assert_int_eq(proto_level_parse("4", &l), -EINVAL);
+    ck_assert_int_eq(proto_level_parse("lo", &l), -EINVAL);
+    ck_assert_int_eq(proto_level_parse("", &l), -EINVAL);
 }
 END_TEST
 
@@ -405,6 +471,8 @@ static Suite *daemon_policy_suite(void)
     tcase_add_test(tc, test_hysteresis_band);
     tcase_add_test(tc, test_classify_signals_and_ties);
     tcase_add_test(tc, test_oom_means_critical);
+    tcase_add_test(tc, test_memory_events);
+    tcase_add_test(tc, test_psi_averages_set_levels);
     tcase_add_test(tc, test_overrides);
     tcase_add_test(tc, test_clock_going_back_is_harmless);
     tcase_add_test(tc, test_level_names);

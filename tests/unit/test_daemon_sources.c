@@ -1,6 +1,7 @@
 /* test_daemon_sources.c: hakmemd's cgroup lookups (daemon/cgroup_util.c),
  * usage source (usage_source.c) and PSI / memory.pressure_level source
- * (psi_source.c): parsing and layouts on fake v1 and v2 trees in a temp
+ * (psi_source.c) and memory.events source (memevents_source.c): parsing
+ * and layouts on fake v1 and v2 trees in a temp
  * dir, the debouncer with an injected clock, and real checks where the
  * host allows (a PSI trigger on /proc/pressure/memory; this process's own
  * memory cgroup), which print SKIP with the reason otherwise. */
@@ -16,7 +17,9 @@
 #include <unistd.h>
 
 #include "cgroup_util.h"
+#include "memevents_source.h"
 #include "psi_source.h"
+#include "vmpressure_source.h"
 #include "usage_source.h"
 #include "test_main.h"
 
@@ -134,9 +137,10 @@ START_TEST(test_parse_proc_cgroup)
     ck_assert_int_eq(cgroup_parse_proc_cgroup("3:memoryx:/a\n2:cpu:/\n", &v, path,
                                               sizeof(path)), -ENOENT);
     ck_assert_int_eq(cgroup_parse_proc_cgroup("", &v, path, sizeof(path)), -ENOENT);
-    /* outside our namespace */
-    ck_assert_int_eq(cgroup_parse_proc_cgroup("0::/../../other\n", &v, path, sizeof(path)),
-                     -EXDEV);
+    /* outside our namespace: as written (cgroup_ns_resolve places it) */
+    ck_assert_int_eq(cgroup_parse_proc_cgroup("0::/../../other\n", &v, path, sizeof(path)), 0);
+    ck_assert_str_eq(path, "/../../other");
+    /* a ".." after a name is not the kernel's */
     ck_assert_int_eq(cgroup_parse_proc_cgroup("4:memory:/a/..\n", &v, path, sizeof(path)),
                      -EXDEV);
     /* "..." and "..x" are names, not parents */
@@ -190,7 +194,7 @@ START_TEST(test_memcg_of_pid_fake_trees)
     put("proc/1234/cgroup", hybrid);
     mkdirs("cg/memory/process_api/abc");
     put("cg/unified/cgroup.controllers", "\n");
-    ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), cg, 1234, &m), 0);
+    ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), cg, NULL, 1234, &m), 0);
     ck_assert_int_eq(m.version, CGROUP_VERSION_1);
     ck_assert_str_eq(m.path, "/process_api/abc");
     ck_assert_str_eq(m.dir, at("cg/memory/process_api/abc"));
@@ -200,18 +204,114 @@ START_TEST(test_memcg_of_pid_fake_trees)
     put("proc/77/cgroup", "0::/system.slice/db.service\n");
     put("v2/cgroup.controllers", "memory\n");
     mkdirs("v2/system.slice/db.service");
-    ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), at("v2"), 77, &m), 0);
+    ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), at("v2"), NULL, 77, &m), 0);
     ck_assert_int_eq(m.version, CGROUP_VERSION_2);
     ck_assert_str_eq(m.dir, at("v2/system.slice/db.service"));
     ck_assert_uint_eq(m.key, ino(at("v2/system.slice/db.service")));
 
     /* no such pid, no such cgroup dir, not a dir */
-    ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), cg, 999, &m), -ESRCH);
-    ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), cg, 0, &m), -EINVAL);
+    ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), cg, NULL, 999, &m), -ESRCH);
+    ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), cg, NULL, 0, &m), -EINVAL);
     put("proc/55/cgroup", "4:memory:/gone\n");
-    ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), cg, 55, &m), -ENOENT);
+    ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), cg, NULL, 55, &m), -ENOENT);
     put("cg/memory/file", "x");
     ck_assert_int_eq(cgroup_key_of_dir(at("cg/memory/file"), &key), -ENOTDIR);
+    tmp_remove();
+}
+END_TEST
+
+/* hakmemd in a cgroup namespace of its own with the host's hierarchy
+ * mounted (a DaemonSet on cgroup v2): where its namespace root lies, and
+ * other cgroups placed from there. */
+START_TEST(test_cgroup_namespace)
+{
+    char root[PATH_MAX], path[PATH_MAX], mnt[PATH_MAX], cg[PATH_MAX], line[2 * PATH_MAX];
+    struct cgroup_memcg m;
+    struct cgroup_ns ns = { { "", "", "" } };
+
+    /* resolve: identity at the mount's root; climbing from a deeper root */
+    static const struct {
+        const char *ns_root, *nspath, *path; /* path NULL: -EXDEV */
+    } cases[] = {
+        { "", "/a/b", "/a/b" },
+        { "", "/", "/" },
+        { "", "/../a", NULL },
+        { "/k/p/c", "/", "/k/p/c" },
+        { "/k/p/c", "/sub", "/k/p/c/sub" },
+        { "/k/p/c", "/../d", "/k/p/d" },
+        { "/k/p/c", "/../../q/d", "/k/q/d" },
+        { "/k/p/c", "/../../../init.scope", "/init.scope" },
+        { "/k/p/c", "/../../..", "/" },
+        { "/k/p/c", "/..", "/k/p" },
+        { "/k/p/c", "/../../../../x", NULL },
+        { "/k/p/c", "/../..x", "/k/p/..x" }, /* "..x" is a name */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int r = cgroup_ns_resolve(cases[i].ns_root, cases[i].nspath, path, sizeof(path));
+        ck_assert_msg(r == (cases[i].path ? 0 : -EXDEV), "%s in %s: %d", cases[i].nspath,
+                      cases[i].ns_root, r);
+        if (cases[i].path)
+            ck_assert_str_eq(path, cases[i].path);
+    }
+    ck_assert_int_eq(cgroup_ns_resolve("/k/p/c", "/../d", path, 6), -ENAMETOOLONG);
+
+    /* find: the host's v1 memory hierarchy mounted from a namespace 2
+     * levels down; we (pid 4242) are in b/y, at our namespace's root */
+    tmp_make();
+    ck_assert_int_lt(snprintf(cg, sizeof(cg), "%s/cg", tmp), (int)sizeof(cg));
+    put("cg/memory/a/x/cgroup.procs", "5\n");
+    put("cg/memory/b/x/cgroup.procs", "42\n424\n");
+    put("cg/memory/b/y/cgroup.procs", "12\n4242\n");
+    put("cg/memory/b/y/z/cgroup.procs", "4242\n");
+    put("cg/memory/c", "a file");
+    ck_assert_ptr_nonnull(realpath(at("cg/memory"), mnt));
+    snprintf(line, sizeof(line), "22 1 0:20 / /proc rw - proc proc rw\n"
+             "34 30 0:31 /../.. %s rw,relatime - cgroup cgroup rw,memory\n", mnt);
+    put("proc/4242/mountinfo", line);
+    put("proc/4242/cgroup", "4:memory:/\n0::/\n");
+    ck_assert_int_eq(cgroup_ns_find(at("proc"), cg, CGROUP_VERSION_1, 4242, root, sizeof(root)),
+                     0);
+    ck_assert_str_eq(root, "/b/y");
+    /* ... also from a cgroup below our namespace's root */
+    put("proc/4242/cgroup", "4:memory:/z\n");
+    ck_assert_int_eq(cgroup_ns_find(at("proc"), cg, CGROUP_VERSION_1, 4242, root, sizeof(root)),
+                     0);
+    ck_assert_str_eq(root, "/b/y");
+    /* then a shim's cgroup in another pod, and ours */
+    snprintf(ns.root[CGROUP_VERSION_1], sizeof(ns.root[1]), "%s", root);
+    put("proc/77/cgroup", "4:memory:/../../a/x\n");
+    ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), cg, &ns, 77, &m), 0);
+    ck_assert_str_eq(m.path, "/a/x");
+    ck_assert_str_eq(m.dir, at("cg/memory/a/x"));
+    ck_assert_uint_eq(m.key, ino(at("cg/memory/a/x")));
+    put("proc/78/cgroup", "4:memory:/z\n");
+    ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), cg, &ns, 78, &m), 0);
+    ck_assert_str_eq(m.path, "/b/y/z");
+    /* without the namespace's place: refused, as before */
+    ck_assert_int_eq(cgroup_memcg_of_pid(at("proc"), cg, NULL, 77, &m), -EXDEV);
+    /* moved out of our namespace since: cannot tell */
+    put("proc/4242/cgroup", "4:memory:/../q\n");
+    ck_assert_int_eq(cgroup_ns_find(at("proc"), cg, CGROUP_VERSION_1, 4242, root, sizeof(root)),
+                     -EXDEV);
+    /* not in any cgroup at that depth */
+    put("proc/4242/cgroup", "4:memory:/\n");
+    put("cg/memory/b/y/cgroup.procs", "12\n");
+    ck_assert_int_eq(cgroup_ns_find(at("proc"), cg, CGROUP_VERSION_1, 4242, root, sizeof(root)),
+                     -ESRCH);
+    /* the mount's root is ours: nothing to place */
+    snprintf(line, sizeof(line), "34 30 0:31 / %s rw - cgroup cgroup rw,memory\n", mnt);
+    put("proc/4242/mountinfo", line);
+    ck_assert_int_eq(cgroup_ns_find(at("proc"), cg, CGROUP_VERSION_1, 4242, root, sizeof(root)),
+                     0);
+    ck_assert_str_eq(root, "");
+    /* a subtree mounted: not supported; no such mount */
+    snprintf(line, sizeof(line), "34 30 0:31 /b %s rw - cgroup cgroup rw,memory\n", mnt);
+    put("proc/4242/mountinfo", line);
+    ck_assert_int_eq(cgroup_ns_find(at("proc"), cg, CGROUP_VERSION_1, 4242, root, sizeof(root)),
+                     -EOPNOTSUPP);
+    put("proc/4242/mountinfo", "22 1 0:20 / /proc rw - proc proc rw\n");
+    ck_assert_int_eq(cgroup_ns_find(at("proc"), cg, CGROUP_VERSION_1, 4242, root, sizeof(root)),
+                     -ENOENT);
     tmp_remove();
 }
 END_TEST
@@ -219,21 +319,21 @@ END_TEST
 START_TEST(test_real_own_memcg)
 {
     struct cgroup_memcg m;
-    int r = cgroup_memcg_of_pid(CGROUP_DEFAULT_PROC, CGROUP_DEFAULT_ROOT, getpid(), &m);
+    int r = cgroup_memcg_of_pid(CGROUP_DEFAULT_PROC, CGROUP_DEFAULT_ROOT, NULL, getpid(), &m);
     if (r < 0) {
         fprintf(stderr, "SKIP real memcg lookup: %s\n", strerror(-r));
         return;
     }
     ck_assert_uint_eq(m.key, ino(m.dir));
     struct cgroup_mem mem;
-    r = cgroup_read_mem(m.dir, m.version, &mem);
+    r = cgroup_read_mem(m.dir, m.version, 0, &mem);
     if (r < 0) {
         fprintf(stderr, "SKIP real usage read of %s: %s\n", m.dir, strerror(-r));
         return;
     }
     ck_assert_uint_gt(mem.usage_bytes, 0);
     struct usage_sample s;
-    ck_assert_int_eq(usage_sample_dir(m.dir, CGROUP_VERSION_AUTO, 1, &s), 0);
+    ck_assert_int_eq(usage_sample_dir(m.dir, CGROUP_VERSION_AUTO, 0, 1, &s), 0);
     fprintf(stderr, "own memcg v%d %s key %llu usage %llu limit %llu permille %u\n",
             (int)m.version, m.dir, (unsigned long long)m.key,
             (unsigned long long)s.mem.usage_bytes, (unsigned long long)s.limit_bytes,
@@ -309,16 +409,16 @@ START_TEST(test_read_mem_v1_v2)
 
     fake_v1("v1", "50000000\n", "100000000\n",
             "inactive_file 1\ntotal_inactive_file 10000000\n");
-    ck_assert_int_eq(cgroup_read_mem(at("v1"), CGROUP_VERSION_1, &m), 0);
+    ck_assert_int_eq(cgroup_read_mem(at("v1"), CGROUP_VERSION_1, 0, &m), 0);
     ck_assert_uint_eq(m.usage_bytes, 50000000);
     ck_assert_uint_eq(m.limit_bytes, 100000000);
     ck_assert_uint_eq(m.high_bytes, CGROUP_UNLIMITED);
     ck_assert_uint_eq(m.inactive_file_bytes, 10000000); /* total_, v1 is hierarchical */
-    ck_assert_int_eq(cgroup_read_mem(at("v1"), CGROUP_VERSION_AUTO, &m), 0);
+    ck_assert_int_eq(cgroup_read_mem(at("v1"), CGROUP_VERSION_AUTO, 0, &m), 0);
     ck_assert_uint_eq(m.limit_bytes, 100000000);
 
     fake_v2("v2", "3000\n", "max\n", "2000\n", "anon 1\ninactive_file 500\n");
-    ck_assert_int_eq(cgroup_read_mem(at("v2"), CGROUP_VERSION_AUTO, &m), 0);
+    ck_assert_int_eq(cgroup_read_mem(at("v2"), CGROUP_VERSION_AUTO, 0, &m), 0);
     ck_assert_uint_eq(m.usage_bytes, 3000);
     ck_assert_uint_eq(m.limit_bytes, CGROUP_UNLIMITED);
     ck_assert_uint_eq(m.high_bytes, 2000);
@@ -326,14 +426,14 @@ START_TEST(test_read_mem_v1_v2)
 
     /* no memory.stat: no inactive file; bad numbers; nothing at all */
     fake_v1("v1b", "10\n", "9223372036854771712\n", NULL);
-    ck_assert_int_eq(cgroup_read_mem(at("v1b"), CGROUP_VERSION_AUTO, &m), 0);
+    ck_assert_int_eq(cgroup_read_mem(at("v1b"), CGROUP_VERSION_AUTO, 0, &m), 0);
     ck_assert_uint_eq(m.inactive_file_bytes, 0);
     ck_assert_uint_eq(m.limit_bytes, CGROUP_UNLIMITED);
     fake_v2("v2b", "x\n", "max\n", "max\n", NULL);
-    ck_assert_int_eq(cgroup_read_mem(at("v2b"), CGROUP_VERSION_2, &m), -EINVAL);
+    ck_assert_int_eq(cgroup_read_mem(at("v2b"), CGROUP_VERSION_2, 0, &m), -EINVAL);
     mkdirs("empty");
-    ck_assert_int_eq(cgroup_read_mem(at("empty"), CGROUP_VERSION_AUTO, &m), -ENOENT);
-    ck_assert_int_eq(cgroup_read_mem(at("empty"), CGROUP_VERSION_1, &m), -ENOENT);
+    ck_assert_int_eq(cgroup_read_mem(at("empty"), CGROUP_VERSION_AUTO, 0, &m), -ENOENT);
+    ck_assert_int_eq(cgroup_read_mem(at("empty"), CGROUP_VERSION_1, 0, &m), -ENOENT);
     tmp_remove();
 }
 END_TEST
@@ -396,6 +496,66 @@ START_TEST(test_usage_arithmetic)
 }
 END_TEST
 
+/* A schedule in small numbers: thresholds 80/90/97 %, plan for 1000
+ * bytes/s, 10 ms..250 ms, project 100 ms ahead. */
+static const struct usage_schedule sched = {
+    .min_interval_ns = 10 * MS,
+    .max_interval_ns = 250 * MS,
+    .burst_bytes_per_s = 1000,
+    .lead_ns = 100 * MS,
+    .th_permille = { 800, 900, 970 },
+};
+
+static struct usage_sample sample_at(uint64_t t, uint64_t ws, uint64_t limit)
+{
+    struct cgroup_mem m = { .usage_bytes = ws, .limit_bytes = limit,
+                            .high_bytes = CGROUP_UNLIMITED };
+    struct usage_sample s;
+    usage_compute(&m, t, &s);
+    return s;
+}
+
+START_TEST(test_usage_growth_projection_and_schedule)
+{
+    struct usage_sample a = sample_at(1 * S, 500, 1000);
+    struct usage_sample b = sample_at(1 * S + 100 * MS, 600, 1000);
+    struct usage_sample none = { 0 };
+
+    /* growth: bytes per second between two good samples, else 0 */
+    ck_assert_uint_eq(usage_growth(&a, &b), 1000);
+    ck_assert_uint_eq(usage_growth(&b, &a), 0);            /* shrinking */
+    ck_assert_uint_eq(usage_growth(&none, &b), 0);         /* no previous */
+    struct usage_sample close = sample_at(1 * S + MS / 2, 900, 1000);
+    ck_assert_uint_eq(usage_growth(&a, &close), 0);        /* too close to tell */
+    struct usage_sample bad = b;
+    bad.error = -ENOENT;
+    ck_assert_uint_eq(usage_growth(&a, &bad), 0);
+
+    /* projection: 1000 B/s for 100 ms is 100 bytes more: 60 % -> 70 % */
+    ck_assert_uint_eq(usage_projected_permille(&b, 1000, 100 * MS), 700);
+    ck_assert_uint_eq(usage_projected_permille(&b, 0, 100 * MS), 600);
+    ck_assert_uint_eq(usage_projected_permille(&b, UINT64_MAX, UINT64_MAX), USAGE_PERMILLE_MAX);
+    struct usage_sample unl = sample_at(S, 600, CGROUP_UNLIMITED);
+    ck_assert_uint_eq(usage_projected_permille(&unl, 1000, S), 0);
+
+    /* schedule: time to the next threshold at the planned burst rate */
+    ck_assert_uint_eq(usage_next_interval(&sched, &b, 0), 200 * MS); /* 200 B to 80 % */
+    struct usage_sample far = sample_at(S, 100, 1000);
+    ck_assert_uint_eq(usage_next_interval(&sched, &far, 0), 250 * MS); /* capped */
+    struct usage_sample near = sample_at(S, 795, 1000);
+    ck_assert_uint_eq(usage_next_interval(&sched, &near, 0), 10 * MS); /* floored */
+    struct usage_sample mid = sample_at(S, 850, 1000);
+    ck_assert_uint_eq(usage_next_interval(&sched, &mid, 0), 50 * MS); /* 50 B to 90 % */
+    /* measured growth faster than planned: sooner */
+    ck_assert_uint_eq(usage_next_interval(&sched, &b, 4000), 50 * MS);
+    /* above every threshold, no limit, an error: the longest interval */
+    struct usage_sample top = sample_at(S, 990, 1000);
+    ck_assert_uint_eq(usage_next_interval(&sched, &top, 0), 250 * MS);
+    ck_assert_uint_eq(usage_next_interval(&sched, &unl, 0), 250 * MS);
+    ck_assert_uint_eq(usage_next_interval(&sched, &bad, 0), 250 * MS);
+}
+END_TEST
+
 START_TEST(test_usage_source_set)
 {
     struct usage_source src;
@@ -403,43 +563,153 @@ START_TEST(test_usage_source_set)
     fake_v1("a", "80\n", "100\n", "total_inactive_file 0\n");
     fake_v2("b", "450\n", "1000\n", "500\n", "inactive_file 50\n");
     usage_source_init(&src);
-    ck_assert_int_eq(usage_source_add(&src, 1, at("a"), CGROUP_VERSION_1), 0);
-    ck_assert_int_eq(usage_source_add(&src, 2, at("b"), CGROUP_VERSION_AUTO), 0);
+    ck_assert_int_eq(usage_source_add(&src, 1, at("a"), CGROUP_VERSION_1, 0), 0);
+    ck_assert_int_eq(usage_source_add(&src, 2, at("b"), CGROUP_VERSION_AUTO, 0), 0);
     for (uint64_t k = 10; k < 50; k++) /* grow past the first allocation */
-        ck_assert_int_eq(usage_source_add(&src, k, at("a"), CGROUP_VERSION_AUTO), 0);
+        ck_assert_int_eq(usage_source_add(&src, k, at("a"), CGROUP_VERSION_AUTO, 0), 0);
     for (uint64_t k = 10; k < 50; k++)
         ck_assert_int_eq(usage_source_remove(&src, k), 0);
     ck_assert_uint_eq(src.count, 2);
 
-    ck_assert_uint_eq(usage_source_sample(&src, 5 * S), 2);
+    /* new entries are due at once; a at 80 % is 1 byte from 90 %: the
+     * shortest interval; b at 400 of 500 bytes: 50 bytes, 50 ms */
+    ck_assert_uint_eq(usage_source_sample_due(&src, &sched, 5 * S), 5 * S + 10 * MS);
     const struct usage_entry *a = usage_source_find(&src, 1);
     const struct usage_entry *b = usage_source_find(&src, 2);
     ck_assert_ptr_nonnull(a);
     ck_assert_ptr_nonnull(b);
     ck_assert_uint_eq(a->last.permille, 800);
     ck_assert_uint_eq(a->last.time_ns, 5 * S);
+    ck_assert_uint_eq(a->next_ns, 5 * S + 10 * MS);
     ck_assert_uint_eq(b->last.permille, 800); /* (450 - 50) / min(1000, 500) */
+    ck_assert_uint_eq(b->next_ns, 5 * S + 50 * MS);
+
+    /* nothing due yet: nothing read */
+    ck_assert_uint_eq(usage_source_sample_due(&src, &sched, 5 * S + 5 * MS), 5 * S + 10 * MS);
+    ck_assert_uint_eq(a->last.time_ns, 5 * S);
+
+    /* a grows 5 bytes in 10 ms (500 B/s): 100 ms ahead it would hold 85 +
+     * 50 bytes, 135 % of its limit */
+    put("a/memory.usage_in_bytes", "85\n");
+    ck_assert_uint_eq(usage_source_sample_due(&src, &sched, 5 * S + 10 * MS), 5 * S + 20 * MS);
+    ck_assert_uint_eq(a->last.time_ns, 5 * S + 10 * MS);
+    ck_assert_uint_eq(b->last.time_ns, 5 * S);
+    ck_assert_uint_eq(a->growth_bytes_per_s, 500);
+    ck_assert_uint_eq(a->last.permille, 850);
+    ck_assert_uint_eq(a->projected_permille, 1350);
 
     /* the cgroup goes away: the error is kept, the entry too */
     char p[PATH_MAX];
     snprintf(p, sizeof(p), "%s/memory.usage_in_bytes", at("a"));
     unlink(p);
-    ck_assert_uint_eq(usage_source_sample(&src, 6 * S), 1);
+    usage_source_sample_due(&src, &sched, 6 * S);
     a = usage_source_find(&src, 1);
     ck_assert_int_eq(a->last.error, -ENOENT);
     ck_assert_uint_eq(a->last.permille, 0);
+    ck_assert_uint_eq(a->projected_permille, 0);
+    ck_assert_uint_eq(a->next_ns, 6 * S + 250 * MS);
 
-    /* re-adding a key points it elsewhere */
-    ck_assert_int_eq(usage_source_add(&src, 1, at("b"), CGROUP_VERSION_2), 0);
+    /* re-adding a key points it elsewhere, due at once */
+    ck_assert_int_eq(usage_source_add(&src, 1, at("b"), CGROUP_VERSION_2, 0), 0);
     ck_assert_uint_eq(src.count, 2);
-    ck_assert_uint_eq(usage_source_sample(&src, 7 * S), 2);
+    usage_source_sample_due(&src, &sched, 6 * S + MS);
     ck_assert_uint_eq(usage_source_find(&src, 1)->last.permille, 800);
+    ck_assert_uint_eq(usage_source_find(&src, 1)->last.time_ns, 6 * S + MS);
 
     ck_assert_int_eq(usage_source_remove(&src, 2), 0);
     ck_assert_int_eq(usage_source_remove(&src, 2), -ENOENT);
     ck_assert_ptr_null(usage_source_find(&src, 2));
     usage_source_free(&src);
     ck_assert_uint_eq(src.count, 0);
+    tmp_remove();
+}
+END_TEST
+
+/* A child without a limit under a parent with one (a pod and its
+ * container): the parent is found, read only while it has a limit, shared
+ * by reference, and governs the child's ratio. */
+START_TEST(test_usage_ancestors)
+{
+    struct usage_source src;
+    struct cgroup_memcg ctr = { .version = CGROUP_VERSION_1, .path = "/pod/ctr" }, pod, root, up;
+    struct cgroup_mem m;
+    tmp_make();
+    fake_v1("memory/pod/ctr", "100\n", "9223372036854771712\n", "total_inactive_file 0\n");
+    fake_v1("memory/pod", "850\n", "1000\n", "total_inactive_file 0\n");
+    fake_v1("memory", "5000\n", "9223372036854771712\n", NULL);
+    snprintf(ctr.dir, sizeof(ctr.dir), "%s", at("memory/pod/ctr"));
+    ctr.key = ino(ctr.dir);
+
+    /* up the hierarchy to its root, and no further */
+    ck_assert_int_eq(cgroup_parent_memcg(&ctr, &pod), 0);
+    ck_assert_str_eq(pod.path, "/pod");
+    ck_assert_str_eq(pod.dir, at("memory/pod"));
+    ck_assert_uint_eq(pod.key, ino(at("memory/pod")));
+    ck_assert_int_eq(pod.version, CGROUP_VERSION_1);
+    ck_assert_int_eq(cgroup_parent_memcg(&pod, &root), 0);
+    ck_assert_str_eq(root.path, "/");
+    ck_assert_str_eq(root.dir, at("memory"));
+    ck_assert_int_eq(cgroup_parent_memcg(&root, &up), -ENOENT);
+    /* a dir that does not end in the path: refused */
+    struct cgroup_memcg odd = ctr;
+    snprintf(odd.path, sizeof(odd.path), "/pod/other");
+    ck_assert_int_eq(cgroup_parent_memcg(&odd, &up), -EINVAL);
+    /* the parent went away: stat's errno */
+    snprintf(odd.path, sizeof(odd.path), "/gone/ctr");
+    snprintf(odd.dir, sizeof(odd.dir), "%s", at("memory/gone/ctr"));
+    ck_assert_int_eq(cgroup_parent_memcg(&odd, &up), -ENOENT);
+
+    /* without a limit, CGROUP_MEM_IF_LIMITED reads no usage */
+    ck_assert_int_eq(cgroup_read_mem(ctr.dir, CGROUP_VERSION_1, CGROUP_MEM_IF_LIMITED, &m), 0);
+    ck_assert_uint_eq(m.limit_bytes, CGROUP_UNLIMITED);
+    ck_assert_uint_eq(m.usage_bytes, 0);
+    ck_assert_int_eq(cgroup_read_mem(ctr.dir, CGROUP_VERSION_1, 0, &m), 0);
+    ck_assert_uint_eq(m.usage_bytes, 100);
+    ck_assert_int_eq(cgroup_read_mem(pod.dir, CGROUP_VERSION_1, CGROUP_MEM_IF_LIMITED, &m), 0);
+    ck_assert_uint_eq(m.usage_bytes, 850);
+
+    /* the child tracked, the parent as its ancestor (and another's) */
+    usage_source_init(&src);
+    ck_assert_int_eq(usage_source_add(&src, ctr.key, ctr.dir, CGROUP_VERSION_1, 0), 0);
+    ck_assert_int_eq(usage_source_add(&src, pod.key, pod.dir, CGROUP_VERSION_1,
+                                      CGROUP_MEM_IF_LIMITED), 0);
+    ck_assert_int_eq(usage_source_add(&src, pod.key, pod.dir, CGROUP_VERSION_1,
+                                      CGROUP_MEM_IF_LIMITED), 0);
+    ck_assert_uint_eq(src.count, 2);
+    ck_assert_uint_eq(usage_source_find(&src, pod.key)->refs, 2);
+    ck_assert_uint_eq(usage_source_find(&src, pod.key)->read_flags, CGROUP_MEM_IF_LIMITED);
+    usage_source_sample_due(&src, &sched, 5 * S);
+
+    const struct usage_entry *chain[3] = { usage_source_find(&src, ctr.key),
+                                           usage_source_find(&src, pod.key), NULL };
+    int gov = 7;
+    /* the parent's 85 % governs the unlimited child */
+    ck_assert_uint_eq(usage_chain_permille(chain, 3, &gov), 850);
+    ck_assert_int_eq(gov, 1);
+    ck_assert_uint_eq(usage_chain_permille(chain, 1, &gov), 0); /* the child alone: no limit */
+    ck_assert_int_eq(gov, -1);
+    /* the child's own limit, tighter: it governs; a tie goes to the nearest */
+    put("memory/pod/ctr/memory.limit_in_bytes", "105\n");
+    usage_source_sample_due(&src, &sched, 6 * S);
+    ck_assert_uint_eq(usage_chain_permille(chain, 3, NULL), 952);
+    ck_assert_uint_eq(usage_chain_permille(chain, 3, &gov), 952);
+    ck_assert_int_eq(gov, 0);
+    put("memory/pod/ctr/memory.limit_in_bytes", "200\n");
+    put("memory/pod/memory.usage_in_bytes", "500\n");
+    usage_source_sample_due(&src, &sched, 7 * S);
+    ck_assert_uint_eq(usage_chain_permille(chain, 3, &gov), 500);
+    ck_assert_int_eq(gov, 0);
+
+    /* a full read asked once stays; the last reference removes it */
+    ck_assert_int_eq(usage_source_add(&src, pod.key, pod.dir, CGROUP_VERSION_1, 0), 0);
+    ck_assert_uint_eq(usage_source_find(&src, pod.key)->read_flags, 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_ptr_nonnull(usage_source_find(&src, pod.key));
+        ck_assert_int_eq(usage_source_remove(&src, pod.key), 0);
+    }
+    ck_assert_ptr_null(usage_source_find(&src, pod.key));
+    ck_assert_int_eq(usage_source_remove(&src, pod.key), -ENOENT);
+    usage_source_free(&src);
     tmp_remove();
 }
 END_TEST
@@ -535,8 +805,7 @@ END_TEST
 START_TEST(test_psi_trigger_format_and_revents)
 {
     char buf[64];
-    ck_assert_int_eq(psi_trigger_format(buf, sizeof(buf), false, PSI_DEF_STALL_US,
-                                        PSI_DEF_WINDOW_US), 19);
+    ck_assert_int_eq(psi_trigger_format(buf, sizeof(buf), false, 150000, 2000000), 19);
     ck_assert_str_eq(buf, "some 150000 2000000");
     ck_assert_int_eq(psi_trigger_format(buf, sizeof(buf), true, 1, 500000), 13);
     ck_assert_str_eq(buf, "full 1 500000");
@@ -556,8 +825,8 @@ START_TEST(test_real_psi_trigger)
     struct psi_stats s;
     char reason[256] = "";
 
-    int r = psi_trigger_open(&t, PSI_SYSTEM_MEMORY_PATH, false, PSI_DEF_STALL_US,
-                             PSI_DEF_WINDOW_US, reason, sizeof(reason));
+    int r = psi_trigger_open(&t, PSI_SYSTEM_MEMORY_PATH, false, 150000, 2000000, reason,
+                             sizeof(reason));
     if (r < 0) {
         fprintf(stderr, "SKIP real PSI trigger: %s\n", reason);
         return;
@@ -568,7 +837,8 @@ START_TEST(test_real_psi_trigger)
     ck_assert_int_eq(psi_trigger_read(&t, &s), 0);
 
     /* the fd goes into an epoll set; waiting must work (it may fire once
-     * for stall from before it was armed, PLATFORM.md) */
+     * for stall from before it was armed: the kernel reports stall since
+     * the cgroup was created) */
     int ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ev = { .events = EPOLLPRI };
     ck_assert_int_eq(epoll_ctl(ep, EPOLL_CTL_ADD, psi_trigger_fd(&t), &ev), 0);
@@ -581,16 +851,119 @@ START_TEST(test_real_psi_trigger)
     psi_trigger_close(&t);
     ck_assert_int_eq(t.fd, -1);
 
-    /* a window that is not a multiple of 2 s: refused here (no
-     * CAP_SYS_RESOURCE); elsewhere accepted. Either way, a clear reason. */
+    /* a window that is not a multiple of 2 s: taken where we may (6.1
+     * cgroups, CAP_SYS_RESOURCE), else (6.5+ unprivileged, as here) the
+     * next multiple of 2 s with the same share of stall */
     r = psi_trigger_open(&t, PSI_SYSTEM_MEMORY_PATH, false, 150000, 1000000, reason,
                          sizeof(reason));
-    if (r == -EINVAL)
-        ck_assert_msg(strstr(reason, "multiple of 2 s"), "%s", reason);
-    else
-        ck_assert_int_eq(r, 0);
-    fprintf(stderr, "PSI trigger 'some 150000 1000000': %s\n", r ? reason : "accepted");
+    ck_assert_msg(r == 0, "%s", reason);
+    ck_assert_msg((t.window_us == 1000000 && t.stall_us == 150000) ||
+                      (t.window_us == 2000000 && t.stall_us == 300000),
+                  "armed some %u %u", t.stall_us, t.window_us);
+    fprintf(stderr, "PSI trigger 'some 150000 1000000': armed as some %u %u\n", t.stall_us,
+            t.window_us);
     psi_trigger_close(&t);
+    /* 9 s rounds up past the kernel's 10 s maximum: no fallback, a reason */
+    r = psi_trigger_open(&t, PSI_SYSTEM_MEMORY_PATH, false, 150000, 9000000, reason,
+                         sizeof(reason));
+    if (r < 0)
+        ck_assert_msg(strstr(reason, "multiple of 2 s"), "%s", reason);
+    psi_trigger_close(&t);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------
+ * memory.events
+ */
+START_TEST(test_memevents_parse_and_rose)
+{
+    struct memevents m, r;
+    /* 6.1: oom_group_kill is there; a newer key is skipped */
+    ck_assert_int_eq(memevents_parse("low 0\nhigh 12\nmax 3\noom 1\noom_kill 1\n"
+                                     "oom_group_kill 0\nsock_throttled 9\n", &m), 0);
+    ck_assert_uint_eq(m.high, 12);
+    ck_assert_uint_eq(m.max, 3);
+    ck_assert_uint_eq(m.oom, 1);
+    ck_assert_uint_eq(m.oom_kill, 1);
+    /* older kernels: fewer keys, the others read 0 */
+    ck_assert_int_eq(memevents_parse("low 0\nhigh 0\nmax 7\noom 0\n", &m), 0);
+    ck_assert_uint_eq(m.max, 7);
+    ck_assert_uint_eq(m.oom_kill, 0);
+    /* not memory.events; a key without a number */
+    ck_assert_int_eq(memevents_parse("some avg10=0.00\n", &m), -EINVAL);
+    ck_assert_int_eq(memevents_parse("", &m), -EINVAL);
+    ck_assert_int_eq(memevents_parse("low 0\nmax x\n", &m), -EINVAL);
+    ck_assert_int_eq(memevents_parse("low 0\nmax 18446744073709551616\n", &m), -EINVAL);
+
+    struct memevents a = { .high = 5, .max = 10, .oom_kill = 2 };
+    struct memevents b = { .high = 8, .max = 10, .oom_kill = 1 };
+    memevents_rose(&a, &b, &r);
+    ck_assert_uint_eq(r.high, 3);
+    ck_assert_uint_eq(r.max, 0);
+    ck_assert_uint_eq(r.oom_kill, 0); /* went down: a new cgroup, not a rise */
+}
+END_TEST
+
+START_TEST(test_memevents_fake_file)
+{
+    struct memevents_source src;
+    struct memevents r;
+    char reason[256] = "";
+    tmp_make();
+    put("v2/a/memory.events", "low 0\nhigh 4\nmax 2\noom 0\noom_kill 0\n");
+    mkdirs("v1/b");
+
+    /* the first read is the baseline: nothing rose yet */
+    ck_assert_int_eq(memevents_open(&src, at("v2/a"), reason, sizeof(reason)), 0);
+    ck_assert_int_ge(memevents_fd(&src), 0);
+    ck_assert_int_eq(memevents_read(&src, &r), 0);
+    ck_assert_uint_eq(r.high + r.max + r.oom_kill, 0);
+    put("v2/a/memory.events", "low 0\nhigh 9\nmax 2\noom 1\noom_kill 1\n");
+    ck_assert_int_eq(memevents_read(&src, &r), 0);
+    ck_assert_uint_eq(r.high, 5);
+    ck_assert_uint_eq(r.max, 0);
+    ck_assert_uint_eq(r.oom, 1);
+    ck_assert_uint_eq(r.oom_kill, 1);
+    ck_assert_int_eq(memevents_read(&src, &r), 0);
+    ck_assert_uint_eq(r.high + r.oom_kill, 0);
+    /* junk in the file: an error, the source stays usable */
+    put("v2/a/memory.events", "garbage\n");
+    ck_assert_int_eq(memevents_read(&src, &r), -EINVAL);
+    memevents_close(&src);
+    ck_assert_int_eq(memevents_fd(&src), -1);
+    ck_assert_int_eq(memevents_read(&src, &r), -EBADF);
+
+    /* v1 (no such file): refused with a reason */
+    ck_assert_int_eq(memevents_open(&src, at("v1/b"), reason, sizeof(reason)), -ENOENT);
+    ck_assert_msg(strstr(reason, "not a cgroup v2"), "%s", reason);
+    ck_assert_int_eq(memevents_fd(&src), -1);
+    tmp_remove();
+}
+END_TEST
+
+START_TEST(test_real_memevents_own_cgroup)
+{
+    struct cgroup_memcg cg;
+    struct memevents_source src;
+    char reason[256] = "";
+    if (cgroup_memcg_of_pid(CGROUP_DEFAULT_PROC, CGROUP_DEFAULT_ROOT, NULL, getpid(), &cg) < 0 ||
+        cg.version != CGROUP_VERSION_2) {
+        fprintf(stderr, "SKIP real memory.events: this process's memory cgroup is not v2\n");
+        return;
+    }
+    if (memevents_open(&src, cg.dir, reason, sizeof(reason)) < 0) {
+        /* the root cgroup has no memory.events */
+        fprintf(stderr, "SKIP real memory.events: %s\n", reason);
+        return;
+    }
+    /* the kernel's file goes into epoll as the daemon uses it */
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = { .events = EPOLLPRI };
+    ck_assert_int_eq(epoll_ctl(ep, EPOLL_CTL_ADD, memevents_fd(&src), &ev), 0);
+    struct memevents r;
+    ck_assert_int_eq(memevents_read(&src, &r), 0);
+    close(ep);
+    memevents_close(&src);
 }
 END_TEST
 
@@ -739,7 +1112,7 @@ START_TEST(test_real_vmpressure_on_own_memcg)
     struct cgroup_memcg m;
     struct vmpressure_source s;
     char reason[256] = "";
-    int r = cgroup_memcg_of_pid(CGROUP_DEFAULT_PROC, CGROUP_DEFAULT_ROOT, getpid(), &m);
+    int r = cgroup_memcg_of_pid(CGROUP_DEFAULT_PROC, CGROUP_DEFAULT_ROOT, NULL, getpid(), &m);
     if (r < 0 || m.version != CGROUP_VERSION_1) {
         fprintf(stderr, "SKIP real memory.pressure_level: no v1 memcg (%s)\n",
                 r < 0 ? strerror(-r) : "cgroup v2");
@@ -763,6 +1136,7 @@ static Suite *daemon_sources_suite(void)
     tcase_add_test(cg, test_parse_proc_cgroup);
     tcase_add_test(cg, test_memcg_dir_layouts);
     tcase_add_test(cg, test_memcg_of_pid_fake_trees);
+    tcase_add_test(cg, test_cgroup_namespace);
     tcase_add_test(cg, test_real_own_memcg);
     tcase_add_test(cg, test_parse_limit_and_stat);
     tcase_add_test(cg, test_read_mem_v1_v2);
@@ -771,10 +1145,15 @@ static Suite *daemon_sources_suite(void)
 
     TCase *us = tcase_create("usage");
     tcase_add_test(us, test_usage_arithmetic);
+    tcase_add_test(us, test_usage_growth_projection_and_schedule);
     tcase_add_test(us, test_usage_source_set);
+    tcase_add_test(us, test_usage_ancestors);
     suite_add_tcase(s, us);
 
     TCase *psi = tcase_create("psi");
+    tcase_add_test(psi, test_memevents_parse_and_rose);
+    tcase_add_test(psi, test_memevents_fake_file);
+    tcase_add_test(psi, test_real_memevents_own_cgroup);
     tcase_add_test(psi, test_psi_parse);
     tcase_add_test(psi, test_psi_files_and_paths);
     tcase_add_test(psi, test_psi_trigger_format_and_revents);

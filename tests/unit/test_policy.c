@@ -5,9 +5,7 @@
 
 START_TEST(test_fast_keeps_lean_releases)
 {
-    struct hk_limits f, l;
-    hk_policy_limits(HK_MODE_FAST, &f);
-    hk_policy_limits(HK_MODE_LEAN, &l);
+    struct hk_limits f = *hk_policy_limits(HK_MODE_FAST), l = *hk_policy_limits(HK_MODE_LEAN);
     ck_assert(f.prewarm && !l.prewarm);
     ck_assert(hk_policy_keep_empty_slab(&f, 0, 0));
     ck_assert(!hk_policy_keep_empty_slab(&f, 0, f.empty_slabs_kept));
@@ -25,9 +23,7 @@ END_TEST
 
 START_TEST(test_caps)
 {
-    struct hk_limits f, l;
-    hk_policy_limits(HK_MODE_FAST, &f);
-    hk_policy_limits(HK_MODE_LEAN, &l);
+    struct hk_limits f = *hk_policy_limits(HK_MODE_FAST), l = *hk_policy_limits(HK_MODE_LEAN);
     for (unsigned c = 0; c < HK_NCLASS; c++) {
         ck_assert_uint_le(hk_policy_tc_cap(&f, c), HK_TC_SLOTS);
         ck_assert_uint_le(hk_policy_tc_cap(&l, c), hk_policy_tc_cap(&f, c));

@@ -1010,11 +1010,21 @@ START_TEST(test_ctl_req)
     ck_assert_int_eq(proto_ctl_req_check(&b, sizeof(b), &out), -EINVAL);
     b.key = 5;
     ck_assert_int_eq(proto_ctl_req_check(&b, sizeof(b), &out), 0);
+    /* the per-process flag goes with METRICS only; no other flag exists */
     b = q;
-    b.flags = 1;
+    b.flags = HAKMEM_CTL_REQ_F_PER_PROCESS;
     ck_assert_int_eq(proto_ctl_req_check(&b, sizeof(b), &out), -EINVAL);
     proto_ctl_req_init(&b, HAKMEM_CTL_METRICS);
     ck_assert_int_eq(proto_ctl_req_check(&b, sizeof(b), &out), 0);
+    ck_assert_uint_eq(out.flags, 0);
+    b.flags = HAKMEM_CTL_REQ_F_PER_PROCESS;
+    ck_assert_int_eq(proto_ctl_req_check(&b, sizeof(b), &out), 0);
+    ck_assert_uint_eq(out.flags, HAKMEM_CTL_REQ_F_PER_PROCESS);
+    b.flags = HAKMEM_CTL_REQ_F_PER_PROCESS | 0x0002u;
+    ck_assert_int_eq(proto_ctl_req_check(&b, sizeof(b), &out), -EINVAL);
+    proto_ctl_req_init(&b, HAKMEM_CTL_STATUS);
+    b.flags = HAKMEM_CTL_REQ_F_PER_PROCESS;
+    ck_assert_int_eq(proto_ctl_req_check(&b, sizeof(b), &out), -EINVAL);
 }
 END_TEST
 
@@ -1106,10 +1116,32 @@ START_TEST(test_names)
     ck_assert_str_eq(proto_mode_name(HAKMEM_MODE_LEAN), "lean");
     ck_assert_str_eq(proto_reason_name(HAKMEM_REASON_BPF_RECLAIM), "bpf_reclaim");
     ck_assert_str_eq(proto_reason_name(HAKMEM_REASON_COUNT), "?");
-    ck_assert_str_eq(proto_stat_name(HAKMEM_STAT_LEAN_DECOMMIT), "lean_decommit");
-    ck_assert_str_eq(proto_stat_name(HAKMEM_STAT_MODE_SWITCHES), "mode_switches");
-    ck_assert_ptr_null(proto_stat_name(HAKMEM_STAT_COUNT));
-    ck_assert_int_eq(HAKMEM_STAT_COUNT, 11);
+    /* one list: the public HAKMEM_COUNTERS, in its order */
+    ck_assert_str_eq(proto_counter_name(HAKMEM_COUNTER_ID(mmap_calls)), "mmap_calls");
+    ck_assert_str_eq(proto_counter_name(HAKMEM_COUNTER_ID(lean_decommit)), "lean_decommit");
+    ck_assert_str_eq(proto_counter_name(HAKMEM_COUNTER_ID(level)), "level");
+    ck_assert_ptr_null(proto_counter_name(HAKMEM_COUNTER_COUNT));
+    ck_assert_int_eq(HAKMEM_COUNTER_COUNT, 19);
+    ck_assert_str_eq(proto_counter_name(HAKMEM_COUNTER_ID(bytes_lazy)), "bytes_lazy");
+    ck_assert_int_eq(proto_counter_kind(HAKMEM_COUNTER_ID(bytes_lazy)), HAKMEM_KIND_GAUGE);
+    ck_assert_int_eq(proto_counter_kind(HAKMEM_COUNTER_ID(madvise_calls)), HAKMEM_KIND_TOTAL);
+    ck_assert_int_eq(proto_counter_kind(HAKMEM_COUNTER_ID(bytes_in_use)), HAKMEM_KIND_GAUGE);
+    ck_assert_int_eq(proto_counter_kind(HAKMEM_COUNTER_ID(mode)), HAKMEM_KIND_STATE);
+    ck_assert_int_eq(proto_counter_kind(HAKMEM_COUNTER_COUNT), -1);
+}
+END_TEST
+
+START_TEST(test_clean_text)
+{
+    char out[16];
+    ck_assert_str_eq(proto_clean_text(out, sizeof(out), "sshd"), "sshd");
+    ck_assert_str_eq(proto_clean_text(out, sizeof(out), "\xff\xfe\xc3(bad\x80"), "??" "?(bad?");
+    ck_assert_str_eq(proto_clean_text(out, sizeof(out), "a\nb\x1b[2J\x7f"), "a?b?[2J?");
+    ck_assert_str_eq(proto_clean_text(out, sizeof(out), "caf\xc3\xa9 \xc2\x85"), "caf\xc3\xa9 ?");
+    ck_assert_str_eq(proto_clean_text(out, 6, "abcdefgh"), "abcde");
+    ck_assert_str_eq(proto_clean_text(out, 6, "abcd\xc3\xa9"), "abcd"); /* no half character */
+    char in_place[] = "x\xffy\n";
+    ck_assert_str_eq(proto_clean_text(in_place, sizeof(in_place), in_place), "x?y?");
 }
 END_TEST
 
@@ -1123,14 +1155,14 @@ START_TEST(test_stats_page)
     ck_assert_int_eq(proto_stats_init(page, sizeof(page), 555), 0);
     ck_assert_int_eq(proto_stats_read(page, sizeof(page), &out), 0);
     ck_assert_uint_eq(out.pid, 555);
-    ck_assert_uint_eq(out.ncounters, HAKMEM_STAT_COUNT);
+    ck_assert_uint_eq(out.present, (1u << HAKMEM_COUNTER_COUNT) - 1);
 
     s.mode = HAKMEM_MODE_LEAN;
     s.last_level = HAKMEM_LEVEL_MEDIUM;
-    s.ncounters = HAKMEM_STAT_COUNT;
+    s.present = (1u << HAKMEM_COUNTER_COUNT) - 1;
     s.flags = HAKMEM_STATS_F_DAEMON;
     s.updated_ns = 99;
-    for (int i = 0; i < HAKMEM_STAT_COUNT; i++)
+    for (int i = 0; i < HAKMEM_COUNTER_COUNT; i++)
         s.counter[i] = 1000 + (uint64_t)i;
     proto_stats_write((struct hakmem_stats_page *)page, &s);
     ck_assert_int_eq(proto_stats_read(page, sizeof(page), &out), 0);
@@ -1138,12 +1170,39 @@ START_TEST(test_stats_page)
     ck_assert_uint_eq(out.last_level, HAKMEM_LEVEL_MEDIUM);
     ck_assert_uint_eq(out.updated_ns, 99);
     ck_assert_uint_eq(out.flags, HAKMEM_STATS_F_DAEMON);
-    ck_assert_uint_eq(out.counter[HAKMEM_STAT_MODE_SWITCHES], 1000 + HAKMEM_STAT_MODE_SWITCHES);
-    ck_assert_uint_eq(out.counter[HAKMEM_STAT_COUNT], 0);
+    ck_assert_uint_eq(out.counter[HAKMEM_COUNTER_ID(mode_switches)],
+                      1000 + HAKMEM_COUNTER_ID(mode_switches));
+    ck_assert_uint_eq(out.counter[HAKMEM_COUNTER_COUNT], 0);
+    ck_assert_uint_eq(out.present, (1u << HAKMEM_COUNTER_COUNT) - 1);
     /* the fixed offset the daemon relies on */
     uint64_t v;
-    memcpy(&v, page + offsetof(struct hakmem_stats_page, counter[HAKMEM_STAT_MADVISE_CALLS]), 8);
-    ck_assert_uint_eq(v, 1000 + HAKMEM_STAT_MADVISE_CALLS);
+    memcpy(&v, page + offsetof(struct hakmem_stats_page, counter[HAKMEM_COUNTER_ID(madvise_calls)]), 8);
+    ck_assert_uint_eq(v, 1000 + HAKMEM_COUNTER_ID(madvise_calls));
+
+    /* a page of version 1 (an older shim): its counters in the v1 order
+     * come out under their names, and only those are present */
+    static _Alignas(4096) unsigned char old[4096];
+    struct hakmem_stats_page *op = (struct hakmem_stats_page *)old;
+    memcpy(old, page, sizeof(old));
+    op->version = 1;
+    atomic_store(&op->ncounters, 11);
+    static const char *const v1[] = { "lean_decommit", "lean_retire", "madvise_calls",
+        "mmap_calls", "munmap_calls", "bytes_decommitted", "bytes_committed", "bytes_in_use",
+        "superslabs_live", "superslabs_cached", "mode_switches" };
+    for (unsigned i = 0; i < 11; i++)
+        atomic_store(&op->counter[i], 500 + i);
+    ck_assert_int_eq(proto_stats_read(old, sizeof(old), &out), 0);
+    uint32_t want = 0;
+    for (unsigned i = 0; i < 11; i++) {
+        unsigned id = 0;
+        while (id < HAKMEM_COUNTER_COUNT && strcmp(proto_counter_name(id), v1[i]) != 0)
+            id++;
+        ck_assert_uint_lt(id, HAKMEM_COUNTER_COUNT);
+        ck_assert_uint_eq(out.counter[id], 500 + i);
+        want |= 1u << id;
+    }
+    ck_assert_uint_eq(out.present, want);
+    ck_assert_uint_eq(out.counter[HAKMEM_COUNTER_ID(large_live)], 0);
 
     static _Alignas(4096) unsigned char bad[4096];
     struct hakmem_stats_page *bp = (struct hakmem_stats_page *)bad;
@@ -1184,10 +1243,10 @@ struct stats_race {
 static void *stats_writer(void *arg)
 {
     struct stats_race *sr = arg;
-    struct proto_stats s = { .ncounters = HAKMEM_STAT_COUNT };
+    struct proto_stats s = { .present = (1u << HAKMEM_COUNTER_COUNT) - 1 };
     for (uint64_t i = 1; i <= STATS_RACE_WRITES; i++) {
         s.updated_ns = i;
-        for (int c = 0; c < HAKMEM_STAT_COUNT; c++)
+        for (int c = 0; c < HAKMEM_COUNTER_COUNT; c++)
             s.counter[c] = i;
         proto_stats_write(sr->pg, &s);
         for (int k = 0; k < 64; k++) /* a pause, so that readers also get through */
@@ -1216,7 +1275,7 @@ START_TEST(test_stats_race)
             continue;
         }
         ck_assert_int_eq(rc, 0);
-        for (int c = 0; c < HAKMEM_STAT_COUNT; c++)
+        for (int c = 0; c < HAKMEM_COUNTER_COUNT; c++)
             ck_assert_uint_eq(out.counter[c], out.updated_ns);
         ck_assert_uint_ge(out.updated_ns, last);
         last = out.updated_ns;
@@ -1264,6 +1323,7 @@ static Suite *ring_suite(void)
     tcase_add_test(tc, test_ctl_req);
     tcase_add_test(tc, test_ctl_resp);
     tcase_add_test(tc, test_names);
+    tcase_add_test(tc, test_clean_text);
     tcase_add_test(tc, test_stats_page);
     suite_add_tcase(s, tc);
     return s;

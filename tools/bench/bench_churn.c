@@ -1,6 +1,8 @@
 /* bench_churn.c — mixed churn benchmark. Each thread owns a working set of
  * WS slots; one op frees a random slot and allocates a random size in
- * [min, max] into it, touching the first and last byte (bench_churn_step).
+ * [min, max] (uniformly, or log-uniformly with --log-sizes) into it,
+ * touching the first and last byte, or every page with --touch-pages
+ * (bench_churn_step).
  * Threads share nothing. Prints one result line (see bench_common.c) and
  * nothing else on stdout. Run under LD_PRELOAD; never linked against
  * hakmem. */
@@ -16,6 +18,7 @@ struct churn_cfg {
 	uint64_t ws;       /* slots per thread */
 	uint64_t ops;      /* timed ops per thread */
 	uint32_t threads;
+	int touch_pages;   /* write every 4 KiB of each new block */
 };
 
 /* One per thread, cache-line aligned (see struct bench_thread). */
@@ -32,6 +35,7 @@ static void *churn_thread_main(void *arg)
 
 	if (bench_churn_init(&w, NULL, (uint32_t)c->ws, &c->sz, t->bt.idx) < 0)
 		t->bt.err = ENOMEM;
+	w.touch_pages = c->touch_pages;
 	bench_thread_start(&t->bt);
 	if (!t->bt.err && bench_churn_step(&w, 0, c->ops) < c->ops)
 		t->bt.err = ENOMEM;
@@ -47,10 +51,13 @@ static void churn_usage(FILE *f)
 		"  --ws N       slots per thread (default 400)\n"
 		"  --threads T  independent threads (default 1)\n"
 		"  --ops N      timed ops per thread, k/M/G suffixes (default 40M)\n"
+		"  --touch-pages  write one byte in every 4 KiB of each new block, not\n"
+		"               only its first and last byte (medium and large sizes)\n"
 		"  --min B      smallest size in bytes (default 16)\n"
 		"  --max B      largest size in bytes (default 1024)\n"
 		"  --seed S     PRNG seed (default 1)\n"
-		"prints: ops_per_sec=<f> peak_rss_kb=<n> ops=<n> threads=<n> ws=<n>\n");
+		"  --log-sizes  log-uniform sizes in [min, max]: each octave as likely\n"
+		"prints: ops_per_sec=<f> peak_rss_kb=<n> ops=<n> threads=<n> ws=<n> minflt=<n>\n");
 }
 
 int main(int argc, char **argv)
@@ -65,6 +72,7 @@ int main(int argc, char **argv)
 		{ "ws", BENCH_OPT_U64, 1, 1u << 28, &cfg.ws },
 		{ "threads", BENCH_OPT_U32, 1, 1024, &cfg.threads },
 		{ "ops", BENCH_OPT_U64, 1, UINT64_MAX, &cfg.ops },
+		{ "touch-pages", BENCH_OPT_FLAG, 0, 0, &cfg.touch_pages },
 	};
 	const struct bench_prog prog = {
 		"bench_churn", opts, BENCH_NOPTS(opts), churn_usage, &cfg.sz,

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -133,12 +134,13 @@ void bench_parse_args(const struct bench_prog *prog, int argc, char **argv)
 	 * and '?'. The program's options come first, then --min, --max and
 	 * --seed: getopt_long lists the candidates of an ambiguous
 	 * abbreviation in this order. */
-	enum { BENCH_OPT_VAL = 256, BENCH_MAX_OPTS = 16, BENCH_SIZE_OPTS = 3 };
+	enum { BENCH_OPT_VAL = 256, BENCH_MAX_OPTS = 16, BENCH_SIZE_OPTS = 4 };
 	struct bench_sizes *sz = prog->sizes;
 	const struct bench_opt size_opts[BENCH_SIZE_OPTS] = {
 		{ "min", BENCH_OPT_U32, 1, 1u << 30, &sz->min_size },
 		{ "max", BENCH_OPT_U32, 1, 1u << 30, &sz->max_size },
 		{ "seed", BENCH_OPT_U64, 0, UINT64_MAX, &sz->seed },
+		{ "log-sizes", BENCH_OPT_FLAG, 0, 0, &sz->log_sizes },
 	};
 	struct bench_opt all[BENCH_MAX_OPTS + BENCH_SIZE_OPTS];
 	struct option lo[BENCH_MAX_OPTS + BENCH_SIZE_OPTS + 2];
@@ -277,6 +279,43 @@ int bench_mem_sample(struct bench_mem *m, int smaps)
 	return 0;
 }
 
+/* Minor page faults of the whole process so far (getrusage), or -1. */
+long bench_minflt(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return -1;
+	return ru.ru_minflt;
+}
+
+uint64_t bench_exp2_q32[256];
+
+/* Sets d up from sz (min <= max, as bench_parse_args() checked). The
+ * table is filled by repeated multiplication (no libm): the error after
+ * 255 steps is far below the 2^-32 of a table entry's last bit that
+ * matters here. */
+void bench_dist_init(struct bench_dist *d, const struct bench_sizes *sz)
+{
+	const double step = 1.0027112750502024854; /* 2^(1/256) */
+	double x = 4294967296.0;                     /* 2^32 */
+	uint32_t e;
+
+	for (unsigned k = 0; k < 256; k++, x *= step)
+		bench_exp2_q32[k] = (uint64_t)(x + 0.5);
+	d->min = sz->min_size;
+	d->max = sz->max_size;
+	d->span = sz->max_size - sz->min_size + 1;
+	d->log_steps = 0;
+	if (!sz->log_sizes || sz->min_size == sz->max_size)
+		return;
+	/* the last step that stays within max: at most 30 octaves */
+	for (e = 1; e < 30u * 256; e++)
+		if ((((uint64_t)d->min << (e >> 8)) * bench_exp2_q32[e & 255] >> 32) > d->max)
+			break;
+	d->log_steps = e - 1 ? e - 1 : 1;
+}
+
 /* Where the churn threads leave their sums, so that the compiler keeps the
  * reads and writes of the blocks. */
 static _Atomic uint64_t bench_sink;
@@ -293,8 +332,8 @@ int bench_churn_init(struct bench_churn *w, unsigned char **slot, uint32_t ws,
 	uint32_t i;
 
 	w->ws = ws;
-	w->min_size = sz->min_size;
-	w->span = sz->max_size - sz->min_size + 1;
+	bench_dist_init(&w->dist, sz);
+	w->touch_pages = 0;
 	w->sum = 0;
 	w->own_slot = !slot;
 	bench_rng_seed(&w->rng, sz->seed, stream);
@@ -303,7 +342,7 @@ int bench_churn_init(struct bench_churn *w, unsigned char **slot, uint32_t ws,
 		return -ENOMEM;
 	for (i = 0; i < ws; i++) {
 		uint64_t r = bench_rng_next(&w->rng);
-		size_t size = w->min_size + bench_range32((uint32_t)r, w->span);
+		size_t size = bench_size_draw(&w->dist, (uint32_t)r);
 		unsigned char *p = malloc(size);
 
 		if (!p)
@@ -315,21 +354,26 @@ int bench_churn_init(struct bench_churn *w, unsigned char **slot, uint32_t ws,
 	return 0;
 }
 
-/* count churn ops: free a random slot, allocate a random size into it and
- * write (first + op number) into its first and last byte. Returns the ops
- * done: count, or fewer when malloc failed (that slot is then NULL). */
-uint64_t bench_churn_step(struct bench_churn *w, uint64_t first, uint64_t count)
+/* The loop of bench_churn_step(), inlined three times so that the default
+ * case (uniform sizes, ends touched) keeps the instructions it always had:
+ * callgrind counts of the allocators are taken on it. */
+static inline __attribute__((always_inline)) uint64_t
+churn_loop(struct bench_churn *w, uint64_t first, uint64_t count, int log_sizes, int pages)
 {
 	unsigned char **slot = w->slot;
-	const uint32_t ws = w->ws, min_size = w->min_size, span = w->span;
+	const uint32_t ws = w->ws;
+	struct bench_dist d = w->dist;
 	struct bench_rng rng = w->rng;
 	uint64_t sum = w->sum;
 	uint64_t n;
 
+	if (!log_sizes)
+		d.log_steps = 0;
 	for (n = 0; n < count; n++) {
 		uint64_t r = bench_rng_next(&rng);
 		uint32_t k = bench_range32((uint32_t)(r >> 32), ws);
-		size_t size = min_size + bench_range32((uint32_t)r, span);
+		size_t size = log_sizes ? bench_size_draw(&d, (uint32_t)r)
+					: d.min + bench_range32((uint32_t)r, d.span);
 		unsigned char *p;
 
 		sum += slot[k][0];
@@ -340,12 +384,28 @@ uint64_t bench_churn_step(struct bench_churn *w, uint64_t first, uint64_t count)
 			break;
 		}
 		p[0] = (unsigned char)(first + n);
+		if (pages)
+			for (size_t off = 4096; off < size; off += 4096)
+				p[off] = (unsigned char)(first + n);
 		p[size - 1] = (unsigned char)(first + n);
 		slot[k] = p;
 	}
 	w->rng = rng;
 	w->sum = sum;
 	return n;
+}
+
+/* count churn ops: free a random slot, allocate a random size into it and
+ * write (first + op number) into its first and last byte (with
+ * touch_pages, into one byte of every 4 KiB too). Returns the ops done:
+ * count, or fewer when malloc failed (that slot is then NULL). */
+uint64_t bench_churn_step(struct bench_churn *w, uint64_t first, uint64_t count)
+{
+	if (w->touch_pages)
+		return churn_loop(w, first, count, w->dist.log_steps != 0, 1);
+	if (w->dist.log_steps)
+		return churn_loop(w, first, count, 1, 0);
+	return churn_loop(w, first, count, 0, 0);
 }
 
 /* Frees every block (and the slots, when bench_churn_init() allocated
@@ -435,7 +495,8 @@ void bench_print_result(uint64_t ops, uint64_t elapsed_ns, unsigned threads, uin
 {
 	double secs = (double)(elapsed_ns ? elapsed_ns : 1) / 1e9;
 
-	printf("ops_per_sec=%.1f peak_rss_kb=%ld ops=%" PRIu64 " threads=%u ws=%" PRIu64 "\n",
-	       (double)ops / secs, bench_peak_rss_kb(), ops, threads, ws);
+	printf("ops_per_sec=%.1f peak_rss_kb=%ld ops=%" PRIu64 " threads=%u ws=%" PRIu64
+	       " minflt=%ld\n",
+	       (double)ops / secs, bench_peak_rss_kb(), ops, threads, ws, bench_minflt());
 	fflush(stdout);
 }

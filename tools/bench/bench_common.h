@@ -80,15 +80,44 @@ struct bench_opt {
 	void *dst;
 };
 
-/* --min, --max and --seed, which every benchmark takes: block sizes are
- * drawn from [min_size, max_size] by a seeded stream. */
+/* --min, --max, --seed and --log-sizes, which every benchmark takes:
+ * block sizes are drawn from [min_size, max_size] by a seeded stream,
+ * uniformly, or with --log-sizes log-uniformly (each octave as likely as
+ * any other, as the sizes of real buffers tend to be). */
 struct bench_sizes {
 	uint64_t seed;
 	uint32_t min_size; /* bytes */
 	uint32_t max_size; /* bytes, inclusive */
+	int log_sizes;     /* 1: log-uniform */
 };
 
 #define BENCH_SIZES_DEFAULT { .seed = 1, .min_size = 16, .max_size = 1024 }
+
+/* The size distribution of struct bench_sizes, ready to draw from with
+ * bench_size_draw(): uniform when log_steps is 0, else log-uniform in
+ * steps of 1/256 octave (0.27 %). */
+struct bench_dist {
+	uint32_t min;       /* bytes */
+	uint32_t max;       /* bytes, inclusive */
+	uint32_t span;      /* max - min + 1 */
+	uint32_t log_steps; /* 0, or the last step e with min * 2^(e/256) <= max */
+};
+
+/* 2^(k/256) * 2^32, k = 0..255; filled by bench_dist_init(). */
+extern uint64_t bench_exp2_q32[256];
+
+/* One size of distribution d from 32 random bits. */
+static inline uint32_t bench_size_draw(const struct bench_dist *d, uint32_t bits)
+{
+	uint32_t e;
+	uint64_t s;
+
+	if (!d->log_steps)
+		return d->min + bench_range32(bits, d->span);
+	e = bench_range32(bits, d->log_steps + 1);
+	s = ((uint64_t)d->min << (e >> 8)) * bench_exp2_q32[e & 255] >> 32;
+	return s > d->max ? d->max : (uint32_t)s;
+}
 
 /* What a benchmark tells bench_parse_args() about itself. */
 struct bench_prog {
@@ -102,14 +131,15 @@ struct bench_prog {
 
 #define BENCH_NOPTS(opts) (sizeof(opts) / sizeof((opts)[0]))
 
-/* The churn working set: ws slots, each holding a block of a random size
- * in [min_size, min_size + span). One step frees a random slot and
- * allocates a random size into it, touching the first and last byte. */
+/* The churn working set: ws slots, each holding a block of a size drawn
+ * from dist. One step frees a random slot and allocates a random size
+ * into it, touching the first and last byte (or every page). */
 struct bench_churn {
 	unsigned char **slot; /* ws entries */
 	uint32_t ws;          /* slots */
-	uint32_t min_size;    /* bytes */
-	uint32_t span;        /* max_size - min_size + 1, bytes */
+	struct bench_dist dist;
+	int touch_pages;      /* 1: write one byte in every 4 KiB of each new
+			       * block, not only its ends (set after init) */
 	int own_slot;         /* slot was calloc'ed by bench_churn_init() */
 	struct bench_rng rng;
 	uint64_t sum;         /* first bytes read back, keeps the writes alive */
@@ -136,6 +166,8 @@ long bench_read_file(const char *path, char *buf, size_t size);
 long bench_kb_field(const char *text, const char *key);
 long bench_peak_rss_kb(void);
 int bench_mem_sample(struct bench_mem *m, int smaps);
+long bench_minflt(void);
+void bench_dist_init(struct bench_dist *d, const struct bench_sizes *sz);
 int bench_churn_init(struct bench_churn *w, unsigned char **slot, uint32_t ws,
 		     const struct bench_sizes *sz, uint64_t stream);
 uint64_t bench_churn_step(struct bench_churn *w, uint64_t first, uint64_t count);

@@ -140,16 +140,17 @@ static void larson_producer(struct larson_thread *t)
 {
 	struct larson_pair *pr = t->pair;
 	const struct larson_cfg *c = pr->cfg;
-	const uint32_t span = c->sz.max_size - c->sz.min_size + 1;
 	struct larson_batch b = { .n = 0 };
+	struct bench_dist d;
 	struct bench_rng rng;
 	uint64_t n;
 
+	bench_dist_init(&d, &c->sz);
 	bench_rng_seed(&rng, c->sz.seed, pr->idx);
 	bench_thread_start(&t->bt);
 	for (n = 0; n < c->ops; n++) {
 		uint64_t r = bench_rng_next(&rng);
-		uint32_t size = c->sz.min_size + bench_range32((uint32_t)r, span);
+		uint32_t size = bench_size_draw(&d, (uint32_t)r);
 		uint8_t pat = (uint8_t)(r >> 56) | 1;
 		unsigned char *p = malloc(size);
 
@@ -220,6 +221,7 @@ static void larson_usage(FILE *f)
 		"  --max B      largest size in bytes (default 1024)\n"
 		"  --depth D    queue capacity per pair in batches of %d (default 32)\n"
 		"  --seed S     PRNG seed (default 1)\n"
+		"  --log-sizes  log-uniform sizes in [min, max]: each octave as likely\n"
 		"prints: ops_per_sec=<f> peak_rss_kb=<n> ops=<n> threads=<2P> ws=<D*%d>\n",
 		LARSON_BATCH, LARSON_BATCH);
 }

@@ -11,9 +11,10 @@
  *  3. free:   free the blocks in a random order: all of them, or all but
  *             --keep-pct percent chosen at random (exactly round(N*pct/100)
  *             blocks stay live until the end).
- *  4. settle: for --settle seconds, every --sample-ms: --churn-ops random
- *             free+malloc pairs in the small working set, then one sample
- *             of VmRSS, Anonymous and LazyFree.
+ *  4. settle: for --settle seconds, every --churn-ms (default: --sample-ms)
+ *             --churn-ops random free+malloc pairs in the small working
+ *             set, and every --sample-ms one sample of VmRSS, Anonymous
+ *             and LazyFree (the last tick always samples).
  *
  * t90 (time to give back 90% of the freed memory), all figures "RSS minus
  * LazyFree" (what the kernel could not drop without reclaim), kB:
@@ -43,7 +44,8 @@ struct phase_cfg {
 	uint64_t settle_ms;
 	uint64_t sample_ms;
 	uint64_t churn_ws;  /* slots of the light working set */
-	uint64_t churn_ops; /* free+malloc pairs per tick */
+	uint64_t churn_ops; /* free+malloc pairs per churn tick */
+	uint64_t churn_ms;  /* churn period; 0: sample_ms */
 	double keep_pct;    /* 0..100 */
 	int trace;
 };
@@ -72,10 +74,9 @@ static void *phase_map(size_t bytes)
 	return p;
 }
 
-static uint32_t phase_size(struct bench_rng *r, const struct phase_cfg *c)
+static uint32_t phase_size(struct bench_rng *r, const struct bench_dist *d)
 {
-	return c->sz.min_size + bench_range32((uint32_t)bench_rng_next(r),
-					      c->sz.max_size - c->sz.min_size + 1);
+	return bench_size_draw(d, (uint32_t)bench_rng_next(r));
 }
 
 static void phase_usage(FILE *f)
@@ -89,8 +90,10 @@ static void phase_usage(FILE *f)
 		"  --settle S      seconds of light churn and sampling after the frees (default 3)\n"
 		"  --sample-ms N   sampling and churn period (default 10)\n"
 		"  --churn-ws N    slots of the light working set (default 1000)\n"
-		"  --churn-ops N   free+malloc pairs per period (default 1000)\n"
+		"  --churn-ops N   free+malloc pairs per churn period (default 1000)\n"
+		"  --churn-ms N    churn period (default: --sample-ms)\n"
 		"  --seed S        PRNG seed (default 1)\n"
+		"  --log-sizes     log-uniform sizes in [min, max]: each octave as likely\n"
 		"  --trace         one 't_ms rss_kb lazyfree_kb anon_kb' line per sample on stderr\n"
 		"prints: start_rss_kb= peak_rss_kb= grown_rss_kb= freed_rss_kb= end_rss_kb=\n"
 		"        end_lazyfree_kb= end_anon_kb= end_rss_minus_lazyfree_kb= start_lazyfree_kb=\n"
@@ -116,11 +119,13 @@ int main(int argc, char **argv)
 		{ "sample-ms", BENCH_OPT_U64, 1, 60000, &cfg.sample_ms },
 		{ "churn-ws", BENCH_OPT_U64, 1, 1u << 24, &cfg.churn_ws },
 		{ "churn-ops", BENCH_OPT_U64, 0, 1ull << 32, &cfg.churn_ops },
+		{ "churn-ms", BENCH_OPT_U64, 1, 60000, &cfg.churn_ms },
 		{ "trace", BENCH_OPT_FLAG, 0, 0, &cfg.trace },
 	};
 	const struct bench_prog prog = {
 		"bench_phase", opts, BENCH_NOPTS(opts), phase_usage, &cfg.sz,
 	};
+	struct bench_dist dist;
 	struct bench_rng rng;
 	struct bench_churn w;
 	struct bench_mem m0, mg, mf, me;
@@ -133,15 +138,18 @@ int main(int argc, char **argv)
 	double returned;
 
 	bench_parse_args(&prog, argc, argv);
+	bench_dist_init(&dist, &cfg.sz);
 
 	/* Pass 1: how many blocks make --live bytes (same stream as pass 2). */
 	bench_rng_seed(&rng, cfg.sz.seed, 0);
 	while (bytes < cfg.live) {
-		bytes += phase_size(&rng, &cfg);
+		bytes += phase_size(&rng, &dist);
 		n_obj++;
 	}
 
-	nsmp_max = cfg.settle_ms / cfg.sample_ms + 2;
+	if (cfg.churn_ms == 0)
+		cfg.churn_ms = cfg.sample_ms;
+	nsmp_max = cfg.settle_ms / cfg.sample_ms + cfg.settle_ms / cfg.churn_ms + 3;
 	obj = phase_map(n_obj * sizeof(*obj));
 	size = phase_map(n_obj * sizeof(*size));
 	order = phase_map(n_obj * sizeof(*order));
@@ -156,7 +164,7 @@ int main(int argc, char **argv)
 	 * first `kept` entries of order[] stay live. */
 	bench_rng_seed(&rng, cfg.sz.seed, 0);
 	for (uint64_t i = 0; i < n_obj; i++) {
-		size[i] = phase_size(&rng, &cfg);
+		size[i] = phase_size(&rng, &dist);
 		order[i] = (uint32_t)i;
 	}
 	bench_rng_seed(&rng, cfg.sz.seed, 1);
@@ -210,35 +218,44 @@ int main(int argc, char **argv)
 	freed_kb = phase_rml(&mg) - phase_rml(&m0) - (long)(kept_bytes / 1024);
 	goal_kb = phase_rml(&mg) - (long)(0.9 * (double)(freed_kb > 0 ? freed_kb : 0));
 
-	/* Settle: sample at once, then on every tick of the period grid after
-	 * one churn tick. A tick missed (the machine was busy) is skipped, not
-	 * made up with samples back to back. */
+	/* Settle: sample at once, then tick every churn period: one churn
+	 * tick, and a sample when a sample period has passed (on the sample
+	 * grid). A tick missed on a busy machine is skipped, not made up with
+	 * ticks back to back. */
 	bench_mem_sample(&mf, 1);
 	me = mf;
-	for (uint64_t k = 0;;) {
-		uint64_t now;
+	for (uint64_t k = 0, next_smp = 0;;) {
+		uint64_t now, since;
 
 		if (k > 0) {
-			bench_sleep_until(t_free1 + k * cfg.sample_ms * 1000000ull);
+			bench_sleep_until(t_free1 + k * cfg.churn_ms * 1000000ull);
 			if (bench_churn_step(&w, 0, cfg.churn_ops) < cfg.churn_ops) {
 				fprintf(stderr, "bench_phase: out of memory while settling\n");
 				return 1;
 			}
-			bench_mem_sample(&me, 1);
 		}
 		now = bench_now_ns();
-		if (nsmp < nsmp_max) {
-			smp[nsmp].t_ms = (uint32_t)((now - t_free1) / 1000000ull);
-			smp[nsmp].rss_kb = (int32_t)me.rss_kb;
-			smp[nsmp].lazy_kb = (int32_t)me.lazyfree_kb;
-			smp[nsmp].anon_kb = (int32_t)me.anon_kb;
-			nsmp++;
+		since = now - t_free1;
+		if (k == 0 || since >= next_smp || (since / 1000000ull) + cfg.churn_ms > cfg.settle_ms) {
+			if (k > 0)
+				bench_mem_sample(&me, 1);
+			now = bench_now_ns();
+			since = now - t_free1;
+			if (nsmp < nsmp_max) {
+				smp[nsmp].t_ms = (uint32_t)(since / 1000000ull);
+				smp[nsmp].rss_kb = (int32_t)me.rss_kb;
+				smp[nsmp].lazy_kb = (int32_t)me.lazyfree_kb;
+				smp[nsmp].anon_kb = (int32_t)me.anon_kb;
+				nsmp++;
+			}
+			if (t90 < 0 && (freed_kb <= 0 || phase_rml(&me) <= goal_kb))
+				t90 = k == 0 ? 0 : (long)(since / 1000000ull);
+			/* the next sample strictly after now */
+			next_smp = (since / (cfg.sample_ms * 1000000ull) + 1) * cfg.sample_ms * 1000000ull;
 		}
-		if (t90 < 0 && (freed_kb <= 0 || phase_rml(&me) <= goal_kb))
-			t90 = k == 0 ? 0 : (long)((now - t_free1) / 1000000ull);
 		/* the next tick strictly after now */
-		k = (now - t_free1) / (cfg.sample_ms * 1000000ull) + 1;
-		if (k * cfg.sample_ms > cfg.settle_ms)
+		k = since / (cfg.churn_ms * 1000000ull) + 1;
+		if (k * cfg.churn_ms > cfg.settle_ms)
 			break;
 	}
 	t_end = bench_now_ns();

@@ -113,6 +113,7 @@ static void soak_usage(FILE *f)
 		"  --min B           smallest size in bytes (default 16)\n"
 		"  --max B           largest size in bytes (default 1024)\n"
 		"  --seed S          PRNG seed (default 1)\n"
+		"  --log-sizes       log-uniform sizes in [min, max]: each octave as likely\n"
 		"prints: interval t_s= ops= ops_per_sec= rss_kb= hwm_kb= lazyfree_kb= anon_kb= [os_calls= ...]\n"
 		"        soak secs= ops= ops_per_sec= peak_rss_kb= threads= ws= [os_calls= ...]\n");
 }

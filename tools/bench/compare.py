@@ -5,13 +5,18 @@ Owns: the list of benchmark configurations, the interleaved run order, the
 environment each allocator gets, and the markdown table of medians. Every
 allocator runs through LD_PRELOAD of an unmodified benchmark binary (glibc
 runs without a preload); nothing here builds or links anything. Standard
-library only. lean.py and soak.py import it for run_cmd (one run under one
+library only. The other runners (lean.py, soak.py, sizes.py, spike.py,
+programs.py, mbench.py) import it for run_cmd (one run under one
 allocator), parse_result, parse_kv, parse_os_stats, interleaved,
-summarize_cells, write_report, base_env and load_note.
+summarize_cells, write_report, base_env, load_note, loadavg,
+snapshot_lib, the /usr/bin/time wrapper (timed, parse_timed), the strace
+wrapper (straced, strace_counts), geomean and md_table.
 """
 
 import argparse
+import hashlib
 import json
+import math
 import os
 import re
 import resource
@@ -56,32 +61,47 @@ NOISY = 0.10  # (max - min) / median of ops/s above which a cell is flagged
 RESULT_RE = re.compile(r"^ops_per_sec=\S+ ")
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(
-        description="Run the hakmem benchmarks under hakmem, glibc, jemalloc, "
-        "mimalloc and tcmalloc, interleaved, and print a markdown table of medians.")
+def add_run_options(p, runs, timeout, what="configs"):
+    """The options of every runner that picks its allocators with
+    allocators(): --lib, --runs, --only, --alloc, --extra-env, --lean,
+    --timeout, --json. Check them with check_run_options()."""
     p.add_argument("--lib", default=str(ROOT / "build" / "shim" / "libhakmem.so"),
                    help="hakmem shared library to preload (default: %(default)s)")
-    p.add_argument("--bench-dir", default=str(ROOT / "build" / "tools" / "bench"),
-                   help="where bench_churn and bench_larson are (default: %(default)s)")
-    p.add_argument("--runs", type=int, default=5, help="runs per allocator and config (default 5)")
-    p.add_argument("--quick", action="store_true", help="few ops per run: a smoke check, not a measurement")
-    p.add_argument("--only", metavar="REGEX", help="run only the configs whose name matches (re.search)")
+    p.add_argument("--runs", type=int, default=runs,
+                   help=f"runs per allocator and {what[:-1]} (default {runs})")
+    p.add_argument("--only", metavar="REGEX", help=f"run only the {what} whose name matches (re.search)")
     p.add_argument("--alloc", metavar="LIST",
                    help="comma-separated allocators to run (default: all; names as in the table)")
     p.add_argument("--extra-env", metavar="KEY=VAL", action="append", default=[],
                    help="environment for the hakmem runs only, e.g. HAKMEM_SS_MEM_LEAN=1 (repeatable)")
     p.add_argument("--lean", action="store_true",
                    help="add a hakmem-lean column (hakmem with HAKMEM_SS_MEM_LEAN=1) and lean/hakmem ratios")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds before one run counts as failed (default 300)")
-    p.add_argument("--json", metavar="FILE", help="write every run and the medians as JSON to FILE ('-': stdout, and the table to stderr)")
-    args = p.parse_args(argv)
+    p.add_argument("--timeout", type=float, default=timeout,
+                   help=f"seconds before one run counts as failed (default {timeout:g})")
+    p.add_argument("--json", metavar="FILE",
+                   help="write every run and the medians as JSON to FILE ('-': stdout, and the table to stderr)")
+
+
+def check_run_options(p, args):
+    """parser.error() on a bad --runs, --only or --extra-env."""
     if args.runs < 1:
         p.error("--runs must be at least 1")
     check_only(p, args.only)
     for kv in args.extra_env:
         if "=" not in kv or kv.startswith("="):
             p.error(f"--extra-env wants KEY=VAL, got {kv!r}")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        description="Run the hakmem benchmarks under hakmem, glibc, jemalloc, "
+        "mimalloc and tcmalloc, interleaved, and print a markdown table of medians.")
+    add_run_options(p, 5, 300.0)
+    p.add_argument("--bench-dir", default=str(ROOT / "build" / "tools" / "bench"),
+                   help="where bench_churn and bench_larson are (default: %(default)s)")
+    p.add_argument("--quick", action="store_true", help="few ops per run: a smoke check, not a measurement")
+    args = p.parse_args(argv)
+    check_run_options(p, args)
     return args
 
 
@@ -109,6 +129,99 @@ def load_note():
         return None
     return (f"machine busy at start (load {load1:.2f} on {ncpu} CPUs): "
             f"expect noise, compare only within this table")
+
+
+def loadavg():
+    """The three load averages as text ("1.02 0.87 0.55"), or "?"."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def snapshot_lib(lib, tmpdir):
+    """Copies the hakmem library into tmpdir, so that a rebuild during a
+    long run cannot mix two versions; returns (copy, sha256[:12])."""
+    src = Path(lib).resolve()
+    data = src.read_bytes()
+    dst = Path(tmpdir) / src.name
+    dst.write_bytes(data)
+    return dst, hashlib.sha256(data).hexdigest()[:12]
+
+
+# GNU time (package "time") prints this line last on stderr: the figures of
+# the measured process alone (RUSAGE of that child), whatever else ran.
+TIME_BIN = "/usr/bin/time"
+TIME_TAG = "HKTIME"
+TIME_FMT = TIME_TAG + " wall=%e maxrss_kb=%M minflt=%R majflt=%F user=%U sys=%S"
+
+
+def timed(cmd):
+    """cmd run under /usr/bin/time: its wall time, peak RSS and faults
+    come back in parse_timed(stderr). The preload reaches time(1) too,
+    which allocates next to nothing and is not measured."""
+    return [TIME_BIN, "-f", TIME_FMT, "--"] + list(cmd)
+
+
+def parse_timed(text):
+    """{wall_s, maxrss_kb, minflt, majflt, user_s, sys_s} of the last
+    TIME_TAG line in text, or {} when there is none."""
+    lines = [l for l in text.splitlines() if l.startswith(TIME_TAG + " ")]
+    if not lines:
+        return {}
+    f = parse_kv(lines[-1])
+    return {"wall_s": float(f["wall"]), "maxrss_kb": int(f["maxrss_kb"]),
+            "minflt": int(f["minflt"]), "majflt": int(f["majflt"]),
+            "user_s": float(f["user"]), "sys_s": float(f["sys"])}
+
+
+STRACE_CALLS = ("mmap", "munmap", "madvise", "mremap", "brk")
+
+
+def straced(cmd, alloc, out_path, calls=STRACE_CALLS):
+    """(command, allocator) that runs cmd under strace -f -c counting calls
+    into out_path: strace itself runs with the scrubbed environment (no
+    preload); -E gives the allocator's environment to the traced program
+    only. Pass the result to run_cmd, then strace_counts(out_path)."""
+    aname, lib, aenv = alloc
+    full = dict(aenv)
+    if lib is not None:
+        full["LD_PRELOAD"] = str(lib)
+    scmd = ["strace", "-f", "-c", "-o", str(out_path), "-e", "trace=" + ",".join(calls)]
+    for k, v in full.items():
+        scmd += ["-E", f"{k}={v}"]
+    return scmd + list(cmd), (aname, None, {})
+
+
+def strace_counts(path, calls=STRACE_CALLS):
+    """{syscall: calls} from an strace -c summary file, or None."""
+    counts = {}
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        t = line.split()
+        if len(t) >= 5 and t[-1] in calls and t[3].isdigit():
+            counts[t[-1]] = int(t[3])
+    return counts
+
+
+def geomean(xs):
+    """Geometric mean of the positive numbers in xs, or None."""
+    xs = [x for x in xs if x and x > 0]
+    if not xs:
+        return None
+    return math.exp(sum(math.log(x) for x in xs) / len(xs))
+
+
+def md_table(head, rows, align=None):
+    """Markdown lines of a table; align: one "---" / "---:" per column
+    (default: first column left, the others right)."""
+    align = align or ["---"] + ["---:"] * (len(head) - 1)
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return out
 
 
 def base_env():
@@ -170,6 +283,17 @@ def parse_kv(line):
     return dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
 
 
+def alloc_env(alloc, env0):
+    """The environment of a run under alloc = (name, library or None, extra
+    env): env0 plus the allocator's variables and its LD_PRELOAD."""
+    aname, lib, aenv = alloc
+    env = dict(env0)
+    env.update(aenv)
+    if lib is not None:
+        env["LD_PRELOAD"] = str(lib)
+    return env
+
+
 def run_cmd(cmd, alloc, env0, timeout, rec=None):
     """Runs cmd once under alloc = (name, library or None, extra env).
     Returns (rec, cp): rec is a copy of rec extended with allocator, cmd,
@@ -177,10 +301,7 @@ def run_cmd(cmd, alloc, env0, timeout, rec=None):
     exit) rec has ok=False and error, and cp is None after a timeout.
     Without a failure rec has no "ok" yet: the caller parses cp.stdout."""
     aname, lib, aenv = alloc
-    env = dict(env0)
-    env.update(aenv)
-    if lib is not None:
-        env["LD_PRELOAD"] = str(lib)
+    env = alloc_env(alloc, env0)
     rec = dict(rec or {})
     rec.update({"allocator": aname, "cmd": cmd,
                 "env": {**aenv, **({"LD_PRELOAD": str(lib)} if lib else {})}})
@@ -210,6 +331,21 @@ def run_cmd(cmd, alloc, env0, timeout, rec=None):
     return rec, cp
 
 
+def run_timed(cmd, alloc, env0, timeout, rec):
+    """Runs cmd once under alloc through /usr/bin/time (timed()). Returns
+    (rec, cp): on success rec has ok=True, time_s (wall) and the figures of
+    parse_timed(); else ok=False and error (cp None after a timeout)."""
+    rec, cp = run_cmd(timed(cmd), alloc, env0, timeout, rec)
+    if "ok" in rec:
+        return rec, cp
+    t = parse_timed(cp.stderr)
+    if not t:
+        rec.update(ok=False, error="no time(1) line")
+    else:
+        rec.update(ok=True, time_s=t["wall_s"], **t)
+    return rec, cp
+
+
 def parse_result(rec, cp, line_re, convert):
     """Completes rec from the last line of cp.stdout that matches line_re:
     ok=True and convert(parse_kv(line)) ({key: value}) plus os_stats when
@@ -234,7 +370,8 @@ def parse_result(rec, cp, line_re, convert):
 def result_fields(f):
     """The figures of one bench_churn / bench_larson result line."""
     return {"ops_per_sec": float(f["ops_per_sec"]), "peak_rss_kb": int(f["peak_rss_kb"]),
-            "ops": int(f["ops"]), "threads": int(f["threads"]), "ws": int(f["ws"])}
+            "ops": int(f["ops"]), "threads": int(f["threads"]), "ws": int(f["ws"]),
+            "minflt": int(f.get("minflt", -1))}
 
 
 def run_one(bench_dir, cfg, alloc, env0, args):
@@ -255,6 +392,26 @@ def interleaved(configs, nruns, allocs):
             k = i % len(allocs)
             for alloc in allocs[k:] + allocs[:k]:
                 yield cfg, i, alloc
+
+
+def run_interleaved(configs, nruns, allocs, one, show):
+    """Runs rec = one(config, allocator) for every run in interleaved()
+    order, adds "run" (1-based) to each rec and prints a progress line
+    with show(rec) (the figures) or the error. Ctrl-C stops early.
+    Returns (records, interrupted)."""
+    total = len(configs) * nruns * len(allocs)
+    runs = []
+    try:
+        for cfg, i, alloc in interleaved(configs, nruns, allocs):
+            rec = one(cfg, alloc)
+            rec["run"] = i + 1
+            runs.append(rec)
+            res = show(rec) if rec["ok"] else "FAILED: " + rec["error"]
+            note(f"[{len(runs)}/{total}] {cfg[0]} / {alloc[0]} run {i + 1}: {res}")
+    except KeyboardInterrupt:
+        note("interrupted: the tables hold the runs done so far")
+        return runs, True
+    return runs, False
 
 
 def summarize_cells(runs, configs, allocs, fill):
@@ -358,7 +515,7 @@ def footnotes(med, configs, allocs, quick):
             if cell["failed"]:
                 out.append(f"- {cname} / {a}: {cell['failed']} of {cell['runs']} runs failed: {cell['error']}")
             elif not quick and cell.get("spread", 0.0) > NOISY:
-                out.append(f"- {cname} / {a}: noisy, ops/s spread (max-min)/median = {cell['spread']:.0%}")
+                out.append(f"- {cname} / {a}: noisy, spread (max-min)/median = {cell['spread']:.0%}")
     return out
 
 
@@ -388,23 +545,10 @@ def main(argv):
     total = len(configs) * args.runs * len(allocs)
     note(f"{total} runs: {len(configs)} configs x {args.runs} runs x {len(allocs)} allocators"
          + (" (quick)" if args.quick else ""))
-    runs = []
     started = time.monotonic()
-    interrupted = False
-    try:
-        for cfg, i, alloc in interleaved(configs, args.runs, allocs):
-            rec = run_one(bench_dir, cfg, alloc, env0, args)
-            rec["run"] = i + 1
-            runs.append(rec)
-            if rec["ok"]:
-                res = (f"{rec['ops_per_sec'] / 1e6:.2f} Mops/s "
-                       f"{rec['peak_rss_kb'] / 1024:.1f} MiB")
-            else:
-                res = "FAILED: " + rec["error"]
-            note(f"[{len(runs)}/{total}] {cfg[0]} / {alloc[0]} run {i + 1}: {res}")
-    except KeyboardInterrupt:
-        interrupted = True
-        note("interrupted: table of the runs done so far")
+    runs, interrupted = run_interleaved(
+        configs, args.runs, allocs, lambda cfg, alloc: run_one(bench_dir, cfg, alloc, env0, args),
+        lambda r: f"{r['ops_per_sec'] / 1e6:.2f} Mops/s {r['peak_rss_kb'] / 1024:.1f} MiB")
     elapsed = time.monotonic() - started
 
     med = summarize(runs, cnames, anames)

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""lean.py -- the LEAN-mode validation of issue 3: A/B churn table, phase
-table and the GO table of DESIGN.md, in markdown.
+"""lean.py -- the LEAN-mode validation: A/B churn table, phase
+table and the GO table of docs/ARCHITECTURE.md, in markdown.
 
 Owns: the allocator set of the LEAN validation (hakmem FAST, LEAN+FREE,
 LEAN+DONTNEED; glibc, jemalloc and mimalloc set to purge at once), the
@@ -12,13 +12,11 @@ skeleton of a summary cell and the writing of the report. Standard library only.
 """
 
 import argparse
-import hashlib
 import math
 import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -64,11 +62,11 @@ PHASE = [
     ("phase keep 0%", ["--keep-pct", "0"], ["--live", "50M", "--settle", "1"]),
     ("phase keep 1%", ["--keep-pct", "1"], ["--live", "50M", "--settle", "1"]),
 ]
-SYSCALLS = ("mmap", "munmap", "madvise", "mremap", "brk")
+SYSCALLS = compare.STRACE_CALLS
 PHASE_RE = re.compile(r"^start_rss_kb=\S+ ")
 MB2 = 2048  # "within 2 MB of the start", kB
 
-# The targets of DESIGN.md "Numbers that define done" / issue 3.
+# The LEAN targets of docs/ARCHITECTURE.md, "Numbers that define done".
 T_LEAN_RSS_KB = 10 * 1024
 T_LEAN_RSS_RATIO = 0.30
 T_LEAN_OPS_RATIO = 0.90
@@ -112,32 +110,23 @@ def parse_args(argv):
 note = compare.note
 
 
-def loadavg():
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
+loadavg = compare.loadavg
+snapshot_lib = compare.snapshot_lib
 
 
-def snapshot_lib(lib, tmpdir):
-    """Copies the hakmem library into tmpdir; returns (copy, sha256[:12])."""
-    src = Path(lib).resolve()
-    data = src.read_bytes()
-    dst = Path(tmpdir) / src.name
-    dst.write_bytes(data)
-    return dst, hashlib.sha256(data).hexdigest()[:12]
-
-
-def pick_allocs(args, hakmem_lib):
-    """[(id, label, library or None, env)] that can run."""
+def pick_allocs(args, hakmem_lib, table=None, prog="lean.py"):
+    """[(id, label, library or None, env)] of table (default ALLOCS, same
+    shape; library "hakmem" is hakmem_lib) that --alloc names and that can
+    run."""
     out = []
     want = None
+    table = ALLOCS if table is None else table
     if args.alloc:
         want = {a.strip() for a in args.alloc.split(",") if a.strip()}
-        unknown = want - {a[0] for a in ALLOCS}
+        unknown = want - {a[0] for a in table}
         if unknown:
-            sys.exit(f"lean.py: --alloc: unknown {', '.join(sorted(unknown))}")
-    for aid, label, lib, env in ALLOCS:
+            sys.exit(f"{prog}: --alloc: unknown {', '.join(sorted(unknown))}")
+    for aid, label, lib, env in table:
         if want and aid not in want:
             continue
         if lib == "hakmem":
@@ -171,19 +160,6 @@ def phase_run(bench_dir, cfg, alloc, env0, args):
                                 lambda f: {k: (float(v) if "." in v else int(v)) for k, v in f.items()})
 
 
-def strace_counts(path):
-    counts = {}
-    try:
-        text = Path(path).read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        t = line.split()
-        if len(t) >= 5 and t[-1] in SYSCALLS and t[3].isdigit():
-            counts[t[-1]] = int(t[3])
-    return counts
-
-
 def strace_run(bench_dir, cfg, alloc, env0, args, tmpdir, ops_override=None):
     """One untimed run of cfg under strace -f -c; {syscall: calls} and the
     ops of the run, or an error string."""
@@ -193,19 +169,12 @@ def strace_run(bench_dir, cfg, alloc, env0, args, tmpdir, ops_override=None):
     if ops_override:
         cmd += ["--ops", ops_override]
     out = Path(tmpdir) / "strace.txt"
-    full = dict(env)
-    if lib is not None:
-        full["LD_PRELOAD"] = str(lib)
-    scmd = ["strace", "-f", "-c", "-o", str(out), "-e", "trace=" + ",".join(SYSCALLS)]
-    for k, v in full.items():
-        scmd += ["-E", f"{k}={v}"]
-    # strace itself runs with the scrubbed environment (no preload); -E
-    # gives the allocator's environment to the traced program only.
-    rec, cp = compare.run_cmd(scmd + cmd, (aid, None, {}), env0, args.timeout * 2, {"config": name})
+    scmd, salloc = compare.straced(cmd, (aid, lib, env), out)
+    rec, cp = compare.run_cmd(scmd, salloc, env0, args.timeout * 2, {"config": name})
     if "ok" in rec:
         return None, None, rec["error"]
     lines = [l for l in cp.stdout.splitlines() if compare.RESULT_RE.match(l)]
-    counts = strace_counts(out)
+    counts = compare.strace_counts(out)
     if not lines or counts is None:
         return None, None, "no result line or no strace summary"
     ops = int(compare.parse_kv(lines[-1])["ops"])
@@ -293,11 +262,7 @@ def pct(x, nd=1):
     return "-" if x is None else f"{x * 100:.{nd}f}%"
 
 
-def md_table(head, rows, align=None):
-    align = align or (["---"] + ["---:"] * (len(head) - 1))
-    out = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
-    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return out
+md_table = compare.md_table
 
 
 def cell_table(head, med, cnames, allocs, key, row):
@@ -580,7 +545,7 @@ def run(args, bench_dir, churn, phase, tmpdir):
                   "from the end of the frees until RSS−LazyFree has given back 90% of the freed memory "
                   "(never: not within the settle period).", ""]
         lines += phase_table(pm, pnames, allocs)
-    lines += ["", "### GO (DESIGN.md, issue 3)", ""]
+    lines += ["", "### GO (docs/ARCHITECTURE.md, numbers that define done)", ""]
     lines += md_table(["criterion", "measured", "target", "verdict"], [list(r) for r in go],
                       ["---", "---:", "---", "---"])
     lines += ["", "Soak (RSS drift 0%, throughput CV < 2%): `tools/bench/soak.py`."]

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """soak.py -- long-running churn under hakmem: RSS drift, throughput CV and
-OS calls per op over minutes or hours (DESIGN.md: 30 min and more, drift
+OS calls per op over minutes or hours (docs/ARCHITECTURE.md: 30 min and more, drift
 0%, CV < 2%).
 
 Owns: the soak modes (hakmem LEAN, optionally LEAN+DONTNEED and FAST), the
@@ -245,7 +245,7 @@ def tables(results, args, lib_sha, load0, loadz, elapsed):
     lines += lean.md_table(["criterion", "measured", "target", "verdict"], [list(g) for g in go],
                            ["---", "---:", "---", "---"])
     if args.duration < 1800:
-        lines += ["", f"Note: {args.duration} s is shorter than the 30 min DESIGN.md asks for: "
+        lines += ["", f"Note: {args.duration} s is shorter than the 30 min docs/ARCHITECTURE.md asks for: "
                   "a smoke run, not the soak verdict."]
     return lines, go
 

@@ -133,7 +133,7 @@ size_t hk_block_size(void *p, const char *who)
         return hk_large_usable((struct hk_large *)seg, p, who);
     if (cls == HK_CLS_GUARD)
         return hk_guard_usable(seg, p, who);
-    hk_fatal("%s(): invalid pointer %p", who, p);
+    hk_ss_refuse(p, who);
 }
 
 void *hk_calloc(size_t nmemb, size_t size)

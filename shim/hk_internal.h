@@ -171,6 +171,7 @@ HK_HIDDEN size_t hk_central_take(unsigned cls, void **out, size_t want);
 HK_HIDDEN void hk_central_put(unsigned cls, void *const *ptrs, size_t n, const char *who);
 HK_HIDDEN struct hk_slab *hk_slab_of(struct hk_ss *ss, const void *p);
 HK_HIDDEN bool hk_block_valid(struct hk_ss *ss, const void *p);
+HK_HIDDEN void hk_ss_refuse(const void *p, const char *who) __attribute__((noreturn, cold));
 HK_HIDDEN bool hk_central_has(unsigned cls, const void *p);
 HK_HIDDEN void hk_ss_prewarm(void);
 HK_HIDDEN bool hk_ss_purge(bool now, bool eager, bool *pending);

@@ -119,6 +119,19 @@ static uint32_t slab_index(const struct hk_slab *s, const void *p)
     return (uint32_t)idx;
 }
 
+/* p is in a superslab and starts no block of a slab: a unit that no slab
+ * holds (past the header) held a block that was freed, and its slab went
+ * back (a medium block's slab goes back as soon as it is empty): a double
+ * free, or a pointer into memory freed before; anything else is not a
+ * block at all. */
+void hk_ss_refuse(const void *p, const char *who)
+{
+    unsigned u = ((uintptr_t)p >> HK_UNIT_SHIFT) & (HK_UNITS - 1);
+    if (u != 0 && hk_unit_cls(hk_seg_of(p), p) == HK_CLS_FREE)
+        hk_fatal("%s(): double free or corruption %p", who, (void *)p);
+    hk_fatal("%s(): invalid pointer %p", who, (void *)p);
+}
+
 bool hk_block_valid(struct hk_ss *ss, const void *p)
 {
     return slab_index(hk_slab_of(ss, p), p) != UINT32_MAX;

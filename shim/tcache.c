@@ -410,7 +410,7 @@ void hk_free_slow(void *p)
     else if (cls >= HK_NCLASS && cls < HK_NALLCLASS)
         hk_medium_free(p, cls);         /* checked under its class's lock */
     else if (cls >= HK_NCLASS || !hk_block_valid((struct hk_ss *)seg, p))
-        hk_fatal("free(): invalid pointer %p", p);
+        hk_ss_refuse(p, "free");
     else
         tcache_free(tc, p, cls);
     hk_guard_leave(tc);

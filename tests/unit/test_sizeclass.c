@@ -10,8 +10,8 @@ START_TEST(test_smallest_fit)
     /* every size to 32 KiB; medium sizes with an odd stride, and each
      * class's last size and the next */
     for (size_t n = 0, i = HK_NCLASS; n <= HK_MEDIUM_MAX;
-         n = n < HK_SMALL_MAX ? n + 1 : i < HK_NALLCLASS && n + 61 > hk_class_size[i] ?
-             (n == hk_class_size[i] ? (i++, n + 1) : hk_class_size[i]) : n + 61) {
+         n = n < HK_SMALL_MAX ? n + 1 : i < HK_NALLCLASS && n + 509 > hk_class_size[i] ?
+             (n == hk_class_size[i] ? (i++, n + 1) : hk_class_size[i]) : n + 509) {
         unsigned c = hk_class_of(n);
         ck_assert_uint_lt(c, n <= HK_SMALL_MAX ? HK_NCLASS : HK_NALLCLASS);
         ck_assert_uint_ge(c, n <= HK_SMALL_MAX ? 0 : HK_NCLASS);
@@ -96,7 +96,7 @@ END_TEST
 
 START_TEST(test_waste_bounded)
 {
-    for (size_t n = 129; n <= HK_MEDIUM_MAX; n += n < HK_SMALL_MAX ? 1 : 61) {
+    for (size_t n = 129; n <= HK_MEDIUM_MAX; n += n < HK_SMALL_MAX ? 1 : 509) {
         unsigned c = hk_class_of(n);
         ck_assert_msg((hk_class_size[c] - n) * (n <= HK_SMALL_MAX ? 4 : 8) < n,
                       "size %zu wastes %u bytes", n, hk_class_size[c] - (unsigned)n);

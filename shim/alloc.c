@@ -54,6 +54,8 @@ __attribute__((noinline)) static void *hk_malloc_big(size_t n)
 {
     if (n <= HK_SMALL_MAX)
         return hk_malloc_cls(hk_class_of_slow(n));
+    if (n <= HK_MEDIUM_MAX)
+        return hk_medium_alloc(hk_class_of_slow(n));
     return hk_malloc_large(n, 0, false);
 }
 
@@ -122,7 +124,7 @@ size_t hk_block_size(void *p, const char *who)
 {
     struct hk_seg *seg = hk_seg_of(p);
     unsigned cls = hk_unit_cls(seg, p);
-    if (cls < HK_NCLASS) {
+    if (cls < HK_NALLCLASS) {
         if (!hk_block_valid((struct hk_ss *)seg, p))
             hk_fatal("%s(): invalid pointer %p", who, p);
         return hk_class_size[cls];
@@ -131,7 +133,7 @@ size_t hk_block_size(void *p, const char *who)
         return hk_large_usable((struct hk_large *)seg, p, who);
     if (cls == HK_CLS_GUARD)
         return hk_guard_usable(seg, p, who);
-    hk_fatal("%s(): invalid pointer %p", who, p);
+    hk_ss_refuse(p, who);
 }
 
 void *hk_calloc(size_t nmemb, size_t size)
@@ -141,7 +143,7 @@ void *hk_calloc(size_t nmemb, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    if (n > HK_SMALL_MAX)
+    if (n > HK_MEDIUM_MAX)
         return hk_malloc_large(n, 0, true);
     void *p = hk_malloc(n);
     if (p)
@@ -163,7 +165,7 @@ void *hk_realloc(void *p, size_t n)
     struct hk_seg *seg = hk_seg_of(p);
     unsigned cls = hk_unit_cls(seg, p);
     size_t old;
-    if (cls < HK_NCLASS) {
+    if (cls < HK_NALLCLASS) {
         old = hk_block_size(p, "realloc");
         if (n <= old && (n > old / 2 || old <= 32))
             return p;                   /* shrinking by less than half */
@@ -196,6 +198,8 @@ void *hk_memalign(size_t align, size_t n)
     if (align <= HK_MIN_ALIGN)
         return hk_malloc(n);
     int cls = hk_class_for_aligned(n, align);
+    if (cls >= HK_NCLASS)
+        return hk_medium_alloc((unsigned)cls);
     if (cls >= 0)
         return hk_malloc_cls((unsigned)cls);
     return hk_malloc_large(n, align, false);

@@ -12,7 +12,7 @@
 #include "hakmem.h"
 
 /* ---- sizeclass.c ---- */
-extern const uint32_t hk_class_size[HK_NCLASS] HK_HIDDEN;
+extern const uint32_t hk_class_size[HK_NALLCLASS] HK_HIDDEN;
 struct hk_block_check { uint32_t mul, lim; };   /* see sizeclass.c */
 struct hk_block_check4 { uint64_t mul, lim; };  /* the same for four-unit slabs */
 HK_HIDDEN void hk_block_check_init(struct hk_block_check t[256],
@@ -22,7 +22,7 @@ HK_HIDDEN unsigned hk_class_of_slow(size_t n);
 HK_HIDDEN unsigned hk_class_span(unsigned cls);
 HK_HIDDEN int hk_class_for_aligned(size_t n, size_t align);
 
-/* Size class of n bytes, n <= HK_SMALL_MAX. */
+/* Size class of n bytes, n <= HK_MEDIUM_MAX. */
 static inline unsigned hk_class_of(size_t n)
 {
     if (HK_LIKELY(n <= HK_LUT_MAX))
@@ -99,6 +99,8 @@ struct hk_optdef {
       "FREE|DONTNEED", "how LEAN decommits: MADV_FREE (lazy) or MADV_DONTNEED (eager)") \
     X(HAKMEM_SS_LEAN_DELAY_MS, lean_delay_ms, HK_OPT_UINT, 200, 1, 60000, NULL, \
       "LEAN: free memory is decommitted once it has stayed free this long (ms)") \
+    X(HAKMEM_SS_DECAY_MS, decay_ms, HK_OPT_UINT, 10000, 0, 3600000, NULL,      \
+      "FAST: free memory goes back to the kernel once it has stayed free this long (ms); 0: never") \
     X(HAKMEM_SS_OS_STATS, os_stats, HK_OPT_BOOL, 0, 0, 1, NULL,              \
       "1: print OS and lean counters on stderr at exit")                     \
     X(HAKMEM_DAEMON, daemon, HK_OPT_BOOL, 1, 0, 1, NULL,                     \
@@ -162,7 +164,8 @@ extern struct hk_counters hk_ctr HK_HIDDEN;
 HK_HIDDEN const struct hk_limits *hk_policy_limits(enum hk_mode mode);
 HK_HIDDEN uint32_t hk_policy_tc_cap(const struct hk_limits *l, unsigned cls);
 HK_HIDDEN bool hk_policy_prewarm_class(unsigned cls);
-HK_HIDDEN bool hk_policy_keep_empty_slab(const struct hk_limits *l, uint32_t nempty);
+HK_HIDDEN bool hk_policy_keep_empty_slab(const struct hk_limits *l, unsigned cls,
+                                         uint32_t nempty);
 HK_HIDDEN bool hk_policy_cache_superslab(const struct hk_limits *l, uint32_t ncached);
 HK_HIDDEN bool hk_policy_cache_large(const struct hk_limits *l, size_t len);
 HK_HIDDEN uint64_t hk_policy_decommit_mask(uint64_t free_now, uint64_t decommitted,
@@ -172,11 +175,12 @@ HK_HIDDEN uint32_t hk_policy_purge_delay(uint32_t base_ms, uint32_t cur_ms,
                                          uint64_t decommitted_pages, uint64_t recommitted_pages);
 
 /* ---- superslab.c ---- */
-extern struct hk_class hk_classes[HK_NCLASS] HK_HIDDEN;
+extern struct hk_class hk_classes[HK_NALLCLASS] HK_HIDDEN;
 HK_HIDDEN size_t hk_central_take(unsigned cls, void **out, size_t want);
 HK_HIDDEN void hk_central_put(unsigned cls, void *const *ptrs, size_t n, const char *who);
 HK_HIDDEN struct hk_slab *hk_slab_of(struct hk_ss *ss, const void *p);
 HK_HIDDEN bool hk_block_valid(struct hk_ss *ss, const void *p);
+HK_HIDDEN void hk_ss_refuse(const void *p, const char *who) __attribute__((noreturn, cold));
 HK_HIDDEN bool hk_central_has(unsigned cls, const void *p);
 HK_HIDDEN void hk_ss_prewarm(void);
 HK_HIDDEN bool hk_ss_purge(bool now, bool eager, bool *pending);
@@ -192,12 +196,17 @@ HK_HIDDEN void hk_ss_lock_all(void);
 HK_HIDDEN void hk_ss_unlock_all(void);
 HK_HIDDEN void hk_ss_reinit_locks(void);
 
+/* ---- medium.c (blocks of the medium classes: the central lists, no
+ * thread cache) ---- */
+HK_HIDDEN void *hk_medium_alloc(unsigned cls);
+HK_HIDDEN void hk_medium_free(void *p, unsigned cls);
+
 /* ---- large.c ---- */
 HK_HIDDEN void *hk_large_alloc(size_t n, size_t align, bool zero);
 HK_HIDDEN void hk_large_free(struct hk_large *l, void *p, const char *who);
 HK_HIDDEN void *hk_large_realloc(struct hk_large *l, void *p, size_t n);
 HK_HIDDEN size_t hk_large_usable(struct hk_large *l, const void *p, const char *who);
-HK_HIDDEN bool hk_large_trim(void);
+HK_HIDDEN bool hk_large_decay(bool now, bool *left);
 HK_HIDDEN void *hk_huge_aligned_alloc(size_t n, size_t align);
 HK_HIDDEN bool hk_huge_aligned_find(const void *p, size_t *usable, bool release);
 HK_HIDDEN void hk_large_lock_all(void);

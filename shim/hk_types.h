@@ -5,13 +5,19 @@
  *               piece. Its first unit holds the header (magic, slab table);
  *               the other 31 units are carved into slabs.
  *   unit        64 KiB; a superslab is 32 units.
- *   slab        1 or 4 contiguous units of a superslab, all of one size
- *               class. Its free blocks are a bitmap in the slab descriptor
- *               (never inside the blocks), so free pages of a slab can be
- *               decommitted without losing the free list.
- *   size class  one of HK_NCLASS block sizes, 16 B to 32 KiB.
- *   large       an allocation above 32 KiB: its own mapping, aligned on
- *               2 MiB, with a header at its start.
+ *   slab        1, 4, 8 or 16 contiguous units of a superslab, all of one
+ *               size class. Its free blocks are a bitmap in the slab
+ *               descriptor (never inside the blocks), so free pages of a
+ *               slab can be decommitted without losing the free list.
+ *   page map    per superslab, one bit per 4 KiB page (512 bits) for the
+ *               pages inside slabs: decommitted, lazily so, free at the
+ *               last purge.
+ *   size class  one of HK_NALLCLASS block sizes: HK_NCLASS small ones,
+ *               16 B to 32 KiB, with thread caches; then HK_NMEDIUM medium
+ *               ones above 32 KiB to HK_MEDIUM_MAX (1 MiB), served from
+ *               the central lists block by block (medium.c).
+ *   large       an allocation above HK_MEDIUM_MAX: its own mapping,
+ *               aligned on 2 MiB, with a header at its start.
  *   segment     either of the two mappings above; both start with
  *               struct hk_seg so that free() reads one byte to tell them
  *               apart and finds the size class of a small block.
@@ -56,9 +62,13 @@
 #define HK_PAGE        4096
 #define HK_ADDR_BITS   47            /* user space; higher is never ours */
 
-/* Size classes: 16..128 step 16, then four per doubling up to 32 KiB. */
+/* Size classes: 16..128 step 16, then four per doubling up to 32 KiB
+ * (small: thread-cached), and eight per doubling on to 1 MiB (medium). */
 #define HK_NCLASS      40
 #define HK_SMALL_MAX   32768
+#define HK_NMEDIUM     40
+#define HK_NALLCLASS   (HK_NCLASS + HK_NMEDIUM)
+#define HK_MEDIUM_MAX  ((size_t)1 << 20)
 #define HK_LUT_MAX     1024          /* sizes served by the lookup table */
 #define HK_MIN_ALIGN   16
 
@@ -102,9 +112,6 @@ struct hk_slab {
     uint8_t unit;                   /* index of this unit */
     uint32_t hint;                  /* first freemap word that may be set */
     uint64_t div_magic;             /* ceil(2^40 / block): offset -> index */
-    uint64_t decommitted;           /* bit p: page p of the slab decommitted */
-    uint64_t lazy;                  /* ... with MADV_FREE (a subset of decommitted) */
-    uint64_t free_seen;             /* pages wholly free at the last purge */
     uint64_t freemap[HK_UNIT_SIZE / HK_MIN_ALIGN / 64]; /* 1 = free */
 };
 
@@ -113,6 +120,7 @@ struct hk_slab {
  * the header, is never free); the superslab is empty when
  * free_units == HK_SS_USABLE. */
 #define HK_SS_USABLE   (0xfffffffeu)
+#define HK_SS_PAGE_WORDS (HK_SEG_SIZE / HK_PAGE / 64)
 struct hk_ss {
     struct hk_seg seg;
     struct hk_ss *next;             /* hk_ss_lock: avail or cache list */
@@ -120,8 +128,17 @@ struct hk_ss {
     uint32_t free_units;            /* bit u set: unit u is free */
     uint32_t decommitted_units;     /* free units whose pages are decommitted */
     uint32_t lazy_units;            /* ... with MADV_FREE (a subset) */
+    uint32_t fresh_units;           /* ... never touched since mapped (a subset) */
     uint32_t free_seen;             /* free units seen at the last purge */
     uint64_t empty_since;           /* purge round in which it became empty */
+    /* The page map of the pages inside slabs (bit p: page p of the
+     * superslab), under the lock of the slab's class; zero for pages of
+     * free units, whose state is the *_units masks above. */
+    uint64_t pg_decommitted[HK_SS_PAGE_WORDS];  /* decommitted */
+    uint64_t pg_lazy[HK_SS_PAGE_WORDS];         /* ... with MADV_FREE (a subset) */
+    uint64_t pg_free_seen[HK_SS_PAGE_WORDS];    /* wholly free at the last purge */
+    uint64_t pg_fresh[HK_SS_PAGE_WORDS];        /* decommitted and never touched since
+                                                   mapped: not needed *again* */
     struct hk_slab slabs[HK_UNITS];
 };
 
@@ -138,6 +155,7 @@ struct hk_large {
     size_t prev_off;                /* user_off of the previous owner; 0: none */
     size_t user_size;               /* bytes requested */
     uint32_t state;                 /* HK_LARGE_* */
+    uint32_t cached_round;          /* decay round it was cached in (large.c) */
 };
 
 /* One thread-cache bin: a stack of free blocks of one class.

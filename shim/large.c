@@ -1,7 +1,10 @@
-/* large.c: allocations above 32 KiB. Each is its own mapping, aligned on
- * 2 MiB with a struct hk_large header at its start, so that the registry
- * finds it like a superslab. FAST mode keeps a few freed mappings for
- * reuse (the policy says how many); realloc grows in place when the
+/* large.c: allocations above HK_MEDIUM_MAX. Each is its own mapping,
+ * aligned on 2 MiB with a struct hk_large header at its start, so that
+ * the registry finds it like a superslab. FAST mode keeps freed mappings
+ * for reuse (the policy says how many and how many bytes), taken back by
+ * size (the smallest that fits without wasting more than a third), and
+ * unmapped by decay: a mapping still cached after a whole purge round
+ * goes (hk_large_decay, from purge.c). realloc grows in place when the
  * address space after the mapping is free.
  *
  * Alignments above 1 MiB cannot keep the header in the user block's
@@ -13,7 +16,7 @@
 #include "hk_internal.h"
 
 #define HK_LARGE_HDR   128              /* header bytes before a block */
-#define HK_LCACHE_MAX  16               /* slots; the policy may use fewer */
+#define HK_LCACHE_MAX  32               /* slots; the policy may use fewer */
 #define HK_HUGE_MAX    64               /* live blocks aligned above 1 MiB */
 /* Bytes every mapping keeps beyond its block so that the block can start
  * at one of at least 17 offsets (a cache line apart): see large_offset. */
@@ -23,6 +26,7 @@ static pthread_mutex_t hk_large_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hk_large *hk_lcache[HK_LCACHE_MAX];   /* oldest first */
 static uint32_t hk_lcache_n;
 static size_t hk_lcache_bytes;
+static uint32_t hk_lcache_round;        /* decay rounds so far */
 static _Atomic uint32_t hk_large_turn;  /* offset choice of fresh mappings */
 
 _Static_assert(sizeof(struct hk_large) <= HK_LARGE_HDR, "large header size");
@@ -168,6 +172,7 @@ void hk_large_free(struct hk_large *l, void *p, const char *who)
             evict[nevict++] = hk_lcache[0];
             lcache_remove(0);
         }
+        l->cached_round = hk_lcache_round;
         hk_lcache[hk_lcache_n++] = l;
         hk_lcache_bytes += l->map_len;
         HK_CTR_ADD(large_cached, 1);
@@ -212,17 +217,25 @@ void *hk_large_realloc(struct hk_large *l, void *p, size_t n)
     return p;
 }
 
-bool hk_large_trim(void)
+/* A decay round: unmap the mappings cached before the previous round
+ * (all of them when now: a trim). True when any was unmapped; *left:
+ * some stay cached for a later round. */
+bool hk_large_decay(bool now, bool *left)
 {
-    struct hk_large *all[HK_LCACHE_MAX];
+    struct hk_large *old[HK_LCACHE_MAX];
+    uint32_t n = 0;
     pthread_mutex_lock(&hk_large_lock);
-    uint32_t n = hk_lcache_n;
-    memcpy(all, hk_lcache, n * sizeof(all[0]));
-    while (hk_lcache_n)
-        lcache_remove(hk_lcache_n - 1);
+    hk_lcache_round++;
+    for (uint32_t i = hk_lcache_n; i-- > 0;)
+        if (now || hk_lcache[i]->cached_round + 1 < hk_lcache_round) {
+            old[n++] = hk_lcache[i];
+            lcache_remove(i);
+        }
+    if (left)
+        *left = hk_lcache_n > 0;
     pthread_mutex_unlock(&hk_large_lock);
     for (uint32_t i = 0; i < n; i++)
-        large_unmap(all[i]);
+        large_unmap(old[i]);
     return n > 0;
 }
 

@@ -32,7 +32,7 @@ bool hk_release_now(bool eager, bool others)
 {
     hk_tcache_flush_mine();
     size_t stolen = others ? hk_tcache_steal_all() : 0;
-    bool a = hk_large_trim();
+    bool a = hk_large_decay(true, NULL);
     bool b = hk_ss_purge(true, eager, NULL);
     return a || b || stolen;
 }

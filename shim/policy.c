@@ -8,14 +8,17 @@
  * to one (hk_limits()) sees one mode's limits, never a mix. */
 static const struct hk_limits hk_limits_of[2] = {
     /* FAST: keep memory warm: caches big enough that steady churn never
-     * reaches the OS (a superslab map/unmap costs ~10 us). */
+     * reaches the OS (a superslab map/unmap costs ~10 us; varying medium
+     * sizes empty and refill superslabs all the time: 4 cached cost a mmap
+     * per 30 ops of 33 KiB..1 MiB with 32 live). Decay (purge.c,
+     * HAKMEM_SS_DECAY_MS) bounds how long they stay. */
     [HK_MODE_FAST] = {
         .tc_cap_small = HK_TC_SLOTS,
         .tc_cap_large = 16,
         .empty_slabs_kept = 2,
-        .ss_cache_max = 4,
-        .large_cache_max = 8,
-        .large_cache_bytes = (size_t)32 << 20,
+        .ss_cache_max = 64,
+        .large_cache_max = 32,
+        .large_cache_bytes = (size_t)64 << 20,
         .prewarm = 1,
         .depot_max = HK_DEPOT_MAX,
         .purge = 0,
@@ -64,11 +67,13 @@ bool hk_policy_prewarm_class(unsigned cls)
     return hk_class_size[cls] <= 256;
 }
 
-/* A slab just became empty and its class already keeps nempty empty
- * slabs: keep this one too, or give its units back? */
-bool hk_policy_keep_empty_slab(const struct hk_limits *l, uint32_t nempty)
+/* A slab of class cls just became empty and its class already keeps
+ * nempty empty slabs: keep this one too, or give its units back? A
+ * medium slab (up to 1 MiB) always goes back: its units serve every
+ * medium class then, and carving one again costs no system call. */
+bool hk_policy_keep_empty_slab(const struct hk_limits *l, unsigned cls, uint32_t nempty)
 {
-    return nempty < l->empty_slabs_kept;
+    return cls < HK_NCLASS && nempty < l->empty_slabs_kept;
 }
 
 /* A superslab just became empty with ncached already cached: cache it

@@ -1,10 +1,15 @@
-/* purge.c: LEAN mode's periodic work. Free memory is decommitted, and
- * empty superslabs retired, once it has stayed free for
- * HAKMEM_SS_LEAN_DELAY_MS: a background thread (like jemalloc's
- * background_thread) runs purge rounds while there is free memory to
- * look at, and sleeps otherwise, so an idle process gives its memory back
- * too. The slow paths only note that memory was freed (hk_purge_note);
- * they never purge themselves unless the thread could not be started.
+/* purge.c: the periodic work of both modes. Free memory is decommitted,
+ * and empty superslabs and cached large mappings unmapped, once it has
+ * stayed free for HAKMEM_SS_LEAN_DELAY_MS in LEAN and HAKMEM_SS_DECAY_MS
+ * in FAST (FAST's decay, like jemalloc's dirty_decay_ms): a background
+ * thread (like jemalloc's background_thread) runs purge rounds while there
+ * is free memory to look at, and sleeps otherwise, so an idle process
+ * gives its memory back too. A round gives back what was free at the
+ * previous round too, so rounds come every half delay in FAST. The slow
+ * paths only note that memory was freed (hk_purge_note); they never purge
+ * themselves unless the thread could not be started. FAST asks for the
+ * thread only once more than HK_DECAY_MIN_FREE bytes are free, so that a
+ * small program never gets one.
  *
  * The delay grows while decommitted memory keeps coming back (churn) and
  * returns to HAKMEM_SS_LEAN_DELAY_MS when it stops (policy.c). After each
@@ -32,9 +37,32 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* FAST's decay gives back with MADV_DONTNEED: what stayed free this long
+ * is not wanted soon, and MADV_FREE'd pages still count in RSS. */
 static bool eager(void)
 {
-    return hk_opt.decommit == HK_DECOMMIT_DONTNEED;
+    return !hk_limits()->purge || hk_opt.decommit == HK_DECOMMIT_DONTNEED;
+}
+
+/* FAST: free bytes (committed, not in use) below which decay does not
+ * bother: a few superslabs' worth, less than one thread stack. */
+#define HK_DECAY_MIN_FREE ((uint64_t)8 << 20)
+
+static bool decay_wanted(void)
+{
+    if (hk_opt.decay_ms == 0)
+        return false;
+    uint64_t committed = atomic_load_explicit(&hk_ctr.bytes_committed, memory_order_relaxed);
+    uint64_t used = atomic_load_explicit(&hk_ctr.bytes_in_use, memory_order_relaxed);
+    return committed > used + HK_DECAY_MIN_FREE;
+}
+
+/* Milliseconds between rounds in the current mode. */
+static uint32_t round_ms(uint32_t lean_delay_ms)
+{
+    if (hk_limits()->purge)
+        return lean_delay_ms;
+    return hk_opt.decay_ms / 2 ? hk_opt.decay_ms / 2 : 1;
 }
 
 void *hk_purger_main(void *arg)
@@ -51,20 +79,34 @@ void *hk_purger_main(void *arg)
         }
         pthread_mutex_unlock(&hk_purge_lock);
         if (!parking) {
-            hk_helper_poll(-1, 0, (int)delay_ms);       /* the delay; parking ends it */
+            hk_helper_poll(-1, 0, (int)round_ms(delay_ms));  /* parking ends it */
             parking = hk_helper_parking();
         }
         if (parking) {                  /* the next purger does the round */
             atomic_store_explicit(&hk_purge_dirty, 1, memory_order_release);
             return arg;
         }
-        if (!hk_limits()->purge)
-            continue;                   /* back in FAST: nothing to age */
         bool pending = false;
+        if (!hk_limits()->purge) {            /* FAST: decay */
+            atomic_store_explicit(&hk_recommit_pages, 0, memory_order_relaxed);
+            atomic_store_explicit(&hk_released_pages, 0, memory_order_relaxed);
+            if (hk_opt.decay_ms == 0)
+                continue;
+            hk_ss_purge(false, true, &pending);
+            bool left = false;
+            hk_large_decay(false, &left);
+            pending |= left;
+            if (pending)
+                atomic_store_explicit(&hk_purge_dirty, 1, memory_order_release);
+            continue;
+        }
         uint64_t back = atomic_exchange_explicit(&hk_recommit_pages, 0, memory_order_relaxed);
         uint64_t gave = atomic_exchange_explicit(&hk_released_pages, 0, memory_order_relaxed);
         delay_ms = hk_policy_purge_delay(hk_opt.lean_delay_ms, delay_ms, gave, back);
         hk_ss_purge(false, eager(), &pending);
+        bool left = false;
+        hk_large_decay(false, &left);
+        pending |= left;
         /* Blocks parked in thread caches pin their pages: have every
          * thread hand its cache back at its next free (new epoch), and
          * refill from the lowest free addresses. */
@@ -90,17 +132,19 @@ static void purge_inline(void)
     uint64_t now = now_ns();
     uint64_t next = atomic_load_explicit(&hk_purge_next, memory_order_relaxed);
     if (now < next || !atomic_compare_exchange_strong(&hk_purge_next, &next,
-                                                      now + (uint64_t)hk_opt.lean_delay_ms * 1000000u))
+                                                      now + (uint64_t)round_ms(hk_opt.lean_delay_ms) * 1000000u))
         return;
     hk_ss_purge(false, eager(), NULL);
+    hk_large_decay(false, NULL);
 }
 
 /* Memory was freed on a slow path (no lock held; under the guard: the
- * thread is only asked for here). In LEAN mode, make sure a purge round
- * will look at it. */
+ * thread is only asked for here). In LEAN mode, and in FAST when enough
+ * is free for decay to matter, make sure a purge round will look at it. */
 void hk_purge_note(void)
 {
-    if (!hk_limits()->purge)
+    if (!hk_limits()->purge &&
+        (atomic_load_explicit(&hk_purge_dirty, memory_order_relaxed) || !decay_wanted()))
         return;
     enum hk_helper_state st = hk_helper_state(HK_HELPER_PURGER);
     if (st == HK_HELPER_OFF)

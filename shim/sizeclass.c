@@ -1,11 +1,13 @@
 /* sizeclass.c: the size class table and the size -> class mapping.
  * Pure functions and constant tables; no state. Classes: 16..128 in steps
- * of 16, then four per doubling up to 32 KiB (at most 25% internal waste
- * above 128 B, as in jemalloc's spacing).
+ * of 16, then four per doubling up to 32 KiB (small: at most 25%
+ * internal waste above 128 B, as in jemalloc's spacing), then eight per
+ * doubling to 1 MiB (medium: at most 12.5%; they cost no thread-cache
+ * bin, and a medium block's waste is pages).
  */
 #include "hk_internal.h"
 
-const uint32_t hk_class_size[HK_NCLASS] = {
+const uint32_t hk_class_size[HK_NALLCLASS] = {
     16, 32, 48, 64, 80, 96, 112, 128,
     160, 192, 224, 256,
     320, 384, 448, 512,
@@ -15,6 +17,12 @@ const uint32_t hk_class_size[HK_NCLASS] = {
     5120, 6144, 7168, 8192,
     10240, 12288, 14336, 16384,
     20480, 24576, 28672, 32768,
+    /* medium: eight per doubling */
+    36864, 40960, 45056, 49152, 53248, 57344, 61440, 65536,
+    73728, 81920, 90112, 98304, 106496, 114688, 122880, 131072,
+    147456, 163840, 180224, 196608, 212992, 229376, 245760, 262144,
+    294912, 327680, 360448, 393216, 425984, 458752, 491520, 524288,
+    589824, 655360, 720896, 786432, 851968, 917504, 983040, 1048576,
 };
 
 /* Class of every size up to HK_LUT_MAX, indexed by ceil(size / 16). */
@@ -30,14 +38,17 @@ const uint8_t hk_class_lut[HK_LUT_MAX / HK_MIN_ALIGN + 1] = {
     18, 18, 18, 18, 18, 18, 18, 18, 19, 19, 19, 19, 19, 19, 19, 19,
 };
 
-/* Class of n bytes for 128 < n <= HK_SMALL_MAX, computed: the top bit
- * picks the doubling, the next two bits the quarter within it. */
+/* Class of n bytes for 128 < n <= HK_MEDIUM_MAX, computed: the top bit
+ * picks the doubling, the next two bits the quarter within it (the next
+ * three the eighth, for medium sizes). */
 unsigned hk_class_of_slow(size_t n)
 {
     if (n <= 128)
         return n == 0 ? 0 : (unsigned)((n + 15) / 16 - 1);
     size_t x = n - 1;
     unsigned b = 63u - (unsigned)__builtin_clzl(x);
+    if (n > HK_SMALL_MAX)
+        return HK_NCLASS + (b - 15) * 8 + (unsigned)((x >> (b - 3)) & 7);
     return 8 + (b - 7) * 4 + (unsigned)((x >> (b - 2)) & 3);
 }
 
@@ -74,20 +85,26 @@ void hk_block_check_init(struct hk_block_check t[256], struct hk_block_check4 t4
     }
 }
 
-/* Units per slab: at least 8 blocks per slab, 16 for classes <= 4 KiB. */
+/* Units per slab: at least 8 blocks per slab, 16 for classes <= 4 KiB;
+ * medium slabs of 512 KiB (4 to 14 blocks up to 128 KiB) and 1 MiB (1 to
+ * 7 blocks): at most a fifth of a slab is left over up to 256 KiB; the
+ * tail past the last block is never touched, so it costs address space,
+ * not memory. */
 unsigned hk_class_span(unsigned cls)
 {
-    return hk_class_size[cls] <= 4096 ? 1 : 4;
+    uint32_t size = hk_class_size[cls];
+    return size <= 4096 ? 1 : size <= HK_SMALL_MAX ? 4 : size <= 131072 ? 8 : 16;
 }
 
 /* Smallest class whose blocks are all aligned on align (a power of two)
  * and hold n bytes: a slab starts on a 64 KiB boundary, so a block size
- * that is a multiple of align keeps every block aligned. -1 if none. */
+ * that is a multiple of align keeps every block aligned. -1 if none
+ * (larger alignments go to large blocks). */
 int hk_class_for_aligned(size_t n, size_t align)
 {
-    if (n > HK_SMALL_MAX)
+    if (n > HK_MEDIUM_MAX || align > HK_UNIT_SIZE)
         return -1;
-    for (unsigned c = hk_class_of(n ? n : 1); c < HK_NCLASS; c++)
+    for (unsigned c = hk_class_of(n ? n : 1); c < HK_NALLCLASS; c++)
         if ((hk_class_size[c] & (align - 1)) == 0)
             return (int)c;
     return -1;

@@ -21,7 +21,26 @@ _Static_assert(offsetof(struct hk_ss, seg) == 0, "segment head first");
 _Static_assert(offsetof(struct hk_large, seg) == 0, "segment head first");
 _Static_assert(HK_CLS_FREE >= HK_NCLASS && HK_CLS_LARGE >= HK_NCLASS, "markers");
 
-struct hk_class hk_classes[HK_NCLASS];
+struct hk_class hk_classes[HK_NALLCLASS];
+
+/* The lock of class c: its own for small classes; medium classes share
+ * one per doubling (eight classes), so that a fork, which holds every
+ * lock (hk_ss_lock_all), holds 45 class locks and not 80 (ThreadSanitizer
+ * tracks at most 64 held locks). No path holds two class locks at once. */
+#define MEDIUM_PER_LOCK 8
+static pthread_mutex_t *class_lock(struct hk_class *c)
+{
+    size_t cls = (size_t)(c - hk_classes);
+    if (cls >= HK_NCLASS)
+        cls = HK_NCLASS + (cls - HK_NCLASS) / MEDIUM_PER_LOCK * MEDIUM_PER_LOCK;
+    return &hk_classes[cls].lock;
+}
+
+/* Does class cls own its lock (rather than share another's)? */
+static bool owns_lock(unsigned cls)
+{
+    return cls < HK_NCLASS || (cls - HK_NCLASS) % MEDIUM_PER_LOCK == 0;
+}
 
 static pthread_mutex_t hk_ss_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hk_ss *hk_ss_avail;       /* superslabs with a free unit */
@@ -119,6 +138,19 @@ static uint32_t slab_index(const struct hk_slab *s, const void *p)
     return (uint32_t)idx;
 }
 
+/* p is in a superslab and starts no block of a slab: a unit that no slab
+ * holds (past the header) held a block that was freed, and its slab went
+ * back (a medium block's slab goes back as soon as it is empty): a double
+ * free, or a pointer into memory freed before; anything else is not a
+ * block at all. */
+void hk_ss_refuse(const void *p, const char *who)
+{
+    unsigned u = ((uintptr_t)p >> HK_UNIT_SHIFT) & (HK_UNITS - 1);
+    if (u != 0 && hk_unit_cls(hk_seg_of(p), p) == HK_CLS_FREE)
+        hk_fatal("%s(): double free or corruption %p", who, (void *)p);
+    hk_fatal("%s(): invalid pointer %p", who, (void *)p);
+}
+
 bool hk_block_valid(struct hk_ss *ss, const void *p)
 {
     return slab_index(hk_slab_of(ss, p), p) != UINT32_MAX;
@@ -133,20 +165,75 @@ static void lazy_pages_gone(uint64_t pages)
 }
 
 #define UNIT_PAGES (HK_UNIT_SIZE / HK_PAGE)
+#define PG_WORDS HK_SS_PAGE_WORDS
+
+/* ---- the page map (struct hk_ss): one word may hold pages of slabs of
+ * different classes, under different locks, so every change is an
+ * atomic and/or on the word; a slab's own bits change under its class's
+ * lock only. ---- */
+
+static uint64_t pg_load(const uint64_t *map, unsigned w)
+{
+    return __atomic_load_n(&map[w], __ATOMIC_RELAXED);
+}
+
+static void pg_set(uint64_t *map, unsigned w, uint64_t bits)
+{
+    if (bits)
+        __atomic_fetch_or(&map[w], bits, __ATOMIC_RELAXED);
+}
+
+static void pg_clear(uint64_t *map, unsigned w, uint64_t bits)
+{
+    if (bits)
+        __atomic_fetch_and(&map[w], ~bits, __ATOMIC_RELAXED);
+}
+
+/* The bits of word w for pages [first, first + n). */
+static uint64_t pg_range(unsigned w, unsigned first, unsigned n)
+{
+    unsigned lo = w * 64, hi = lo + 64;
+    unsigned a = first > lo ? first : lo, b = first + n < hi ? first + n : hi;
+    if (a >= b)
+        return 0;
+    uint64_t m = b - a == 64 ? ~(uint64_t)0 : (((uint64_t)1 << (b - a)) - 1);
+    return m << (a - lo);
+}
+
+/* Set the bits of pages [from, to) in a local map. */
+static void bits_set(uint64_t *map, unsigned from, unsigned to)
+{
+    for (unsigned w = from / 64; w * 64 < to; w++)
+        map[w] |= pg_range(w, from, to - from);
+}
+
+/* First page (of the superslab) and pages of slab s; its words. */
+static unsigned slab_first_page(const struct hk_slab *s)
+{
+    return s->unit * (unsigned)UNIT_PAGES;
+}
+
+static unsigned slab_npages(const struct hk_slab *s)
+{
+    return s->span * (unsigned)UNIT_PAGES;
+}
 
 /* ---- superslabs (hk_ss_lock held unless said) ---- */
 
 /* First unit of a run of span free units in mask, or -1. A run starts at
  * a multiple of span, so that a slab of four units is 256 KiB aligned:
  * free() then tells its block starts from the address alone (sizeclass.c,
- * hk_block_check_init). */
+ * hk_block_check_init); for medium slabs (8 or 16 units) the alignment
+ * keeps the superslab in buddy-like halves and quarters, so that a
+ * 16-unit run stays possible where small slabs went first (low units). */
 static int find_run(uint32_t mask, unsigned span)
 {
     uint32_t m = mask;
     for (unsigned i = 1; i < span; i++)
         m &= mask >> i;
-    if (span > 1)
-        m &= span == 4 ? 0x11111111u : 0;
+    static const uint32_t starts[17] = { [1] = ~0u, [4] = 0x11111111u, [8] = 0x01010101u,
+                                         [16] = 0x00010001u };
+    m &= starts[span];
     return m ? __builtin_ctz(m) : -1;
 }
 
@@ -161,9 +248,16 @@ static struct hk_ss *ss_map(void)
     ss->free_units = HK_SS_USABLE;
     for (unsigned u = 0; u < HK_UNITS; u++)
         ss->slabs[u].unit = (uint8_t)u;
-    HK_CTR_ADD(bytes_committed, HK_SEG_SIZE);
-    if (hk_limits()->purge)                   /* LEAN needs memory it gave back */
-        atomic_fetch_add_explicit(&hk_recommit_pages, HK_SS_PAGES, memory_order_relaxed);
+    if (hk_limits()->purge) {
+        /* LEAN: its pages count as committed as blocks are handed out
+         * from them (slab_carve, slab_pop), not all at once; and never
+         * as needed again (the purge's adaptive delay): only pages the
+         * purge gave back are. */
+        ss->decommitted_units = ss->fresh_units = HK_SS_USABLE;
+        HK_CTR_ADD(bytes_committed, HK_UNIT_SIZE);
+    } else {
+        HK_CTR_ADD(bytes_committed, HK_SEG_SIZE);
+    }
     hk_reg_set((uintptr_t)ss);
     return ss;
 }
@@ -177,9 +271,11 @@ static void ss_retire(struct hk_ss *ss, bool lean)
     lazy_pages_gone((uint64_t)__builtin_popcount(ss->lazy_units) * UNIT_PAGES);
     HK_CTR_SUB(bytes_committed, HK_SEG_SIZE -
                (size_t)__builtin_popcount(ss->decommitted_units) * HK_UNIT_SIZE);
-    if (lean) {
+    if (lean) {                         /* what was still committed */
         HK_CTR_ADD(lean_retire, 1);
-        atomic_fetch_add_explicit(&hk_released_pages, HK_SS_PAGES, memory_order_relaxed);
+        atomic_fetch_add_explicit(&hk_released_pages,
+                                  HK_SS_PAGES - (uint64_t)__builtin_popcount(ss->decommitted_units) *
+                                  UNIT_PAGES, memory_order_relaxed);
     }
     hk_os_unmap(ss, HK_SEG_SIZE);
 }
@@ -231,15 +327,14 @@ static struct hk_slab *slab_carve(unsigned cls)
     uint32_t bits = (((uint32_t)1 << span) - 1) << u;
     ss->free_units &= ~bits;
     ss->free_seen &= ~bits;
-    if (ss->decommitted_units & bits) {  /* the pages come back on touch */
-        unsigned n = (unsigned)__builtin_popcount(ss->decommitted_units & bits);
-        HK_CTR_ADD(bytes_committed, (size_t)n * HK_UNIT_SIZE);
-        atomic_fetch_add_explicit(&hk_recommit_pages, n * (HK_UNIT_SIZE / HK_PAGE),
-                                  memory_order_relaxed);
-        ss->decommitted_units &= ~bits;
-        lazy_pages_gone((uint64_t)__builtin_popcount(ss->lazy_units & bits) * UNIT_PAGES);
-        ss->lazy_units &= ~bits;
-    }
+    /* Decommitted units come back page by page, on touch: the slab's
+     * page map takes them over below, so that slab_pop counts only the
+     * pages of blocks handed out (committed again, needed again). */
+    uint32_t dec_units = ss->decommitted_units & bits, lazy_units = ss->lazy_units & bits;
+    uint32_t fresh_units = ss->fresh_units & bits;
+    ss->decommitted_units &= ~bits;
+    ss->lazy_units &= ~bits;
+    ss->fresh_units &= ~bits;
     if (ss->free_units == 0)
         ss_unlink(&hk_ss_avail, ss);
     pthread_mutex_unlock(&hk_ss_lock);
@@ -261,9 +356,6 @@ static struct hk_slab *slab_carve(unsigned cls)
     s->nfree = s->nblocks;
     s->hint = 0;
     s->div_magic = (((uint64_t)1 << 40) + block - 1) / block;
-    s->decommitted = 0;
-    s->lazy = 0;
-    s->free_seen = 0;
     s->next = s->prev = NULL;
     uint32_t words = slab_words(s);
     memset(s->freemap, 0xff, (size_t)words * 8);
@@ -272,6 +364,16 @@ static struct hk_slab *slab_carve(unsigned cls)
     for (unsigned i = 0; i < span; i++) {
         ss->slabs[u + i].head = (uint8_t)u;
         ss->seg.unit_cls[u + i] = (uint8_t)cls;
+    }
+    for (unsigned v = (unsigned)u; v < (unsigned)u + span; v++) {   /* class lock held */
+        unsigned first = v * (unsigned)UNIT_PAGES, w = first / 64;
+        uint64_t r = pg_range(w, first, (unsigned)UNIT_PAGES);
+        if (dec_units >> v & 1)
+            pg_set(ss->pg_decommitted, w, r);
+        if (lazy_units >> v & 1)
+            pg_set(ss->pg_lazy, w, r);
+        if (fresh_units >> v & 1)
+            pg_set(ss->pg_fresh, w, r);
     }
     return s;
 }
@@ -283,17 +385,40 @@ static void slab_release(struct hk_slab *s)
     struct hk_ss *ss = ss_of_slab(s);
     unsigned u = s->unit, span = s->span;
     memset(&ss->seg.unit_cls[u], HK_CLS_FREE, span);
+    /* A unit whose pages are all decommitted alike (all lazily or none)
+     * goes back decommitted (never touched since a purge, or since it was
+     * mapped in LEAN); the others are dirty as a whole until the next
+     * purge. */
+    uint64_t back = 0, lazy = 0;
+    uint32_t dec_units = 0, lazy_units = 0, fresh_units = 0;
+    for (unsigned v = u; v < u + span; v++) {
+        unsigned first = v * (unsigned)UNIT_PAGES, w = first / 64;
+        uint64_t r = pg_range(w, first, (unsigned)UNIT_PAGES);
+        uint64_t d = pg_load(ss->pg_decommitted, w) & r, l = pg_load(ss->pg_lazy, w) & r;
+        if (d == r && (l == 0 || l == r)) {
+            dec_units |= (uint32_t)1 << v;
+            lazy_units |= l ? (uint32_t)1 << v : 0;
+            fresh_units |= (pg_load(ss->pg_fresh, w) & r) == r ? (uint32_t)1 << v : 0;
+        } else {
+            back += (uint64_t)__builtin_popcountll(d);
+            lazy += (uint64_t)__builtin_popcountll(l);
+        }
+        pg_clear(ss->pg_decommitted, w, r);
+        pg_clear(ss->pg_lazy, w, r);
+        pg_clear(ss->pg_free_seen, w, r);
+        pg_clear(ss->pg_fresh, w, r);
+    }
     s->span = 0;
-    /* The freed units are dirty as a whole until the next purge. */
-    HK_CTR_ADD(bytes_committed, (size_t)__builtin_popcountll(s->decommitted) * HK_PAGE);
-    s->decommitted = 0;
-    lazy_pages_gone((uint64_t)__builtin_popcountll(s->lazy));
-    s->lazy = 0;
+    HK_CTR_ADD(bytes_committed, back * HK_PAGE);
+    lazy_pages_gone(lazy);
 
     pthread_mutex_lock(&hk_ss_lock);
     if (ss->free_units == 0)
         ss_push(&hk_ss_avail, ss);
     ss->free_units |= (((uint32_t)1 << span) - 1) << u;
+    ss->decommitted_units |= dec_units;
+    ss->lazy_units |= lazy_units;
+    ss->fresh_units |= fresh_units;
     struct hk_ss *retire = NULL;
     const struct hk_limits *lim = hk_limits();
     if (ss->free_units == HK_SS_USABLE) {
@@ -328,7 +453,8 @@ static size_t slab_pop(struct hk_slab *s, void **out, size_t want)
     char *base = slab_base(s);
     uint32_t words = slab_words(s), w = s->hint;
     size_t n = 0;
-    uint64_t touched = 0;               /* pages of the blocks handed out */
+    unsigned first = slab_first_page(s);
+    uint64_t touched[PG_WORDS] = { 0 }; /* pages of the blocks handed out */
     while (n < want && w < words) {
         uint64_t bits = s->freemap[w];
         while (bits && n < want) {
@@ -336,8 +462,8 @@ static size_t slab_pop(struct hk_slab *s, void **out, size_t want)
             bits &= bits - 1;
             size_t off = ((size_t)w * 64 + b) * s->block;
             out[n++] = base + off;
-            unsigned p0 = (unsigned)(off / HK_PAGE), p1 = (unsigned)((off + s->block - 1) / HK_PAGE);
-            touched |= (p1 - p0 >= 63 ? ~(uint64_t)0 : (((uint64_t)2 << (p1 - p0)) - 1)) << p0;
+            bits_set(touched, first + (unsigned)(off / HK_PAGE),
+                     first + (unsigned)((off + s->block - 1) / HK_PAGE) + 1);
         }
         s->freemap[w] = bits;
         if (!bits)
@@ -345,14 +471,28 @@ static size_t slab_pop(struct hk_slab *s, void **out, size_t want)
     }
     s->hint = w;
     s->nfree -= (uint32_t)n;
-    s->free_seen &= ~touched;
-    if (s->decommitted & touched) {     /* they come back on first touch */
-        unsigned back = (unsigned)__builtin_popcountll(s->decommitted & touched);
-        HK_CTR_ADD(bytes_committed, (size_t)back * HK_PAGE);
-        atomic_fetch_add_explicit(&hk_recommit_pages, back, memory_order_relaxed);
-        s->decommitted &= ~touched;
-        lazy_pages_gone((uint64_t)__builtin_popcountll(s->lazy & touched));
-        s->lazy &= ~touched;
+    struct hk_ss *ss = ss_of_slab(s);
+    uint64_t back = 0, again = 0, lazy = 0;
+    for (unsigned i = first / 64; i * 64 < first + slab_npages(s); i++) {
+        if (!touched[i])
+            continue;
+        pg_clear(ss->pg_free_seen, i, touched[i]);
+        uint64_t d = pg_load(ss->pg_decommitted, i) & touched[i];
+        if (!d)
+            continue;                   /* they come back on first touch */
+        uint64_t l = pg_load(ss->pg_lazy, i) & d, f = pg_load(ss->pg_fresh, i) & d;
+        back += (uint64_t)__builtin_popcountll(d);
+        again += (uint64_t)__builtin_popcountll(d & ~f);
+        lazy += (uint64_t)__builtin_popcountll(l);
+        pg_clear(ss->pg_decommitted, i, d);
+        pg_clear(ss->pg_lazy, i, l);
+        pg_clear(ss->pg_fresh, i, f);
+    }
+    if (back) {
+        HK_CTR_ADD(bytes_committed, back * HK_PAGE);
+        if (again)
+            atomic_fetch_add_explicit(&hk_recommit_pages, again, memory_order_relaxed);
+        lazy_pages_gone(lazy);
     }
     return n;
 }
@@ -362,7 +502,7 @@ size_t hk_central_take(unsigned cls, void **out, size_t want)
     struct hk_class *c = &hk_classes[cls];
     size_t got = 0;
 
-    pthread_mutex_lock(&c->lock);
+    pthread_mutex_lock(class_lock(c));
     if (c->ndepot && c->depot_n[c->ndepot - 1] <= want) {
         uint32_t k = c->depot_n[--c->ndepot];
         memcpy(out, c->depot[c->ndepot], k * sizeof(void *));
@@ -383,7 +523,7 @@ size_t hk_central_take(unsigned cls, void **out, size_t want)
         if (s->nfree == 0)
             slab_unlink(c, s);
     }
-    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(class_lock(c));
     HK_CTR_ADD(bytes_in_use, got * hk_class_size[cls]);
     hk_purge_note();
     return got;
@@ -399,12 +539,12 @@ static void put_blocks_locked(struct hk_class *c, unsigned cls, void *const *ptr
         struct hk_slab *s = hk_slab_of(ss, p);
         uint32_t idx = slab_index(s, p);
         if (idx == UINT32_MAX || s->cls != cls) {
-            pthread_mutex_unlock(&c->lock);
+            pthread_mutex_unlock(class_lock(c));
             hk_fatal("%s(): invalid pointer %p", who, p);
         }
         uint64_t bit = (uint64_t)1 << (idx & 63);
         if (s->freemap[idx / 64] & bit) {
-            pthread_mutex_unlock(&c->lock);
+            pthread_mutex_unlock(class_lock(c));
             hk_fatal("%s(): double free or corruption %p", who, p);
         }
         s->freemap[idx / 64] |= bit;
@@ -413,7 +553,7 @@ static void put_blocks_locked(struct hk_class *c, unsigned cls, void *const *ptr
         if (s->nfree++ == 0)
             slab_push_head(c, s);
         if (s->nfree == s->nblocks) {
-            if (hk_policy_keep_empty_slab(hk_limits(), c->nempty)) {
+            if (hk_policy_keep_empty_slab(hk_limits(), cls, c->nempty)) {
                 slab_unlink(c, s);
                 slab_push_tail(c, s);
                 c->nempty++;
@@ -442,14 +582,14 @@ void hk_central_put(unsigned cls, void *const *ptrs, size_t n, const char *who)
 {
     struct hk_class *c = &hk_classes[cls];
 
-    pthread_mutex_lock(&c->lock);
+    pthread_mutex_lock(class_lock(c));
     if (n >= HK_DEPOT_BATCH / 2 && n <= HK_DEPOT_BATCH && c->ndepot < hk_limits()->depot_max) {
         memcpy(c->depot[c->ndepot], ptrs, n * sizeof(void *));
         c->depot_n[c->ndepot++] = (uint32_t)n;
     } else {
         put_blocks_locked(c, cls, ptrs, n, who);
     }
-    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(class_lock(c));
     HK_CTR_SUB(bytes_in_use, n * hk_class_size[cls]);
     hk_purge_note();
 }
@@ -461,14 +601,14 @@ bool hk_central_has(unsigned cls, const void *p)
     struct hk_class *c = &hk_classes[cls];
     struct hk_slab *s = hk_slab_of((struct hk_ss *)hk_seg_of(p), p);
     bool found = false;
-    pthread_mutex_lock(&c->lock);
+    pthread_mutex_lock(class_lock(c));
     uint32_t idx = s->cls == cls && s->span ? slab_index(s, p) : UINT32_MAX;
     if (idx != UINT32_MAX)
         found = s->freemap[idx / 64] >> (idx % 64) & 1;
     for (uint32_t i = 0; !found && i < c->ndepot; i++)
         for (uint32_t j = 0; !found && j < c->depot_n[i]; j++)
             found = c->depot[i][j] == p;
-    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(class_lock(c));
     return found;
 }
 
@@ -481,7 +621,7 @@ void hk_ss_prewarm(void)
         if (!hk_policy_prewarm_class(cls))
             continue;
         struct hk_class *c = &hk_classes[cls];
-        pthread_mutex_lock(&c->lock);
+        pthread_mutex_lock(class_lock(c));
         if (!c->partial) {
             struct hk_slab *s = slab_carve(cls);
             if (s) {
@@ -489,75 +629,97 @@ void hk_ss_prewarm(void)
                 c->nempty++;
             }
         }
-        pthread_mutex_unlock(&c->lock);
+        pthread_mutex_unlock(class_lock(c));
     }
 }
 
-/* Pages of s wholly free (every block overlapping them free), as bits
- * from page 0 of the slab. Pages past the last block count as free. */
-static uint64_t slab_free_pages(const struct hk_slab *s)
+/* Are blocks first..last of s all free? Word by word of the freemap. */
+static bool blocks_free(const struct hk_slab *s, uint64_t first, uint64_t last)
 {
-    uint64_t m = 0;
-    unsigned npages = (unsigned)(s->span * HK_UNIT_SIZE / HK_PAGE);
+    for (uint64_t w = first / 64; w <= last / 64; w++) {
+        unsigned lo = w == first / 64 ? (unsigned)(first % 64) : 0;
+        unsigned hi = w == last / 64 ? (unsigned)(last % 64) : 63;
+        uint64_t want = (hi - lo == 63 ? ~(uint64_t)0 : (((uint64_t)1 << (hi - lo + 1)) - 1)) << lo;
+        if ((s->freemap[w] & want) != want)
+            return false;
+    }
+    return true;
+}
+
+/* Pages of s wholly free (every block overlapping them free), set in m
+ * (bit p: page p of the superslab). Pages past the last block count as
+ * free. */
+static void slab_free_pages(const struct hk_slab *s, uint64_t m[PG_WORDS])
+{
+    unsigned npages = slab_npages(s), page0 = slab_first_page(s);
     for (unsigned p = 0; p < npages; p++) {
         uint64_t first = (uint64_t)p * HK_PAGE / s->block;
         uint64_t last = ((uint64_t)p * HK_PAGE + HK_PAGE - 1) / s->block;
-        bool free = true;
         if (last >= s->nblocks)
             last = s->nblocks - 1;
-        for (uint64_t i = first; i <= last && first < s->nblocks && free; i++)
-            free = (s->freemap[i / 64] >> (i % 64)) & 1;
-        if (free)
-            m |= (uint64_t)1 << p;
+        if (first >= s->nblocks || blocks_free(s, first, last))
+            m[(page0 + p) / 64] |= (uint64_t)1 << ((page0 + p) % 64);
     }
-    return m;
 }
 
-static void mask_set_run(uint64_t *mask, unsigned first, uint64_t bits)
-{
-    for (unsigned i = 0; bits; i++, bits >>= 1)
-        if (bits & 1)
-            mask[(first + i) / 64] |= (uint64_t)1 << ((first + i) % 64);
-}
-
-/* Decommit in ss, for each bit i of dec, the `per` pages from page
- * first + i * per; the bits also in upg were given back lazily before
- * (an upgrade to eager, see the OS box). Returns the bytes. */
-static size_t decommit_bits(struct hk_ss *ss, unsigned first, unsigned per, uint64_t dec,
-                            uint64_t upg, bool eager)
+/* Decommit the free units of ss whose bits are set in dec; those also
+ * in upg were given back lazily before (an upgrade to eager, see the OS
+ * box). Returns the bytes. */
+static size_t decommit_units(struct hk_ss *ss, uint32_t dec, uint32_t upg, bool eager)
 {
     size_t released = 0;
-    uint64_t run = per >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << per) - 1;
     for (int pass = 0; pass < 2; pass++) {
-        uint64_t bits = pass ? dec & upg : dec & ~upg;
+        uint32_t bits = pass ? dec & upg : dec & ~upg;
         if (!bits)
             continue;
-        uint64_t mask[HK_SS_PAGES / 64] = { 0 };
-        for (unsigned i = 0; bits; i++, bits >>= 1)
-            if (bits & 1)
-                mask_set_run(mask, first + i * per, run);
+        uint64_t mask[PG_WORDS] = { 0 };
+        for (unsigned u = 0; u < HK_UNITS; u++)
+            if (bits >> u & 1)
+                bits_set(mask, u * (unsigned)UNIT_PAGES, (u + 1) * (unsigned)UNIT_PAGES);
         released += ss_maybe_decommit_superslab(ss, mask, eager, pass == 1);
     }
     return released;
 }
 
-/* Decommit the free pages of a partly used slab (class lock held). */
-static size_t slab_purge(struct hk_slab *s, bool now, bool eager)
+/* Decommit the free pages of a partly used slab (class lock held): the
+ * policy's mask word by word of the page map. *waiting: free pages left
+ * for a later round. */
+static size_t slab_purge(struct hk_slab *s, bool now, bool eager, bool *waiting)
 {
-    uint64_t free_now = slab_free_pages(s);
-    uint64_t dec = hk_policy_decommit_mask(free_now, s->decommitted, s->lazy, s->free_seen,
-                                           now, eager);
-    s->free_seen = free_now & ~s->decommitted & ~dec;
-    if (!dec)
+    struct hk_ss *ss = ss_of_slab(s);
+    unsigned first = slab_first_page(s), npages = slab_npages(s);
+    uint64_t free_now[PG_WORDS] = { 0 }, fresh[PG_WORDS] = { 0 }, upg[PG_WORDS] = { 0 };
+    bool any = false;
+    slab_free_pages(s, free_now);
+    for (unsigned w = first / 64; w * 64 < first + npages; w++) {
+        uint64_t r = pg_range(w, first, npages);
+        uint64_t d0 = pg_load(ss->pg_decommitted, w) & r, l0 = pg_load(ss->pg_lazy, w) & r;
+        uint64_t dec = hk_policy_decommit_mask(free_now[w], d0, l0,
+                                               pg_load(ss->pg_free_seen, w) & r, now, eager);
+        uint64_t seen = free_now[w] & ~d0 & ~dec;
+        pg_clear(ss->pg_free_seen, w, r & ~seen);
+        pg_set(ss->pg_free_seen, w, seen);
+        *waiting |= seen != 0;
+        fresh[w] = dec & ~d0;
+        upg[w] = dec & d0;
+        any |= dec != 0;
+    }
+    if (!any)
         return 0;
-    size_t r = decommit_bits(ss_of_slab(s), s->unit * (unsigned)(HK_UNIT_SIZE / HK_PAGE), 1, dec,
-                             s->decommitted, eager);
-    s->decommitted |= dec;
-    uint64_t lazy = eager ? s->lazy & ~dec : s->lazy | dec;
-    HK_CTR_ADD(bytes_lazy, ((uint64_t)__builtin_popcountll(lazy) -
-                            (uint64_t)__builtin_popcountll(s->lazy)) * HK_PAGE);
-    s->lazy = lazy;
-    return r;
+    size_t released = ss_maybe_decommit_superslab(ss, fresh, eager, false) +
+                      ss_maybe_decommit_superslab(ss, upg, eager, true);
+    int64_t lazy_diff = 0;
+    for (unsigned w = first / 64; w * 64 < first + npages; w++) {
+        uint64_t dec = fresh[w] | upg[w];
+        pg_set(ss->pg_decommitted, w, dec);
+        uint64_t l0 = pg_load(ss->pg_lazy, w) & pg_range(w, first, npages);
+        uint64_t l1 = eager ? l0 & ~dec : l0 | dec;
+        lazy_diff += __builtin_popcountll(l1) - __builtin_popcountll(l0);
+        pg_clear(ss->pg_lazy, w, l0 & ~l1);
+        pg_set(ss->pg_lazy, w, l1 & ~l0);
+    }
+    HK_CTR_ADD(bytes_lazy, (uint64_t)(lazy_diff * HK_PAGE));
+    return released;
 }
 
 /* One purge round: release empty slabs (all of them when now, else as the
@@ -569,25 +731,24 @@ bool hk_ss_purge(bool now, bool eager, bool *pending)
 {
     size_t released = 0;
     bool waiting = false;               /* free memory left for a later round */
-    for (unsigned cls = 0; cls < HK_NCLASS; cls++) {
+    for (unsigned cls = 0; cls < HK_NALLCLASS; cls++) {
         struct hk_class *c = &hk_classes[cls];
-        pthread_mutex_lock(&c->lock);
+        pthread_mutex_lock(class_lock(c));
         depot_drain_locked(c, cls);
         struct hk_slab *s = c->partial;
         while (s) {
             struct hk_slab *next = s->next;
             if (s->nfree == s->nblocks &&
-                (now || !hk_policy_keep_empty_slab(hk_limits(), c->nempty - 1))) {
+                (now || !hk_policy_keep_empty_slab(hk_limits(), cls, c->nempty - 1))) {
                 slab_unlink(c, s);
                 c->nempty--;
                 slab_release(s);
             } else if (s->nfree) {
-                released += slab_purge(s, now, eager);
-                waiting |= s->free_seen != 0;
+                released += slab_purge(s, now, eager, &waiting);
             }
             s = next;
         }
-        pthread_mutex_unlock(&c->lock);
+        pthread_mutex_unlock(class_lock(c));
     }
 
     struct hk_ss *retire = NULL;
@@ -600,8 +761,7 @@ bool hk_ss_purge(bool now, bool eager, bool *pending)
         waiting |= ss->free_seen != 0;
         if (!dec)
             continue;
-        released += decommit_bits(ss, 0, (unsigned)(HK_UNIT_SIZE / HK_PAGE), dec,
-                                  ss->decommitted_units, eager);
+        released += decommit_units(ss, dec, ss->decommitted_units, eager);
         ss->decommitted_units |= dec;
         uint32_t lazy = eager ? ss->lazy_units & ~dec : ss->lazy_units | dec;
         HK_CTR_ADD(bytes_lazy, ((uint64_t)__builtin_popcount(lazy) -
@@ -634,21 +794,23 @@ bool hk_ss_purge(bool now, bool eager, bool *pending)
 
 void hk_ss_lock_all(void)
 {
-    for (unsigned cls = 0; cls < HK_NCLASS; cls++)
-        pthread_mutex_lock(&hk_classes[cls].lock);
+    for (unsigned cls = 0; cls < HK_NALLCLASS; cls++)
+        if (owns_lock(cls))
+            pthread_mutex_lock(&hk_classes[cls].lock);
     pthread_mutex_lock(&hk_ss_lock);
 }
 
 void hk_ss_unlock_all(void)
 {
     pthread_mutex_unlock(&hk_ss_lock);
-    for (unsigned cls = HK_NCLASS; cls-- > 0;)
-        pthread_mutex_unlock(&hk_classes[cls].lock);
+    for (unsigned cls = HK_NALLCLASS; cls-- > 0;)
+        if (owns_lock(cls))
+            pthread_mutex_unlock(&hk_classes[cls].lock);
 }
 
 void hk_ss_reinit_locks(void)
 {
     pthread_mutex_init(&hk_ss_lock, NULL);
-    for (unsigned cls = 0; cls < HK_NCLASS; cls++)
+    for (unsigned cls = 0; cls < HK_NALLCLASS; cls++)
         pthread_mutex_init(&hk_classes[cls].lock, NULL);
 }

@@ -389,7 +389,7 @@ static void tcache_free(struct hk_tcache *tc, void *p, unsigned cls)
 }
 
 /* What the free fast path did not take (the registry says p is ours): a
- * large or guard block, a block of a class with four-unit slabs, a full or
+ * large, medium or guard block, a block of a class with four-unit slabs, a full or
  * closed bin, a block carrying the free key -- or no block at all. */
 void hk_free_slow(void *p)
 {
@@ -407,8 +407,10 @@ void hk_free_slow(void *p)
     tc->guard = 1;
     if (cls == HK_CLS_LARGE)
         hk_large_free((struct hk_large *)seg, p, "free");
+    else if (cls >= HK_NCLASS && cls < HK_NALLCLASS)
+        hk_medium_free(p, cls);         /* checked under its class's lock */
     else if (cls >= HK_NCLASS || !hk_block_valid((struct hk_ss *)seg, p))
-        hk_fatal("free(): invalid pointer %p", p);
+        hk_ss_refuse(p, "free");
     else
         tcache_free(tc, p, cls);
     hk_guard_leave(tc);

@@ -24,6 +24,8 @@
 #include <sys/mman.h>
 
 #define MIB ((size_t)1 << 20)
+#define LARGE (2 * MIB)     /* above the medium classes: its own mapping */
+#define MEDIUM (200 << 10)  /* a medium class: slabs of a superslab */
 
 static const char *case_name;
 
@@ -116,7 +118,7 @@ static void small_interior(void)
 
 static void large_double_free(void)
 {
-    char *p = block(MIB);
+    char *p = block(LARGE);
     free_fn(p);
     announce(p);
     free_fn(p);
@@ -126,9 +128,9 @@ static void large_double_free(void)
  * it must not free the new owner's block. */
 static void large_reused_double_free(void)
 {
-    char *p = block(MIB);
+    char *p = block(LARGE);
     free_fn(p);
-    char *q = block(MIB);
+    char *q = block(LARGE);
     announce(p);
     free_fn(p);
     if (q == p)
@@ -137,18 +139,44 @@ static void large_reused_double_free(void)
 
 static void large_interior(void)
 {
-    char *p = block(MIB);
+    char *p = block(LARGE);
     announce(p + 16);
     free_fn(p + 16);
 }
 
 static void large_realloc_after_free(void)
 {
-    char *p = block(MIB);
+    char *p = block(LARGE);
     free_fn(p);
     announce(p);
-    p = realloc_fn(p, 2 * MIB);
+    p = realloc_fn(p, 2 * LARGE);
     printf("misuse: %s: realloc returned %p\n", case_name, (void *)p);
+}
+
+/* A medium block freed twice: its slab still holds its neighbours
+ * (the free bit is set), or went back to its superslab (a free unit). */
+static void medium_double_free(void)
+{
+    char *p = block(MEDIUM), *q = block(MEDIUM);
+    free_fn(p);
+    announce(p);
+    free_fn(p);
+    free_fn(q);
+}
+
+static void medium_double_free_alone(void)
+{
+    char *p = block(MEDIUM);
+    free_fn(p);
+    announce(p);
+    free_fn(p);
+}
+
+static void medium_interior(void)
+{
+    char *p = block(MEDIUM);
+    announce(p + 4096);
+    free_fn(p + 4096);
 }
 
 static void foreign_stack(void)
@@ -216,6 +244,9 @@ static const struct mcase cases[] = {
       "free\\(\\): (" DOUBLE "|" INVALID ")", large_reused_double_free },
     { "large-interior", "-", "free\\(\\): " INVALID, large_interior },
     { "large-realloc-after-free", "-", "realloc\\(\\): " DOUBLE, large_realloc_after_free },
+    { "medium-double-free", "-", "free\\(\\): " DOUBLE, medium_double_free },
+    { "medium-double-free-alone", "-", "free\\(\\): " DOUBLE, medium_double_free_alone },
+    { "medium-interior", "-", "free\\(\\): " INVALID, medium_interior },
     { "foreign-stack", "-", "free\\(\\): " INVALID, foreign_stack },
     { "foreign-realloc-stack", "-", "realloc\\(\\): " INVALID, foreign_realloc_stack },
     { "foreign-static-data", "-", "free\\(\\): " INVALID, foreign_static_data },

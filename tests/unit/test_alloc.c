@@ -1,6 +1,6 @@
 /* test_alloc.c: the entry points (alloc.c) through their hk_ names:
- * sizes from 0 to 64 MiB, calloc zeroing on reuse, realloc across small
- * and large, alignments up to 4 MiB, usable sizes, overflow and
+ * sizes from 0 to 64 MiB, calloc zeroing on reuse, realloc across small,
+ * medium and large, medium blocks without system calls, alignments up to 4 MiB, usable sizes, overflow and
  * out-of-memory (NULL with ENOMEM under a small RLIMIT_AS), foreign and
  * invalid pointers, thread exit returning its cache. */
 #define _GNU_SOURCE
@@ -134,12 +134,12 @@ END_TEST
 START_TEST(test_large_cache_and_counters)
 {
     uint64_t live = ctr("large_live");
-    void *p = hk_malloc(200000);
+    void *p = hk_malloc(3000000);
     ck_assert_uint_eq(ctr("large_live"), live + 1);
     hk_free(p);
     ck_assert_uint_eq(ctr("large_live"), live);
     uint64_t maps = ctr("mmap_calls");
-    void *q = hk_malloc(190000);        /* reuses the cached mapping */
+    void *q = hk_malloc(2900000);       /* reuses the cached mapping */
     ck_assert_uint_eq(ctr("mmap_calls"), maps);
     hk_free(q);
     ck_assert_int_eq(hakmem_trim(), 1);
@@ -252,9 +252,131 @@ END_TEST
 
 START_TEST(test_large_double_free_aborts)
 {
-    void *p = hk_malloc(1 << 20);
+    void *p = hk_malloc(2 << 20);
     hk_free(p);
     hk_free(p);
+}
+END_TEST
+
+/* ---- medium blocks (medium.c): above 32 KiB up to 1 MiB ---- */
+
+/* Every medium class and the sizes around its bounds, live together,
+ * then large ones up to 4 MiB: contents intact, usable sizes, no
+ * overlap (each block's pattern survives the others' writes). */
+START_TEST(test_medium_contents)
+{
+    enum { N = 3 * HK_NMEDIUM + 6 };
+    static void *p[N];
+    static size_t sz[N];
+    size_t k = 0;
+    for (unsigned c = HK_NCLASS; c < HK_NALLCLASS; c++) {
+        sz[k++] = hk_class_size[c - 1] + 1;
+        sz[k++] = (hk_class_size[c - 1] + hk_class_size[c]) / 2;
+        sz[k++] = hk_class_size[c];
+    }
+    for (size_t n = (1 << 20) + 1; k < N; n += (600 << 10))
+        sz[k++] = n;
+    for (size_t i = 0; i < N; i++) {
+        p[i] = hk_malloc(sz[i]);
+        ck_assert_ptr_nonnull(p[i]);
+        ck_assert_uint_eq((uintptr_t)p[i] % (sz[i] <= HK_MEDIUM_MAX ? 4096 : 16), 0);
+        ck_assert_uint_ge(hk_usable_size(p[i]), sz[i]);
+        fill(p[i], sz[i], (unsigned)i);
+    }
+    for (size_t i = 0; i < N; i++) {
+        ck_assert_msg(check(p[i], sz[i], (unsigned)i), "block %zu of %zu bytes", i, sz[i]);
+        hk_free(p[i]);
+    }
+}
+END_TEST
+
+/* realloc up and down across small, every medium class and large. */
+START_TEST(test_medium_realloc_across_classes)
+{
+    size_t n = 30000;
+    char *p = hk_malloc(n);
+    fill(p, n, 9);
+    for (size_t m = 33000; m < (3 << 20); m = m * 5 / 4) {
+        p = hk_realloc(p, m);
+        ck_assert_ptr_nonnull(p);
+        ck_assert(check(p, n, 9));
+        fill(p, m, 9);
+        n = m;
+    }
+    for (size_t m = n * 3 / 5; m > 16000; m = m * 3 / 5) {
+        p = hk_realloc(p, m);
+        ck_assert_ptr_nonnull(p);
+        ck_assert(check(p, m, 9));
+        n = m;
+    }
+    hk_free(p);
+}
+END_TEST
+
+/* memalign of medium sizes: up to 64 KiB from the medium classes, larger
+ * alignments from large blocks. */
+START_TEST(test_medium_memalign)
+{
+    for (size_t align = 4096; align <= (1 << 20); align *= 2)
+        for (size_t n = 40000; n <= (1 << 20); n = n * 3 / 2) {
+            void *p = hk_memalign(align, n);
+            ck_assert_ptr_nonnull(p);
+            ck_assert_msg((uintptr_t)p % align == 0, "memalign(%zu, %zu) = %p", align, n, p);
+            ck_assert_uint_ge(hk_usable_size(p), n);
+            if (align <= HK_UNIT_SIZE)
+                ck_assert_uint_lt(hk_unit_cls(hk_seg_of(p), p), HK_NALLCLASS);
+            fill(p, n, 5);
+            ck_assert(check(p, n, 5));
+            hk_free(p);
+        }
+}
+END_TEST
+
+/* Steady churn of varying medium sizes makes no system call once warm
+ * (the caches alone: FAST's decay, which may give back what stays free
+ * for seconds on a slow machine, is off). */
+START_TEST(test_medium_churn_no_syscalls)
+{
+    enum { LIVE = 32, OPS = 12000 };
+    static char *p[LIVE];
+    char *env[] = { "HAKMEM_SS_DECAY_MS=0", NULL };
+    hk_env_load(env, &hk_opt);
+    uint64_t x = 88172645463325252ull;
+    for (int round = 0; round < 2; round++) {
+        uint64_t maps = ctr("mmap_calls"), unmaps = ctr("munmap_calls"), adv = ctr("madvise_calls");
+        for (int i = 0; i < OPS; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            unsigned j = (unsigned)(x % LIVE);
+            hk_free(p[j]);
+            size_t n = 33 * 1024 + (size_t)(x >> 20) % (HK_MEDIUM_MAX - 33 * 1024);
+            p[j] = hk_malloc(n);
+            ck_assert_ptr_nonnull(p[j]);
+            p[j][0] = p[j][n - 1] = 1;
+        }
+        if (round == 1) {               /* the first round warmed up */
+            ck_assert_uint_eq(ctr("mmap_calls"), maps);
+            ck_assert_uint_eq(ctr("munmap_calls"), unmaps);
+            ck_assert_uint_eq(ctr("madvise_calls"), adv);
+        }
+    }
+    for (int j = 0; j < LIVE; j++)
+        hk_free(p[j]);
+}
+END_TEST
+
+START_TEST(test_medium_double_free_aborts)
+{
+    void *p = hk_malloc(100000), *q = hk_malloc(100000);
+    hk_free(p);
+    hk_free(p);
+    hk_free(q);
+}
+END_TEST
+
+START_TEST(test_medium_interior_free_aborts)
+{
+    char *p = hk_malloc(300000);
+    hk_free(p + 4096);
 }
 END_TEST
 
@@ -263,21 +385,22 @@ END_TEST
  * of the current one (17 reuses in a row, unaligned and page aligned). */
 START_TEST(test_large_reuse_moves_block)
 {
+    enum { LARGE = 2 << 20 };   /* above HK_MEDIUM_MAX */
     static const size_t aligns[] = { 0, 4096 };
     for (size_t a = 0; a < 2; a++) {
         void *seen[17];
-        hk_free(aligns[a] ? hk_memalign(aligns[a], 1 << 20) : hk_malloc(1 << 20));
+        hk_free(aligns[a] ? hk_memalign(aligns[a], LARGE) : hk_malloc(LARGE));
         uint64_t maps = ctr("mmap_calls");
         unsigned n = aligns[a] ? 2 : 17;   /* page alignment: two places */
         for (unsigned i = 0; i < n; i++) {
-            char *p = aligns[a] ? hk_memalign(aligns[a], 1 << 20) : hk_malloc(1 << 20);
+            char *p = aligns[a] ? hk_memalign(aligns[a], LARGE) : hk_malloc(LARGE);
             ck_assert_uint_eq((uintptr_t)p % (aligns[a] ? aligns[a] : 16), 0);
-            ck_assert_uint_ge(hk_usable_size(p), 1 << 20);
+            ck_assert_uint_ge(hk_usable_size(p), LARGE);
             for (unsigned j = 0; j < i; j++)
                 ck_assert_ptr_ne(p, seen[j]);
             seen[i] = p;
-            fill(p, 1 << 20, i);
-            ck_assert(check(p, 1 << 20, i));
+            fill(p, LARGE, i);
+            ck_assert(check(p, LARGE, i));
             hk_free(p);
         }
         ck_assert_uint_eq(ctr("mmap_calls"), maps);     /* all from the cache */
@@ -287,9 +410,10 @@ END_TEST
 
 START_TEST(test_large_stale_pointer_aborts)
 {
-    void *p = hk_malloc(1 << 20);
+    enum { LARGE = 2 << 20 };
+    void *p = hk_malloc(LARGE);
     hk_free(p);
-    void *q = hk_malloc(1 << 20);       /* the same mapping, a new owner */
+    void *q = hk_malloc(LARGE);       /* the same mapping, a new owner */
     ck_assert_ptr_nonnull(q);
     hk_free(p);
 }
@@ -500,6 +624,12 @@ static Suite *alloc_suite(void)
     tcase_add_test_raise_signal(tc, test_foreign_invalid_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_foreign_misaligned_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_large_double_free_aborts, SIGABRT);
+    tcase_add_test(tc, test_medium_contents);
+    tcase_add_test(tc, test_medium_realloc_across_classes);
+    tcase_add_test(tc, test_medium_memalign);
+    tcase_add_test(tc, test_medium_churn_no_syscalls);
+    tcase_add_test_raise_signal(tc, test_medium_double_free_aborts, SIGABRT);
+    tcase_add_test_raise_signal(tc, test_medium_interior_free_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_large_stale_pointer_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_header_pointer_aborts, SIGABRT);
     tcase_add_test(tc, test_free_key_in_user_data);

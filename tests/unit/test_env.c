@@ -80,7 +80,8 @@ START_TEST(test_load_valid)
 {
     struct hk_options o = { 0 };
     char *env[] = { "PATH=/bin", "HAKMEM_SS_OS_STATS=1", "HAKMEM_SS_MEM_LEAN_DECOMMIT=dontneed",
-                    "HAKMEM_RUNTIME_DIR=/tmp/hk", "HAKMEM_SS_LEAN_DELAY_MS=50", NULL };
+                    "HAKMEM_RUNTIME_DIR=/tmp/hk", "HAKMEM_SS_LEAN_DELAY_MS=50",
+                    "HAKMEM_SS_DECAY_MS=300", NULL };
     struct capture c;
     capture_begin(&c);
     hk_env_load(env, &o);
@@ -89,6 +90,7 @@ START_TEST(test_load_valid)
     ck_assert_uint_eq(o.decommit, HK_DECOMMIT_DONTNEED);
     ck_assert_str_eq(o.runtime_dir, "/tmp/hk");
     ck_assert_uint_eq(o.lean_delay_ms, 50);
+    ck_assert_uint_eq(o.decay_ms, 300);
 }
 END_TEST
 

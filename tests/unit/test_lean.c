@@ -110,6 +110,59 @@ START_TEST(test_calloc_zero_after_madv_free_reuse)
 }
 END_TEST
 
+/* The free pages of a partly used medium slab (eight units, 40 KiB
+ * blocks) are decommitted like small ones, counted, and their blocks
+ * come back zeroed by calloc while the kept ones keep their contents. */
+START_TEST(test_lean_medium_pages_decommitted)
+{
+    ck_assert_int_eq(hakmem_set_mode(HAKMEM_MODE_LEAN), 0);
+    enum { N = 12, SZ = 40960 };        /* one 512 KiB slab */
+    static unsigned char *p[N];
+    for (int i = 0; i < N; i++) {
+        p[i] = hk_malloc(SZ);
+        memset(p[i], 0x40 + i, SZ);
+    }
+    uint64_t bytes = ctr("bytes_decommitted"), dec = ctr("lean_decommit");
+    for (int i = 1; i < N; i += 2)
+        hk_free(p[i]);
+    hk_release_now(false, false);
+    ck_assert_uint_ge(ctr("bytes_decommitted") - bytes, (uint64_t)(N / 2) * SZ);
+    ck_assert_uint_gt(ctr("lean_decommit"), dec);
+    for (int i = 1; i < N; i += 2) {
+        p[i] = hk_calloc(1, SZ);
+        for (int j = 0; j < SZ; j += 511)
+            ck_assert_msg(p[i][j] == 0, "calloc block %d byte %d = %u", i, j, p[i][j]);
+    }
+    for (int i = 0; i < N; i += 2)
+        for (int j = 0; j < SZ; j += 257)
+            ck_assert_uint_eq(p[i][j], (unsigned)(0x40 + i));
+    for (int i = 0; i < N; i++)
+        hk_free(p[i]);
+}
+END_TEST
+
+/* LEAN counts memory as committed as blocks are handed out, not a whole
+ * superslab or slab at a time: a few blocks from a fresh superslab are a
+ * few pages; and pages never given back are not "needed again" (the
+ * purge's adaptive delay). */
+START_TEST(test_lean_counts_pages_handed_out)
+{
+    ck_assert_int_eq(hakmem_set_mode(HAKMEM_MODE_LEAN), 0);
+    hakmem_trim();
+    ck_assert_uint_eq(ctr("superslabs_live") + ctr("superslabs_cached"), 0);
+    uint64_t committed = ctr("bytes_committed");
+    atomic_store(&hk_recommit_pages, 0);
+    char *p = hk_malloc(64);            /* a fresh superslab */
+    ck_assert_uint_le(ctr("bytes_committed") - committed, HK_UNIT_SIZE + 4 * HK_PAGE);
+    ck_assert_uint_eq(atomic_load(&hk_recommit_pages), 0);   /* fresh: not needed *again* */
+    char *m = hk_malloc(300000);        /* 320 KiB of a 1 MiB slab */
+    ck_assert_uint_le(ctr("bytes_committed") - committed, HK_UNIT_SIZE + 4 * HK_PAGE + 327680);
+    memset(m, 1, 300000);
+    hk_free(m);
+    hk_free(p);
+}
+END_TEST
+
 START_TEST(test_retire_then_reuse)
 {
     ck_assert_int_eq(hakmem_set_mode(HAKMEM_MODE_LEAN), 0);
@@ -137,6 +190,48 @@ START_TEST(test_idle_process_gives_back)
         usleep(100 * 1000);
     ck_assert_msg(ctr("bytes_decommitted") > dec || ctr("lean_retire") > ret,
                   "nothing given back after 4 s idle in LEAN");
+}
+END_TEST
+
+/* FAST decays (purge.c): with a short HAKMEM_SS_DECAY_MS, an idle
+ * process's free memory (empty superslabs, free units and pages, cached
+ * large mappings) goes back to the kernel by itself, without any level
+ * or trim; and what it keeps in use stays intact. */
+START_TEST(test_fast_decay_gives_back)
+{
+    ck_assert_int_eq(hakmem_get_mode(), HAKMEM_MODE_FAST);
+    char *env[] = { "HAKMEM_SS_DECAY_MS=300", NULL };
+    hk_env_load(env, &hk_opt);          /* the options as read at start */
+    ck_assert_uint_eq(hk_opt.decay_ms, 300);
+    enum { NM = 48 };
+    static char *m[NM];
+    for (int i = 0; i < NM; i++) {      /* 33 KiB .. 3 MiB: medium and large */
+        size_t n = 33000 + (size_t)i * 65000;
+        m[i] = hk_malloc(n);
+        ck_assert_ptr_nonnull(m[i]);
+        memset(m[i], i, n);
+    }
+    char *keep = hk_malloc(200000);
+    memset(keep, 7, 200000);
+    void **p = grow(21, 0);             /* and small blocks, all freed */
+    (void)p;
+    for (int i = 0; i < NM; i++)
+        hk_free(m[i]);
+    uint64_t spare = ctr("bytes_committed") - ctr("bytes_in_use");
+    ck_assert_uint_gt(spare, 40 << 20);
+    uint64_t maps = ctr("munmap_calls");
+    /* no allocation from now on: only the purge thread can act */
+    for (int i = 0; i < 50 && ctr("bytes_committed") - ctr("bytes_in_use") > spare / 8; i++)
+        usleep(100 * 1000);
+    ck_assert_msg(ctr("bytes_committed") - ctr("bytes_in_use") <= spare / 8,
+                  "FAST kept %llu of %llu free bytes after 5 s with a 300 ms decay",
+                  (unsigned long long)(ctr("bytes_committed") - ctr("bytes_in_use")),
+                  (unsigned long long)spare);
+    ck_assert_uint_gt(ctr("munmap_calls"), maps);
+    ck_assert_int_eq(hakmem_get_mode(), HAKMEM_MODE_FAST);
+    for (int i = 0; i < 200000; i += 97)
+        ck_assert_uint_eq((unsigned char)keep[i], 7);
+    hk_free(keep);
 }
 END_TEST
 
@@ -333,8 +428,11 @@ static Suite *lean_suite(void)
     tcase_add_test(tc, test_modes_and_levels);
     tcase_add_test(tc, test_medium_decommits_and_retires);
     tcase_add_test(tc, test_calloc_zero_after_madv_free_reuse);
+    tcase_add_test(tc, test_lean_medium_pages_decommitted);
+    tcase_add_test(tc, test_lean_counts_pages_handed_out);
     tcase_add_test(tc, test_retire_then_reuse);
     tcase_add_test(tc, test_idle_process_gives_back);
+    tcase_add_test(tc, test_fast_decay_gives_back);
     tcase_add_test(tc, test_switches_race_threads);
     tcase_add_test(tc, test_level_low_releases_nothing_now);
     tcase_add_test(tc, test_level_medium_decommits_lazily);

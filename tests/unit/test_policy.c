@@ -7,9 +7,10 @@ START_TEST(test_fast_keeps_lean_releases)
 {
     struct hk_limits f = *hk_policy_limits(HK_MODE_FAST), l = *hk_policy_limits(HK_MODE_LEAN);
     ck_assert(f.prewarm && !l.prewarm);
-    ck_assert(hk_policy_keep_empty_slab(&f, 0));
-    ck_assert(!hk_policy_keep_empty_slab(&f, f.empty_slabs_kept));
-    ck_assert(!hk_policy_keep_empty_slab(&l, 0));
+    ck_assert(hk_policy_keep_empty_slab(&f, 0, 0));
+    ck_assert(!hk_policy_keep_empty_slab(&f, 0, f.empty_slabs_kept));
+    ck_assert(!hk_policy_keep_empty_slab(&l, 0, 0));
+    ck_assert(!hk_policy_keep_empty_slab(&f, HK_NCLASS, 0));   /* medium: never */
     ck_assert(hk_policy_cache_superslab(&f, 0));
     ck_assert(!hk_policy_cache_superslab(&f, f.ss_cache_max));
     ck_assert(f.purge == 0 && l.purge == 1);   /* LEAN retires at purge rounds */

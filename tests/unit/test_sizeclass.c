@@ -7,9 +7,14 @@
 
 START_TEST(test_smallest_fit)
 {
-    for (size_t n = 0; n <= HK_SMALL_MAX; n++) {
+    /* every size to 32 KiB; medium sizes with an odd stride, and each
+     * class's last size and the next */
+    for (size_t n = 0, i = HK_NCLASS; n <= HK_MEDIUM_MAX;
+         n = n < HK_SMALL_MAX ? n + 1 : i < HK_NALLCLASS && n + 509 > hk_class_size[i] ?
+             (n == hk_class_size[i] ? (i++, n + 1) : hk_class_size[i]) : n + 509) {
         unsigned c = hk_class_of(n);
-        ck_assert_uint_lt(c, HK_NCLASS);
+        ck_assert_uint_lt(c, n <= HK_SMALL_MAX ? HK_NCLASS : HK_NALLCLASS);
+        ck_assert_uint_ge(c, n <= HK_SMALL_MAX ? 0 : HK_NCLASS);
         ck_assert_uint_ge(hk_class_size[c], n);
         if (c > 0)
             ck_assert_msg(hk_class_size[c - 1] < n || n == 0,
@@ -73,14 +78,27 @@ START_TEST(test_table_shape)
         ck_assert_uint_ge(hk_class_span(c) * HK_UNIT_SIZE / hk_class_size[c], 8);
     }
     ck_assert_uint_eq(hk_class_size[HK_NCLASS - 1], HK_SMALL_MAX);
+    for (unsigned c = HK_NCLASS; c < HK_NALLCLASS; c++) {
+        unsigned span = hk_class_span(c);
+        size_t slab = span * HK_UNIT_SIZE;
+        ck_assert_uint_gt(hk_class_size[c], hk_class_size[c - 1]);
+        ck_assert_uint_eq(hk_class_size[c] % HK_PAGE, 0);
+        /* a slab fits a superslab beside its header unit */
+        ck_assert_uint_le(span, HK_UNITS / 2);
+        ck_assert_uint_ge(slab / hk_class_size[c], 1);
+        /* at most a fifth of a slab left over up to 256 KiB */
+        if (hk_class_size[c] <= 262144)
+            ck_assert_uint_le((slab % hk_class_size[c]) * 5, slab);
+    }
+    ck_assert_uint_eq(hk_class_size[HK_NALLCLASS - 1], HK_MEDIUM_MAX);
 }
 END_TEST
 
 START_TEST(test_waste_bounded)
 {
-    for (size_t n = 129; n <= HK_SMALL_MAX; n++) {
+    for (size_t n = 129; n <= HK_MEDIUM_MAX; n += n < HK_SMALL_MAX ? 1 : 509) {
         unsigned c = hk_class_of(n);
-        ck_assert_msg((hk_class_size[c] - n) * 4 < n,
+        ck_assert_msg((hk_class_size[c] - n) * (n <= HK_SMALL_MAX ? 4 : 8) < n,
                       "size %zu wastes %u bytes", n, hk_class_size[c] - (unsigned)n);
     }
 }
@@ -88,18 +106,20 @@ END_TEST
 
 START_TEST(test_aligned_class)
 {
-    for (size_t align = 32; align <= 32768; align *= 2) {
-        for (size_t n = 1; n <= HK_SMALL_MAX; n += 37) {
+    for (size_t align = 32; align <= HK_UNIT_SIZE; align *= 2) {
+        for (size_t n = 1; n <= HK_MEDIUM_MAX; n += n < HK_SMALL_MAX ? 37 : 4099) {
             int c = hk_class_for_aligned(n, align);
             if (c < 0) {
-                ck_assert_uint_gt(n, HK_SMALL_MAX - align + 1);
+                ck_assert_uint_gt(n, HK_MEDIUM_MAX - align + 1);
                 continue;
             }
             ck_assert_uint_ge(hk_class_size[c], n);
             ck_assert_uint_eq(hk_class_size[c] % align, 0);
         }
     }
-    ck_assert_int_eq(hk_class_for_aligned(HK_SMALL_MAX + 1, 64), -1);
+    ck_assert_int_eq(hk_class_for_aligned(HK_MEDIUM_MAX + 1, 64), -1);
+    /* medium slabs start on any unit: nothing above 64 KiB alignment */
+    ck_assert_int_eq(hk_class_for_aligned(4096, 2 * HK_UNIT_SIZE), -1);
 }
 END_TEST
 

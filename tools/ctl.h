@@ -224,6 +224,8 @@ void json_str(struct ctl_json *j, const char *key, const char *s);
 void json_strn(struct ctl_json *j, const char *key, const char *s, size_t n);
 void json_u64(struct ctl_json *j, const char *key, uint64_t v);
 void json_i64(struct ctl_json *j, const char *key, int64_t v);
+/* v, or null when v < 0 (not known: not said, or an older hakmemd) */
+void json_i64_known(struct ctl_json *j, const char *key, int64_t v);
 void json_f64(struct ctl_json *j, const char *key, double v);
 void json_bool(struct ctl_json *j, const char *key, bool v);
 void json_null(struct ctl_json *j, const char *key);

@@ -141,6 +141,14 @@ void json_i64(struct ctl_json *j, const char *key, int64_t v)
     fprintf(j->f, "%" PRId64, v);
 }
 
+void json_i64_known(struct ctl_json *j, const char *key, int64_t v)
+{
+    if (v < 0)
+        json_null(j, key);
+    else
+        json_i64(j, key, v);
+}
+
 void json_f64(struct ctl_json *j, const char *key, double v)
 {
     if (!isfinite(v)) {

@@ -258,18 +258,9 @@ void show_status_json(struct ctl_json *j, const struct ctl_view *v)
     const struct ctl_status *st = &v->status;
 
     json_str(j, "version", st->version[0] ? st->version : NULL);
-    if (st->pid >= 0)
-        json_i64(j, "pid", st->pid);
-    else
-        json_null(j, "pid");
-    if (st->uptime_s >= 0)
-        json_i64(j, "uptime_s", st->uptime_s);
-    else
-        json_null(j, "uptime_s");
-    if (st->clients >= 0)
-        json_i64(j, "clients", st->clients);
-    else
-        json_null(j, "clients");
+    json_i64_known(j, "pid", st->pid);
+    json_i64_known(j, "uptime_s", st->uptime_s);
+    json_i64_known(j, "clients", st->clients);
     json_obj(j, "sources");
     for (size_t i = 0; i < st->nsources; i++) {
         json_obj(j, st->source[i].name);
@@ -286,14 +277,8 @@ void show_status_json(struct ctl_json *j, const struct ctl_view *v)
     for (int i = 0; i < CTL_PSI_COUNT; i++)
         json_f64(j, ctl_psi_names[i], st->psi[i]);
     /* null: not said (the BPF source is off, or an older hakmemd) */
-    if (st->bpf_ringbuf_dropped >= 0)
-        json_i64(j, "bpf_ringbuf_dropped", st->bpf_ringbuf_dropped);
-    else
-        json_null(j, "bpf_ringbuf_dropped");
-    if (st->bpf_cgroup_table_full >= 0)
-        json_i64(j, "bpf_cgroup_table_full", st->bpf_cgroup_table_full);
-    else
-        json_null(j, "bpf_cgroup_table_full");
+    json_i64_known(j, "bpf_ringbuf_dropped", st->bpf_ringbuf_dropped);
+    json_i64_known(j, "bpf_cgroup_table_full", st->bpf_cgroup_table_full);
     json_arr(j, "cgroups");
     for (size_t i = 0; i < v->status_reply.ncgroups; i++) {
         const struct hakmem_ctl_cgroup *c = &v->status_reply.cgroups[i];

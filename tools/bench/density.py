@@ -374,7 +374,8 @@ def plot(results, ladder, path):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("density: no plot: python3-matplotlib is not installed", file=sys.stderr)
+        print("density: no plot: %s has no matplotlib (Debian's /usr/bin/python3 with "
+              "python3-matplotlib has)" % sys.executable, file=sys.stderr)
         return False
     fig, axes = plt.subplots(len(ladder), 1, figsize=(10, 2.6 * len(ladder)), sharex=True,
                              squeeze=False)

@@ -30,13 +30,6 @@ static _Atomic int hk_purge_dirty;      /* memory freed since the last round */
 static bool hk_purger_waiting;          /* hk_purge_lock: asleep on the cond */
 static _Atomic uint64_t hk_purge_next;  /* inline fallback: next round, ns */
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* FAST's decay gives back with MADV_DONTNEED: what stayed free this long
  * is not wanted soon, and MADV_FREE'd pages still count in RSS. */
 static bool eager(void)
@@ -129,7 +122,7 @@ void hk_purger_wake(void)
 /* Without the thread: a round from this slow path, at most once per delay. */
 static void purge_inline(void)
 {
-    uint64_t now = now_ns();
+    uint64_t now = hk_now_ns();
     uint64_t next = atomic_load_explicit(&hk_purge_next, memory_order_relaxed);
     if (now < next || !atomic_compare_exchange_strong(&hk_purge_next, &next,
                                                       now + (uint64_t)round_ms(hk_opt.lean_delay_ms) * 1000000u))

@@ -59,7 +59,10 @@ def main():
 
         a = cgs.make("pressed", LIMIT)
         b = cgs.make("calm", LIMIT)
-        env = dict(os.environ, LD_PRELOAD=lib, HAKMEM_RUNTIME_DIR=run, HAKMEM_SS_OS_STATS="1")
+        # FAST's own decay (10 s) also counts in lean_decommit: off, so that
+        # what either client gives back here is the daemon's doing only.
+        env = dict(os.environ, LD_PRELOAD=lib, HAKMEM_RUNTIME_DIR=run, HAKMEM_SS_OS_STATS="1",
+                   HAKMEM_SS_DECAY_MS="0")
         ca = start_in(a, [client, "40", "10"], env, stdout=subprocess.PIPE, text=True)
         cb = start_in(b, [client, "40", "10"], env, stdout=subprocess.PIPE, text=True)
         procs += [ca, cb]

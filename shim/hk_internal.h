@@ -196,8 +196,8 @@ HK_HIDDEN void hk_ss_lock_all(void);
 HK_HIDDEN void hk_ss_unlock_all(void);
 HK_HIDDEN void hk_ss_reinit_locks(void);
 
-/* ---- medium.c (blocks of the medium classes: the central lists, no
- * thread cache) ---- */
+/* ---- medium.c (blocks of the medium classes: the thread's medium bin,
+ * then the central lists) ---- */
 HK_HIDDEN void *hk_medium_alloc(unsigned cls);
 HK_HIDDEN void hk_medium_free(void *p, unsigned cls);
 
@@ -266,6 +266,8 @@ static inline void hk_bin_set_cap(struct hk_bin *b, uint32_t cap)
 HK_HIDDEN void *hk_malloc_slow(struct hk_bin *b);
 HK_HIDDEN void hk_free_slow(void *p);
 HK_HIDDEN void hk_tcache_flush_mine(void);
+HK_HIDDEN void *hk_tcache_medium_take(unsigned cls);
+HK_HIDDEN void hk_tcache_medium_free(void *p, unsigned cls);
 HK_HIDDEN void hk_tcache_global_init(void);
 HK_HIDDEN void hk_tcache_register(struct hk_tcache *tc);
 HK_HIDDEN void hk_tcache_force_slow_all(void);

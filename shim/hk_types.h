@@ -15,7 +15,8 @@
  *   size class  one of HK_NALLCLASS block sizes: HK_NCLASS small ones,
  *               16 B to 32 KiB, with thread caches; then HK_NMEDIUM medium
  *               ones above 32 KiB to HK_MEDIUM_MAX (1 MiB), served from
- *               the central lists block by block (medium.c).
+ *               the thread's medium bin, else from the central lists
+ *               block by block (medium.c).
  *   large       an allocation above HK_MEDIUM_MAX: its own mapping,
  *               aligned on 2 MiB, with a header at its start.
  *   segment     either of the two mappings above; both start with
@@ -194,8 +195,17 @@ _Static_assert(sizeof(struct hk_bin) == 512, "a bin is 512 bytes");
 enum hk_tstate { HK_T_NEW = 0, HK_T_INITING, HK_T_READY, HK_T_DEAD };
 
 #define HK_DEFER_FOREIGN 8             /* foreign frees deferred by one guarded section */
+/* The medium bin (tcache.c): one bin of a thread cache for blocks of
+ * every medium class, each slot the block's address with its class in the
+ * low bits (medium blocks are page aligned); at most HK_MBIN_SLOTS blocks
+ * and the policy's medium_cache_bytes. */
+#define HK_MBIN_SLOTS  32
 struct hk_tcache {
     struct hk_bin bins[HK_NCLASS];
+    struct hk_bin mbin;             /* the medium bin: same handshake as bins */
+    uint32_t mbytes;                /* bytes in mbin while its n > 0 */
+    uint8_t mcount[HK_NMEDIUM];     /* blocks in mbin per medium class, likewise */
+    uint32_t steal_mn;              /* a thief's: what it exchanged from mbin */
     uint32_t state;                 /* enum hk_tstate */
     uint32_t epoch;                 /* hk_epoch when the caps were set */
     struct hk_tcache *next;         /* all ready caches, under hk_tc_lock */
@@ -238,6 +248,7 @@ struct hk_limits {
     uint32_t tc_cap_small;          /* tcache capacity, blocks <= 1 KiB */
     uint32_t tc_cap_large;          /* tcache capacity, bigger blocks */
     uint32_t tc_class_bytes;        /* bytes a bin may hold; 0: no bound */
+    uint32_t medium_cache_bytes;    /* bytes of medium blocks a thread caches */
     uint32_t empty_slabs_kept;      /* per class, on the partial list */
     uint32_t ss_cache_max;          /* empty superslabs kept mapped */
     uint32_t large_cache_max;       /* large mappings kept */

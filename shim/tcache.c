@@ -16,6 +16,11 @@
  * point; the central lists, the purge note and membarrier allocate
  * nothing).
  *
+ * Also the medium bin: one more bin per thread for blocks of every medium
+ * class (medium.c calls it under the guard; never on the fast path), with
+ * the same handshake, so that flushes, epochs and the thief treat it like
+ * the others.
+ *
  * Also the thief: hk_tcache_steal_all takes the blocks of every other
  * thread's cache, asleep or not, without their help (the handshake is
  * described above struct hk_bin).
@@ -63,6 +68,40 @@ static void bin_open(struct hk_bin *b, uint32_t n)
     hk_bin_commit(b, n);
 }
 
+/* ---- the medium bin: a slot is a medium block (page aligned) with its
+ * class in the low bits ---- */
+#define MSLOT_CLS_MASK ((uintptr_t)HK_PAGE - 1)
+_Static_assert(HK_NALLCLASS <= HK_PAGE, "a medium class fits below the page offset");
+
+static void *mslot_ptr(const void *slot)
+{
+    return (void *)((uintptr_t)slot & ~MSLOT_CLS_MASK);
+}
+
+static unsigned mslot_cls(const void *slot)
+{
+    return (unsigned)((uintptr_t)slot & MSLOT_CLS_MASK);
+}
+
+/* Give the blocks of n medium-bin slots back to their classes. */
+static void mslots_put(void *const *slot, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        void *p = mslot_ptr(slot[i]);
+        hk_central_put(mslot_cls(slot[i]), &p, 1, "free");
+    }
+}
+
+/* The medium bin's counts start again when it is found empty (all
+ * taken, or a thief took them). */
+static void mbin_empty(struct hk_tcache *tc)
+{
+    if (tc->mbytes) {
+        tc->mbytes = 0;
+        memset(tc->mcount, 0, sizeof tc->mcount);
+    }
+}
+
 /* Give back every block of tc's bins. */
 static void flush_all(struct hk_tcache *tc)
 {
@@ -73,6 +112,11 @@ static void flush_all(struct hk_tcache *tc)
             hk_central_put(c, b->slot, n, "free");
         bin_open(b, 0);
     }
+    uint32_t n = bin_close(&tc->mbin);
+    mslots_put(tc->mbin.slot, n);
+    tc->mbytes = 1;                     /* whatever it was: count again from 0 */
+    mbin_empty(tc);
+    bin_open(&tc->mbin, 0);
 }
 
 static void tcache_exit(void *arg)
@@ -89,6 +133,7 @@ static void tcache_exit(void *arg)
     tc->next = tc->prev = NULL;
     for (unsigned c = 0; c < HK_NCLASS; c++)
         hk_bin_set_cap(&tc->bins[c], 0);
+    hk_bin_set_cap(&tc->mbin, 0);
     tc->state = HK_T_DEAD;
     pthread_mutex_unlock(&hk_tc_lock);
     flush_all(tc);
@@ -137,14 +182,19 @@ static int membarrier_cmd(void)
 static size_t steal_bins(struct hk_tcache *tc, bool take)
 {
     size_t taken = 0;
-    for (unsigned c = 0; c < HK_NCLASS; c++) {
-        struct hk_bin *b = &tc->bins[c];
-        uint32_t k = tc->steal_n[c];
+    for (unsigned c = 0; c <= HK_NCLASS; c++) {
+        bool medium = c == HK_NCLASS;
+        struct hk_bin *b = medium ? &tc->mbin : &tc->bins[c];
+        uint32_t k = medium ? tc->steal_mn : tc->steal_n[c];
         if (take && k != 0 && k <= HK_TC_SLOTS && __atomic_load_n(&b->busy, __ATOMIC_RELAXED) == 0 &&
             hk_bin_n(b) == HK_BIN_STOLEN) {
             /* The owner is outside every operation on b, and any it starts
-             * sees HK_BIN_STOLEN and waits for hk_tc_lock. */
-            hk_central_put(c, b->slot, k, "free");
+             * sees HK_BIN_STOLEN and waits for hk_tc_lock (and counts its
+             * medium bin's bytes again from n = 0). */
+            if (medium)
+                mslots_put(b->slot, k);
+            else
+                hk_central_put(c, b->slot, k, "free");
             __atomic_store_n(&b->n, 0, __ATOMIC_RELAXED);
             taken += k;
         } else {
@@ -172,6 +222,7 @@ size_t hk_tcache_steal_all(void)
             continue;
         for (unsigned c = 0; c < HK_NCLASS; c++)
             tc->steal_n[c] = __atomic_exchange_n(&tc->bins[c].n, HK_BIN_STOLEN, __ATOMIC_SEQ_CST);
+        tc->steal_mn = __atomic_exchange_n(&tc->mbin.n, HK_BIN_STOLEN, __ATOMIC_SEQ_CST);
         any = true;
     }
     if (any) {
@@ -232,6 +283,7 @@ static void tcache_set_caps(struct hk_tcache *tc)
     const struct hk_limits *lim = hk_limits();
     for (unsigned c = 0; c < HK_NCLASS; c++)
         hk_bin_set_cap(&tc->bins[c], hk_policy_tc_cap(lim, c));
+    hk_bin_set_cap(&tc->mbin, lim->medium_cache_bytes ? HK_MBIN_SLOTS : 0);
 }
 
 static void tcache_setup(struct hk_tcache *tc)
@@ -342,17 +394,19 @@ void *hk_malloc_slow(struct hk_bin *b)
  * theirs, enough to know), the central lists -- and abort if it is there. */
 static void check_double_free(struct hk_tcache *tc, void *p, unsigned cls)
 {
-    bool mine = false, theirs = false;
+    bool mine = false, theirs = false, medium = cls >= HK_NCLASS;
     pthread_mutex_lock(&hk_tc_lock);    /* no thief meanwhile; the list holds */
     for (struct hk_tcache *t = hk_tc_all; t && !mine && !theirs; t = t->next) {
-        const struct hk_bin *b = &t->bins[cls];
+        const struct hk_bin *b = medium ? &t->mbin : &t->bins[cls];
         uint32_t n = hk_bin_n(b);
-        for (uint32_t i = 0; n <= HK_TC_SLOTS && i < n; i++)
-            if (__atomic_load_n(&b->slot[i], __ATOMIC_RELAXED) == p) {
+        for (uint32_t i = 0; n <= HK_TC_SLOTS && i < n; i++) {
+            void *q = __atomic_load_n(&b->slot[i], __ATOMIC_RELAXED);
+            if ((medium ? mslot_ptr(q) : q) == p) {
                 mine = t == tc;
                 theirs = t != tc;
                 break;
             }
+        }
     }
     pthread_mutex_unlock(&hk_tc_lock);
     if (mine || theirs)
@@ -385,6 +439,68 @@ static void tcache_free(struct hk_tcache *tc, void *p, unsigned cls)
         n -= half;
     }
     b->slot[n] = p;
+    bin_open(b, n + 1);
+}
+
+/* A block of medium class cls from the calling thread's medium bin, or
+ * NULL (none of that class, or no cache). Guarded. */
+void *hk_tcache_medium_take(unsigned cls)
+{
+    struct hk_tcache *tc = tcache_get(&hk_tls);
+    if (!tc)
+        return NULL;
+    struct hk_bin *b = &tc->mbin;
+    uint32_t n = bin_close(b);
+    void *p = NULL;
+    if (n == 0)
+        mbin_empty(tc);
+    else if (tc->mcount[cls - HK_NCLASS])
+        for (uint32_t i = n; i-- > 0;) {    /* the most recently freed first */
+            if (mslot_cls(b->slot[i]) != cls)
+                continue;
+            p = mslot_ptr(b->slot[i]);
+            b->slot[i] = b->slot[--n];
+            tc->mcount[cls - HK_NCLASS]--;
+            tc->mbytes -= hk_class_size[cls];
+            break;
+        }
+    bin_open(b, n);
+    return p;
+}
+
+/* p, a block of medium class cls (checked to start a block), is freed:
+ * into the calling thread's medium bin, the oldest block going back to
+ * its slab while the bin is past its slots or the policy's bytes;
+ * straight back when the thread has no medium bin (LEAN, an exiting
+ * thread). Guarded. */
+void hk_tcache_medium_free(void *p, unsigned cls)
+{
+    uint64_t *w = p;
+    struct hk_tcache *tc = &hk_tls;
+    if (w[1] == hk_free_key)
+        check_double_free(tc, p, cls);
+    tc = tcache_get(tc);
+    uint32_t size = hk_class_size[cls], limit = hk_limits()->medium_cache_bytes;
+    uint32_t cap = tc ? hk_bin_cap(&tc->mbin) : 0;
+    if (cap == 0 || size > limit) {
+        hk_central_put(cls, &p, 1, "free");
+        return;
+    }
+    w[1] = hk_free_key;                 /* free from now on, wherever it goes */
+    struct hk_bin *b = &tc->mbin;
+    uint32_t n = bin_close(b);
+    if (n == 0)
+        mbin_empty(tc);
+    while (n && (n >= cap || tc->mbytes + size > limit)) {
+        mslots_put(b->slot, 1);         /* slot 0: the oldest but for the moves below */
+        unsigned c = mslot_cls(b->slot[0]);
+        tc->mcount[c - HK_NCLASS]--;
+        tc->mbytes -= hk_class_size[c];
+        b->slot[0] = b->slot[--n];
+    }
+    b->slot[n] = (void *)((uintptr_t)p | cls);
+    tc->mcount[cls - HK_NCLASS]++;
+    tc->mbytes += size;
     bin_open(b, n + 1);
 }
 

@@ -349,6 +349,65 @@ START_TEST(test_level_critical_takes_sleeping_caches)
 }
 END_TEST
 
+/* Medium blocks a thread freed wait in its medium bin (tcache.c), up to
+ * its bound in bytes (FAST: 1 MiB), the rest back in their slabs at once;
+ * CRITICAL takes the bin of a sleeping thread back too. */
+enum { MED_N = 40, MED_SIZE = 60 << 10 };
+static uint64_t med_used_before_free, med_used_after_free;
+
+static void *medium_sleeper(void *arg)
+{
+    unsigned char *p[MED_N];
+    for (int i = 0; i < MED_N; i++) {
+        p[i] = hk_malloc(MED_SIZE - (size_t)(i % 2) * (8 << 10));
+        memset(p[i], 7, 4096);
+    }
+    med_used_before_free = ctr("bytes_in_use");
+    for (int i = 0; i < MED_N; i++)
+        hk_free(p[i]);                  /* into this thread's medium bin */
+    med_used_after_free = ctr("bytes_in_use");
+    pthread_barrier_wait(&sleep_bar);   /* cached, asleep */
+    pthread_barrier_wait(&sleep_bar);   /* CRITICAL happened */
+    long bad = 0;
+    for (int i = 0; i < MED_N; i++) {
+        p[i] = hk_malloc(MED_SIZE - (size_t)(i % 2) * (8 << 10));
+        memset(p[i], i, 4096);
+    }
+    for (int i = 0; i < MED_N; i++) {
+        for (int j = 0; j < 4096; j++)
+            bad += p[i][j] != (unsigned char)i;
+        for (int k = 0; k < i; k++)
+            bad += p[k] == p[i];
+    }
+    for (int i = 0; i < MED_N; i++)
+        hk_free(p[i]);
+    return (void *)bad;
+}
+
+START_TEST(test_medium_bin_bounded_and_stolen)
+{
+    ck_assert_int_eq(hakmem_get_mode(), HAKMEM_MODE_FAST);
+    pthread_t t;
+    pthread_barrier_init(&sleep_bar, NULL, 2);
+    ck_assert_int_eq(pthread_create(&t, NULL, medium_sleeper, NULL), 0);
+    pthread_barrier_wait(&sleep_bar);
+    /* both sizes are exact medium classes: bytes_in_use counts them */
+    uint64_t freed = (uint64_t)MED_N / 2 * (2 * MED_SIZE - (8 << 10));
+    uint64_t kept = med_used_after_free - (med_used_before_free - freed);
+    ck_assert_uint_gt(kept, 0);                     /* some wait in the bin */
+    ck_assert_uint_le(kept, 1 << 20);               /* ... within its bytes */
+    uint64_t stolen = ctr("tcache_stolen"), used = ctr("bytes_in_use");
+    ck_assert_int_eq(hakmem_apply_pressure(HAKMEM_LEVEL_CRITICAL), 0);
+    ck_assert_uint_ge(ctr("tcache_stolen") - stolen, kept / MED_SIZE);
+    ck_assert_uint_le(ctr("bytes_in_use"), used - kept);
+    pthread_barrier_wait(&sleep_bar);
+    void *r;
+    pthread_join(t, &r);
+    ck_assert_msg(r == NULL, "%ld bad bytes or shared blocks", (long)r);
+    pthread_barrier_destroy(&sleep_bar);
+}
+END_TEST
+
 START_TEST(test_level_none_is_the_start_mode)
 {
     ck_assert_int_eq(hakmem_apply_pressure(HAKMEM_LEVEL_CRITICAL), 0);
@@ -438,6 +497,7 @@ static Suite *lean_suite(void)
     tcase_add_test(tc, test_level_medium_decommits_lazily);
     tcase_add_test(tc, test_level_critical_upgrades_lazy_pages);
     tcase_add_test(tc, test_level_critical_takes_sleeping_caches);
+    tcase_add_test(tc, test_medium_bin_bounded_and_stolen);
     tcase_add_test(tc, test_level_none_is_the_start_mode);
     suite_add_tcase(s, tc);
     return s;

@@ -101,6 +101,8 @@ struct hk_optdef {
       "LEAN: free memory is decommitted once it has stayed free this long (ms)") \
     X(HAKMEM_SS_DECAY_MS, decay_ms, HK_OPT_UINT, 10000, 0, 3600000, NULL,      \
       "FAST: free memory goes back to the kernel once it has stayed free this long (ms); 0: never") \
+    X(HAKMEM_SS_HUGEPAGE, ss_hugepage, HK_OPT_BOOL, 0, 0, 1, NULL,            \
+      "1: superslabs mapped in FAST ask for transparent huge pages (MADV_HUGEPAGE) until first decommitted") \
     X(HAKMEM_SS_OS_STATS, os_stats, HK_OPT_BOOL, 0, 0, 1, NULL,              \
       "1: print OS and lean counters on stderr at exit")                     \
     X(HAKMEM_DAEMON, daemon, HK_OPT_BOOL, 1, 0, 1, NULL,                     \
@@ -144,6 +146,7 @@ HK_HIDDEN void hk_os_unmap(void *p, size_t len);
 HK_HIDDEN bool hk_os_grow_inplace(void *p, size_t old_len, size_t new_len);
 HK_HIDDEN bool hk_os_shrink(void *p, size_t old_len, size_t new_len);
 HK_HIDDEN void *hk_os_map_shared(int fd, size_t len, bool writable);
+HK_HIDDEN void hk_os_hugepage(void *p, size_t len, bool on);
 #define HK_SS_PAGES (HK_SEG_SIZE / HK_PAGE)
 HK_HIDDEN size_t ss_maybe_decommit_superslab(struct hk_ss *ss,
     const uint64_t mask[HK_SS_PAGES / 64], bool eager, bool upgrade);

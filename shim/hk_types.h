@@ -131,6 +131,7 @@ struct hk_ss {
     uint32_t lazy_units;            /* ... with MADV_FREE (a subset) */
     uint32_t fresh_units;           /* ... never touched since mapped (a subset) */
     uint32_t free_seen;             /* free units seen at the last purge */
+    _Atomic uint32_t hugepage;      /* 1: asks for huge pages (HAKMEM_SS_HUGEPAGE) */
     uint64_t empty_since;           /* purge round in which it became empty */
     /* The page map of the pages inside slabs (bit p: page p of the
      * superslab), under the lock of the slab's class; zero for pages of

@@ -114,6 +114,15 @@ bool hk_os_shrink(void *p, size_t old_len, size_t new_len)
     return true;
 }
 
+/* Ask for transparent huge pages on [p, p+len) (on), or no more (off:
+ * neither at fault time nor by khugepaged's collapsing). Advisory: a
+ * kernel without THP refuses and nothing changes. */
+void hk_os_hugepage(void *p, size_t len, bool on)
+{
+    HK_CTR_ADD(madvise_calls, 1);
+    (void)madvise(p, len, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+}
+
 static int hk_madvise(void *p, size_t len, bool eager)
 {
     HK_CTR_ADD(madvise_calls, 1);
@@ -130,12 +139,18 @@ static int hk_madvise(void *p, size_t len, bool eager)
  * pages were given back lazily (MADV_FREE) before and are made certain now
  * (eager): counted as madvise calls and decommits, not as bytes given back
  * again. The caller holds whatever lock keeps those pages free. Returns
- * the bytes decommitted. */
+ * the bytes decommitted. A superslab that asks for huge pages
+ * (HAKMEM_SS_HUGEPAGE) stops asking first, once: decommitting pages of a
+ * huge page splits it, and khugepaged would otherwise collapse the range
+ * again, faulting the given-back pages back in. */
 size_t ss_maybe_decommit_superslab(struct hk_ss *ss, const uint64_t mask[HK_SS_PAGES / 64],
                                    bool eager, bool upgrade)
 {
     size_t total = 0;
     unsigned p = 0;
+    if (atomic_load_explicit(&ss->hugepage, memory_order_relaxed) &&
+        atomic_exchange_explicit(&ss->hugepage, 0, memory_order_relaxed))
+        hk_os_hugepage(ss, HK_SEG_SIZE, false);
     while (p < HK_SS_PAGES) {
         uint64_t w = mask[p / 64] >> (p % 64);
         if (!w) {

@@ -243,12 +243,16 @@ static struct hk_ss *ss_map(void)
     struct hk_ss *ss = hk_os_map_aligned(HK_SEG_SIZE);
     if (!ss)
         return NULL;
+    bool lean = hk_limits()->purge;
+    if (hk_opt.ss_hugepage && !lean)    /* before the first touch faults a page in */
+        hk_os_hugepage(ss, HK_SEG_SIZE, true);
+    atomic_store_explicit(&ss->hugepage, hk_opt.ss_hugepage && !lean, memory_order_relaxed);
     ss->seg.magic = HK_SEG_MAGIC_SS;
     memset(ss->seg.unit_cls, HK_CLS_FREE, sizeof(ss->seg.unit_cls));
     ss->free_units = HK_SS_USABLE;
     for (unsigned u = 0; u < HK_UNITS; u++)
         ss->slabs[u].unit = (uint8_t)u;
-    if (hk_limits()->purge) {
+    if (lean) {
         /* LEAN: its pages count as committed as blocks are handed out
          * from them (slab_carve, slab_pop), not all at once; and never
          * as needed again (the purge's adaptive delay): only pages the

@@ -81,7 +81,7 @@ START_TEST(test_load_valid)
     struct hk_options o = { 0 };
     char *env[] = { "PATH=/bin", "HAKMEM_SS_OS_STATS=1", "HAKMEM_SS_MEM_LEAN_DECOMMIT=dontneed",
                     "HAKMEM_RUNTIME_DIR=/tmp/hk", "HAKMEM_SS_LEAN_DELAY_MS=50",
-                    "HAKMEM_SS_DECAY_MS=300", NULL };
+                    "HAKMEM_SS_DECAY_MS=300", "HAKMEM_SS_HUGEPAGE=1", NULL };
     struct capture c;
     capture_begin(&c);
     hk_env_load(env, &o);
@@ -91,6 +91,7 @@ START_TEST(test_load_valid)
     ck_assert_str_eq(o.runtime_dir, "/tmp/hk");
     ck_assert_uint_eq(o.lean_delay_ms, 50);
     ck_assert_uint_eq(o.decay_ms, 300);
+    ck_assert_uint_eq(o.ss_hugepage, 1);
 }
 END_TEST
 

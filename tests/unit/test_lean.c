@@ -6,6 +6,8 @@
  * that check their blocks' contents lose nothing. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include "hk_internal.h"
@@ -247,6 +249,57 @@ static void free_kept(void **p)
     for (int i = 0; i < NB; i += 50)
         hk_free(p[i]);
 }
+
+/* The VmFlags of the mapping holding p ("hg": MADV_HUGEPAGE, "nh":
+ * MADV_NOHUGEPAGE), from /proc/self/smaps. */
+static bool vma_flag(const void *p, const char *flag)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    ck_assert_ptr_nonnull(f);
+    char line[512];
+    bool in = false, found = false, has = false;
+    while (!found && fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+            in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+        else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+            found = true;
+            for (char *t = strtok(line + 8, " \n"); t; t = strtok(NULL, " \n"))
+                has |= strcmp(t, flag) == 0;
+        }
+    }
+    fclose(f);
+    ck_assert_msg(found, "no mapping with VmFlags holds %p", p);
+    return has;
+}
+
+/* HAKMEM_SS_HUGEPAGE (ss_map, os.c): a superslab mapped in FAST asks for
+ * huge pages; once pages of it are decommitted it asks no more, so that
+ * khugepaged does not collapse it again (faulting those pages back in). */
+START_TEST(test_hugepage_until_decommitted)
+{
+    if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0) {
+        printf("test_hugepage_until_decommitted: skipped, a kernel without THP\n");
+        return;                         /* madvise(MADV_HUGEPAGE) is EINVAL there */
+    }
+    char *env[] = { "HAKMEM_SS_HUGEPAGE=1", NULL };
+    hk_env_load(env, &hk_opt);
+    ck_assert_uint_eq(hk_opt.ss_hugepage, 1);
+    void **kept = grow_keep(14);
+    void *last = NULL;                  /* a kept block in a superslab mapped just now */
+    for (int i = NB - 50; i >= 0 && !last; i -= 50)
+        if (vma_flag(kept[i], "hg"))
+            last = kept[i];
+    ck_assert_msg(last, "no superslab mapped with MADV_HUGEPAGE");
+    ck_assert(!vma_flag(last, "nh"));
+    uint64_t dec = ctr("lean_decommit");
+    ck_assert_int_eq(hakmem_apply_pressure(HAKMEM_LEVEL_MEDIUM), 0);
+    ck_assert_uint_gt(ctr("lean_decommit"), dec);
+    ck_assert(vma_flag(last, "nh"));
+    ck_assert(!vma_flag(last, "hg"));
+    free_kept(kept);
+}
+END_TEST
 
 START_TEST(test_level_low_releases_nothing_now)
 {
@@ -492,6 +545,7 @@ static Suite *lean_suite(void)
     tcase_add_test(tc, test_retire_then_reuse);
     tcase_add_test(tc, test_idle_process_gives_back);
     tcase_add_test(tc, test_fast_decay_gives_back);
+    tcase_add_test(tc, test_hugepage_until_decommitted);
     tcase_add_test(tc, test_switches_race_threads);
     tcase_add_test(tc, test_level_low_releases_nothing_now);
     tcase_add_test(tc, test_level_medium_decommits_lazily);

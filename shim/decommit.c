@@ -7,8 +7,9 @@
  * carving are superslab.c's (shared state in superslab.h). See
  * docs/ARCHITECTURE.md.
  *
- * Locks: as superslab.c: a class lock, then hk_ss_lock. Calls made here
- * that can allocate: none.
+ * Locks: hk_decommit_lock (a round at a time), then as superslab.c: a
+ * class lock, then hk_ss_lock; the madvise calls are made holding none
+ * but hk_decommit_lock. Calls made here that can allocate: none.
  */
 #include "superslab.h"
 
@@ -41,34 +42,92 @@ static void slab_free_pages(const struct hk_slab *s, uint64_t m[PG_WORDS])
     }
 }
 
-/* Decommit the free units of ss whose bits are set in dec; those also
- * in upg were given back lazily before (an upgrade to eager, see the OS
- * box). Returns the bytes. */
-static size_t decommit_units(struct hk_ss *ss, uint32_t dec, uint32_t upg, bool eager)
+/* ---- the round's decommit: marked under the locks, madvised after ----
+ *
+ * A round marks the pages it gives back decommitted under the lock that
+ * guards them (a class lock for a slab's pages, hk_ss_lock for free
+ * units), counts them there, and sets them in the superslab's pg_pending;
+ * once the walk is done it madvises every superslab's pending pages,
+ * holding no lock: adjacent pages of neighbouring slabs and units, of
+ * any class, go in one call. Until their pending bits are clear, a block
+ * in them is not handed out (slab_pop waits, ss_pages_wait) and the
+ * superslab is not unmapped (slab_release leaves it cached; the round
+ * retires cached superslabs after its madvise). */
+
+pthread_mutex_t hk_decommit_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hk_ss *round_list;        /* hk_decommit_lock: superslabs with pending pages */
+static bool round_eager;                /* hk_decommit_lock: the round's madvise */
+
+/* Pages going back (lock held): counted now, so that a slab released
+ * before the madvise counts them back exactly once. Pages given back
+ * lazily before and made certain now (upgrade) count only as madvise
+ * calls. */
+static void decommit_count(uint64_t pages)
 {
-    size_t released = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        uint32_t bits = pass ? dec & upg : dec & ~upg;
-        if (!bits)
-            continue;
-        uint64_t mask[PG_WORDS] = { 0 };
-        for (unsigned u = 0; u < HK_UNITS; u++)
-            if (bits >> u & 1)
-                bits_set(mask, u * (unsigned)UNIT_PAGES, (u + 1) * (unsigned)UNIT_PAGES);
-        released += ss_maybe_decommit_superslab(ss, mask, eager, pass == 1);
+    if (!pages)
+        return;
+    HK_CTR_ADD(bytes_decommitted, pages * HK_PAGE);
+    HK_CTR_SUB(bytes_committed, pages * HK_PAGE);
+    atomic_fetch_add_explicit(&hk_released_pages, pages, memory_order_relaxed);
+}
+
+/* Pages bits of word w of ss go back in this round's madvise. */
+static void decommit_mark(struct hk_ss *ss, unsigned w, uint64_t bits)
+{
+    if (!bits)
+        return;
+    __atomic_fetch_or(&ss->pg_pending[w], bits, __ATOMIC_RELAXED);
+    if (!ss->dec_listed) {
+        ss->dec_listed = true;
+        ss->dec_next = round_list;
+        round_list = ss;
     }
-    return released;
+}
+
+/* The madvise of every pending page, a call per run (no lock held). */
+static void decommit_flush(void)
+{
+    if (!round_list)
+        return;
+    hk_os_decommit_begin();
+    while (round_list) {
+        struct hk_ss *ss = round_list;
+        round_list = ss->dec_next;      /* before the clear: ss may go then */
+        ss->dec_listed = false;
+        uint64_t mask[PG_WORDS];
+        for (unsigned w = 0; w < PG_WORDS; w++)
+            mask[w] = __atomic_load_n(&ss->pg_pending[w], __ATOMIC_RELAXED);
+        ss_maybe_decommit_superslab(ss, mask, round_eager);
+        for (unsigned w = 0; w < PG_WORDS; w++)
+            __atomic_fetch_and(&ss->pg_pending[w], ~mask[w], __ATOMIC_RELEASE);
+    }
+    hk_os_decommit_end();
+}
+
+/* Decommit the free units of ss whose bits are set in dec (hk_ss_lock
+ * held); those also decommitted before were given back lazily (an
+ * upgrade to eager, not counted again). */
+static void decommit_units(struct hk_ss *ss, uint32_t dec)
+{
+    uint64_t mask[PG_WORDS] = { 0 };
+    for (unsigned u = 0; u < HK_UNITS; u++)
+        if (dec >> u & 1)
+            bits_set(mask, u * (unsigned)UNIT_PAGES, (u + 1) * (unsigned)UNIT_PAGES);
+    for (unsigned w = 0; w < PG_WORDS; w++)
+        decommit_mark(ss, w, mask[w]);
+    decommit_count((uint64_t)__builtin_popcount(dec & ~ss->decommitted_units) * UNIT_PAGES);
 }
 
 /* Decommit the free pages of a partly used slab (class lock held): the
  * policy's mask word by word of the page map. *waiting: free pages left
- * for a later round. */
-static size_t slab_purge(struct hk_slab *s, bool now, bool eager, bool *waiting)
+ * for a later round. True if any page goes back. */
+static bool slab_purge(struct hk_slab *s, bool now, bool eager, bool *waiting)
 {
     struct hk_ss *ss = ss_of_slab(s);
     unsigned first = slab_first_page(s), npages = slab_npages(s);
-    uint64_t free_now[PG_WORDS] = { 0 }, fresh[PG_WORDS] = { 0 }, upg[PG_WORDS] = { 0 };
-    bool any = false;
+    uint64_t free_now[PG_WORDS] = { 0 };
+    uint64_t fresh = 0;
+    int64_t lazy_diff = 0;
     slab_free_pages(s, free_now);
     for (unsigned w = first / 64; w * 64 < first + npages; w++) {
         uint64_t r = pg_range(w, first, npages);
@@ -79,26 +138,42 @@ static size_t slab_purge(struct hk_slab *s, bool now, bool eager, bool *waiting)
         pg_clear(ss->pg_free_seen, w, r & ~seen);
         pg_set(ss->pg_free_seen, w, seen);
         *waiting |= seen != 0;
-        fresh[w] = dec & ~d0;
-        upg[w] = dec & d0;
-        any |= dec != 0;
-    }
-    if (!any)
-        return 0;
-    size_t released = ss_maybe_decommit_superslab(ss, fresh, eager, false) +
-                      ss_maybe_decommit_superslab(ss, upg, eager, true);
-    int64_t lazy_diff = 0;
-    for (unsigned w = first / 64; w * 64 < first + npages; w++) {
-        uint64_t dec = fresh[w] | upg[w];
+        if (!dec)
+            continue;
+        decommit_mark(ss, w, dec);
+        fresh += (uint64_t)__builtin_popcountll(dec & ~d0);
         pg_set(ss->pg_decommitted, w, dec);
-        uint64_t l0 = pg_load(ss->pg_lazy, w) & pg_range(w, first, npages);
         uint64_t l1 = eager ? l0 & ~dec : l0 | dec;
         lazy_diff += __builtin_popcountll(l1) - __builtin_popcountll(l0);
         pg_clear(ss->pg_lazy, w, l0 & ~l1);
         pg_set(ss->pg_lazy, w, l1 & ~l0);
     }
     HK_CTR_ADD(bytes_lazy, (uint64_t)(lazy_diff * HK_PAGE));
-    return released;
+    decommit_count(fresh);
+    return fresh > 0;
+}
+
+/* The partial list of class cls (its lock held): release empty slabs,
+ * mark the free pages of the others. */
+static bool class_purge(unsigned cls, bool now, bool eager, bool *waiting)
+{
+    struct hk_class *c = &hk_classes[cls];
+    bool any = false;
+    hk_depot_drain_locked(c, cls);
+    struct hk_slab *s = c->partial;
+    while (s) {
+        struct hk_slab *next = s->next;
+        if (s->nfree == s->nblocks &&
+            (now || !hk_policy_keep_empty_slab(hk_limits(), cls, c->nempty - 1))) {
+            slab_unlink(c, s);
+            c->nempty--;
+            hk_slab_release(s);
+        } else if (s->nfree) {
+            any |= slab_purge(s, now, eager, waiting);
+        }
+        s = next;
+    }
+    return any;
 }
 
 /* One purge round: release empty slabs (all of them when now, else as the
@@ -108,26 +183,20 @@ static size_t slab_purge(struct hk_slab *s, bool now, bool eager, bool *waiting)
  * the previous round too. True if any memory went back to the OS. */
 bool hk_ss_purge(bool now, bool eager, bool *pending)
 {
-    size_t released = 0;
+    bool released = false;
     bool waiting = false;               /* free memory left for a later round */
-    for (unsigned cls = 0; cls < HK_NALLCLASS; cls++) {
-        struct hk_class *c = &hk_classes[cls];
-        pthread_mutex_lock(class_lock(c));
-        hk_depot_drain_locked(c, cls);
-        struct hk_slab *s = c->partial;
-        while (s) {
-            struct hk_slab *next = s->next;
-            if (s->nfree == s->nblocks &&
-                (now || !hk_policy_keep_empty_slab(hk_limits(), cls, c->nempty - 1))) {
-                slab_unlink(c, s);
-                c->nempty--;
-                hk_slab_release(s);
-            } else if (s->nfree) {
-                released += slab_purge(s, now, eager, &waiting);
-            }
-            s = next;
-        }
-        pthread_mutex_unlock(class_lock(c));
+    pthread_mutex_lock(&hk_decommit_lock);
+    round_eager = eager;
+    /* One lock at a time, each taken once per round (classes that share
+     * a lock are walked together): a thread that waits for pending pages
+     * holding a class lock never holds one the round still needs. */
+    for (unsigned g = 0; g < HK_NALLCLASS; g++) {
+        if (!owns_lock(g))
+            continue;
+        pthread_mutex_lock(class_lock(&hk_classes[g]));
+        for (unsigned cls = g; cls < HK_NALLCLASS && (cls == g || !owns_lock(cls)); cls++)
+            released |= class_purge(cls, now, eager, &waiting);
+        pthread_mutex_unlock(class_lock(&hk_classes[g]));
     }
 
     struct hk_ss *retire = NULL;
@@ -140,7 +209,8 @@ bool hk_ss_purge(bool now, bool eager, bool *pending)
         waiting |= ss->free_seen != 0;
         if (!dec)
             continue;
-        released += decommit_units(ss, dec, ss->decommitted_units, eager);
+        released |= (dec & ~ss->decommitted_units) != 0;
+        decommit_units(ss, dec);
         ss->decommitted_units |= dec;
         uint32_t lazy = eager ? ss->lazy_units & ~dec : ss->lazy_units | dec;
         HK_CTR_ADD(bytes_lazy, ((uint64_t)__builtin_popcount(lazy) -
@@ -160,7 +230,8 @@ bool hk_ss_purge(bool now, bool eager, bool *pending)
         }
     }
     pthread_mutex_unlock(&hk_ss_lock);
-    bool any = released > 0 || retire != NULL;
+    decommit_flush();
+    bool any = released || retire != NULL;
     if (pending)
         *pending = waiting;
     while (retire) {
@@ -168,5 +239,6 @@ bool hk_ss_purge(bool now, bool eager, bool *pending)
         hk_ss_retire(retire, true);
         retire = next;
     }
+    pthread_mutex_unlock(&hk_decommit_lock);
     return any;
 }

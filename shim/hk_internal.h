@@ -146,7 +146,9 @@ HK_HIDDEN bool hk_os_shrink(void *p, size_t old_len, size_t new_len);
 HK_HIDDEN void *hk_os_map_shared(int fd, size_t len, bool writable);
 #define HK_SS_PAGES (HK_SEG_SIZE / HK_PAGE)
 HK_HIDDEN size_t ss_maybe_decommit_superslab(struct hk_ss *ss,
-    const uint64_t mask[HK_SS_PAGES / 64], bool eager, bool upgrade);
+    const uint64_t mask[HK_SS_PAGES / 64], bool eager);
+HK_HIDDEN void hk_os_decommit_begin(void);
+HK_HIDDEN void hk_os_decommit_end(void);
 
 /* ---- stats.c ---- */
 struct hk_counters {

@@ -10,7 +10,9 @@
  *
  * Locks: a class's lock guards its partial list and the descriptors of
  * its slabs; hk_ss_lock guards superslab unit masks and lists. Order:
- * (hk_tc_lock, a thief's,) class lock, then hk_ss_lock. Callers are
+ * (hk_tc_lock, a thief's,) class lock, then hk_ss_lock; a purge round
+ * takes hk_decommit_lock before them all, and blocks in pages it is
+ * giving back are handed out once it is done (ss_pages_wait). Callers are
  * guarded (guard.c). Calls made here that can allocate: none (the OS box,
  * pthread mutexes, the purge note: it only asks for the purger, which
  * starts at a safe point).
@@ -24,12 +26,6 @@ _Static_assert(offsetof(struct hk_large, seg) == 0, "segment head first");
 _Static_assert(HK_CLS_FREE >= HK_NCLASS && HK_CLS_LARGE >= HK_NCLASS, "markers");
 
 struct hk_class hk_classes[HK_NALLCLASS];
-
-/* Does class cls own its lock (rather than share another's)? */
-static bool owns_lock(unsigned cls)
-{
-    return cls < HK_NCLASS || (cls - HK_NCLASS) % MEDIUM_PER_LOCK == 0;
-}
 
 /* The superslab lists (superslab.h says what each holds). */
 pthread_mutex_t hk_ss_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -166,6 +162,8 @@ static struct hk_ss *ss_map(void)
  * count as lean_retire. */
 void hk_ss_retire(struct hk_ss *ss, bool lean)
 {
+    while (ss_pending(ss))             /* never, see hk_slab_release */
+        sched_yield();
     hk_reg_clear((uintptr_t)ss);
     lazy_pages_gone((uint64_t)__builtin_popcount(ss->lazy_units) * UNIT_PAGES);
     HK_CTR_SUB(bytes_committed, HK_SEG_SIZE -
@@ -333,10 +331,14 @@ void hk_slab_release(struct hk_slab *s)
             struct hk_ss *lru = hk_ss_cache;
             while (lru->next)
                 lru = lru->next;
-            ss_unlink(&hk_ss_cache, lru);
-            hk_ss_ncached--;
-            HK_CTR_SUB(superslabs_cached, 1);
-            retire = lru;
+            /* One whose pages a purge round is giving back stays cached:
+             * the round retires cached ones after its madvise calls. */
+            if (!ss_pending(lru)) {
+                ss_unlink(&hk_ss_cache, lru);
+                hk_ss_ncached--;
+                HK_CTR_SUB(superslabs_cached, 1);
+                retire = lru;
+            }
         }
     }
     pthread_mutex_unlock(&hk_ss_lock);
@@ -375,6 +377,7 @@ static size_t slab_pop(struct hk_slab *s, void **out, size_t want)
     for (unsigned i = first / 64; i * 64 < first + slab_npages(s); i++) {
         if (!touched[i])
             continue;
+        ss_pages_wait(ss, i, touched[i]);
         pg_clear(ss->pg_free_seen, i, touched[i]);
         uint64_t d = pg_load(ss->pg_decommitted, i) & touched[i];
         if (!d)
@@ -534,6 +537,7 @@ void hk_ss_prewarm(void)
 
 void hk_ss_lock_all(void)
 {
+    pthread_mutex_lock(&hk_decommit_lock);
     for (unsigned cls = 0; cls < HK_NALLCLASS; cls++)
         if (owns_lock(cls))
             pthread_mutex_lock(&hk_classes[cls].lock);
@@ -546,10 +550,12 @@ void hk_ss_unlock_all(void)
     for (unsigned cls = HK_NALLCLASS; cls-- > 0;)
         if (owns_lock(cls))
             pthread_mutex_unlock(&hk_classes[cls].lock);
+    pthread_mutex_unlock(&hk_decommit_lock);
 }
 
 void hk_ss_reinit_locks(void)
 {
+    pthread_mutex_init(&hk_decommit_lock, NULL);
     pthread_mutex_init(&hk_ss_lock, NULL);
     for (unsigned cls = 0; cls < HK_NALLCLASS; cls++)
         pthread_mutex_init(&hk_classes[cls].lock, NULL);

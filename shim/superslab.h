@@ -7,6 +7,7 @@
 #ifndef HK_SUPERSLAB_H
 #define HK_SUPERSLAB_H
 
+#include <sched.h>
 #include "hk_internal.h"
 
 /* The lock of class c: its own for small classes; medium classes share
@@ -113,6 +114,33 @@ static inline unsigned slab_npages(const struct hk_slab *s)
     return s->span * (unsigned)UNIT_PAGES;
 }
 
+/* Wait until the pages (bits) of word w of ss are no longer being
+ * decommitted by a purge round (decommit.c). Every path that hands out a
+ * block calls this for the block's pages before the memory can be
+ * touched. The round madvises them holding no lock, and never waits for
+ * the lock of a class it has walked, so waiting here with a class lock
+ * held cannot deadlock. */
+static inline void ss_pages_wait(const struct hk_ss *ss, unsigned w, uint64_t bits)
+{
+    while (__atomic_load_n(&ss->pg_pending[w], __ATOMIC_ACQUIRE) & bits)
+        sched_yield();
+}
+
+/* Has ss pages a purge round is giving back (not to be unmapped)? */
+static inline bool ss_pending(const struct hk_ss *ss)
+{
+    for (unsigned w = 0; w < PG_WORDS; w++)
+        if (__atomic_load_n(&ss->pg_pending[w], __ATOMIC_ACQUIRE))
+            return true;
+    return false;
+}
+
+/* Does class cls own its lock (rather than share another's)? */
+static inline bool owns_lock(unsigned cls)
+{
+    return cls < HK_NCLASS || (cls - HK_NCLASS) % MEDIUM_PER_LOCK == 0;
+}
+
 /* ---- superslab.c: state and functions the purge walk shares ---- */
 
 /* hk_ss_lock guards superslab unit masks and these lists (order: a
@@ -124,6 +152,11 @@ extern uint32_t hk_ss_ncached HK_HIDDEN;
 extern uint64_t hk_purge_round HK_HIDDEN;       /* purge rounds so far */
 
 HK_HIDDEN void hk_slab_release(struct hk_slab *s);
+
+/* ---- decommit.c ---- */
+/* Held for a whole purge round, taken before any class lock: rounds do
+ * not overlap, and a fork (hk_ss_lock_all) never sees one half done. */
+extern pthread_mutex_t hk_decommit_lock HK_HIDDEN;
 HK_HIDDEN void hk_ss_retire(struct hk_ss *ss, bool lean);
 HK_HIDDEN void hk_depot_drain_locked(struct hk_class *c, unsigned cls);
 

@@ -149,7 +149,9 @@ HK_HIDDEN void *hk_os_map_shared(int fd, size_t len, bool writable);
 HK_HIDDEN void hk_os_hugepage(void *p, size_t len, bool on);
 #define HK_SS_PAGES (HK_SEG_SIZE / HK_PAGE)
 HK_HIDDEN size_t ss_maybe_decommit_superslab(struct hk_ss *ss,
-    const uint64_t mask[HK_SS_PAGES / 64], bool eager, bool upgrade);
+    const uint64_t mask[HK_SS_PAGES / 64], bool eager);
+HK_HIDDEN void hk_os_decommit_begin(void);
+HK_HIDDEN void hk_os_decommit_end(void);
 
 /* ---- stats.c ---- */
 struct hk_counters {
@@ -186,18 +188,20 @@ HK_HIDDEN bool hk_block_valid(struct hk_ss *ss, const void *p);
 HK_HIDDEN void hk_ss_refuse(const void *p, const char *who) __attribute__((noreturn, cold));
 HK_HIDDEN bool hk_central_has(unsigned cls, const void *p);
 HK_HIDDEN void hk_ss_prewarm(void);
-HK_HIDDEN bool hk_ss_purge(bool now, bool eager, bool *pending);
 extern _Atomic uint64_t hk_recommit_pages HK_HIDDEN;
 extern _Atomic uint64_t hk_released_pages HK_HIDDEN;
+HK_HIDDEN void hk_ss_lock_all(void);
+HK_HIDDEN void hk_ss_unlock_all(void);
+HK_HIDDEN void hk_ss_reinit_locks(void);
 
-/* ---- purge.c (LEAN's periodic work: the background purge thread) ---- */
+/* ---- decommit.c (the purge walk: what a purge round gives back) ---- */
+HK_HIDDEN bool hk_ss_purge(bool now, bool eager, bool *pending);
+
+/* ---- purge.c (the periodic work: the background purge thread) ---- */
 HK_HIDDEN void hk_purge_note(void);
 HK_HIDDEN void *hk_purger_main(void *arg);
 HK_HIDDEN void hk_purger_wake(void);
 HK_HIDDEN void hk_purge_after_fork_child(void);
-HK_HIDDEN void hk_ss_lock_all(void);
-HK_HIDDEN void hk_ss_unlock_all(void);
-HK_HIDDEN void hk_ss_reinit_locks(void);
 
 /* ---- medium.c (blocks of the medium classes: the thread's medium bin,
  * then the central lists) ---- */

@@ -141,6 +141,15 @@ struct hk_ss {
     uint64_t pg_free_seen[HK_SS_PAGE_WORDS];    /* wholly free at the last purge */
     uint64_t pg_fresh[HK_SS_PAGE_WORDS];        /* decommitted and never touched since
                                                    mapped: not needed *again* */
+    /* The purge round's decommit (decommit.c): pages marked decommitted
+     * under their lock and not madvised yet. A block in them is handed
+     * out (slab_pop) and the superslab unmapped (hk_ss_retire) only once
+     * their bits are clear (atomic: set and cleared by the purge round,
+     * read by any); and the round's list of superslabs with such pages
+     * (the round's only, under hk_decommit_lock). */
+    uint64_t pg_pending[HK_SS_PAGE_WORDS];
+    struct hk_ss *dec_next;
+    bool dec_listed;
     struct hk_slab slabs[HK_UNITS];
 };
 

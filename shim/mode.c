@@ -2,7 +2,7 @@
  * changes (hk_set_mode) and where a pressure level turns into actions
  * (hk_apply_level, which the daemon's listener calls). It sets the limits
  * from the policy, bumps the epoch that thread caches check on their slow
- * paths, and asks superslab.c and large.c to give memory back. The public
+ * paths, and asks decommit.c and large.c to give memory back. The public
  * functions here are guarded sections (guard.c). Calls that can allocate:
  * none (membarrier in the thief, madvise and munmap in the OS box).
  */

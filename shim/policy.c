@@ -1,6 +1,7 @@
 /* policy.c: the release policy box. Pure functions of (mode, state) that
- * say what to keep warm and what to give back; superslab.c, large.c and
- * tcache.c ask and the OS box executes. No state, no locks, no syscalls.
+ * say what to keep warm and what to give back; superslab.c, decommit.c,
+ * large.c and tcache.c ask and the OS box executes. No state, no locks,
+ * no syscalls.
  */
 #include "hk_internal.h"
 

@@ -4,17 +4,21 @@
  * per-class partial lists (hk_classes), the list of superslabs with free
  * units and the cache of empty ones. Asks policy.c what to keep; calls
  * the OS box to map and unmap. Never called on the fast path: thread
- * caches come here in batches.
+ * caches come here in batches. Giving free pages back (the purge walk)
+ * is decommit.c's; what both share is in superslab.h. See
+ * docs/ARCHITECTURE.md.
  *
  * Locks: a class's lock guards its partial list and the descriptors of
  * its slabs; hk_ss_lock guards superslab unit masks and lists. Order:
- * (hk_tc_lock, a thief's,) class lock, then hk_ss_lock. Callers are
+ * (hk_tc_lock, a thief's,) class lock, then hk_ss_lock; a purge round
+ * takes hk_decommit_lock before them all, and blocks in pages it is
+ * giving back are handed out once it is done (ss_pages_wait). Callers are
  * guarded (guard.c). Calls made here that can allocate: none (the OS box,
  * pthread mutexes, the purge note: it only asks for the purger, which
  * starts at a safe point).
  */
 #include <string.h>
-#include "hk_internal.h"
+#include "superslab.h"
 
 _Static_assert(sizeof(struct hk_ss) <= HK_UNIT_SIZE, "superslab header fits unit 0");
 _Static_assert(offsetof(struct hk_ss, seg) == 0, "segment head first");
@@ -23,30 +27,12 @@ _Static_assert(HK_CLS_FREE >= HK_NCLASS && HK_CLS_LARGE >= HK_NCLASS, "markers")
 
 struct hk_class hk_classes[HK_NALLCLASS];
 
-/* The lock of class c: its own for small classes; medium classes share
- * one per doubling (eight classes), so that a fork, which holds every
- * lock (hk_ss_lock_all), holds 45 class locks and not 80 (ThreadSanitizer
- * tracks at most 64 held locks). No path holds two class locks at once. */
-#define MEDIUM_PER_LOCK 8
-static pthread_mutex_t *class_lock(struct hk_class *c)
-{
-    size_t cls = (size_t)(c - hk_classes);
-    if (cls >= HK_NCLASS)
-        cls = HK_NCLASS + (cls - HK_NCLASS) / MEDIUM_PER_LOCK * MEDIUM_PER_LOCK;
-    return &hk_classes[cls].lock;
-}
-
-/* Does class cls own its lock (rather than share another's)? */
-static bool owns_lock(unsigned cls)
-{
-    return cls < HK_NCLASS || (cls - HK_NCLASS) % MEDIUM_PER_LOCK == 0;
-}
-
-static pthread_mutex_t hk_ss_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct hk_ss *hk_ss_avail;       /* superslabs with a free unit */
-static struct hk_ss *hk_ss_cache;       /* empty ones; head = most recent */
-static uint32_t hk_ss_ncached;
-static uint64_t hk_purge_round;         /* hk_ss_lock: purge rounds so far */
+/* The superslab lists (superslab.h says what each holds). */
+pthread_mutex_t hk_ss_lock = PTHREAD_MUTEX_INITIALIZER;
+struct hk_ss *hk_ss_avail;
+struct hk_ss *hk_ss_cache;
+uint32_t hk_ss_ncached;
+uint64_t hk_purge_round;
 
 /* ---- intrusive lists ---- */
 
@@ -57,17 +43,6 @@ static void ss_push(struct hk_ss **head, struct hk_ss *ss)
     if (*head)
         (*head)->prev = ss;
     *head = ss;
-}
-
-static void ss_unlink(struct hk_ss **head, struct hk_ss *ss)
-{
-    if (ss->prev)
-        ss->prev->next = ss->next;
-    else
-        *head = ss->next;
-    if (ss->next)
-        ss->next->prev = ss->prev;
-    ss->next = ss->prev = NULL;
 }
 
 static void slab_push_head(struct hk_class *c, struct hk_slab *s)
@@ -92,25 +67,7 @@ static void slab_push_tail(struct hk_class *c, struct hk_slab *s)
     c->partial_tail = s;
 }
 
-static void slab_unlink(struct hk_class *c, struct hk_slab *s)
-{
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        c->partial = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    else
-        c->partial_tail = s->prev;
-    s->next = s->prev = NULL;
-}
-
 /* ---- geometry ---- */
-
-static struct hk_ss *ss_of_slab(const struct hk_slab *s)
-{
-    return (struct hk_ss *)((uintptr_t)s & ~(uintptr_t)HK_SEG_MASK);
-}
 
 static char *slab_base(const struct hk_slab *s)
 {
@@ -154,68 +111,6 @@ void hk_ss_refuse(const void *p, const char *who)
 bool hk_block_valid(struct hk_ss *ss, const void *p)
 {
     return slab_index(hk_slab_of(ss, p), p) != UINT32_MAX;
-}
-
-/* bytes_lazy follows the lazy page bits: pages given back with MADV_FREE
- * and not made certain (MADV_DONTNEED), reused, or unmapped since. */
-static void lazy_pages_gone(uint64_t pages)
-{
-    if (pages)
-        HK_CTR_SUB(bytes_lazy, pages * HK_PAGE);
-}
-
-#define UNIT_PAGES (HK_UNIT_SIZE / HK_PAGE)
-#define PG_WORDS HK_SS_PAGE_WORDS
-
-/* ---- the page map (struct hk_ss): one word may hold pages of slabs of
- * different classes, under different locks, so every change is an
- * atomic and/or on the word; a slab's own bits change under its class's
- * lock only. ---- */
-
-static uint64_t pg_load(const uint64_t *map, unsigned w)
-{
-    return __atomic_load_n(&map[w], __ATOMIC_RELAXED);
-}
-
-static void pg_set(uint64_t *map, unsigned w, uint64_t bits)
-{
-    if (bits)
-        __atomic_fetch_or(&map[w], bits, __ATOMIC_RELAXED);
-}
-
-static void pg_clear(uint64_t *map, unsigned w, uint64_t bits)
-{
-    if (bits)
-        __atomic_fetch_and(&map[w], ~bits, __ATOMIC_RELAXED);
-}
-
-/* The bits of word w for pages [first, first + n). */
-static uint64_t pg_range(unsigned w, unsigned first, unsigned n)
-{
-    unsigned lo = w * 64, hi = lo + 64;
-    unsigned a = first > lo ? first : lo, b = first + n < hi ? first + n : hi;
-    if (a >= b)
-        return 0;
-    uint64_t m = b - a == 64 ? ~(uint64_t)0 : (((uint64_t)1 << (b - a)) - 1);
-    return m << (a - lo);
-}
-
-/* Set the bits of pages [from, to) in a local map. */
-static void bits_set(uint64_t *map, unsigned from, unsigned to)
-{
-    for (unsigned w = from / 64; w * 64 < to; w++)
-        map[w] |= pg_range(w, from, to - from);
-}
-
-/* First page (of the superslab) and pages of slab s; its words. */
-static unsigned slab_first_page(const struct hk_slab *s)
-{
-    return s->unit * (unsigned)UNIT_PAGES;
-}
-
-static unsigned slab_npages(const struct hk_slab *s)
-{
-    return s->span * (unsigned)UNIT_PAGES;
 }
 
 /* ---- superslabs (hk_ss_lock held unless said) ---- */
@@ -269,8 +164,10 @@ static struct hk_ss *ss_map(void)
 /* Unmap an empty superslab. lean: the release policy retired it (LEAN,
  * pressure, trim), as opposed to FAST's cache overflowing; only those
  * count as lean_retire. */
-static void ss_retire(struct hk_ss *ss, bool lean)
+void hk_ss_retire(struct hk_ss *ss, bool lean)
 {
+    while (ss_pending(ss))             /* never, see hk_slab_release */
+        sched_yield();
     hk_reg_clear((uintptr_t)ss);
     lazy_pages_gone((uint64_t)__builtin_popcount(ss->lazy_units) * UNIT_PAGES);
     HK_CTR_SUB(bytes_committed, HK_SEG_SIZE -
@@ -384,7 +281,7 @@ static struct hk_slab *slab_carve(unsigned cls)
 
 /* Give the units of an empty slab back to its superslab; an empty
  * superslab is cached or retired as the policy says. */
-static void slab_release(struct hk_slab *s)
+void hk_slab_release(struct hk_slab *s)
 {
     struct hk_ss *ss = ss_of_slab(s);
     unsigned u = s->unit, span = s->span;
@@ -438,15 +335,19 @@ static void slab_release(struct hk_slab *s)
             struct hk_ss *lru = hk_ss_cache;
             while (lru->next)
                 lru = lru->next;
-            ss_unlink(&hk_ss_cache, lru);
-            hk_ss_ncached--;
-            HK_CTR_SUB(superslabs_cached, 1);
-            retire = lru;
+            /* One whose pages a purge round is giving back stays cached:
+             * the round retires cached ones after its madvise calls. */
+            if (!ss_pending(lru)) {
+                ss_unlink(&hk_ss_cache, lru);
+                hk_ss_ncached--;
+                HK_CTR_SUB(superslabs_cached, 1);
+                retire = lru;
+            }
         }
     }
     pthread_mutex_unlock(&hk_ss_lock);
     if (retire)
-        ss_retire(retire, lim->purge);
+        hk_ss_retire(retire, lim->purge);
 }
 
 /* ---- central lists ---- */
@@ -480,6 +381,7 @@ static size_t slab_pop(struct hk_slab *s, void **out, size_t want)
     for (unsigned i = first / 64; i * 64 < first + slab_npages(s); i++) {
         if (!touched[i])
             continue;
+        ss_pages_wait(ss, i, touched[i]);
         pg_clear(ss->pg_free_seen, i, touched[i]);
         uint64_t d = pg_load(ss->pg_decommitted, i) & touched[i];
         if (!d)
@@ -563,14 +465,14 @@ static void put_blocks_locked(struct hk_class *c, unsigned cls, void *const *ptr
                 c->nempty++;
             } else {
                 slab_unlink(c, s);
-                slab_release(s);
+                hk_slab_release(s);
             }
         }
     }
 }
 
 /* Empty the depot into the slabs (class lock held). */
-static void depot_drain_locked(struct hk_class *c, unsigned cls)
+void hk_depot_drain_locked(struct hk_class *c, unsigned cls)
 {
     while (c->ndepot) {
         c->ndepot--;
@@ -637,167 +539,9 @@ void hk_ss_prewarm(void)
     }
 }
 
-/* Are blocks first..last of s all free? Word by word of the freemap. */
-static bool blocks_free(const struct hk_slab *s, uint64_t first, uint64_t last)
-{
-    for (uint64_t w = first / 64; w <= last / 64; w++) {
-        unsigned lo = w == first / 64 ? (unsigned)(first % 64) : 0;
-        unsigned hi = w == last / 64 ? (unsigned)(last % 64) : 63;
-        uint64_t want = (hi - lo == 63 ? ~(uint64_t)0 : (((uint64_t)1 << (hi - lo + 1)) - 1)) << lo;
-        if ((s->freemap[w] & want) != want)
-            return false;
-    }
-    return true;
-}
-
-/* Pages of s wholly free (every block overlapping them free), set in m
- * (bit p: page p of the superslab). Pages past the last block count as
- * free. */
-static void slab_free_pages(const struct hk_slab *s, uint64_t m[PG_WORDS])
-{
-    unsigned npages = slab_npages(s), page0 = slab_first_page(s);
-    for (unsigned p = 0; p < npages; p++) {
-        uint64_t first = (uint64_t)p * HK_PAGE / s->block;
-        uint64_t last = ((uint64_t)p * HK_PAGE + HK_PAGE - 1) / s->block;
-        if (last >= s->nblocks)
-            last = s->nblocks - 1;
-        if (first >= s->nblocks || blocks_free(s, first, last))
-            m[(page0 + p) / 64] |= (uint64_t)1 << ((page0 + p) % 64);
-    }
-}
-
-/* Decommit the free units of ss whose bits are set in dec; those also
- * in upg were given back lazily before (an upgrade to eager, see the OS
- * box). Returns the bytes. */
-static size_t decommit_units(struct hk_ss *ss, uint32_t dec, uint32_t upg, bool eager)
-{
-    size_t released = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        uint32_t bits = pass ? dec & upg : dec & ~upg;
-        if (!bits)
-            continue;
-        uint64_t mask[PG_WORDS] = { 0 };
-        for (unsigned u = 0; u < HK_UNITS; u++)
-            if (bits >> u & 1)
-                bits_set(mask, u * (unsigned)UNIT_PAGES, (u + 1) * (unsigned)UNIT_PAGES);
-        released += ss_maybe_decommit_superslab(ss, mask, eager, pass == 1);
-    }
-    return released;
-}
-
-/* Decommit the free pages of a partly used slab (class lock held): the
- * policy's mask word by word of the page map. *waiting: free pages left
- * for a later round. */
-static size_t slab_purge(struct hk_slab *s, bool now, bool eager, bool *waiting)
-{
-    struct hk_ss *ss = ss_of_slab(s);
-    unsigned first = slab_first_page(s), npages = slab_npages(s);
-    uint64_t free_now[PG_WORDS] = { 0 }, fresh[PG_WORDS] = { 0 }, upg[PG_WORDS] = { 0 };
-    bool any = false;
-    slab_free_pages(s, free_now);
-    for (unsigned w = first / 64; w * 64 < first + npages; w++) {
-        uint64_t r = pg_range(w, first, npages);
-        uint64_t d0 = pg_load(ss->pg_decommitted, w) & r, l0 = pg_load(ss->pg_lazy, w) & r;
-        uint64_t dec = hk_policy_decommit_mask(free_now[w], d0, l0,
-                                               pg_load(ss->pg_free_seen, w) & r, now, eager);
-        uint64_t seen = free_now[w] & ~d0 & ~dec;
-        pg_clear(ss->pg_free_seen, w, r & ~seen);
-        pg_set(ss->pg_free_seen, w, seen);
-        *waiting |= seen != 0;
-        fresh[w] = dec & ~d0;
-        upg[w] = dec & d0;
-        any |= dec != 0;
-    }
-    if (!any)
-        return 0;
-    size_t released = ss_maybe_decommit_superslab(ss, fresh, eager, false) +
-                      ss_maybe_decommit_superslab(ss, upg, eager, true);
-    int64_t lazy_diff = 0;
-    for (unsigned w = first / 64; w * 64 < first + npages; w++) {
-        uint64_t dec = fresh[w] | upg[w];
-        pg_set(ss->pg_decommitted, w, dec);
-        uint64_t l0 = pg_load(ss->pg_lazy, w) & pg_range(w, first, npages);
-        uint64_t l1 = eager ? l0 & ~dec : l0 | dec;
-        lazy_diff += __builtin_popcountll(l1) - __builtin_popcountll(l0);
-        pg_clear(ss->pg_lazy, w, l0 & ~l1);
-        pg_set(ss->pg_lazy, w, l1 & ~l0);
-    }
-    HK_CTR_ADD(bytes_lazy, (uint64_t)(lazy_diff * HK_PAGE));
-    return released;
-}
-
-/* One purge round: release empty slabs (all of them when now, else as the
- * policy keeps), decommit free pages of partly used slabs and free units
- * of superslabs, retire cached empty superslabs. now: everything free at
- * once (pressure, trim, switch to LEAN); otherwise only what was free at
- * the previous round too. True if any memory went back to the OS. */
-bool hk_ss_purge(bool now, bool eager, bool *pending)
-{
-    size_t released = 0;
-    bool waiting = false;               /* free memory left for a later round */
-    for (unsigned cls = 0; cls < HK_NALLCLASS; cls++) {
-        struct hk_class *c = &hk_classes[cls];
-        pthread_mutex_lock(class_lock(c));
-        depot_drain_locked(c, cls);
-        struct hk_slab *s = c->partial;
-        while (s) {
-            struct hk_slab *next = s->next;
-            if (s->nfree == s->nblocks &&
-                (now || !hk_policy_keep_empty_slab(hk_limits(), cls, c->nempty - 1))) {
-                slab_unlink(c, s);
-                c->nempty--;
-                slab_release(s);
-            } else if (s->nfree) {
-                released += slab_purge(s, now, eager, &waiting);
-            }
-            s = next;
-        }
-        pthread_mutex_unlock(class_lock(c));
-    }
-
-    struct hk_ss *retire = NULL;
-    pthread_mutex_lock(&hk_ss_lock);
-    hk_purge_round++;
-    for (struct hk_ss *ss = hk_ss_avail; ss; ss = ss->next) {
-        uint32_t dec = (uint32_t)hk_policy_decommit_mask(ss->free_units, ss->decommitted_units,
-                                                         ss->lazy_units, ss->free_seen, now, eager);
-        ss->free_seen = ss->free_units & ~ss->decommitted_units & ~dec;
-        waiting |= ss->free_seen != 0;
-        if (!dec)
-            continue;
-        released += decommit_units(ss, dec, ss->decommitted_units, eager);
-        ss->decommitted_units |= dec;
-        uint32_t lazy = eager ? ss->lazy_units & ~dec : ss->lazy_units | dec;
-        HK_CTR_ADD(bytes_lazy, ((uint64_t)__builtin_popcount(lazy) -
-                                (uint64_t)__builtin_popcount(ss->lazy_units)) * HK_UNIT_SIZE);
-        ss->lazy_units = lazy;
-    }
-    for (struct hk_ss *ss = hk_ss_cache, *next; ss; ss = next) {
-        next = ss->next;
-        if (now || ss->empty_since + 1 < hk_purge_round) {
-            ss_unlink(&hk_ss_cache, ss);
-            hk_ss_ncached--;
-            HK_CTR_SUB(superslabs_cached, 1);
-            ss->next = retire;
-            retire = ss;
-        } else {
-            waiting = true;
-        }
-    }
-    pthread_mutex_unlock(&hk_ss_lock);
-    bool any = released > 0 || retire != NULL;
-    if (pending)
-        *pending = waiting;
-    while (retire) {
-        struct hk_ss *next = retire->next;
-        ss_retire(retire, true);
-        retire = next;
-    }
-    return any;
-}
-
 void hk_ss_lock_all(void)
 {
+    pthread_mutex_lock(&hk_decommit_lock);
     for (unsigned cls = 0; cls < HK_NALLCLASS; cls++)
         if (owns_lock(cls))
             pthread_mutex_lock(&hk_classes[cls].lock);
@@ -810,10 +554,12 @@ void hk_ss_unlock_all(void)
     for (unsigned cls = HK_NALLCLASS; cls-- > 0;)
         if (owns_lock(cls))
             pthread_mutex_unlock(&hk_classes[cls].lock);
+    pthread_mutex_unlock(&hk_decommit_lock);
 }
 
 void hk_ss_reinit_locks(void)
 {
+    pthread_mutex_init(&hk_decommit_lock, NULL);
     pthread_mutex_init(&hk_ss_lock, NULL);
     for (unsigned cls = 0; cls < HK_NALLCLASS; cls++)
         pthread_mutex_init(&hk_classes[cls].lock, NULL);

@@ -25,12 +25,15 @@ trace() {
   local levels=$1
   shift
   env LD_PRELOAD="$shim" HAKMEM_SS_LEAN_DELAY_MS=60000 "$@" \
-    strace -f -qq -o "$tmp/st" -e trace=madvise,munmap,kill "$prog" levels $levels >"$tmp/out" 2>&1 ||
+    strace -f -qq -o "$tmp/st" -e trace=madvise,process_madvise,munmap,kill "$prog" levels $levels >"$tmp/out" 2>&1 ||
     { fail "trust levels $levels: $(tail -n3 "$tmp/out")"; return; }
   eval "$(awk '
     /kill\(/ { ph++ }
     /madvise\(.*MADV_FREE\)/     { split($0, a, ","); f[ph]++; fb[ph] += a[2] }
     /madvise\(.*MADV_DONTNEED\)/ { split($0, a, ","); d[ph]++; db[ph] += a[2] }
+    # many ranges in one call (os.c): the bytes are what it returns
+    /process_madvise\(.*MADV_FREE,/     { n = split($0, r, "= "); f[ph]++; fb[ph] += r[n] }
+    /process_madvise\(.*MADV_DONTNEED,/ { n = split($0, r, "= "); d[ph]++; db[ph] += r[n] }
     /munmap\(/ { u[ph]++ }
     END { for (i = 1; i < ph; i++)
             printf "FREE[%d]=%d DONT[%d]=%d UNMAP[%d]=%d FREEB[%d]=%d DONTB[%d]=%d\n",

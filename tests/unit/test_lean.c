@@ -8,6 +8,9 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 #include "hk_internal.h"
@@ -348,6 +351,47 @@ START_TEST(test_level_critical_upgrades_lazy_pages)
 }
 END_TEST
 
+/* Can this process give back two ranges in one process_madvise (Linux
+ * 6.13 allows any advice on the caller itself)? */
+static bool process_madvise_works(void)
+{
+    char *m = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(m, MAP_FAILED);
+    struct iovec iov[2] = { { m, 4096 }, { m + 2 * 4096, 4096 } };
+    int fd = (int)syscall(SYS_pidfd_open, getpid(), 0u);
+    long r = fd < 0 ? -1 : syscall(SYS_process_madvise, fd, iov, (size_t)2, MADV_DONTNEED, 0u);
+    if (fd >= 0)
+        close(fd);
+    munmap(m, 3 * 4096);
+    return r == 2 * 4096;
+}
+
+/* Free pages scattered between kept blocks (every 50th block kept) go
+ * back in a call or two per superslab, not one per run of free pages:
+ * the runs go in one process_madvise, which flushes the TLB once (a
+ * madvise per run cost 0.6 ms on the VMs here). Kept blocks keep their
+ * contents. */
+START_TEST(test_scattered_pages_go_back_in_few_calls)
+{
+    if (!process_madvise_works()) {
+        printf("skipped: no process_madvise on this process (kernel < 6.13 or a filter)\n");
+        return;
+    }
+    void **kept = grow_keep(14);
+    uint64_t mad = ctr("madvise_calls"), bytes = ctr("bytes_decommitted");
+    uint64_t ss = ctr("superslabs_live") + ctr("superslabs_cached");
+    ck_assert_int_eq(hakmem_apply_pressure(HAKMEM_LEVEL_CRITICAL), 0);
+    uint64_t calls = ctr("madvise_calls") - mad, back = ctr("bytes_decommitted") - bytes;
+    ck_assert_uint_ge(back, (uint64_t)4 << 20);
+    ck_assert_msg(calls <= 2 * ss + 2, "%llu madvise calls for %llu superslabs (%llu KiB)",
+                  (unsigned long long)calls, (unsigned long long)ss,
+                  (unsigned long long)(back >> 10));
+    for (int i = 0; i < NB; i += 50)
+        ck_assert_uint_eq(((unsigned char *)kept[i])[0], 0x5a);
+    free_kept(kept);
+}
+END_TEST
+
 /* Threads that cache blocks and then sleep: CRITICAL takes their caches
  * back without their help, and they go on correctly when they wake. */
 static pthread_barrier_t sleep_bar;
@@ -550,6 +594,7 @@ static Suite *lean_suite(void)
     tcase_add_test(tc, test_level_low_releases_nothing_now);
     tcase_add_test(tc, test_level_medium_decommits_lazily);
     tcase_add_test(tc, test_level_critical_upgrades_lazy_pages);
+    tcase_add_test(tc, test_scattered_pages_go_back_in_few_calls);
     tcase_add_test(tc, test_level_critical_takes_sleeping_caches);
     tcase_add_test(tc, test_medium_bin_bounded_and_stolen);
     tcase_add_test(tc, test_level_none_is_the_start_mode);

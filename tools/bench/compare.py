@@ -175,7 +175,7 @@ def parse_timed(text):
             "user_s": float(f["user"]), "sys_s": float(f["sys"])}
 
 
-STRACE_CALLS = ("mmap", "munmap", "madvise", "mremap", "brk")
+STRACE_CALLS = ("mmap", "munmap", "madvise", "process_madvise", "mremap", "brk")
 
 
 def straced(cmd, alloc, out_path, calls=STRACE_CALLS):

@@ -2,7 +2,9 @@
  * aligned on 2 MiB with a struct hk_large header at its start, so that
  * the registry finds it like a superslab. FAST mode keeps freed mappings
  * for reuse (the policy says how many and how many bytes), taken back by
- * size (the smallest that fits without wasting more than a third), and
+ * size (the smallest that fits; a tail of more than half the request is
+ * unmapped first; when none fits, the biggest is moved into the head of a
+ * new mapping, so its pages need not be faulted in again), and
  * unmapped by decay: a mapping still cached after a whole purge round
  * goes (hk_large_decay, from purge.c). realloc grows in place when the
  * address space after the mapping is free.
@@ -51,8 +53,32 @@ static void large_unmap(struct hk_large *l)
     hk_os_unmap(l, l->map_len);
 }
 
-/* A cached mapping of at least need bytes and not much more (so a small
- * request does not pin a big mapping), smallest first. */
+static void lcache_put(struct hk_large *l);
+
+/* Split mapping l at head (a multiple of HK_SEG_SIZE, below l->map_len):
+ * the tail becomes a mapping of its own, with a header and its pages
+ * still faulted in, and goes to the cache. Its first block will sit at a
+ * fresh mapping's offset (user_off 0: see hk_large_alloc). */
+static void large_split(struct hk_large *l, size_t head)
+{
+    struct hk_large *t = (struct hk_large *)((char *)l + head);
+    t->seg.magic = HK_SEG_MAGIC_LARGE;
+    memset(t->seg.unit_cls, HK_CLS_LARGE, sizeof(t->seg.unit_cls));
+    t->map_len = l->map_len - head;
+    t->user_off = t->prev_off = t->user_size = 0;
+    t->state = HK_LARGE_CACHED;
+    l->map_len = head;
+    hk_reg_set((uintptr_t)t);
+    lcache_put(t);
+}
+
+/* A cached mapping of at least need bytes, the smallest first. One more
+ * than half as big again as need gives up its tail, so that a small
+ * request does not pin a big mapping: split off at the next 2 MiB
+ * boundary into a cached mapping of its own (large_split), or unmapped
+ * when shorter than that. Either way the head, whose pages are faulted
+ * in already, serves the request without page faults (on these machines
+ * a fault costs ~15 us a page: 60 ms for a 16 MiB block). */
 static struct hk_large *lcache_take(size_t need)
 {
     struct hk_large *best = NULL;
@@ -60,8 +86,7 @@ static struct hk_large *lcache_take(size_t need)
     pthread_mutex_lock(&hk_large_lock);
     for (uint32_t i = 0; i < hk_lcache_n; i++) {
         struct hk_large *l = hk_lcache[i];
-        if (l->map_len >= need && l->map_len - need <= need / 2 &&
-            (!best || l->map_len < best->map_len)) {
+        if (l->map_len >= need && (!best || l->map_len < best->map_len)) {
             best = l;
             bi = i;
         }
@@ -69,7 +94,65 @@ static struct hk_large *lcache_take(size_t need)
     if (best)
         lcache_remove(bi);
     pthread_mutex_unlock(&hk_large_lock);
+    if (best && best->map_len - need > need / 2) {
+        size_t head = round_up(need, HK_SEG_SIZE);
+        if (head < best->map_len) {
+            large_split(best, head);
+        } else if (hk_os_shrink(best, best->map_len, need)) {
+            HK_CTR_SUB(bytes_committed, best->map_len - need);
+            best->map_len = need;
+        }
+    }
     return best;
+}
+
+/* The biggest cached mapping, or NULL (lcache_take found none big
+ * enough: this one is smaller than need). */
+static struct hk_large *lcache_take_biggest(void)
+{
+    struct hk_large *best = NULL;
+    uint32_t bi = 0;
+    pthread_mutex_lock(&hk_large_lock);
+    for (uint32_t i = 0; i < hk_lcache_n; i++)
+        if (!best || hk_lcache[i]->map_len > best->map_len) {
+            best = hk_lcache[i];
+            bi = i;
+        }
+    if (best)
+        lcache_remove(bi);
+    pthread_mutex_unlock(&hk_large_lock);
+    return best;
+}
+
+/* A fresh mapping of need bytes with its header, registered. */
+static struct hk_large *large_map(size_t need)
+{
+    struct hk_large *l = hk_os_map_aligned(need);
+    if (!l)
+        return NULL;                    /* errno ENOMEM from the OS box */
+    l->seg.magic = HK_SEG_MAGIC_LARGE;
+    memset(l->seg.unit_cls, HK_CLS_LARGE, sizeof(l->seg.unit_cls));
+    l->map_len = need;
+    HK_CTR_ADD(bytes_committed, need);
+    hk_reg_set((uintptr_t)l);
+    return l;
+}
+
+/* Move cached mapping old (smaller than l) into the head of the fresh
+ * mapping l: its pages, faulted in already, serve the head of the new
+ * block, header and all (user_off, so the previous owner's pointer stays
+ * a detected double free: it now points at nothing of ours). */
+static bool large_move(struct hk_large *old, struct hk_large *l)
+{
+    size_t len = old->map_len, need = l->map_len;
+    hk_reg_clear((uintptr_t)old);
+    if (!hk_os_move(old, len, l)) {
+        hk_reg_set((uintptr_t)old);
+        return false;
+    }
+    l->map_len = need;                  /* the header came with old's pages */
+    HK_CTR_SUB(bytes_committed, len);
+    return true;
 }
 
 /* Where a block of n bytes aligned on align starts in mapping l: one of
@@ -118,17 +201,21 @@ void *hk_large_alloc(size_t n, size_t align, bool zero)
     struct hk_large *l = lcache_take(need);
     bool fresh = l == NULL;
     if (fresh) {
-        l = hk_os_map_aligned(need);
+        /* none big enough: a fresh mapping, whose head the biggest cached
+         * one's pages fill (fewer page faults than a mapping all new) */
+        struct hk_large *old = lcache_take_biggest();
+        l = large_map(need);
+        if (l && old && large_move(old, l))
+            fresh = false;
+        else if (old)
+            large_unmap(old);
         if (!l)
             return NULL;                /* errno ENOMEM from the OS box */
-        l->seg.magic = HK_SEG_MAGIC_LARGE;
-        memset(l->seg.unit_cls, HK_CLS_LARGE, sizeof(l->seg.unit_cls));
-        l->map_len = need;
-        HK_CTR_ADD(bytes_committed, need);
-        hk_reg_set((uintptr_t)l);
     }
     l->prev_off = fresh ? 0 : l->user_off;
-    l->user_off = large_offset(l, n, align, fresh);
+    /* user_off 0: a tail split off (large_split), which takes an offset
+     * like a fresh mapping, as its address may have held other blocks */
+    l->user_off = large_offset(l, n, align, fresh || l->user_off == 0);
     l->user_size = n;
     l->state = HK_LARGE_LIVE;
     HK_CTR_ADD(large_live, 1);
@@ -160,6 +247,13 @@ void hk_large_free(struct hk_large *l, void *p, const char *who)
     HK_CTR_SUB(large_live, 1);
     HK_CTR_SUB(bytes_in_use, l->user_size);
 
+    lcache_put(l);
+}
+
+/* Cache mapping l (state HK_LARGE_CACHED) if the policy keeps it,
+ * evicting the oldest to make room; else unmap it. */
+static void lcache_put(struct hk_large *l)
+{
     struct hk_large *evict[HK_LCACHE_MAX];
     uint32_t nevict = 0;
     const struct hk_limits *lim = hk_limits();

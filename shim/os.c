@@ -118,6 +118,15 @@ bool hk_os_grow_inplace(void *p, size_t old_len, size_t new_len)
     return mremap(p, old_len, new_len, 0) == p;
 }
 
+/* Move the pages of the mapping [p, p + len) to dst, the start of a
+ * mapping of at least len bytes, replacing its head: the pages keep their
+ * contents and are not faulted in again. On success p is unmapped. */
+bool hk_os_move(void *p, size_t len, void *dst)
+{
+    HK_CTR_ADD(mmap_calls, 1);
+    return mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, dst) == dst;
+}
+
 /* Give back the tail of a mapping beyond new_len. */
 bool hk_os_shrink(void *p, size_t old_len, size_t new_len)
 {

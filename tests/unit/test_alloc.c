@@ -2,7 +2,8 @@
  * sizes from 0 to 64 MiB, calloc zeroing on reuse, realloc across small,
  * medium and large, medium blocks without system calls, alignments up to 4 MiB, usable sizes, overflow and
  * out-of-memory (NULL with ENOMEM under a small RLIMIT_AS), foreign and
- * invalid pointers, thread exit returning its cache. */
+ * invalid pointers, thread exit returning its cache, the large cache's
+ * splits and moves. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <link.h>
@@ -380,6 +381,54 @@ START_TEST(test_medium_interior_free_aborts)
 }
 END_TEST
 
+/* The large cache splits and grows instead of mapping anew: a request
+ * much smaller than the cached mapping takes its head and leaves the tail
+ * (from the next 2 MiB) cached, which a second request then takes with no
+ * mmap; a request bigger than every cached mapping gets a new mapping
+ * whose head is the cached one's pages, moved (mremap), not faulted in
+ * again. Contents and calloc's zeroes hold throughout. */
+START_TEST(test_large_cache_splits_and_grows)
+{
+    enum { MB = 1 << 20 };
+    hakmem_trim();                          /* an empty cache */
+    ck_assert_uint_eq(ctr("large_cached"), 0);
+    char *big = hk_malloc(20 * MB);
+    fill(big, 20 * MB, 1);
+    hk_free(big);
+    uint64_t maps = ctr("mmap_calls"), committed = ctr("bytes_committed");
+    char *a = hk_malloc(5 * MB);            /* the head of the 20 MiB mapping */
+    char *b = hk_calloc(1, 9 * MB);         /* its tail, split off at 6 MiB */
+    ck_assert_uint_eq(ctr("mmap_calls"), maps);
+    ck_assert_uint_ge((uintptr_t)b, (uintptr_t)(a + 5 * MB));
+    ck_assert_uint_lt((uintptr_t)b, (uintptr_t)(big + 20 * MB));
+    for (size_t i = 0; i < 9 * MB; i += 4096)
+        ck_assert_int_eq(b[i], 0);
+    ck_assert_uint_eq(ctr("bytes_committed"), committed);
+    fill(a, 5 * MB, 2);
+    fill(b, 9 * MB, 3);
+    ck_assert(check(a, 5 * MB, 2) && check(b, 9 * MB, 3));
+    hk_free(b);
+    uint64_t cached = ctr("large_cached");
+    struct rusage r0, r1;
+    getrusage(RUSAGE_SELF, &r0);
+    char *c = hk_calloc(1, 16 * MB);        /* bigger than the cached tail */
+    for (size_t i = 0; i < 16 * MB; i += 4096)
+        ck_assert_int_eq(c[i], 0);
+    getrusage(RUSAGE_SELF, &r1);
+    ck_assert_uint_eq(ctr("large_cached"), cached - 1);
+    /* calloc zeroes the moved head (10 MiB, its pages faulted in already)
+     * and finds the rest fresh: reading it all faults 6 MiB of pages, not
+     * the 16 MiB of a mapping all new (a sanitizer's shadow adds 1/8) */
+    ck_assert_int_lt(r1.ru_minflt - r0.ru_minflt, 16 * MB / 4096 * 3 / 4);
+    fill(c, 16 * MB, 4);
+    ck_assert(check(a, 5 * MB, 2) && check(c, 16 * MB, 4));
+    hk_free(a);
+    hk_free(c);
+    hakmem_trim();
+    ck_assert_uint_eq(ctr("large_cached"), 0);
+}
+END_TEST
+
 /* A mapping reused from the large cache puts its block at a new offset
  * each time: a stale pointer of an earlier owner never names the block
  * of the current one (17 reuses in a row, unaligned and page aligned). */
@@ -617,6 +666,7 @@ static Suite *alloc_suite(void)
     tcase_add_test(tc, test_huge_is_enomem);
     tcase_add_test(tc, test_large_cache_and_counters);
     tcase_add_test(tc, test_large_reuse_moves_block);
+    tcase_add_test(tc, test_large_cache_splits_and_grows);
     tcase_add_test(tc, test_stats_print_format);
     tcase_add_test(tc, test_thread_exit_returns_cache);
     tcase_add_test(tc, test_foreign_early_block_left_alone);

@@ -90,6 +90,8 @@ def check_run_options(p, args):
     for kv in args.extra_env:
         if "=" not in kv or kv.startswith("="):
             p.error(f"--extra-env wants KEY=VAL, got {kv!r}")
+    if args.json and args.json != "-":
+        args.json = os.path.abspath(args.json)  # a run may chdir (mbench.py)
 
 
 def parse_args(argv):

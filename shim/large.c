@@ -3,8 +3,8 @@
  * the registry finds it like a superslab. FAST mode keeps freed mappings
  * for reuse (the policy says how many and how many bytes), taken back by
  * size (the smallest that fits; a tail of more than half the request is
- * unmapped first; when none fits, the biggest is moved into the head of a
- * new mapping, so its pages need not be faulted in again), and
+ * unmapped first; when none fits, the biggest that fit are moved into a
+ * new mapping, so that their pages need not be faulted in again), and
  * unmapped by decay: a mapping still cached after a whole purge round
  * goes (hk_large_decay, from purge.c). realloc grows in place when the
  * address space after the mapping is free.
@@ -106,15 +106,14 @@ static struct hk_large *lcache_take(size_t need)
     return best;
 }
 
-/* The biggest cached mapping, or NULL (lcache_take found none big
- * enough: this one is smaller than need). */
-static struct hk_large *lcache_take_biggest(void)
+/* The biggest cached mapping of at most max bytes, or NULL. */
+static struct hk_large *lcache_take_biggest(size_t max)
 {
     struct hk_large *best = NULL;
     uint32_t bi = 0;
     pthread_mutex_lock(&hk_large_lock);
     for (uint32_t i = 0; i < hk_lcache_n; i++)
-        if (!best || hk_lcache[i]->map_len > best->map_len) {
+        if (hk_lcache[i]->map_len <= max && (!best || hk_lcache[i]->map_len > best->map_len)) {
             best = hk_lcache[i];
             bi = i;
         }
@@ -138,20 +137,32 @@ static struct hk_large *large_map(size_t need)
     return l;
 }
 
-/* Move cached mapping old (smaller than l) into the head of the fresh
- * mapping l: its pages, faulted in already, serve the head of the new
- * block, header and all (user_off, so the previous owner's pointer stays
- * a detected double free: it now points at nothing of ours). */
-static bool large_move(struct hk_large *old, struct hk_large *l)
+/* Fill the fresh mapping l from the cache, which holds nothing as big:
+ * the biggest cached mappings that still fit are moved (mremap) one after
+ * another into it, so that their pages, faulted in already, serve the new
+ * block and only the rest is new. The first brings its header (user_off:
+ * the previous owner's pointer stays a detected double free, pointing at
+ * nothing of ours now). A mapping that cannot move (made of pieces moved
+ * before: mremap moves one kernel mapping at a time) goes back to the
+ * cache. True when l's head came from the cache. */
+static bool large_fill(struct hk_large *l)
 {
-    size_t len = old->map_len, need = l->map_len;
-    hk_reg_clear((uintptr_t)old);
-    if (!hk_os_move(old, len, l)) {
-        hk_reg_set((uintptr_t)old);
-        return false;
+    size_t need = l->map_len, off = 0;
+    struct hk_large *m;
+    while (need - off >= HK_SEG_SIZE && (m = lcache_take_biggest(need - off))) {
+        size_t len = m->map_len;
+        hk_reg_clear((uintptr_t)m);
+        if (!hk_os_move(m, len, (char *)l + off)) {
+            hk_reg_set((uintptr_t)m);
+            lcache_put(m);
+            break;
+        }
+        HK_CTR_SUB(bytes_committed, len);
+        off += len;
     }
-    l->map_len = need;                  /* the header came with old's pages */
-    HK_CTR_SUB(bytes_committed, len);
+    if (off == 0)
+        return false;
+    l->map_len = need;                  /* the header came with the first */
     return true;
 }
 
@@ -201,16 +212,11 @@ void *hk_large_alloc(size_t n, size_t align, bool zero)
     struct hk_large *l = lcache_take(need);
     bool fresh = l == NULL;
     if (fresh) {
-        /* none big enough: a fresh mapping, whose head the biggest cached
-         * one's pages fill (fewer page faults than a mapping all new) */
-        struct hk_large *old = lcache_take_biggest();
+        /* none big enough: a fresh mapping, filled from the cache */
         l = large_map(need);
-        if (l && old && large_move(old, l))
-            fresh = false;
-        else if (old)
-            large_unmap(old);
         if (!l)
             return NULL;                /* errno ENOMEM from the OS box */
+        fresh = !large_fill(l);
     }
     l->prev_off = fresh ? 0 : l->user_off;
     /* user_off 0: a tail split off (large_split), which takes an offset

@@ -52,8 +52,7 @@ void *hk_guard_alloc(size_t n, size_t align)
     struct hk_guard_block *g = hk_os_map_aligned(len);
     if (!g)
         return NULL;                    /* errno ENOMEM from the OS box */
-    g->seg.magic = HK_SEG_MAGIC_GUARD;
-    memset(g->seg.unit_cls, HK_CLS_GUARD, sizeof(g->seg.unit_cls));
+    hk_seg_init(&g->seg, HK_SEG_MAGIC_GUARD, HK_CLS_GUARD);
     g->map_len = len;
     g->user_off = off;
     g->size = n;

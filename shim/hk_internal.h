@@ -44,6 +44,15 @@ extern struct hk_lookup hk_lookup HK_HIDDEN;
 HK_HIDDEN void hk_reg_set(uintptr_t seg);
 HK_HIDDEN void hk_reg_clear(uintptr_t seg);
 
+/* Write the header every segment starts with (struct hk_seg): its kind and
+ * the class of each unit (for a large or guard block, one class for all). */
+static inline void hk_seg_init(struct hk_seg *seg, uint32_t magic, uint8_t cls)
+{
+    seg->magic = magic;
+    for (unsigned u = 0; u < HK_UNITS; u++)
+        seg->unit_cls[u] = cls;
+}
+
 /* True when the 2 MiB chunk holding a starts a hakmem segment. Reads the
  * bitmap only, never the memory at a. */
 static inline bool hk_reg_test(uintptr_t a)

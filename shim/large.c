@@ -62,8 +62,7 @@ static void lcache_put(struct hk_large *l);
 static void large_split(struct hk_large *l, size_t head)
 {
     struct hk_large *t = (struct hk_large *)((char *)l + head);
-    t->seg.magic = HK_SEG_MAGIC_LARGE;
-    memset(t->seg.unit_cls, HK_CLS_LARGE, sizeof(t->seg.unit_cls));
+    hk_seg_init(&t->seg, HK_SEG_MAGIC_LARGE, HK_CLS_LARGE);
     t->map_len = l->map_len - head;
     t->user_off = t->prev_off = t->user_size = 0;
     t->state = HK_LARGE_CACHED;
@@ -129,8 +128,7 @@ static struct hk_large *large_map(size_t need)
     struct hk_large *l = hk_os_map_aligned(need);
     if (!l)
         return NULL;                    /* errno ENOMEM from the OS box */
-    l->seg.magic = HK_SEG_MAGIC_LARGE;
-    memset(l->seg.unit_cls, HK_CLS_LARGE, sizeof(l->seg.unit_cls));
+    hk_seg_init(&l->seg, HK_SEG_MAGIC_LARGE, HK_CLS_LARGE);
     l->map_len = need;
     HK_CTR_ADD(bytes_committed, need);
     hk_reg_set((uintptr_t)l);

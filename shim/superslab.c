@@ -142,8 +142,7 @@ static struct hk_ss *ss_map(void)
     if (hk_opt.ss_hugepage && !lean)    /* before the first touch faults a page in */
         hk_os_hugepage(ss, HK_SEG_SIZE, true);
     atomic_store_explicit(&ss->hugepage, hk_opt.ss_hugepage && !lean, memory_order_relaxed);
-    ss->seg.magic = HK_SEG_MAGIC_SS;
-    memset(ss->seg.unit_cls, HK_CLS_FREE, sizeof(ss->seg.unit_cls));
+    hk_seg_init(&ss->seg, HK_SEG_MAGIC_SS, HK_CLS_FREE);
     ss->free_units = HK_SS_USABLE;
     for (unsigned u = 0; u < HK_UNITS; u++)
         ss->slabs[u].unit = (uint8_t)u;

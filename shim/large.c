@@ -71,6 +71,27 @@ static void large_split(struct hk_large *l, size_t head)
     lcache_put(t);
 }
 
+/* Take from the cache the mapping of min..max bytes that is the smallest
+ * (or, with biggest, the biggest); NULL when none is. */
+static struct hk_large *lcache_pick(size_t min, size_t max, bool biggest)
+{
+    struct hk_large *best = NULL;
+    uint32_t bi = 0;
+    pthread_mutex_lock(&hk_large_lock);
+    for (uint32_t i = 0; i < hk_lcache_n; i++) {
+        size_t len = hk_lcache[i]->map_len;
+        if (len >= min && len <= max &&
+            (!best || (biggest ? len > best->map_len : len < best->map_len))) {
+            best = hk_lcache[i];
+            bi = i;
+        }
+    }
+    if (best)
+        lcache_remove(bi);
+    pthread_mutex_unlock(&hk_large_lock);
+    return best;
+}
+
 /* A cached mapping of at least need bytes, the smallest first. One more
  * than half as big again as need gives up its tail, so that a small
  * request does not pin a big mapping: split off at the next 2 MiB
@@ -80,19 +101,7 @@ static void large_split(struct hk_large *l, size_t head)
  * a fault costs ~15 us a page: 60 ms for a 16 MiB block). */
 static struct hk_large *lcache_take(size_t need)
 {
-    struct hk_large *best = NULL;
-    uint32_t bi = 0;
-    pthread_mutex_lock(&hk_large_lock);
-    for (uint32_t i = 0; i < hk_lcache_n; i++) {
-        struct hk_large *l = hk_lcache[i];
-        if (l->map_len >= need && (!best || l->map_len < best->map_len)) {
-            best = l;
-            bi = i;
-        }
-    }
-    if (best)
-        lcache_remove(bi);
-    pthread_mutex_unlock(&hk_large_lock);
+    struct hk_large *best = lcache_pick(need, SIZE_MAX, false);
     if (best && best->map_len - need > need / 2) {
         size_t head = round_up(need, HK_SEG_SIZE);
         if (head < best->map_len) {
@@ -102,23 +111,6 @@ static struct hk_large *lcache_take(size_t need)
             best->map_len = need;
         }
     }
-    return best;
-}
-
-/* The biggest cached mapping of at most max bytes, or NULL. */
-static struct hk_large *lcache_take_biggest(size_t max)
-{
-    struct hk_large *best = NULL;
-    uint32_t bi = 0;
-    pthread_mutex_lock(&hk_large_lock);
-    for (uint32_t i = 0; i < hk_lcache_n; i++)
-        if (hk_lcache[i]->map_len <= max && (!best || hk_lcache[i]->map_len > best->map_len)) {
-            best = hk_lcache[i];
-            bi = i;
-        }
-    if (best)
-        lcache_remove(bi);
-    pthread_mutex_unlock(&hk_large_lock);
     return best;
 }
 
@@ -147,7 +139,7 @@ static bool large_fill(struct hk_large *l)
 {
     size_t need = l->map_len, off = 0;
     struct hk_large *m;
-    while (need - off >= HK_SEG_SIZE && (m = lcache_take_biggest(need - off))) {
+    while (need - off >= HK_SEG_SIZE && (m = lcache_pick(0, need - off, true))) {
         size_t len = m->map_len;
         hk_reg_clear((uintptr_t)m);
         if (!hk_os_move(m, len, (char *)l + off)) {

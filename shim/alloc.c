@@ -34,9 +34,8 @@ __attribute__((noinline, cold)) static void *hk_malloc_large(size_t n, size_t al
  * (HK_BIN_CLOSED and HK_BIN_STOLEN fail it, see hk_types.h). busy stays
  * set when the slow path takes over; it clears it. The block leaves
  * without the free key (see init.c). */
-static inline void *hk_malloc_cls(unsigned cls)
+static inline void *hk_malloc_bin(struct hk_bin *b)
 {
-    struct hk_bin *b = hk_bin_of(cls);
     hk_bin_busy(b);
     uint32_t n = hk_bin_n(b) - 1;
     if (HK_LIKELY(n < HK_TC_SLOTS)) {
@@ -46,6 +45,11 @@ static inline void *hk_malloc_cls(unsigned cls)
         return p;
     }
     return hk_malloc_slow(b);
+}
+
+static inline void *hk_malloc_cls(unsigned cls)
+{
+    return hk_malloc_bin(hk_bin_of(cls));
 }
 
 /* 1 KiB < n: the computed class, or a large block. Out of line so that
@@ -62,7 +66,7 @@ __attribute__((noinline)) static void *hk_malloc_big(size_t n)
 void *hk_malloc(size_t n)
 {
     if (HK_LIKELY(n <= HK_LUT_MAX))
-        return hk_malloc_cls(hk_class_lut[(n + HK_MIN_ALIGN - 1) / HK_MIN_ALIGN]);
+        return hk_malloc_bin(hk_bin_at(hk_bin_lut[(n + HK_MIN_ALIGN - 1) / HK_MIN_ALIGN]));
     return hk_malloc_big(n);
 }
 
@@ -74,10 +78,10 @@ static inline bool hk_free_push(uint64_t *w, size_t cls, uint64_t key)
     struct hk_bin *b = hk_bin_of((unsigned)cls);
     hk_bin_busy(b);
     size_t n = hk_bin_n(b);
-    if (HK_LIKELY(n < hk_bin_cap(b))) {     /* another thread may zero it */
+    if (HK_LIKELY(hk_bin_below_cap(b, (uint32_t)n))) {     /* another thread may zero it */
         w[1] = key;
         b->slot[n] = w;
-        hk_bin_commit(b, (uint32_t)n + 1);
+        hk_bin_commit(b, n + 1);
         return true;
     }
     return false;

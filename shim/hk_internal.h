@@ -17,7 +17,7 @@ struct hk_block_check { uint32_t mul, lim; };   /* see sizeclass.c */
 struct hk_block_check4 { uint64_t mul, lim; };  /* the same for four-unit slabs */
 HK_HIDDEN void hk_block_check_init(struct hk_block_check t[256],
                                    struct hk_block_check4 t4[256]);
-extern const uint8_t hk_class_lut[HK_LUT_MAX / HK_MIN_ALIGN + 1] HK_HIDDEN;
+extern const uint16_t hk_bin_lut[HK_LUT_MAX / HK_MIN_ALIGN + 1] HK_HIDDEN;
 HK_HIDDEN unsigned hk_class_of_slow(size_t n);
 HK_HIDDEN unsigned hk_class_span(unsigned cls);
 HK_HIDDEN int hk_class_for_aligned(size_t n, size_t align);
@@ -26,7 +26,7 @@ HK_HIDDEN int hk_class_for_aligned(size_t n, size_t align);
 static inline unsigned hk_class_of(size_t n)
 {
     if (HK_LIKELY(n <= HK_LUT_MAX))
-        return hk_class_lut[(n + HK_MIN_ALIGN - 1) / HK_MIN_ALIGN];
+        return hk_bin_lut[(n + HK_MIN_ALIGN - 1) / HK_MIN_ALIGN] / sizeof(struct hk_bin);
     return hk_class_of_slow(n);
 }
 
@@ -244,6 +244,14 @@ static inline struct hk_bin *hk_bin_of(unsigned cls)
     return b;
 }
 
+/* The same from the bin's byte offset in the thread cache (hk_bin_lut). */
+static inline struct hk_bin *hk_bin_at(size_t off)
+{
+    struct hk_bin *b = (struct hk_bin *)((char *)&hk_tls + off);
+    __asm__("" : "+r"(b));
+    return b;
+}
+
 /* The owner's side of the handshake with a thief (hk_types.h), shared by
  * the fast and the slow paths: busy is written before n is read (the asm
  * orders the two for the compiler; the thief's membarrier does it for the
@@ -263,9 +271,9 @@ static inline uint32_t hk_bin_n(const struct hk_bin *b)
     return __atomic_load_n(&b->n, __ATOMIC_RELAXED);
 }
 
-static inline void hk_bin_commit(struct hk_bin *b, uint32_t n)
+static inline void hk_bin_commit(struct hk_bin *b, uint64_t n)
 {
-    __atomic_store_n(&b->head, (uint64_t)n, __ATOMIC_RELEASE);
+    __atomic_store_n(&b->head, n, __ATOMIC_RELEASE);
 }
 
 /* cap: another thread may zero it (hk_tcache_force_slow_all, a thread's
@@ -273,6 +281,20 @@ static inline void hk_bin_commit(struct hk_bin *b, uint32_t n)
 static inline uint32_t hk_bin_cap(const struct hk_bin *b)
 {
     return __atomic_load_n(&b->cap, __ATOMIC_RELAXED);
+}
+
+/* n < cap, for free's fast path: on x86 one compare with the cap in
+ * memory (the relaxed load above is a mov of its own that the compiler
+ * does not fold; a plain mov either way). */
+static inline bool hk_bin_below_cap(const struct hk_bin *b, uint32_t n)
+{
+#if defined(__x86_64__) && defined(__GCC_ASM_FLAG_OUTPUTS__)
+    bool below;
+    __asm__("cmpl %[cap], %[n]" : "=@ccb"(below) : [n] "r"(n), [cap] "m"(b->cap));
+    return below;
+#else
+    return n < hk_bin_cap(b);
+#endif
 }
 
 static inline void hk_bin_set_cap(struct hk_bin *b, uint32_t cap)

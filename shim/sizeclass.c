@@ -25,18 +25,28 @@ const uint32_t hk_class_size[HK_NALLCLASS] = {
     589824, 655360, 720896, 786432, 851968, 917504, 983040, 1048576,
 };
 
-/* Class of every size up to HK_LUT_MAX, indexed by ceil(size / 16). */
-const uint8_t hk_class_lut[HK_LUT_MAX / HK_MIN_ALIGN + 1] = {
+/* The bin of every size up to HK_LUT_MAX, indexed by ceil(size / 16): the
+ * byte offset of its class's bin in struct hk_tcache (class * 512), so that
+ * malloc's fast path adds it to the thread cache's address without a
+ * multiply (hk_class_of divides it back). */
+#define B(c) ((c) * sizeof(struct hk_bin))
+_Static_assert(offsetof(struct hk_tcache, bins) == 0, "bins start the thread cache");
+_Static_assert(HK_NCLASS * sizeof(struct hk_bin) <= UINT16_MAX, "an offset fits 16 bits");
+const uint16_t hk_bin_lut[HK_LUT_MAX / HK_MIN_ALIGN + 1] = {
     /* 0, 16 .. 128 */
-    0, 0, 1, 2, 3, 4, 5, 6, 7,
+    B(0), B(0), B(1), B(2), B(3), B(4), B(5), B(6), B(7),
     /* 144 .. 256: 160 192 224 256 */
-    8, 8, 9, 9, 10, 10, 11, 11,
+    B(8), B(8), B(9), B(9), B(10), B(10), B(11), B(11),
     /* 272 .. 512: 320 x3, 384 x4, 448 x4, 512 x4 ... 272,288,304,320 */
-    12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15,
+    B(12), B(12), B(12), B(12), B(13), B(13), B(13), B(13),
+    B(14), B(14), B(14), B(14), B(15), B(15), B(15), B(15),
     /* 528 .. 1024: 640 768 896 1024, 8 each */
-    16, 16, 16, 16, 16, 16, 16, 16, 17, 17, 17, 17, 17, 17, 17, 17,
-    18, 18, 18, 18, 18, 18, 18, 18, 19, 19, 19, 19, 19, 19, 19, 19,
+    B(16), B(16), B(16), B(16), B(16), B(16), B(16), B(16),
+    B(17), B(17), B(17), B(17), B(17), B(17), B(17), B(17),
+    B(18), B(18), B(18), B(18), B(18), B(18), B(18), B(18),
+    B(19), B(19), B(19), B(19), B(19), B(19), B(19), B(19),
 };
+#undef B
 
 /* Class of n bytes for 128 < n <= HK_MEDIUM_MAX, computed: the top bit
  * picks the doubling, the next two bits the quarter within it (the next

@@ -107,6 +107,8 @@ static void flush_all(struct hk_tcache *tc)
 {
     for (unsigned c = 0; c < HK_NCLASS; c++) {
         struct hk_bin *b = &tc->bins[c];
+        if (hk_bin_n(b) == 0)
+            continue;                   /* nothing to give (a thief puts a 0 back as 0) */
         uint32_t n = bin_close(b);
         if (n)
             hk_central_put(c, b->slot, n, "free");
@@ -277,12 +279,22 @@ void hk_tcache_register(struct hk_tcache *tc)
         pthread_setspecific(hk_tkey, tc);
 }
 
+/* hk_tc_lock held. The caps of every class, computed once per mode's
+ * limits (a thread's start then copies them: the policy's divisions cost
+ * 520 instructions per thread). */
 static void tcache_set_caps(struct hk_tcache *tc)
 {
+    static const struct hk_limits *caps_lim;
+    static uint32_t caps[HK_NCLASS];
     tc->epoch = atomic_load_explicit(&hk_epoch, memory_order_acquire);
     const struct hk_limits *lim = hk_limits();
+    if (lim != caps_lim) {
+        for (unsigned c = 0; c < HK_NCLASS; c++)
+            caps[c] = hk_policy_tc_cap(lim, c);
+        caps_lim = lim;
+    }
     for (unsigned c = 0; c < HK_NCLASS; c++)
-        hk_bin_set_cap(&tc->bins[c], hk_policy_tc_cap(lim, c));
+        hk_bin_set_cap(&tc->bins[c], caps[c]);
     hk_bin_set_cap(&tc->mbin, lim->medium_cache_bytes ? HK_MBIN_SLOTS : 0);
 }
 

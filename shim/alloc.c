@@ -47,9 +47,10 @@ static inline void *hk_malloc_bin(struct hk_bin *b)
     return hk_malloc_slow(b);
 }
 
+/* Also before start-up (hk_lookup.bin_off is filled then). */
 static inline void *hk_malloc_cls(unsigned cls)
 {
-    return hk_malloc_bin(hk_bin_of(cls));
+    return hk_malloc_bin(hk_bin_at(HK_BIN_OFF(cls)));
 }
 
 /* 1 KiB < n: the computed class, or a large block. Out of line so that
@@ -70,12 +71,12 @@ void *hk_malloc(size_t n)
     return hk_malloc_big(n);
 }
 
-/* The push of free's fast paths: p is a block of class cls that does
- * not carry the free key; false when the bin has no room (or is closed or
- * being stolen). */
-static inline bool hk_free_push(uint64_t *w, size_t cls, uint64_t key)
+/* The push of free's fast paths: p is a block that does not carry the
+ * free key, off its class's bin (hk_lookup.bin_off); false when the bin
+ * has no room (or is closed or being stolen). */
+static inline bool hk_free_push(uint64_t *w, size_t off, uint64_t key)
 {
-    struct hk_bin *b = hk_bin_of((unsigned)cls);
+    struct hk_bin *b = hk_bin_at(off);
     hk_bin_busy(b);
     size_t n = hk_bin_n(b);
     if (HK_LIKELY(hk_bin_below_cap(b, (uint32_t)n))) {     /* another thread may zero it */
@@ -109,10 +110,11 @@ void hk_free(void *p)
         struct hk_seg *seg = hk_seg_of(p);
         size_t cls = hk_unit_cls(seg, p);
         const struct hk_block_check *k = &hk_lookup.check[cls];
+        size_t off = hk_lookup.bin_off[cls];
         uint64_t *w = p, key = hk_free_key;
         if ((HK_LIKELY((uint32_t)((uint32_t)(a & 0xffff) * k->mul) < k->lim) ||
              hk_block_check_mid(a, cls)) &&
-            HK_LIKELY(w[1] != key) && HK_LIKELY(hk_free_push(w, cls, key)))
+            HK_LIKELY(w[1] != key) && HK_LIKELY(hk_free_push(w, off, key)))
             return;
         hk_free_slow(p);
         return;

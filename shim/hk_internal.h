@@ -26,7 +26,7 @@ HK_HIDDEN int hk_class_for_aligned(size_t n, size_t align);
 static inline unsigned hk_class_of(size_t n)
 {
     if (HK_LIKELY(n <= HK_LUT_MAX))
-        return hk_bin_lut[(n + HK_MIN_ALIGN - 1) / HK_MIN_ALIGN] / sizeof(struct hk_bin);
+        return hk_bin_lut[(n + HK_MIN_ALIGN - 1) / HK_MIN_ALIGN] / HK_BIN_BYTES(HK_TC_SLOTS);
     return hk_class_of_slow(n);
 }
 
@@ -38,6 +38,7 @@ static inline unsigned hk_class_of(size_t n)
 struct hk_lookup {
     _Atomic uint64_t regmap[HK_REG_WORDS];
     struct hk_block_check check[256];
+    uint16_t bin_off[256];          /* HK_BIN_OFF(class), filled at start */
     struct hk_block_check4 check4[256];
 };
 extern struct hk_lookup hk_lookup HK_HIDDEN;
@@ -234,22 +235,36 @@ HK_HIDDEN void hk_large_reinit_locks(void);
 extern __thread struct hk_tcache hk_tls
     __attribute__((tls_model("initial-exec"))) HK_HIDDEN;
 
-/* The calling thread's bin of class cls, as a plain pointer: every
- * access below goes through it (one address computation, no %fs-relative
- * recomputation after a compiler barrier). */
-static inline struct hk_bin *hk_bin_of(unsigned cls)
+/* The calling thread's bin at byte offset off of its cache, as a plain
+ * pointer: every access below goes through it (one address computation,
+ * no %fs-relative recomputation after a compiler barrier). */
+static inline struct hk_bin *hk_bin_at(size_t off)
 {
-    struct hk_bin *b = &hk_tls.bins[cls];
+    struct hk_bin *b = (struct hk_bin *)(hk_tls.bins + off);
     __asm__("" : "+r"(b));
     return b;
 }
 
-/* The same from the bin's byte offset in the thread cache (hk_bin_lut). */
-static inline struct hk_bin *hk_bin_at(size_t off)
+/* Any thread cache's bin of class cls, once started (hk_lookup.bin_off,
+ * which free's fast path reads beside the block test), and its medium
+ * bin: for the slow paths. */
+static inline struct hk_bin *hk_tc_bin(struct hk_tcache *tc, unsigned cls)
 {
-    struct hk_bin *b = (struct hk_bin *)((char *)&hk_tls + off);
-    __asm__("" : "+r"(b));
-    return b;
+    return (struct hk_bin *)(tc->bins + hk_lookup.bin_off[cls]);
+}
+
+static inline struct hk_bin *hk_tc_mbin(struct hk_tcache *tc)
+{
+    return (struct hk_bin *)(tc->bins + HK_MBIN_OFF);
+}
+
+/* The class of tc's bin b (not its medium bin). */
+static inline unsigned hk_tc_bin_cls(struct hk_tcache *tc, const struct hk_bin *b)
+{
+    size_t off = (size_t)((const unsigned char *)b - tc->bins);
+    if (off < HK_BIN_OFF(HK_NCLASS_LUT))
+        return (unsigned)(off / HK_BIN_BYTES(HK_TC_SLOTS));
+    return HK_NCLASS_LUT + (unsigned)((off - HK_BIN_OFF(HK_NCLASS_LUT)) / HK_BIN_BYTES(HK_TC_SLOTS_BIG));
 }
 
 /* The owner's side of the handshake with a thief (hk_types.h), shared by

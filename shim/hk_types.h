@@ -78,11 +78,21 @@
 #define HK_CLS_FREE    0xfe          /* unit not in any slab (or header) */
 #define HK_CLS_LARGE   0xff          /* the segment is a large allocation */
 
-/* Thread cache geometry. A bin holds at most HK_TC_SLOTS pointers; the
- * policy sets the live capacity per class and mode. 62 slots and a 16-byte
- * head make a bin exactly 512 bytes, so the fast path finds a bin with one
- * shift. */
-#define HK_TC_SLOTS    62
+/* Thread cache geometry. A bin of a class up to HK_LUT_MAX (the first
+ * HK_NCLASS_LUT classes) holds at most HK_TC_SLOTS pointers, a bin of a
+ * bigger class HK_TC_SLOTS_BIG (no mode caches more of them); the policy
+ * sets the live capacity per class and mode. 62 slots and a 16-byte head
+ * make a small class's bin exactly 512 bytes. The bins lie one after the
+ * other in struct hk_tcache, the medium bin last (HK_BIN_OFF): 13.4 KiB of
+ * initial-exec TLS, which ld.so zeroes for every new thread. */
+#define HK_TC_SLOTS     62
+#define HK_TC_SLOTS_BIG 16
+#define HK_NCLASS_LUT   20          /* classes of at most HK_LUT_MAX bytes */
+#define HK_BIN_BYTES(slots) (16 + 8 * (slots))
+#define HK_BIN_SLOTS(c) ((c) < HK_NCLASS_LUT ? HK_TC_SLOTS : HK_TC_SLOTS_BIG)
+#define HK_BIN_OFF(c) ((c) <= HK_NCLASS_LUT ? (c) * HK_BIN_BYTES(HK_TC_SLOTS) :      \
+                       HK_NCLASS_LUT * HK_BIN_BYTES(HK_TC_SLOTS) +                   \
+                       ((c) - HK_NCLASS_LUT) * HK_BIN_BYTES(HK_TC_SLOTS_BIG))
 
 #define HK_SEG_MAGIC_SS    0x4853534bu  /* "KSSH" */
 #define HK_SEG_MAGIC_LARGE 0x48534c4bu  /* "KLSH" */
@@ -194,13 +204,13 @@ struct hk_bin {
         };
         uint64_t head;              /* n and busy, for the owner's one store */
     };
-    uint32_t cap;                   /* live capacity, <= HK_TC_SLOTS; set to 0
+    uint32_t cap;                   /* live capacity, <= its slots; set to 0
                                        by another thread to force this thread's
                                        next free onto the slow path */
     uint32_t unused;
-    void *slot[HK_TC_SLOTS];
+    void *slot[];                   /* HK_BIN_SLOTS of its class, or HK_MBIN_SLOTS */
 };
-_Static_assert(sizeof(struct hk_bin) == 512, "a bin is 512 bytes");
+_Static_assert(sizeof(struct hk_bin) == HK_BIN_BYTES(0), "a bin's head is 16 bytes");
 
 enum hk_tstate { HK_T_NEW = 0, HK_T_INITING, HK_T_READY, HK_T_DEAD };
 
@@ -210,9 +220,11 @@ enum hk_tstate { HK_T_NEW = 0, HK_T_INITING, HK_T_READY, HK_T_DEAD };
  * low bits (medium blocks are page aligned); at most HK_MBIN_SLOTS blocks
  * and the policy's medium_cache_bytes. */
 #define HK_MBIN_SLOTS  32
+#define HK_MBIN_OFF    HK_BIN_OFF(HK_NCLASS)
 struct hk_tcache {
-    struct hk_bin bins[HK_NCLASS];
-    struct hk_bin mbin;             /* the medium bin: same handshake as bins */
+    /* the bins of the small classes at HK_BIN_OFF(class) (hk_tc_bin), then
+     * the medium bin at HK_MBIN_OFF (hk_tc_mbin): same handshake as bins */
+    _Alignas(HK_CACHELINE) unsigned char bins[HK_MBIN_OFF + HK_BIN_BYTES(HK_MBIN_SLOTS)];
     uint32_t mbytes;                /* bytes in mbin while its n > 0 */
     uint8_t mcount[HK_NMEDIUM];     /* blocks in mbin per medium class, likewise */
     uint32_t steal_mn;              /* a thief's: what it exchanged from mbin */

@@ -70,6 +70,8 @@ void hk_init_slow(void)
     }
     hk_env_init();
     hk_block_check_init(hk_lookup.check, hk_lookup.check4);
+    for (unsigned c = 0; c < HK_NCLASS; c++)
+        hk_lookup.bin_off[c] = HK_BIN_OFF(c);
     const void *rnd = (const void *)getauxval(AT_RANDOM);     /* 16 bytes, unaligned */
     uint64_t r[2] = { (uint64_t)(uintptr_t)&r * 0x9E3779B97F4A7C15u, 0 };
     if (rnd)

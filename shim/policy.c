@@ -60,7 +60,7 @@ uint32_t hk_policy_tc_cap(const struct hk_limits *l, unsigned cls)
     uint32_t cap = size <= 1024 ? l->tc_cap_small : l->tc_cap_large;
     if (l->tc_class_bytes && cap > l->tc_class_bytes / size)
         cap = l->tc_class_bytes / size > 2 ? l->tc_class_bytes / size : 2;
-    return cap > HK_TC_SLOTS ? HK_TC_SLOTS : cap;
+    return cap > HK_BIN_SLOTS(cls) ? HK_BIN_SLOTS(cls) : cap;
 }
 
 /* Classes whose first slab is carved at start in FAST mode: the small

@@ -106,7 +106,7 @@ static void mbin_empty(struct hk_tcache *tc)
 static void flush_all(struct hk_tcache *tc)
 {
     for (unsigned c = 0; c < HK_NCLASS; c++) {
-        struct hk_bin *b = &tc->bins[c];
+        struct hk_bin *b = hk_tc_bin(tc, c);
         if (hk_bin_n(b) == 0)
             continue;                   /* nothing to give (a thief puts a 0 back as 0) */
         uint32_t n = bin_close(b);
@@ -114,11 +114,11 @@ static void flush_all(struct hk_tcache *tc)
             hk_central_put(c, b->slot, n, "free");
         bin_open(b, 0);
     }
-    uint32_t n = bin_close(&tc->mbin);
-    mslots_put(tc->mbin.slot, n);
+    uint32_t n = bin_close(hk_tc_mbin(tc));
+    mslots_put(hk_tc_mbin(tc)->slot, n);
     tc->mbytes = 1;                     /* whatever it was: count again from 0 */
     mbin_empty(tc);
-    bin_open(&tc->mbin, 0);
+    bin_open(hk_tc_mbin(tc), 0);
 }
 
 static void tcache_exit(void *arg)
@@ -134,8 +134,8 @@ static void tcache_exit(void *arg)
         tc->next->prev = tc->prev;
     tc->next = tc->prev = NULL;
     for (unsigned c = 0; c < HK_NCLASS; c++)
-        hk_bin_set_cap(&tc->bins[c], 0);
-    hk_bin_set_cap(&tc->mbin, 0);
+        hk_bin_set_cap(hk_tc_bin(tc, c), 0);
+    hk_bin_set_cap(hk_tc_mbin(tc), 0);
     tc->state = HK_T_DEAD;
     pthread_mutex_unlock(&hk_tc_lock);
     flush_all(tc);
@@ -150,7 +150,7 @@ void hk_tcache_force_slow_all(void)
     pthread_mutex_lock(&hk_tc_lock);
     for (struct hk_tcache *tc = hk_tc_all; tc; tc = tc->next)
         for (unsigned c = 0; c < HK_NCLASS; c++)
-            hk_bin_set_cap(&tc->bins[c], 0);
+            hk_bin_set_cap(hk_tc_bin(tc, c), 0);
     pthread_mutex_unlock(&hk_tc_lock);
 }
 
@@ -186,9 +186,9 @@ static size_t steal_bins(struct hk_tcache *tc, bool take)
     size_t taken = 0;
     for (unsigned c = 0; c <= HK_NCLASS; c++) {
         bool medium = c == HK_NCLASS;
-        struct hk_bin *b = medium ? &tc->mbin : &tc->bins[c];
+        struct hk_bin *b = medium ? hk_tc_mbin(tc) : hk_tc_bin(tc, c);
         uint32_t k = medium ? tc->steal_mn : tc->steal_n[c];
-        if (take && k != 0 && k <= HK_TC_SLOTS && __atomic_load_n(&b->busy, __ATOMIC_RELAXED) == 0 &&
+        if (take && k != 0 && k <= (medium ? HK_MBIN_SLOTS : HK_BIN_SLOTS(c)) && __atomic_load_n(&b->busy, __ATOMIC_RELAXED) == 0 &&
             hk_bin_n(b) == HK_BIN_STOLEN) {
             /* The owner is outside every operation on b, and any it starts
              * sees HK_BIN_STOLEN and waits for hk_tc_lock (and counts its
@@ -223,8 +223,8 @@ size_t hk_tcache_steal_all(void)
         if (tc == self)
             continue;
         for (unsigned c = 0; c < HK_NCLASS; c++)
-            tc->steal_n[c] = __atomic_exchange_n(&tc->bins[c].n, HK_BIN_STOLEN, __ATOMIC_SEQ_CST);
-        tc->steal_mn = __atomic_exchange_n(&tc->mbin.n, HK_BIN_STOLEN, __ATOMIC_SEQ_CST);
+            tc->steal_n[c] = __atomic_exchange_n(&hk_tc_bin(tc, c)->n, HK_BIN_STOLEN, __ATOMIC_SEQ_CST);
+        tc->steal_mn = __atomic_exchange_n(&hk_tc_mbin(tc)->n, HK_BIN_STOLEN, __ATOMIC_SEQ_CST);
         any = true;
     }
     if (any) {
@@ -294,8 +294,8 @@ static void tcache_set_caps(struct hk_tcache *tc)
         caps_lim = lim;
     }
     for (unsigned c = 0; c < HK_NCLASS; c++)
-        hk_bin_set_cap(&tc->bins[c], caps[c]);
-    hk_bin_set_cap(&tc->mbin, lim->medium_cache_bytes ? HK_MBIN_SLOTS : 0);
+        hk_bin_set_cap(hk_tc_bin(tc, c), caps[c]);
+    hk_bin_set_cap(hk_tc_mbin(tc), lim->medium_cache_bytes ? HK_MBIN_SLOTS : 0);
 }
 
 static void tcache_setup(struct hk_tcache *tc)
@@ -355,7 +355,7 @@ static void *tcache_malloc(struct hk_tcache *tc, unsigned cls)
         errno = ENOMEM;
         return NULL;
     }
-    struct hk_bin *b = &tc->bins[cls];
+    struct hk_bin *b = hk_tc_bin(tc, cls);
     uint32_t n = bin_close(b);
     if (n) {                            /* filled meanwhile (cannot be closed here) */
         p = b->slot[n - 1];
@@ -388,7 +388,7 @@ void *hk_malloc_slow(struct hk_bin *b)
 {
     hk_ensure_init();
     struct hk_tcache *tc = &hk_tls;
-    unsigned cls = (unsigned)(b - tc->bins);
+    unsigned cls = hk_tc_bin_cls(tc, b);
     if (tc->guard) {                    /* nested in the shim: see guard.c */
         unsigned size = hk_class_size[cls];
         return hk_guard_alloc(size, size & -size);
@@ -409,9 +409,10 @@ static void check_double_free(struct hk_tcache *tc, void *p, unsigned cls)
     bool mine = false, theirs = false, medium = cls >= HK_NCLASS;
     pthread_mutex_lock(&hk_tc_lock);    /* no thief meanwhile; the list holds */
     for (struct hk_tcache *t = hk_tc_all; t && !mine && !theirs; t = t->next) {
-        const struct hk_bin *b = medium ? &t->mbin : &t->bins[cls];
+        const struct hk_bin *b = medium ? hk_tc_mbin(t) : hk_tc_bin(t, cls);
         uint32_t n = hk_bin_n(b);
-        for (uint32_t i = 0; n <= HK_TC_SLOTS && i < n; i++) {
+        uint32_t slots = medium ? HK_MBIN_SLOTS : HK_BIN_SLOTS(cls);
+        for (uint32_t i = 0; n <= slots && i < n; i++) {
             void *q = __atomic_load_n(&b->slot[i], __ATOMIC_RELAXED);
             if ((medium ? mslot_ptr(q) : q) == p) {
                 mine = t == tc;
@@ -434,14 +435,14 @@ static void tcache_free(struct hk_tcache *tc, void *p, unsigned cls)
         check_double_free(tc, p, cls);
     w[1] = hk_free_key;                 /* free from now on, wherever it goes */
     tc = tcache_get(tc);
-    uint32_t cap = tc ? hk_bin_cap(&tc->bins[cls]) : 0;
+    uint32_t cap = tc ? hk_bin_cap(hk_tc_bin(tc, cls)) : 0;
     if (cap == 0) {
         hk_central_put(cls, &p, 1, "free");
         if (tc)                         /* done with the bin: the fast path set busy */
-            __atomic_store_n(&tc->bins[cls].busy, 0, __ATOMIC_RELAXED);
+            __atomic_store_n(&hk_tc_bin(tc, cls)->busy, 0, __ATOMIC_RELAXED);
         return;
     }
-    struct hk_bin *b = &tc->bins[cls];
+    struct hk_bin *b = hk_tc_bin(tc, cls);
     uint32_t n = bin_close(b);
     if (n >= cap) {
         /* Flush the older half: the newer blocks are the cache-warm ones. */
@@ -461,7 +462,7 @@ void *hk_tcache_medium_take(unsigned cls)
     struct hk_tcache *tc = tcache_get(&hk_tls);
     if (!tc)
         return NULL;
-    struct hk_bin *b = &tc->mbin;
+    struct hk_bin *b = hk_tc_mbin(tc);
     uint32_t n = bin_close(b);
     void *p = NULL;
     if (n == 0)
@@ -493,13 +494,13 @@ void hk_tcache_medium_free(void *p, unsigned cls)
         check_double_free(tc, p, cls);
     tc = tcache_get(tc);
     uint32_t size = hk_class_size[cls], limit = hk_limits()->medium_cache_bytes;
-    uint32_t cap = tc ? hk_bin_cap(&tc->mbin) : 0;
+    uint32_t cap = tc ? hk_bin_cap(hk_tc_mbin(tc)) : 0;
     if (cap == 0 || size > limit) {
         hk_central_put(cls, &p, 1, "free");
         return;
     }
     w[1] = hk_free_key;                 /* free from now on, wherever it goes */
-    struct hk_bin *b = &tc->mbin;
+    struct hk_bin *b = hk_tc_mbin(tc);
     uint32_t n = bin_close(b);
     if (n == 0)
         mbin_empty(tc);

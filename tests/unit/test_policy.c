@@ -25,7 +25,7 @@ START_TEST(test_caps)
 {
     struct hk_limits f = *hk_policy_limits(HK_MODE_FAST), l = *hk_policy_limits(HK_MODE_LEAN);
     for (unsigned c = 0; c < HK_NCLASS; c++) {
-        ck_assert_uint_le(hk_policy_tc_cap(&f, c), HK_TC_SLOTS);
+        ck_assert_uint_le(hk_policy_tc_cap(&f, c), HK_BIN_SLOTS(c));
         ck_assert_uint_le(hk_policy_tc_cap(&l, c), hk_policy_tc_cap(&f, c));
         ck_assert_uint_gt(hk_policy_tc_cap(&f, c), 0);
     }

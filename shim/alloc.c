@@ -37,10 +37,10 @@ __attribute__((noinline, cold)) static void *hk_malloc_large(size_t n, size_t al
 static inline void *hk_malloc_bin(struct hk_bin *b)
 {
     hk_bin_busy(b);
-    uint32_t n = hk_bin_n(b) - 1;
-    if (HK_LIKELY(n < HK_TC_SLOTS)) {
-        uint64_t *p = b->slot[n];
-        hk_bin_commit(b, n);
+    size_t n = hk_bin_n(b);
+    if (HK_LIKELY(n - 1 < HK_TC_SLOTS)) {
+        uint64_t *p = b->slot[n - 1];
+        hk_bin_commit(b, n - 1);
         p[1] = 0;
         return p;
     }

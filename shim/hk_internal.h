@@ -153,7 +153,6 @@ HK_HIDDEN size_t hk_opt_format(const struct hk_optdef *d, const void *v, char *b
 HK_HIDDEN void *hk_os_map_aligned(size_t len);
 HK_HIDDEN void hk_os_unmap(void *p, size_t len);
 HK_HIDDEN bool hk_os_grow_inplace(void *p, size_t old_len, size_t new_len);
-HK_HIDDEN bool hk_os_shrink(void *p, size_t old_len, size_t new_len);
 HK_HIDDEN bool hk_os_map_at(void *p, size_t len);
 HK_HIDDEN void *hk_os_map_shared(int fd, size_t len, bool writable);
 HK_HIDDEN void hk_os_hugepage(void *p, size_t len, bool on);

@@ -127,15 +127,6 @@ bool hk_os_grow_inplace(void *p, size_t old_len, size_t new_len)
     return mremap(p, old_len, new_len, 0) == p;
 }
 
-/* Give back the tail of a mapping beyond new_len. */
-bool hk_os_shrink(void *p, size_t old_len, size_t new_len)
-{
-    if (new_len >= old_len)
-        return false;
-    hk_munmap((char *)p + new_len, old_len - new_len);
-    return true;
-}
-
 /* Ask for transparent huge pages on [p, p+len) (on), or no more (off:
  * neither at fault time nor by khugepaged's collapsing). Advisory: a
  * kernel without THP refuses and nothing changes. */

@@ -154,8 +154,7 @@ HK_HIDDEN size_t hk_opt_format(const struct hk_optdef *d, const void *v, char *b
 HK_HIDDEN void *hk_os_map_aligned(size_t len);
 HK_HIDDEN void hk_os_unmap(void *p, size_t len);
 HK_HIDDEN bool hk_os_grow_inplace(void *p, size_t old_len, size_t new_len);
-HK_HIDDEN bool hk_os_shrink(void *p, size_t old_len, size_t new_len);
-HK_HIDDEN bool hk_os_move(void *p, size_t len, void *dst);
+HK_HIDDEN bool hk_os_map_at(void *p, size_t len);
 HK_HIDDEN void *hk_os_map_shared(int fd, size_t len, bool writable);
 HK_HIDDEN void hk_os_hugepage(void *p, size_t len, bool on);
 #define HK_SS_PAGES (HK_SEG_SIZE / HK_PAGE)
@@ -183,7 +182,7 @@ HK_HIDDEN bool hk_policy_prewarm_class(unsigned cls);
 HK_HIDDEN bool hk_policy_keep_empty_slab(const struct hk_limits *l, unsigned cls,
                                          uint32_t nempty);
 HK_HIDDEN bool hk_policy_cache_superslab(const struct hk_limits *l, uint32_t ncached);
-HK_HIDDEN bool hk_policy_cache_large(const struct hk_limits *l, size_t len);
+HK_HIDDEN size_t hk_policy_large_cache_bytes(const struct hk_limits *l, size_t live);
 HK_HIDDEN uint64_t hk_policy_decommit_mask(uint64_t free_now, uint64_t decommitted,
                                            uint64_t lazy, uint64_t free_seen, bool now,
                                            bool eager);

@@ -273,8 +273,8 @@ struct hk_limits {
     uint32_t medium_cache_bytes;    /* bytes of medium blocks a thread caches */
     uint32_t empty_slabs_kept;      /* per class, on the partial list */
     uint32_t ss_cache_max;          /* empty superslabs kept mapped */
-    uint32_t large_cache_max;       /* large mappings kept */
-    size_t   large_cache_bytes;     /* ... and their total size */
+    uint32_t large_cache_max;       /* free large extents kept */
+    size_t   large_cache_bytes;     /* ... and their total size, at least */
     uint32_t prewarm;               /* 1: carve hot-class slabs at start */
     uint32_t depot_max;             /* batches kept per class in the depot */
     uint32_t purge;                 /* 1: decommit free pages, retire empty

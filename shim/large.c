@@ -1,13 +1,20 @@
-/* large.c: allocations above HK_MEDIUM_MAX. Each is its own mapping,
- * aligned on 2 MiB with a struct hk_large header at its start, so that
- * the registry finds it like a superslab. FAST mode keeps freed mappings
- * for reuse (the policy says how many and how many bytes), taken back by
- * size (the smallest that fits; a tail of more than half the request is
- * unmapped first; when none fits, the biggest that fit are moved into a
- * new mapping, so that their pages need not be faulted in again), and
- * unmapped by decay: a mapping still cached after a whole purge round
- * goes (hk_large_decay, from purge.c). realloc grows in place when the
- * address space after the mapping is free.
+/* large.c: allocations above HK_MEDIUM_MAX. Each block owns an extent:
+ * whole 2 MiB segments, with a struct hk_large header at the start of the
+ * first, so that the registry finds it like a superslab (the block starts
+ * in that first segment). A freed extent is not unmapped in FAST: it joins
+ * the cache of free extents, merged with a free extent just before or
+ * after it, and later blocks are carved from there, best fit, the rest
+ * split off at a segment boundary. Its pages stay committed and keep their
+ * addresses: on these machines a page faulted in afresh, or moved by
+ * mremap, costs a hidden fault of ~30-150 us on its first touch; a page
+ * kept in place costs nothing. When no free extent is big enough, the
+ * biggest grows with fresh pages mapped just after or before it, else a
+ * fresh extent is mapped. The policy bounds the free bytes kept (as much
+ * as is live, at least large_cache_bytes: hk_policy_large_cache_bytes;
+ * past it the oldest free extent gives back its tail); LEAN keeps none.
+ * Decay gives back what stays free: an extent still cached after a whole
+ * purge round is unmapped (hk_large_decay, from purge.c). realloc grows
+ * into a free extent after the block, or with mremap in place.
  *
  * Alignments above 1 MiB cannot keep the header in the user block's
  * 2 MiB chunk; those few blocks are kept in a small table instead
@@ -18,18 +25,20 @@
 #include "hk_internal.h"
 
 #define HK_LARGE_HDR   128              /* header bytes before a block */
-#define HK_LCACHE_MAX  32               /* slots; the policy may use fewer */
+#define HK_LCACHE_MAX  64               /* free extents; the policy may keep fewer */
 #define HK_HUGE_MAX    64               /* live blocks aligned above 1 MiB */
-/* Bytes every mapping keeps beyond its block so that the block can start
+/* Bytes every extent keeps beyond its block so that the block can start
  * at one of at least 17 offsets (a cache line apart): see large_offset. */
 #define HK_LARGE_ROTATE 1024
 
 static pthread_mutex_t hk_large_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct hk_large *hk_lcache[HK_LCACHE_MAX];   /* oldest first */
+/* Under hk_large_lock: */
+static struct hk_large *hk_lcache[HK_LCACHE_MAX];   /* free extents, oldest first */
 static uint32_t hk_lcache_n;
 static size_t hk_lcache_bytes;
 static uint32_t hk_lcache_round;        /* decay rounds so far */
-static _Atomic uint32_t hk_large_turn;  /* offset choice of fresh mappings */
+static size_t hk_large_live_bytes;      /* extent bytes of live blocks */
+static _Atomic uint32_t hk_large_turn;  /* offset choice of fresh extents */
 
 _Static_assert(sizeof(struct hk_large) <= HK_LARGE_HDR, "large header size");
 
@@ -46,6 +55,15 @@ static void lcache_remove(uint32_t i)
     HK_CTR_SUB(large_cached, 1);
 }
 
+/* Cache free extent l as the newest (room checked by the caller). */
+static void lcache_append(struct hk_large *l)
+{
+    l->cached_round = hk_lcache_round;
+    hk_lcache[hk_lcache_n++] = l;
+    hk_lcache_bytes += l->map_len;
+    HK_CTR_ADD(large_cached, 1);
+}
+
 static void large_unmap(struct hk_large *l)
 {
     hk_reg_clear((uintptr_t)l);
@@ -53,13 +71,12 @@ static void large_unmap(struct hk_large *l)
     hk_os_unmap(l, l->map_len);
 }
 
-static void lcache_put(struct hk_large *l);
-
-/* Split mapping l at head (a multiple of HK_SEG_SIZE, below l->map_len):
- * the tail becomes a mapping of its own, with a header and its pages
- * still faulted in, and goes to the cache. Its first block will sit at a
- * fresh mapping's offset (user_off 0: see hk_large_alloc). */
-static void large_split(struct hk_large *l, size_t head)
+/* Cut extent l at head (a multiple of HK_SEG_SIZE, below l->map_len):
+ * the tail becomes a free extent of its own, with a header, registered,
+ * its pages still committed; returned for the caller to cache. Its first
+ * block will sit at a fresh extent's offset (user_off 0: see
+ * hk_large_alloc). */
+static struct hk_large *large_cut(struct hk_large *l, size_t head)
 {
     struct hk_large *t = (struct hk_large *)((char *)l + head);
     hk_seg_init(&t->seg, HK_SEG_MAGIC_LARGE, HK_CLS_LARGE);
@@ -68,53 +85,100 @@ static void large_split(struct hk_large *l, size_t head)
     t->state = HK_LARGE_CACHED;
     l->map_len = head;
     hk_reg_set((uintptr_t)t);
-    lcache_put(t);
+    return t;
 }
 
-/* Take from the cache the mapping of min..max bytes that is the smallest
- * (or, with biggest, the biggest); NULL when none is. */
-static struct hk_large *lcache_pick(size_t min, size_t max, bool biggest)
+/* Merge free extent l with the cached free extents just before and after
+ * it (their addresses meet); the merged extent, out of the cache. The
+ * header of the one that comes second is dropped from the registry. */
+static struct hk_large *lcache_merge(struct hk_large *l)
+{
+    for (uint32_t i = 0; i < hk_lcache_n;) {
+        struct hk_large *e = hk_lcache[i];
+        if ((char *)e + e->map_len == (char *)l) {
+            lcache_remove(i);
+            e->map_len += l->map_len;
+            hk_reg_clear((uintptr_t)l);
+            l = e;
+            i = 0;
+        } else if ((char *)l + l->map_len == (char *)e) {
+            lcache_remove(i);
+            l->map_len += e->map_len;
+            hk_reg_clear((uintptr_t)e);
+            i = 0;
+        } else {
+            i++;
+        }
+    }
+    return l;
+}
+
+/* Cache free extent l (state HK_LARGE_CACHED) merged with its free
+ * neighbours if the policy keeps free bytes, making room by giving back
+ * the tail of the oldest extent (the whole of it, and of the next oldest,
+ * when that is not enough or the count is full); else unmap it. */
+static void lcache_put(struct hk_large *l)
+{
+    struct hk_large *evict[HK_LCACHE_MAX + 1];
+    uint32_t nevict = 0;
+    char *tail = NULL;                  /* a tail given back, of tail_len */
+    size_t tail_len = 0;
+    const struct hk_limits *lim = hk_limits();
+    pthread_mutex_lock(&hk_large_lock);
+    size_t cap = hk_policy_large_cache_bytes(lim, hk_large_live_bytes);
+    uint32_t max = lim->large_cache_max < HK_LCACHE_MAX ? lim->large_cache_max : HK_LCACHE_MAX;
+    if (cap > 0)
+        l = lcache_merge(l);
+    if (cap == 0 || l->map_len > cap) {
+        evict[nevict++] = l;
+    } else {
+        while (hk_lcache_n > 0 && (hk_lcache_n >= max || hk_lcache_bytes + l->map_len > cap)) {
+            struct hk_large *o = hk_lcache[0];
+            size_t over = round_up(hk_lcache_bytes + l->map_len - cap, HK_SEG_SIZE);
+            if (hk_lcache_n < max && over < o->map_len) {
+                o->map_len -= over;     /* its head stays cached */
+                hk_lcache_bytes -= over;
+                tail = (char *)o + o->map_len;
+                tail_len = over;
+                break;
+            }
+            evict[nevict++] = o;
+            lcache_remove(0);
+        }
+        lcache_append(l);
+    }
+    pthread_mutex_unlock(&hk_large_lock);
+    for (uint32_t i = 0; i < nevict; i++)
+        large_unmap(evict[i]);
+    if (tail) {                         /* no header lies there */
+        HK_CTR_SUB(bytes_committed, tail_len);
+        hk_os_unmap(tail, tail_len);
+    }
+}
+
+/* Take from the cache (lock held) the smallest free extent of at least
+ * need bytes (a multiple of HK_SEG_SIZE), its tail beyond need split off
+ * and cached; NULL when none is big enough. */
+static struct hk_large *lcache_take(size_t need)
 {
     struct hk_large *best = NULL;
     uint32_t bi = 0;
-    pthread_mutex_lock(&hk_large_lock);
     for (uint32_t i = 0; i < hk_lcache_n; i++) {
         size_t len = hk_lcache[i]->map_len;
-        if (len >= min && len <= max &&
-            (!best || (biggest ? len > best->map_len : len < best->map_len))) {
+        if (len >= need && (!best || len < best->map_len)) {
             best = hk_lcache[i];
             bi = i;
         }
     }
-    if (best)
-        lcache_remove(bi);
-    pthread_mutex_unlock(&hk_large_lock);
+    if (!best)
+        return NULL;
+    lcache_remove(bi);
+    if (best->map_len > need)
+        lcache_append(large_cut(best, need));   /* fewer bytes than before */
     return best;
 }
 
-/* A cached mapping of at least need bytes, the smallest first. One more
- * than half as big again as need gives up its tail, so that a small
- * request does not pin a big mapping: split off at the next 2 MiB
- * boundary into a cached mapping of its own (large_split), or unmapped
- * when shorter than that. Either way the head, whose pages are faulted
- * in already, serves the request without page faults (on these machines
- * a fault costs ~15 us a page: 60 ms for a 16 MiB block). */
-static struct hk_large *lcache_take(size_t need)
-{
-    struct hk_large *best = lcache_pick(need, SIZE_MAX, false);
-    if (best && best->map_len - need > need / 2) {
-        size_t head = round_up(need, HK_SEG_SIZE);
-        if (head < best->map_len) {
-            large_split(best, head);
-        } else if (hk_os_shrink(best, best->map_len, need)) {
-            HK_CTR_SUB(bytes_committed, best->map_len - need);
-            best->map_len = need;
-        }
-    }
-    return best;
-}
-
-/* A fresh mapping of need bytes with its header, registered. */
+/* A fresh extent of need bytes with its header, registered. */
 static struct hk_large *large_map(size_t need)
 {
     struct hk_large *l = hk_os_map_aligned(need);
@@ -127,33 +191,42 @@ static struct hk_large *large_map(size_t need)
     return l;
 }
 
-/* Fill the fresh mapping l from the cache, which holds nothing as big:
- * the biggest cached mappings that still fit are moved (mremap) one after
- * another into it, so that their pages, faulted in already, serve the new
- * block and only the rest is new. The first brings its header (user_off:
- * the previous owner's pointer stays a detected double free, pointing at
- * nothing of ours now). A mapping that cannot move (made of pieces moved
- * before: mremap moves one kernel mapping at a time) goes back to the
- * cache. True when l's head came from the cache. */
-static bool large_fill(struct hk_large *l)
+/* No free extent holds need bytes: grow the biggest with fresh pages
+ * mapped right after it, or right before it (a new header there), so that
+ * its committed pages serve the head or the tail of the block. NULL when
+ * none is cached or the addresses around it are taken. */
+static struct hk_large *large_extend(size_t need)
 {
-    size_t need = l->map_len, off = 0;
-    struct hk_large *m;
-    while (need - off >= HK_SEG_SIZE && (m = lcache_pick(0, need - off, true))) {
-        size_t len = m->map_len;
-        hk_reg_clear((uintptr_t)m);
-        if (!hk_os_move(m, len, (char *)l + off)) {
-            hk_reg_set((uintptr_t)m);
-            lcache_put(m);
-            break;
+    struct hk_large *e = NULL;
+    uint32_t bi = 0;
+    pthread_mutex_lock(&hk_large_lock);
+    for (uint32_t i = 0; i < hk_lcache_n; i++)
+        if (!e || hk_lcache[i]->map_len > e->map_len) {
+            e = hk_lcache[i];
+            bi = i;
         }
-        HK_CTR_SUB(bytes_committed, len);
-        off += len;
+    if (e)
+        lcache_remove(bi);
+    pthread_mutex_unlock(&hk_large_lock);
+    if (!e)
+        return NULL;
+    size_t more = need - e->map_len;
+    struct hk_large *l = NULL;
+    if (hk_os_map_at((char *)e + e->map_len, more)) {
+        l = e;
+    } else if ((uintptr_t)e > more + ((uintptr_t)1 << 32) && hk_os_map_at((char *)e - more, more)) {
+        l = (struct hk_large *)((char *)e - more);
+        hk_seg_init(&l->seg, HK_SEG_MAGIC_LARGE, HK_CLS_LARGE);
+        l->user_off = l->prev_off = 0;
+        hk_reg_clear((uintptr_t)e);
+        hk_reg_set((uintptr_t)l);
+    } else {
+        lcache_put(e);
+        return NULL;
     }
-    if (off == 0)
-        return false;
-    l->map_len = need;                  /* the header came with the first */
-    return true;
+    HK_CTR_ADD(bytes_committed, more);
+    l->map_len = need;
+    return l;
 }
 
 /* Where a block of n bytes aligned on align starts in mapping l: one of
@@ -198,19 +271,24 @@ void *hk_large_alloc(size_t n, size_t align, bool zero)
     /* room to move the block (large_offset): a quarter of a page for
      * small alignments, a page for page alignment, none above */
     size_t room = align <= HK_LARGE_ROTATE ? HK_LARGE_ROTATE : align <= HK_PAGE ? HK_PAGE : 0;
-    size_t need = round_up(off + n + room, HK_PAGE);
+    size_t need = round_up(off + n + room, HK_SEG_SIZE);
+    pthread_mutex_lock(&hk_large_lock);
     struct hk_large *l = lcache_take(need);
+    pthread_mutex_unlock(&hk_large_lock);
+    if (!l)
+        l = large_extend(need);
     bool fresh = l == NULL;
     if (fresh) {
-        /* none big enough: a fresh mapping, filled from the cache */
         l = large_map(need);
         if (!l)
             return NULL;                /* errno ENOMEM from the OS box */
-        fresh = !large_fill(l);
     }
+    pthread_mutex_lock(&hk_large_lock);
+    hk_large_live_bytes += l->map_len;
+    pthread_mutex_unlock(&hk_large_lock);
     l->prev_off = fresh ? 0 : l->user_off;
-    /* user_off 0: a tail split off (large_split), which takes an offset
-     * like a fresh mapping, as its address may have held other blocks */
+    /* user_off 0: a new header (large_cut, large_extend), which takes an
+     * offset like a fresh extent, as its address may have held blocks */
     l->user_off = large_offset(l, n, align, fresh || l->user_off == 0);
     l->user_size = n;
     l->state = HK_LARGE_LIVE;
@@ -242,36 +320,10 @@ void hk_large_free(struct hk_large *l, void *p, const char *who)
     l->state = HK_LARGE_CACHED;
     HK_CTR_SUB(large_live, 1);
     HK_CTR_SUB(bytes_in_use, l->user_size);
-
+    pthread_mutex_lock(&hk_large_lock);
+    hk_large_live_bytes -= l->map_len;
+    pthread_mutex_unlock(&hk_large_lock);
     lcache_put(l);
-}
-
-/* Cache mapping l (state HK_LARGE_CACHED) if the policy keeps it,
- * evicting the oldest to make room; else unmap it. */
-static void lcache_put(struct hk_large *l)
-{
-    struct hk_large *evict[HK_LCACHE_MAX];
-    uint32_t nevict = 0;
-    const struct hk_limits *lim = hk_limits();
-    bool keep = hk_policy_cache_large(lim, l->map_len);
-    if (keep) {
-        pthread_mutex_lock(&hk_large_lock);
-        uint32_t max = lim->large_cache_max < HK_LCACHE_MAX ? lim->large_cache_max : HK_LCACHE_MAX;
-        while (hk_lcache_n > 0 && (hk_lcache_n >= max ||
-               hk_lcache_bytes + l->map_len > lim->large_cache_bytes)) {
-            evict[nevict++] = hk_lcache[0];
-            lcache_remove(0);
-        }
-        l->cached_round = hk_lcache_round;
-        hk_lcache[hk_lcache_n++] = l;
-        hk_lcache_bytes += l->map_len;
-        HK_CTR_ADD(large_cached, 1);
-        pthread_mutex_unlock(&hk_large_lock);
-    }
-    for (uint32_t i = 0; i < nevict; i++)
-        large_unmap(evict[i]);
-    if (!keep)
-        large_unmap(l);
 }
 
 size_t hk_large_usable(struct hk_large *l, const void *p, const char *who)
@@ -280,26 +332,48 @@ size_t hk_large_usable(struct hk_large *l, const void *p, const char *who)
     return l->map_len - l->user_off;
 }
 
-/* Resize in place: shrink by unmapping the tail (when that frees at least
- * a quarter), grow with mremap when the next pages are free. Returns p, or
- * NULL when the caller must move the block. */
+/* Resize in place: shrink by giving back whole segments of the tail (a
+ * free extent then: lcache_put) when that frees at least a quarter; grow
+ * into the free extent just after the block (the rest of it split off
+ * again), or with mremap when the next pages are free. Returns p, or NULL
+ * when the caller must move the block. */
 void *hk_large_realloc(struct hk_large *l, void *p, size_t n)
 {
     large_check(l, p, "realloc");
     if (n > SIZE_MAX / 2)
         return NULL;
-    size_t need = round_up(l->user_off + n, HK_PAGE);
-    if (need <= l->map_len) {
-        size_t spare = l->map_len - need;
-        if (spare >= l->map_len / 4 && spare >= 16 * HK_PAGE && hk_os_shrink(l, l->map_len, need)) {
-            HK_CTR_SUB(bytes_committed, spare);
-            l->map_len = need;
+    size_t need = round_up(l->user_off + n, HK_SEG_SIZE), old = l->map_len;
+    struct hk_large *tail = NULL;
+    bool ok = true;
+    pthread_mutex_lock(&hk_large_lock);
+    if (need < old && old - need >= old / 4) {
+        tail = large_cut(l, need);
+    } else if (need > old) {
+        uint32_t i = 0;
+        while (i < hk_lcache_n && (char *)hk_lcache[i] != (char *)l + old)
+            i++;
+        ok = i < hk_lcache_n && old + hk_lcache[i]->map_len >= need;
+        if (ok) {
+            struct hk_large *e = hk_lcache[i];
+            lcache_remove(i);
+            hk_reg_clear((uintptr_t)e);
+            l->map_len += e->map_len;
+            if (l->map_len > need)
+                lcache_append(large_cut(l, need));
         }
-    } else if (hk_os_grow_inplace(l, l->map_len, need)) {
-        HK_CTR_ADD(bytes_committed, need - l->map_len);
+    }
+    hk_large_live_bytes += l->map_len - old;    /* modulo: may go down */
+    pthread_mutex_unlock(&hk_large_lock);
+    if (tail)
+        lcache_put(tail);               /* state HK_LARGE_CACHED */
+    if (!ok) {
+        if (!hk_os_grow_inplace(l, old, need))
+            return NULL;
+        HK_CTR_ADD(bytes_committed, need - old);
+        pthread_mutex_lock(&hk_large_lock);
         l->map_len = need;
-    } else {
-        return NULL;
+        hk_large_live_bytes += need - old;
+        pthread_mutex_unlock(&hk_large_lock);
     }
     HK_CTR_SUB(bytes_in_use, l->user_size);
     HK_CTR_ADD(bytes_in_use, n);

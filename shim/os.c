@@ -54,6 +54,18 @@ static size_t hk_round(size_t n, size_t to)
     return (n + to - 1) & ~(to - 1);
 }
 
+/* Map len bytes (a multiple of HK_PAGE) at exactly p, where nothing is
+ * mapped yet; false (nothing mapped) when any of it is taken. */
+bool hk_os_map_at(void *p, size_t len)
+{
+    void *q = hk_mmap(p, len, MAP_FIXED_NOREPLACE);
+    if (q == p)
+        return true;
+    if (q != MAP_FAILED)                /* a kernel that took it as a hint */
+        hk_munmap(q, len);
+    return false;
+}
+
 /* Map len bytes (rounded up to pages) at a 2 MiB boundary. NULL with
  * errno ENOMEM when the OS refuses. */
 void *hk_os_map_aligned(size_t len)
@@ -66,13 +78,10 @@ void *hk_os_map_aligned(size_t len)
     uintptr_t hint = atomic_load_explicit(&hk_os_hint, memory_order_relaxed);
     if (hint > span + ((uintptr_t)1 << 32)) {
         void *want = (void *)(hint - span);
-        void *p = hk_mmap(want, len, MAP_FIXED_NOREPLACE);
-        if (p == want) {
-            atomic_store_explicit(&hk_os_hint, (uintptr_t)p, memory_order_relaxed);
-            return p;
+        if (hk_os_map_at(want, len)) {
+            atomic_store_explicit(&hk_os_hint, (uintptr_t)want, memory_order_relaxed);
+            return want;
         }
-        if (p != MAP_FAILED)            /* a kernel that took it as a hint */
-            hk_munmap(p, len);
     }
 
     size_t over = len + HK_SEG_SIZE;
@@ -116,24 +125,6 @@ bool hk_os_grow_inplace(void *p, size_t old_len, size_t new_len)
 {
     HK_CTR_ADD(mmap_calls, 1);
     return mremap(p, old_len, new_len, 0) == p;
-}
-
-/* Move the pages of the mapping [p, p + len) to dst, the start of a
- * mapping of at least len bytes, replacing its head: the pages keep their
- * contents and are not faulted in again. On success p is unmapped. */
-bool hk_os_move(void *p, size_t len, void *dst)
-{
-    HK_CTR_ADD(mmap_calls, 1);
-    return mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, dst) == dst;
-}
-
-/* Give back the tail of a mapping beyond new_len. */
-bool hk_os_shrink(void *p, size_t old_len, size_t new_len)
-{
-    if (new_len >= old_len)
-        return false;
-    hk_munmap((char *)p + new_len, old_len - new_len);
-    return true;
 }
 
 /* Ask for transparent huge pages on [p, p+len) (on), or no more (off:

@@ -31,8 +31,8 @@ extern "C" {
     X(madvise_calls,     "madvise(2) calls")                                 \
     X(superslabs_live,   "superslabs mapped and holding at least one slab")  \
     X(superslabs_cached, "empty superslabs kept mapped for reuse")           \
-    X(large_live,        "large (> 32 KiB) allocations live")                \
-    X(large_cached,      "large mappings kept for reuse")                    \
+    X(large_live,        "large (> 1 MiB) allocations live")                 \
+    X(large_cached,      "free large extents kept for reuse in place")      \
     X(bytes_in_use,      "bytes in blocks handed out or in thread caches")  \
     X(bytes_committed,   "bytes mapped and not decommitted")                 \
     X(bytes_decommitted, "bytes given back with madvise, in total")          \

@@ -2,8 +2,8 @@
  * sizes from 0 to 64 MiB, calloc zeroing on reuse, realloc across small,
  * medium and large, medium blocks without system calls, alignments up to 4 MiB, usable sizes, overflow and
  * out-of-memory (NULL with ENOMEM under a small RLIMIT_AS), foreign and
- * invalid pointers, thread exit returning its cache, the large cache's
- * splits and moves. */
+ * invalid pointers, thread exit returning its cache, large blocks reused
+ * in place from merged free extents. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <link.h>
@@ -381,49 +381,105 @@ START_TEST(test_medium_interior_free_aborts)
 }
 END_TEST
 
-/* The large cache splits and grows instead of mapping anew: a request
- * much smaller than the cached mapping takes its head and leaves the tail
- * (from the next 2 MiB) cached, which a second request then takes with no
- * mmap; a request bigger than every cached mapping gets a new mapping
- * filled with the cached ones' pages, moved (mremap), not faulted in
- * again. Contents and calloc's zeroes hold throughout. */
-START_TEST(test_large_cache_splits_and_grows)
+/* Large blocks are carved from free extents, which merge with their free
+ * neighbours: once a 42 MiB extent is free, rounds of blocks of mixed
+ * sizes (1.1..12 MiB, at most the extent's bytes at once), each freed in
+ * a shuffled order, all land inside it, with no mmap, munmap or madvise:
+ * the pieces merge back into one extent after every round. Contents and
+ * calloc's zeroes hold throughout. (Decay, which may give back what stays
+ * free for seconds on a slow machine, is off.) */
+START_TEST(test_large_reuse_in_place)
+{
+    enum { MB = 1 << 20, SEG = 2 << 20, MAXN = 16 };
+    char *env[] = { "HAKMEM_SS_DECAY_MS=0", NULL };
+    hk_env_load(env, &hk_opt);
+    hakmem_trim();                          /* an empty cache */
+    char *big = hk_malloc(40 * MB);         /* a 42 MiB extent */
+    size_t span = hk_usable_size(big) + (size_t)((uintptr_t)big % SEG);
+    ck_assert_uint_gt(span, 40 * MB);
+    hk_free(big);
+    char *lo = (char *)((uintptr_t)big & ~(uintptr_t)(SEG - 1)), *hi = lo + span;
+    uint64_t maps = ctr("mmap_calls"), unmaps = ctr("munmap_calls");
+    uint64_t adv = ctr("madvise_calls"), committed = ctr("bytes_committed");
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (int round = 0; round < 40; round++) {
+        char *p[MAXN];
+        size_t n[MAXN], used = 0;
+        int k = 0;
+        for (; k < MAXN; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            n[k] = MB + MB / 8 + (size_t)(x >> 20) % (11 * MB);
+            size_t ext = (n[k] + 2048 + SEG - 1) & ~(size_t)(SEG - 1);
+            if (used + ext > span)
+                break;
+            used += ext;
+            p[k] = k % 3 ? hk_malloc(n[k]) : hk_calloc(1, n[k]);
+            ck_assert_ptr_nonnull(p[k]);
+            ck_assert_msg(p[k] >= lo && p[k] + n[k] <= hi, "round %d: block %d of %zu bytes at %p,"
+                          " outside the free extent %p..%p", round, k, n[k], (void *)p[k],
+                          (void *)lo, (void *)hi);
+            if (k % 3 == 0)
+                for (size_t i = 0; i < n[k]; i += 4096)
+                    ck_assert_int_eq(p[k][i], 0);
+            fill(p[k], n[k], (unsigned)(round + k));
+        }
+        for (int i = 0; i < k; i++)
+            ck_assert(check(p[i], n[i], (unsigned)(round + i)));
+        for (int i = k; i > 1; i--) {       /* a shuffled order */
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            int j = (int)(x % (unsigned)i);
+            char *t = p[j];
+            p[j] = p[i - 1];
+            p[i - 1] = t;
+        }
+        for (int i = 0; i < k; i++)
+            hk_free(p[i]);
+        ck_assert_uint_eq(ctr("large_cached"), 1);     /* merged back into one */
+    }
+    ck_assert_uint_eq(ctr("mmap_calls"), maps);
+    ck_assert_uint_eq(ctr("munmap_calls"), unmaps);
+    ck_assert_uint_eq(ctr("madvise_calls"), adv);
+    ck_assert_uint_eq(ctr("bytes_committed"), committed);
+    hakmem_trim();
+    ck_assert_uint_eq(ctr("large_cached"), 0);
+}
+END_TEST
+
+/* A block bigger than every free extent grows the biggest with fresh
+ * pages mapped next to it, so that the extent's pages, faulted in
+ * already, serve part of it: calloc's zeroes, read in full, fault in
+ * fewer pages than a fresh block's. A block shrunk by realloc gives its
+ * tail segments to the cache, and grows back into them with no mmap. */
+START_TEST(test_large_extend_and_realloc_in_place)
 {
     enum { MB = 1 << 20 };
-    hakmem_trim();                          /* an empty cache */
-    ck_assert_uint_eq(ctr("large_cached"), 0);
-    char *big = hk_malloc(20 * MB);
-    fill(big, 20 * MB, 1);
-    hk_free(big);
-    uint64_t maps = ctr("mmap_calls"), committed = ctr("bytes_committed");
-    char *a = hk_malloc(5 * MB);            /* the head of the 20 MiB mapping */
-    char *b = hk_calloc(1, 9 * MB);         /* its tail, split off at 6 MiB */
-    ck_assert_uint_eq(ctr("mmap_calls"), maps);
-    ck_assert_uint_ge((uintptr_t)b, (uintptr_t)(a + 5 * MB));
-    ck_assert_uint_lt((uintptr_t)b, (uintptr_t)(big + 20 * MB));
-    for (size_t i = 0; i < 9 * MB; i += 4096)
-        ck_assert_int_eq(b[i], 0);
-    ck_assert_uint_eq(ctr("bytes_committed"), committed);
-    fill(a, 5 * MB, 2);
-    fill(b, 9 * MB, 3);
-    ck_assert(check(a, 5 * MB, 2) && check(b, 9 * MB, 3));
-    hk_free(b);
-    ck_assert_uint_eq(ctr("large_cached"), 2);         /* b's 10 MiB, the 4 MiB tail */
+    hakmem_trim();
+    char *a = hk_malloc(20 * MB);
+    fill(a, 20 * MB, 1);
+    hk_free(a);
     struct rusage r0, r1;
     getrusage(RUSAGE_SELF, &r0);
-    char *c = hk_calloc(1, 16 * MB);        /* bigger than the cached tail */
-    for (size_t i = 0; i < 16 * MB; i += 4096)
+    char *c = hk_calloc(1, 30 * MB);
+    for (size_t i = 0; i < 30 * MB; i += 4096)
         ck_assert_int_eq(c[i], 0);
     getrusage(RUSAGE_SELF, &r1);
-    ck_assert_uint_eq(ctr("large_cached"), 0);         /* both moved in */
-    /* calloc zeroes the moved head (14 MiB, its pages faulted in already)
-     * and finds the rest fresh: reading it all faults 2 MiB of pages, not
-     * the 16 MiB of a mapping all new (a sanitizer's shadow adds 1/8) */
-    ck_assert_int_lt(r1.ru_minflt - r0.ru_minflt, 16 * MB / 4096 * 3 / 4);
-    fill(c, 16 * MB, 4);
-    ck_assert(check(a, 5 * MB, 2) && check(c, 16 * MB, 4));
-    hk_free(a);
-    hk_free(c);
+    ck_assert_uint_eq(ctr("large_cached"), 0);         /* the 22 MiB taken in */
+    ck_assert_int_lt(r1.ru_minflt - r0.ru_minflt, 30 * MB / 4096 * 3 / 4);
+    ck_assert(c + 30 * MB > a && c < a + 20 * MB);     /* overlaps the old extent */
+    fill(c, 30 * MB, 2);
+    uint64_t maps = ctr("mmap_calls");
+    char *d = hk_realloc(c, 5 * MB);        /* 26 MiB of tail cached */
+    ck_assert_ptr_eq(d, c);
+    ck_assert_uint_eq(ctr("large_cached"), 1);
+    ck_assert(check(d, 5 * MB, 2));
+    d = hk_realloc(d, 25 * MB);             /* grows back into it */
+    ck_assert_ptr_eq(d, c);
+    ck_assert_uint_eq(ctr("large_cached"), 1);         /* the rest, split off */
+    ck_assert_uint_eq(ctr("mmap_calls"), maps);
+    ck_assert(check(d, 5 * MB, 2));
+    fill(d, 25 * MB, 3);
+    ck_assert(check(d, 25 * MB, 3));
+    hk_free(d);
     hakmem_trim();
     ck_assert_uint_eq(ctr("large_cached"), 0);
 }
@@ -666,7 +722,8 @@ static Suite *alloc_suite(void)
     tcase_add_test(tc, test_huge_is_enomem);
     tcase_add_test(tc, test_large_cache_and_counters);
     tcase_add_test(tc, test_large_reuse_moves_block);
-    tcase_add_test(tc, test_large_cache_splits_and_grows);
+    tcase_add_test(tc, test_large_reuse_in_place);
+    tcase_add_test(tc, test_large_extend_and_realloc_in_place);
     tcase_add_test(tc, test_stats_print_format);
     tcase_add_test(tc, test_thread_exit_returns_cache);
     tcase_add_test(tc, test_foreign_early_block_left_alone);

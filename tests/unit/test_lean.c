@@ -240,6 +240,63 @@ START_TEST(test_fast_decay_gives_back)
 }
 END_TEST
 
+/* Resident bytes of this process (/proc/self/statm). */
+static uint64_t rss_bytes(void)
+{
+    unsigned long size = 0, res = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fscanf(f, "%lu %lu", &size, &res), 2);
+    fclose(f);
+    return (uint64_t)res * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Large blocks of mixed sizes, touched, then freed: FAST keeps their
+ * extents (resident, merged, for reuse in place); LEAN gives every freed
+ * block back at once, and a switch to LEAN gives back what FAST kept. */
+START_TEST(test_large_given_back_in_lean)
+{
+    enum { MB = 1 << 20, NL = 10 };     /* extents within FAST's 64 MiB */
+    static char *p[NL];
+    size_t total = 0;
+    for (int round = 0; round < 2; round++) {
+        bool lean = round == 1;
+        if (lean)
+            ck_assert_int_eq(hakmem_set_mode(HAKMEM_MODE_LEAN), 0);
+        uint64_t committed = ctr("bytes_committed");
+        total = 0;
+        for (int i = 0; i < NL; i++) {  /* 2..7 MiB, out of order */
+            size_t n = (size_t)(2 + (i * 5) % 6) * MB + 4096 * (size_t)i;
+            p[i] = hk_malloc(n);
+            ck_assert_ptr_nonnull(p[i]);
+            memset(p[i], i + 1, n);
+            total += n;
+        }
+        uint64_t rss = rss_bytes();
+        for (int i = 0; i < NL; i += 2)     /* every other, then the rest */
+            hk_free(p[i]);
+        for (int i = 1; i < NL; i += 2)
+            hk_free(p[i]);
+        uint64_t after = rss_bytes();
+        if (lean) {
+            ck_assert_uint_eq(ctr("large_cached"), 0);
+            ck_assert_uint_le(ctr("bytes_committed"), committed);
+            ck_assert_msg(rss - after >= total * 9 / 10, "LEAN: RSS %llu -> %llu after freeing %zu"
+                          " bytes of large blocks", (unsigned long long)rss,
+                          (unsigned long long)after, total);
+        } else {
+            ck_assert_uint_ge(ctr("large_cached"), 1);
+            ck_assert_msg(after + total / 10 > rss, "FAST gave back its free extents at once:"
+                          " RSS %llu -> %llu", (unsigned long long)rss, (unsigned long long)after);
+            ck_assert_int_eq(hakmem_set_mode(HAKMEM_MODE_LEAN), 0);
+            ck_assert_uint_eq(ctr("large_cached"), 0);
+            ck_assert_uint_ge(after - rss_bytes(), total * 9 / 10);
+            ck_assert_int_eq(hakmem_set_mode(HAKMEM_MODE_FAST), 0);
+        }
+    }
+}
+END_TEST
+
 /* ---- each level does what hakmem.h says ---- */
 
 static void **grow_keep(unsigned seed)
@@ -589,6 +646,7 @@ static Suite *lean_suite(void)
     tcase_add_test(tc, test_retire_then_reuse);
     tcase_add_test(tc, test_idle_process_gives_back);
     tcase_add_test(tc, test_fast_decay_gives_back);
+    tcase_add_test(tc, test_large_given_back_in_lean);
     tcase_add_test(tc, test_hugepage_until_decommitted);
     tcase_add_test(tc, test_switches_race_threads);
     tcase_add_test(tc, test_level_low_releases_nothing_now);

@@ -15,9 +15,9 @@ START_TEST(test_fast_keeps_lean_releases)
     ck_assert(!hk_policy_cache_superslab(&f, f.ss_cache_max));
     ck_assert(f.purge == 0 && l.purge == 1);   /* LEAN retires at purge rounds */
     ck_assert_uint_le(l.ss_cache_max, f.ss_cache_max);
-    ck_assert(hk_policy_cache_large(&f, 1 << 20));
-    ck_assert(!hk_policy_cache_large(&f, f.large_cache_bytes));
-    ck_assert(!hk_policy_cache_large(&l, 1 << 16));
+    ck_assert_uint_eq(hk_policy_large_cache_bytes(&f, 0), f.large_cache_bytes);
+    ck_assert_uint_eq(hk_policy_large_cache_bytes(&f, (size_t)1 << 30), (size_t)1 << 30);
+    ck_assert_uint_eq(hk_policy_large_cache_bytes(&l, (size_t)1 << 30), 0);
 }
 END_TEST
 

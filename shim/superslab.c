@@ -599,10 +599,19 @@ void hk_ss_unlock_all(void)
     pthread_mutex_unlock(&hk_decommit_lock);
 }
 
+/* The class locks spin a while before they sleep (glibc's adaptive
+ * mutex): a producer and a consumer thread meet at a class's depot every
+ * 31 blocks, for the copy of one batch; sleeping there cost a futex wait
+ * and wake each time. */
 void hk_ss_reinit_locks(void)
 {
     pthread_mutex_init(&hk_decommit_lock, NULL);
     pthread_mutex_init(&hk_ss_lock, NULL);
+    pthread_mutexattr_t spin;
+    bool adaptive = pthread_mutexattr_init(&spin) == 0 &&
+                    pthread_mutexattr_settype(&spin, PTHREAD_MUTEX_ADAPTIVE_NP) == 0;
     for (unsigned cls = 0; cls < HK_NALLCLASS; cls++)
-        pthread_mutex_init(&hk_classes[cls].lock, NULL);
+        pthread_mutex_init(&hk_classes[cls].lock, adaptive ? &spin : NULL);
+    if (adaptive)
+        pthread_mutexattr_destroy(&spin);
 }

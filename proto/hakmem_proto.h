@@ -360,6 +360,7 @@ enum hakmem_counter_kind { HAKMEM_KIND_TOTAL, HAKMEM_KIND_GAUGE, HAKMEM_KIND_STA
 #define HAKMEM_COUNTER_KIND_lean_decommit_eager HAKMEM_KIND_TOTAL
 #define HAKMEM_COUNTER_KIND_tcache_stolen     HAKMEM_KIND_TOTAL
 #define HAKMEM_COUNTER_KIND_bytes_lazy        HAKMEM_KIND_GAUGE
+#define HAKMEM_COUNTER_KIND_depot_spills      HAKMEM_KIND_TOTAL
 #define HAKMEM_COUNTER_KIND(name) HAKMEM_COUNTER_KIND_##name
 
 /* Version 1 pages (hakmem 0.1.0) held these counters, in this order;

@@ -178,6 +178,7 @@ extern struct hk_counters hk_ctr HK_HIDDEN;
 /* ---- policy.c (pure) ---- */
 HK_HIDDEN const struct hk_limits *hk_policy_limits(enum hk_mode mode);
 HK_HIDDEN uint32_t hk_policy_tc_cap(const struct hk_limits *l, unsigned cls);
+HK_HIDDEN uint32_t hk_policy_depot_max(const struct hk_limits *l, unsigned cls);
 HK_HIDDEN bool hk_policy_prewarm_class(unsigned cls);
 HK_HIDDEN bool hk_policy_keep_empty_slab(const struct hk_limits *l, unsigned cls,
                                          uint32_t nempty);

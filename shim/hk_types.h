@@ -247,9 +247,19 @@ struct hk_tcache {
  * came (pointer arrays) for the next thread cache that refills: a block
  * freed by one thread and allocated by another crosses in O(1) per batch,
  * without touching its slab's bitmap. Blocks in the depot count as in use
- * for their slabs; purges and LEAN drain it into the slabs. */
-#define HK_DEPOT_BATCH 32               /* >= a flush of half a full bin */
-#define HK_DEPOT_MAX   8                /* batches per class (FAST) */
+ * for their slabs; purges and LEAN drain it into the slabs. A class keeps
+ * HK_DEPOT_INLINE batches in place; past them (FAST) its depot moves to a
+ * mapping of its own sized by the policy (hk_policy_depot_max: a producer
+ * thread and a consumer thread are thousands of batches apart), which
+ * LEAN's drain unmaps. */
+#define HK_DEPOT_BATCH  32              /* >= a flush of half a full bin */
+#define HK_DEPOT_INLINE 8               /* batches held in struct hk_class */
+#define HK_DEPOT_MAX    4096            /* batches per class at most */
+struct hk_batch {
+    uint32_t n;                     /* blocks */
+    uint32_t unused;
+    void *slot[HK_DEPOT_BATCH];
+};
 
 /* Central per-class state. */
 struct hk_class {
@@ -258,8 +268,10 @@ struct hk_class {
     struct hk_slab *partial_tail;
     uint32_t nempty;                /* slabs on the list with nfree == nblocks */
     uint32_t ndepot;                /* batches in the depot */
-    uint32_t depot_n[HK_DEPOT_MAX];  /* blocks per batch */
-    void *depot[HK_DEPOT_MAX][HK_DEPOT_BATCH];
+    uint32_t depot_cap;             /* batches depot has room for */
+    uint32_t depot_nomap;           /* 1: mapping a bigger depot failed */
+    struct hk_batch *depot;         /* depot_inline, or a mapping */
+    struct hk_batch depot_inline[HK_DEPOT_INLINE];
 } __attribute__((aligned(HK_CACHELINE)));
 
 /* Modes (docs/ARCHITECTURE.md, "Modes and levels"). */
@@ -276,7 +288,7 @@ struct hk_limits {
     uint32_t large_cache_max;       /* free large extents kept */
     size_t   large_cache_bytes;     /* ... and their total size, at least */
     uint32_t prewarm;               /* 1: carve hot-class slabs at start */
-    uint32_t depot_max;             /* batches kept per class in the depot */
+    uint32_t depot_bytes;           /* bytes of blocks a class's depot may hold */
     uint32_t purge;                 /* 1: decommit free pages, retire empty
                                        superslabs (at the purge rounds) */
 };

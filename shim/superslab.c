@@ -408,10 +408,10 @@ size_t hk_central_take(unsigned cls, void **out, size_t want)
     size_t got = 0;
 
     pthread_mutex_lock(class_lock(c));
-    if (c->ndepot && c->depot_n[c->ndepot - 1] <= want) {
-        uint32_t k = c->depot_n[--c->ndepot];
-        memcpy(out, c->depot[c->ndepot], k * sizeof(void *));
-        got = k;
+    if (c->ndepot && depot_of(c)[c->ndepot - 1].n <= want) {
+        const struct hk_batch *b = &depot_of(c)[--c->ndepot];
+        memcpy(out, b->slot, b->n * sizeof(void *));
+        got = b->n;
     }
     while (got < want) {
         struct hk_slab *s = c->partial;
@@ -470,13 +470,48 @@ static void put_blocks_locked(struct hk_class *c, unsigned cls, void *const *ptr
     }
 }
 
-/* Empty the depot into the slabs (class lock held). */
+/* Empty the depot into the slabs (class lock held). A mode that keeps
+ * no depot (LEAN) unmaps its mapping too. */
 void hk_depot_drain_locked(struct hk_class *c, unsigned cls)
 {
     while (c->ndepot) {
-        c->ndepot--;
-        put_blocks_locked(c, cls, c->depot[c->ndepot], c->depot_n[c->ndepot], "free");
+        const struct hk_batch *b = &depot_of(c)[--c->ndepot];
+        put_blocks_locked(c, cls, b->slot, b->n, "free");
     }
+    if (c->depot && !hk_policy_depot_max(hk_limits(), cls)) {
+        hk_os_unmap(c->depot, (size_t)c->depot_cap * sizeof(struct hk_batch));
+        c->depot = NULL;
+        c->depot_cap = 0;
+    }
+    c->depot_nomap = 0;
+}
+
+/* The depot of c is full and the policy allows max batches: move it to
+ * a mapping of max batches. Drops the class lock while it maps (the
+ * depot may change meanwhile); false when the OS refused (not asked
+ * again until a drain). */
+static bool depot_grow(struct hk_class *c, uint32_t max)
+{
+    size_t len = (size_t)max * sizeof(struct hk_batch);
+    pthread_mutex_unlock(class_lock(c));
+    struct hk_batch *m = hk_os_map_aligned(len);
+    pthread_mutex_lock(class_lock(c));
+    if (!m) {
+        c->depot_nomap = 1;
+        return false;
+    }
+    if (depot_cap(c) >= max) {          /* another thread grew it meanwhile */
+        hk_os_unmap(m, len);
+        return true;
+    }
+    memcpy(m, depot_of(c), c->ndepot * sizeof(struct hk_batch));
+    struct hk_batch *old = c->depot;
+    size_t old_len = (size_t)c->depot_cap * sizeof(struct hk_batch);
+    c->depot = m;
+    c->depot_cap = max;
+    if (old)                            /* a smaller mapping (a policy change) */
+        hk_os_unmap(old, old_len);
+    return true;
 }
 
 /* Return n blocks of class cls. who names the libc function for the
@@ -486,15 +521,23 @@ void hk_depot_drain_locked(struct hk_class *c, unsigned cls)
 void hk_central_put(unsigned cls, void *const *ptrs, size_t n, const char *who)
 {
     struct hk_class *c = &hk_classes[cls];
+    bool batch = n >= HK_DEPOT_BATCH / 2 && n <= HK_DEPOT_BATCH;
 
     pthread_mutex_lock(class_lock(c));
-    if (n >= HK_DEPOT_BATCH / 2 && n <= HK_DEPOT_BATCH && c->ndepot < hk_limits()->depot_max) {
-        memcpy(c->depot[c->ndepot], ptrs, n * sizeof(void *));
-        c->depot_n[c->ndepot++] = (uint32_t)n;
+    uint32_t max = batch ? hk_policy_depot_max(hk_limits(), cls) : 0;
+    if (c->ndepot >= depot_cap(c) && max > depot_cap(c) && !c->depot_nomap)
+        depot_grow(c, max);
+    bool spill = max && c->ndepot >= (max < depot_cap(c) ? max : depot_cap(c));
+    if (max && !spill) {
+        struct hk_batch *b = &depot_of(c)[c->ndepot++];
+        memcpy(b->slot, ptrs, n * sizeof(void *));
+        b->n = (uint32_t)n;
     } else {
         put_blocks_locked(c, cls, ptrs, n, who);
     }
     pthread_mutex_unlock(class_lock(c));
+    if (spill)
+        HK_CTR_ADD(depot_spills, 1);
     HK_CTR_SUB(bytes_in_use, n * hk_class_size[cls]);
     hk_purge_note();
 }
@@ -511,8 +554,8 @@ bool hk_central_has(unsigned cls, const void *p)
     if (idx != UINT32_MAX)
         found = s->freemap[idx / 64] >> (idx % 64) & 1;
     for (uint32_t i = 0; !found && i < c->ndepot; i++)
-        for (uint32_t j = 0; !found && j < c->depot_n[i]; j++)
-            found = c->depot[i][j] == p;
+        for (uint32_t j = 0; !found && j < depot_of(c)[i].n; j++)
+            found = depot_of(c)[i].slot[j] == p;
     pthread_mutex_unlock(class_lock(c));
     return found;
 }
@@ -556,10 +599,19 @@ void hk_ss_unlock_all(void)
     pthread_mutex_unlock(&hk_decommit_lock);
 }
 
+/* The class locks spin a while before they sleep (glibc's adaptive
+ * mutex): a producer and a consumer thread meet at a class's depot every
+ * 31 blocks, for the copy of one batch; sleeping there cost a futex wait
+ * and wake each time. */
 void hk_ss_reinit_locks(void)
 {
     pthread_mutex_init(&hk_decommit_lock, NULL);
     pthread_mutex_init(&hk_ss_lock, NULL);
+    pthread_mutexattr_t spin;
+    bool adaptive = pthread_mutexattr_init(&spin) == 0 &&
+                    pthread_mutexattr_settype(&spin, PTHREAD_MUTEX_ADAPTIVE_NP) == 0;
     for (unsigned cls = 0; cls < HK_NALLCLASS; cls++)
-        pthread_mutex_init(&hk_classes[cls].lock, NULL);
+        pthread_mutex_init(&hk_classes[cls].lock, adaptive ? &spin : NULL);
+    if (adaptive)
+        pthread_mutexattr_destroy(&spin);
 }

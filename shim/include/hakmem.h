@@ -44,7 +44,8 @@ extern "C" {
     X(guard_allocs,      "blocks served while the thread was inside the allocator (re-entry from libc or a signal handler), each its own mapping") \
     X(lean_decommit_eager, "decommit operations with MADV_DONTNEED (part of lean_decommit), lazily given pages made certain included") \
     X(tcache_stolen,     "cached blocks taken back from other threads' caches (CRITICAL, trim), asleep threads included") \
-    X(bytes_lazy,        "bytes given back with MADV_FREE and not made certain since (the kernel may not have taken them yet)")
+    X(bytes_lazy,        "bytes given back with MADV_FREE and not made certain since (the kernel may not have taken them yet)") \
+    X(depot_spills,      "batches a thread cache flushed that found its class's depot full and went back to the slabs' bitmaps")
 
 struct hakmem_stats {
 #define HAKMEM_FIELD(name, doc) uint64_t name;

@@ -40,7 +40,7 @@ REASON_OVERRIDE, REASON_STARTUP = 6, 7
 COUNTERS = ["mmap_calls", "munmap_calls", "madvise_calls", "superslabs_live", "superslabs_cached",
             "large_live", "large_cached", "bytes_in_use", "bytes_committed", "bytes_decommitted",
             "lean_decommit", "lean_retire", "mode_switches", "mode", "level", "guard_allocs",
-            "lean_decommit_eager", "tcache_stolen", "bytes_lazy"]
+            "lean_decommit_eager", "tcache_stolen", "bytes_lazy", "depot_spills"]
 N_STATS = len(COUNTERS)
 
 

@@ -24,7 +24,7 @@ REASONS = {"none", "bpf_reclaim", "bpf_oom", "psi", "usage", "calm", "operator",
 COUNTERS = ["mmap_calls", "munmap_calls", "madvise_calls", "superslabs_live", "superslabs_cached",
             "large_live", "large_cached", "bytes_in_use", "bytes_committed", "bytes_decommitted",
             "lean_decommit", "lean_retire", "mode_switches", "guard_allocs", "lean_decommit_eager",
-            "tcache_stolen", "bytes_lazy"]
+            "tcache_stolen", "bytes_lazy", "depot_spills"]
 
 with t.TempDir() as tmp:
     run_dir = os.path.join(tmp, "run")

@@ -1121,7 +1121,7 @@ START_TEST(test_names)
     ck_assert_str_eq(proto_counter_name(HAKMEM_COUNTER_ID(lean_decommit)), "lean_decommit");
     ck_assert_str_eq(proto_counter_name(HAKMEM_COUNTER_ID(level)), "level");
     ck_assert_ptr_null(proto_counter_name(HAKMEM_COUNTER_COUNT));
-    ck_assert_int_eq(HAKMEM_COUNTER_COUNT, 19);
+    ck_assert_int_eq(HAKMEM_COUNTER_COUNT, 20);
     ck_assert_str_eq(proto_counter_name(HAKMEM_COUNTER_ID(bytes_lazy)), "bytes_lazy");
     ck_assert_int_eq(proto_counter_kind(HAKMEM_COUNTER_ID(bytes_lazy)), HAKMEM_KIND_GAUGE);
     ck_assert_int_eq(proto_counter_kind(HAKMEM_COUNTER_ID(madvise_calls)), HAKMEM_KIND_TOTAL);

@@ -257,7 +257,7 @@ struct hk_tcache {
 #define HK_DEPOT_MAX    4096            /* batches per class at most */
 struct hk_batch {
     uint32_t n;                     /* blocks */
-    uint32_t unused;
+    uint32_t owner;                 /* depot_owner() of the thread that flushed it */
     void *slot[HK_DEPOT_BATCH];
 };
 

@@ -402,17 +402,52 @@ static size_t slab_pop(struct hk_slab *s, void **out, size_t want)
     return n;
 }
 
+/* Who flushed a depot batch: a tag of the calling thread (its cache's
+ * address). */
+static uint32_t depot_owner(void)
+{
+    return (uint32_t)((uintptr_t)&hk_tls >> 6);
+}
+
+/* How deep a refill looks into the depot for a batch its own thread
+ * flushed. */
+#define DEPOT_OWN_SCAN 4
+
+/* Take a batch of at most want blocks off c's depot (class lock held):
+ * the newest this thread flushed among the top DEPOT_OWN_SCAN, else the
+ * newest. Blocks go back to the thread that freed them where they can:
+ * threads that free their own blocks (glibc's bench-malloc-thread) then
+ * never get blocks that share cache lines with another thread's live
+ * ones; a producer/consumer pair still crosses in batches. */
+static size_t depot_take_locked(struct hk_class *c, void **out, size_t want)
+{
+    struct hk_batch *d = depot_of(c);
+    uint32_t top = c->ndepot - 1, me = depot_owner();
+    for (uint32_t k = 0; k < DEPOT_OWN_SCAN && k <= top; k++) {
+        if (d[top - k].owner == me && d[top - k].n <= want) {
+            if (k) {
+                struct hk_batch t = d[top - k];
+                d[top - k] = d[top];
+                d[top] = t;
+            }
+            break;
+        }
+    }
+    if (d[top].n > want)
+        return 0;
+    c->ndepot--;
+    memcpy(out, d[top].slot, d[top].n * sizeof(void *));
+    return d[top].n;
+}
+
 size_t hk_central_take(unsigned cls, void **out, size_t want)
 {
     struct hk_class *c = &hk_classes[cls];
     size_t got = 0;
 
     pthread_mutex_lock(class_lock(c));
-    if (c->ndepot && depot_of(c)[c->ndepot - 1].n <= want) {
-        const struct hk_batch *b = &depot_of(c)[--c->ndepot];
-        memcpy(out, b->slot, b->n * sizeof(void *));
-        got = b->n;
-    }
+    if (c->ndepot)
+        got = depot_take_locked(c, out, want);
     while (got < want) {
         struct hk_slab *s = c->partial;
         if (!s) {
@@ -532,6 +567,7 @@ void hk_central_put(unsigned cls, void *const *ptrs, size_t n, const char *who)
         struct hk_batch *b = &depot_of(c)[c->ndepot++];
         memcpy(b->slot, ptrs, n * sizeof(void *));
         b->n = (uint32_t)n;
+        b->owner = depot_owner();
     } else {
         put_blocks_locked(c, cls, ptrs, n, who);
     }

@@ -245,12 +245,12 @@ static inline struct hk_bin *hk_bin_at(size_t off)
     return b;
 }
 
-/* Any thread cache's bin of class cls, once started (hk_lookup.bin_off,
- * which free's fast path reads beside the block test), and its medium
- * bin: for the slow paths. */
+/* Any thread cache's bin of class cls, and its medium bin: for the slow
+ * paths (free's fast path reads the same offset from hk_lookup.bin_off,
+ * beside the block test). */
 static inline struct hk_bin *hk_tc_bin(struct hk_tcache *tc, unsigned cls)
 {
-    return (struct hk_bin *)(tc->bins + hk_lookup.bin_off[cls]);
+    return (struct hk_bin *)(tc->bins + HK_BIN_OFF(cls));
 }
 
 static inline struct hk_bin *hk_tc_mbin(struct hk_tcache *tc)

@@ -76,15 +76,23 @@ static void large_unmap(struct hk_large *l)
  * its pages still committed; returned for the caller to cache. Its first
  * block will sit at a fresh extent's offset (user_off 0: see
  * hk_large_alloc). */
-static struct hk_large *large_cut(struct hk_large *l, size_t head)
+/* Write a free extent's header at at, len bytes long, and register it:
+ * for fresh extents, tails cut off and heads grown downward alike. */
+static struct hk_large *large_head(void *at, size_t len)
 {
-    struct hk_large *t = (struct hk_large *)((char *)l + head);
+    struct hk_large *t = at;
     hk_seg_init(&t->seg, HK_SEG_MAGIC_LARGE, HK_CLS_LARGE);
-    t->map_len = l->map_len - head;
+    t->map_len = len;
     t->user_off = t->prev_off = t->user_size = 0;
     t->state = HK_LARGE_CACHED;
-    l->map_len = head;
     hk_reg_set((uintptr_t)t);
+    return t;
+}
+
+static struct hk_large *large_cut(struct hk_large *l, size_t head)
+{
+    struct hk_large *t = large_head((char *)l + head, l->map_len - head);
+    l->map_len = head;
     return t;
 }
 
@@ -159,20 +167,29 @@ static void lcache_put(struct hk_large *l)
 /* Take from the cache (lock held) the smallest free extent of at least
  * need bytes (a multiple of HK_SEG_SIZE), its tail beyond need split off
  * and cached; NULL when none is big enough. */
-static struct hk_large *lcache_take(size_t need)
+/* Take out of the cache (lock held) the smallest free extent of at least
+ * min bytes, or the biggest; NULL when none. */
+static struct hk_large *lcache_pick(size_t min, bool biggest)
 {
     struct hk_large *best = NULL;
     uint32_t bi = 0;
     for (uint32_t i = 0; i < hk_lcache_n; i++) {
         size_t len = hk_lcache[i]->map_len;
-        if (len >= need && (!best || len < best->map_len)) {
+        if (len >= min && (!best || (biggest ? len > best->map_len : len < best->map_len))) {
             best = hk_lcache[i];
             bi = i;
         }
     }
+    if (best)
+        lcache_remove(bi);
+    return best;
+}
+
+static struct hk_large *lcache_take(size_t need)
+{
+    struct hk_large *best = lcache_pick(need, false);
     if (!best)
         return NULL;
-    lcache_remove(bi);
     if (best->map_len > need)
         lcache_append(large_cut(best, need));   /* fewer bytes than before */
     return best;
@@ -181,14 +198,11 @@ static struct hk_large *lcache_take(size_t need)
 /* A fresh extent of need bytes with its header, registered. */
 static struct hk_large *large_map(size_t need)
 {
-    struct hk_large *l = hk_os_map_aligned(need);
-    if (!l)
+    void *m = hk_os_map_aligned(need);
+    if (!m)
         return NULL;                    /* errno ENOMEM from the OS box */
-    hk_seg_init(&l->seg, HK_SEG_MAGIC_LARGE, HK_CLS_LARGE);
-    l->map_len = need;
     HK_CTR_ADD(bytes_committed, need);
-    hk_reg_set((uintptr_t)l);
-    return l;
+    return large_head(m, need);
 }
 
 /* No free extent holds need bytes: grow the biggest with fresh pages
@@ -197,16 +211,8 @@ static struct hk_large *large_map(size_t need)
  * none is cached or the addresses around it are taken. */
 static struct hk_large *large_extend(size_t need)
 {
-    struct hk_large *e = NULL;
-    uint32_t bi = 0;
     pthread_mutex_lock(&hk_large_lock);
-    for (uint32_t i = 0; i < hk_lcache_n; i++)
-        if (!e || hk_lcache[i]->map_len > e->map_len) {
-            e = hk_lcache[i];
-            bi = i;
-        }
-    if (e)
-        lcache_remove(bi);
+    struct hk_large *e = lcache_pick(0, true);
     pthread_mutex_unlock(&hk_large_lock);
     if (!e)
         return NULL;
@@ -215,11 +221,8 @@ static struct hk_large *large_extend(size_t need)
     if (hk_os_map_at((char *)e + e->map_len, more)) {
         l = e;
     } else if ((uintptr_t)e > more + ((uintptr_t)1 << 32) && hk_os_map_at((char *)e - more, more)) {
-        l = (struct hk_large *)((char *)e - more);
-        hk_seg_init(&l->seg, HK_SEG_MAGIC_LARGE, HK_CLS_LARGE);
-        l->user_off = l->prev_off = 0;
         hk_reg_clear((uintptr_t)e);
-        hk_reg_set((uintptr_t)l);
+        l = large_head((char *)e - more, need);
     } else {
         lcache_put(e);
         return NULL;

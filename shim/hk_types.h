@@ -253,7 +253,7 @@ struct hk_tcache {
  * thread and a consumer thread are thousands of batches apart), which
  * LEAN's drain unmaps. */
 #define HK_DEPOT_BATCH  32              /* >= a flush of half a full bin */
-#define HK_DEPOT_INLINE 8               /* batches held in struct hk_class */
+#define HK_DEPOT_INLINE 8               /* batches a depot has before it maps */
 #define HK_DEPOT_MAX    4096            /* batches per class at most */
 struct hk_batch {
     uint32_t n;                     /* blocks */
@@ -270,8 +270,8 @@ struct hk_class {
     uint32_t ndepot;                /* batches in the depot */
     uint32_t depot_cap;             /* batches depot has room for */
     uint32_t depot_nomap;           /* 1: mapping a bigger depot failed */
-    struct hk_batch *depot;         /* depot_inline, or a mapping */
-    struct hk_batch depot_inline[HK_DEPOT_INLINE];
+    struct hk_batch *depot;         /* NULL: the class's batches in place
+                                       (superslab.c), or a mapping */
 } __attribute__((aligned(HK_CACHELINE)));
 
 /* Modes (docs/ARCHITECTURE.md, "Modes and levels"). */

@@ -27,6 +27,11 @@ _Static_assert(HK_CLS_FREE >= HK_NCLASS && HK_CLS_LARGE >= HK_NCLASS, "markers")
 
 struct hk_class hk_classes[HK_NALLCLASS];
 
+/* Each class's first HK_DEPOT_INLINE batches, apart from struct hk_class:
+ * the class array is written at start (its locks), these pages only by a
+ * class that flushes, so a small program keeps ~170 KiB of them untouched. */
+static struct hk_batch depot_inline[HK_NALLCLASS][HK_DEPOT_INLINE];
+
 /* The superslab lists (superslab.h says what each holds). */
 pthread_mutex_t hk_ss_lock = PTHREAD_MUTEX_INITIALIZER;
 struct hk_ss *hk_ss_avail;
@@ -404,6 +409,18 @@ static size_t slab_pop(struct hk_slab *s, void **out, size_t want)
 
 /* Who flushed a depot batch: a tag of the calling thread (its cache's
  * address). */
+/* The batches of c's depot (class lock held), and how many it has room
+ * for: the ones in place until it moved to a mapping (depot_grow). */
+static struct hk_batch *depot_of(struct hk_class *c)
+{
+    return c->depot ? c->depot : depot_inline[c - hk_classes];
+}
+
+static uint32_t depot_cap(const struct hk_class *c)
+{
+    return c->depot ? c->depot_cap : HK_DEPOT_INLINE;
+}
+
 static uint32_t depot_owner(void)
 {
     return (uint32_t)((uintptr_t)&hk_tls >> 6);

@@ -23,18 +23,6 @@ static inline pthread_mutex_t *class_lock(struct hk_class *c)
     return &hk_classes[cls].lock;
 }
 
-/* The batches of c's depot (class lock held), and how many it has room
- * for: the ones in place until it moved to a mapping (hk_central_put). */
-static inline struct hk_batch *depot_of(struct hk_class *c)
-{
-    return c->depot ? c->depot : c->depot_inline;
-}
-
-static inline uint32_t depot_cap(const struct hk_class *c)
-{
-    return c->depot ? c->depot_cap : HK_DEPOT_INLINE;
-}
-
 static inline void ss_unlink(struct hk_ss **head, struct hk_ss *ss)
 {
     if (ss->prev)

@@ -407,8 +407,6 @@ static size_t slab_pop(struct hk_slab *s, void **out, size_t want)
     return n;
 }
 
-/* Who flushed a depot batch: a tag of the calling thread (its cache's
- * address). */
 /* The batches of c's depot (class lock held), and how many it has room
  * for: the ones in place until it moved to a mapping (depot_grow). */
 static struct hk_batch *depot_of(struct hk_class *c)
@@ -421,6 +419,8 @@ static uint32_t depot_cap(const struct hk_class *c)
     return c->depot ? c->depot_cap : HK_DEPOT_INLINE;
 }
 
+/* Who flushed a depot batch: a tag of the calling thread (its cache's
+ * address). */
 static uint32_t depot_owner(void)
 {
     return (uint32_t)((uintptr_t)&hk_tls >> 6);

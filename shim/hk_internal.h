@@ -152,6 +152,7 @@ HK_HIDDEN size_t hk_opt_format(const struct hk_optdef *d, const void *v, char *b
 
 /* ---- os.c (the only caller of mmap/munmap/madvise/mremap) ---- */
 HK_HIDDEN void *hk_os_map_aligned(size_t len);
+HK_HIDDEN void *hk_os_map(size_t len);
 HK_HIDDEN void hk_os_unmap(void *p, size_t len);
 HK_HIDDEN bool hk_os_grow_inplace(void *p, size_t old_len, size_t new_len);
 HK_HIDDEN bool hk_os_map_at(void *p, size_t len);
@@ -258,10 +259,9 @@ static inline struct hk_bin *hk_tc_mbin(struct hk_tcache *tc)
     return (struct hk_bin *)(tc->bins + HK_MBIN_OFF);
 }
 
-/* The class of tc's bin b (not its medium bin). */
-static inline unsigned hk_tc_bin_cls(struct hk_tcache *tc, const struct hk_bin *b)
+/* The class of the bin at byte offset off (not the medium bin's). */
+static inline unsigned hk_bin_off_cls(size_t off)
 {
-    size_t off = (size_t)((const unsigned char *)b - tc->bins);
     if (off < HK_BIN_OFF(HK_NCLASS_LUT))
         return (unsigned)(off / HK_BIN_BYTES(HK_TC_SLOTS));
     return HK_NCLASS_LUT + (unsigned)((off - HK_BIN_OFF(HK_NCLASS_LUT)) / HK_BIN_BYTES(HK_TC_SLOTS_BIG));

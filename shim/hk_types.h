@@ -83,8 +83,9 @@
  * bigger class HK_TC_SLOTS_BIG (no mode caches more of them); the policy
  * sets the live capacity per class and mode. 62 slots and a 16-byte head
  * make a small class's bin exactly 512 bytes. The bins lie one after the
- * other in struct hk_tcache, the medium bin last (HK_BIN_OFF): 13.4 KiB of
- * initial-exec TLS, which ld.so zeroes for every new thread. */
+ * other, the medium bin last (HK_BIN_OFF), HK_TC_BYTES in all: 13.4 KiB
+ * kept out of TLS (which ld.so would zero, and a fresh thread stack fault
+ * in, for every new thread) in storage that threads pass on (tcache.c). */
 #define HK_TC_SLOTS     62
 #define HK_TC_SLOTS_BIG 16
 #define HK_NCLASS_LUT   20          /* classes of at most HK_LUT_MAX bytes */
@@ -221,10 +222,15 @@ enum hk_tstate { HK_T_NEW = 0, HK_T_INITING, HK_T_READY, HK_T_DEAD };
  * and the policy's medium_cache_bytes. */
 #define HK_MBIN_SLOTS  32
 #define HK_MBIN_OFF    HK_BIN_OFF(HK_NCLASS)
+#define HK_TC_BYTES    (HK_MBIN_OFF + HK_BIN_BYTES(HK_MBIN_SLOTS))
 struct hk_tcache {
     /* the bins of the small classes at HK_BIN_OFF(class) (hk_tc_bin), then
-     * the medium bin at HK_MBIN_OFF (hk_tc_mbin): same handshake as bins */
-    _Alignas(HK_CACHELINE) unsigned char bins[HK_MBIN_OFF + HK_BIN_BYTES(HK_MBIN_SLOTS)];
+     * the medium bin at HK_MBIN_OFF (hk_tc_mbin): same handshake as bins.
+     * HK_TC_BYTES of storage: the thread's own while its cache is ready,
+     * else a shared set of empty bins with no capacity (hk_tc_none), so
+     * that both fast paths fail to the slow path without a test of their
+     * own. */
+    unsigned char *bins;
     uint32_t mbytes;                /* bytes in mbin while its n > 0 */
     uint8_t mcount[HK_NMEDIUM];     /* blocks in mbin per medium class, likewise */
     uint32_t steal_mn;              /* a thief's: what it exchanged from mbin */

@@ -26,11 +26,10 @@ const uint32_t hk_class_size[HK_NALLCLASS] = {
 };
 
 /* The bin of every size up to HK_LUT_MAX, indexed by ceil(size / 16): the
- * byte offset of its class's bin in struct hk_tcache (HK_BIN_OFF: class *
+ * byte offset of its class's bin in a thread cache's bins (HK_BIN_OFF: class *
  * 512 for these), so that malloc's fast path adds it to the thread cache's
  * address without a multiply (hk_class_of divides it back). */
 #define B(c) HK_BIN_OFF(c)
-_Static_assert(offsetof(struct hk_tcache, bins) == 0, "bins start the thread cache");
 _Static_assert(HK_MBIN_OFF <= UINT16_MAX, "an offset fits 16 bits");
 _Static_assert(HK_NCLASS_LUT == 20 && HK_LUT_MAX == 1024, "the table below ends at class 19, 1 KiB");
 const uint16_t hk_bin_lut[HK_LUT_MAX / HK_MIN_ALIGN + 1] = {

@@ -1,12 +1,12 @@
 /* tcache.c: thread caches, the slow paths behind alloc.c.
  *
  * Owns each thread's struct hk_tcache: its set-up at the thread's first
- * slow path (caps from the policy; a pthread key so that the cache goes
- * back when the thread exits, set at the next safe point), refills and
- * flushes in batches against the central lists, and the handling of
- * frees the fast path could not take. A thread whose cache is not ready
- * (being set up, or exited) is served block by block from the central
- * lists.
+ * slow path (its bins' storage, caps from the policy; a pthread key so
+ * that the cache goes back when the thread exits, set at the next safe
+ * point), refills and flushes in batches against the central lists, and
+ * the handling of frees the fast path could not take. A thread whose
+ * cache is not ready (being set up, or exited) is served block by block
+ * from the central lists.
  *
  * Every slow path runs under the thread's re-entrancy guard (guard.c) and
  * closes the bin it works on (HK_BIN_CLOSED) until it writes the bin's new
@@ -32,7 +32,32 @@
 #include <unistd.h>
 #include "hk_internal.h"
 
-__thread struct hk_tcache hk_tls __attribute__((tls_model("initial-exec")));
+/* The bins of every thread without a ready cache (new, exited, or its
+ * storage refused): n and cap 0, so that both fast paths go to the slow
+ * path. Shared: the fast paths store busy here (nobody reads it) and
+ * nothing else is written. */
+static _Alignas(HK_CACHELINE) unsigned char hk_tc_none[HK_TC_BYTES];
+
+/* Small (only the bins' address and the slow paths' state): ld.so copies
+ * it for every new thread. */
+__thread struct hk_tcache hk_tls __attribute__((tls_model("initial-exec"))) = {
+    .bins = hk_tc_none,
+};
+
+/* Bins storage: a thread's cache takes one piece at set-up and gives it
+ * back at exit, to the next thread that starts, already faulted in (a
+ * thread pool or a program that starts threads over and over touches no
+ * new page for its caches). Mapped TC_CHUNK pieces at a time, never
+ * unmapped: as many pieces as threads ever had caches at once. The link
+ * of a free piece follows its bins. hk_tc_lock. */
+#define TC_PIECE (((size_t)HK_TC_BYTES + sizeof(void *) + HK_CACHELINE - 1) & ~(size_t)(HK_CACHELINE - 1))
+#define TC_CHUNK 16
+static unsigned char *hk_tc_free;       /* free pieces */
+
+static unsigned char **piece_link(unsigned char *bins)
+{
+    return (unsigned char **)(bins + HK_TC_BYTES);
+}
 
 static pthread_key_t hk_tkey;
 static bool hk_tkey_ok;
@@ -40,6 +65,32 @@ static bool hk_tkey_ok;
 /* Every ready cache, so that a mode switch can reach them. */
 static pthread_mutex_t hk_tc_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hk_tcache *hk_tc_all;
+
+/* hk_tc_lock held. A piece of bins storage whose bins are empty (a fresh
+ * mapping, or flushed by the thread that gave it back; its caps are set
+ * anew), or NULL when the OS refuses a new chunk. */
+static unsigned char *pieces_take(void)
+{
+    if (!hk_tc_free) {
+        unsigned char *c = hk_os_map(TC_PIECE * TC_CHUNK);
+        if (!c)
+            return NULL;
+        for (unsigned i = TC_CHUNK; i-- > 0;) {
+            *piece_link(c + i * TC_PIECE) = hk_tc_free;
+            hk_tc_free = c + i * TC_PIECE;
+        }
+    }
+    unsigned char *bins = hk_tc_free;
+    hk_tc_free = *piece_link(bins);
+    return bins;
+}
+
+/* hk_tc_lock held. bins: a piece no thread uses any more, every bin empty. */
+static void pieces_put(unsigned char *bins)
+{
+    *piece_link(bins) = hk_tc_free;
+    hk_tc_free = bins;
+}
 
 /* Close b for a slow-path operation; returns the blocks it holds. A
  * thief at work on it (HK_BIN_STOLEN) is waited for: it holds hk_tc_lock
@@ -139,6 +190,15 @@ static void tcache_exit(void *arg)
     tc->state = HK_T_DEAD;
     pthread_mutex_unlock(&hk_tc_lock);
     flush_all(tc);
+    /* No other thread reaches the bins now (off the list); the fast
+     * paths of this one (later destructors) go to hk_tc_none before the
+     * piece goes to the next thread. */
+    unsigned char *bins = tc->bins;
+    __atomic_store_n(&tc->bins, hk_tc_none, __ATOMIC_RELAXED);
+    atomic_signal_fence(memory_order_seq_cst);
+    pthread_mutex_lock(&hk_tc_lock);
+    pieces_put(bins);
+    pthread_mutex_unlock(&hk_tc_lock);
     hk_guard_leave(tc);
 }
 
@@ -301,8 +361,17 @@ static void tcache_set_caps(struct hk_tcache *tc)
 static void tcache_setup(struct hk_tcache *tc)
 {
     tc->state = HK_T_INITING;
-    tc->needs_key = 1;
     pthread_mutex_lock(&hk_tc_lock);
+    unsigned char *bins = pieces_take();
+    if (!bins) {                        /* served from the central lists */
+        tc->state = HK_T_DEAD;
+        pthread_mutex_unlock(&hk_tc_lock);
+        hk_log("no memory for a thread cache: this thread allocates without one");
+        return;
+    }
+    tc->needs_key = 1;
+    tc->bins = bins;
+    atomic_signal_fence(memory_order_seq_cst);
     tcache_set_caps(tc);
     tc->prev = NULL;
     tc->next = hk_tc_all;
@@ -338,6 +407,8 @@ static struct hk_tcache *tcache_get(struct hk_tcache *tc)
         if (tc->state != HK_T_NEW)
             return NULL;
         tcache_setup(tc);
+        if (tc->state != HK_T_READY)
+            return NULL;
     }
     if (HK_UNLIKELY(tc->epoch != atomic_load_explicit(&hk_epoch, memory_order_acquire)))
         tcache_new_epoch(tc);
@@ -383,12 +454,16 @@ static void *tcache_malloc(struct hk_tcache *tc, unsigned cls)
     return p;
 }
 
-/* b: the calling thread's bin whose fast path failed. */
+/* b: the bin whose fast path failed, in the thread's bins or in
+ * hk_tc_none (then a signal handler's malloc may have set the cache up
+ * since the fast path read tc->bins). */
 void *hk_malloc_slow(struct hk_bin *b)
 {
     hk_ensure_init();
     struct hk_tcache *tc = &hk_tls;
-    unsigned cls = hk_tc_bin_cls(tc, b);
+    size_t none_off = (size_t)((unsigned char *)b - hk_tc_none);
+    unsigned cls = hk_bin_off_cls(none_off < HK_TC_BYTES ? none_off
+                                  : (size_t)((unsigned char *)b - tc->bins));
     if (tc->guard) {                    /* nested in the shim: see guard.c */
         unsigned size = hk_class_size[cls];
         return hk_guard_alloc(size, size & -size);

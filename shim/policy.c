@@ -39,7 +39,9 @@ static const struct hk_limits hk_limits_of[2] = {
         .large_cache_max = 0,
         .large_cache_bytes = 0,
         .prewarm = 0,
-        .depot_bytes = 0,
+        /* the depot's batches in place only, never a mapping (see
+         * hk_policy_depot_max): each purge round drains them first */
+        .depot_bytes = HK_DEPOT_INLINE * HK_DEPOT_BATCH * HK_MIN_ALIGN,
         .purge = 1,
     },
 };

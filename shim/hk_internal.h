@@ -152,6 +152,7 @@ HK_HIDDEN size_t hk_opt_format(const struct hk_optdef *d, const void *v, char *b
 
 /* ---- os.c (the only caller of mmap/munmap/madvise/mremap) ---- */
 HK_HIDDEN void *hk_os_map_aligned(size_t len);
+HK_HIDDEN void *hk_os_map(size_t len);
 HK_HIDDEN void hk_os_unmap(void *p, size_t len);
 HK_HIDDEN bool hk_os_grow_inplace(void *p, size_t old_len, size_t new_len);
 HK_HIDDEN bool hk_os_map_at(void *p, size_t len);

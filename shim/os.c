@@ -105,6 +105,17 @@ nomem:
     return NULL;
 }
 
+/* Map len bytes (rounded up to pages) anywhere. NULL with errno ENOMEM
+ * when the OS refuses. */
+void *hk_os_map(size_t len)
+{
+    void *p = hk_mmap(NULL, hk_round(len, HK_PAGE), 0);
+    if (p != MAP_FAILED)
+        return p;
+    errno = ENOMEM;
+    return NULL;
+}
+
 void hk_os_unmap(void *p, size_t len)
 {
     hk_munmap(p, hk_round(len, HK_PAGE));

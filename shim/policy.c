@@ -23,6 +23,7 @@ static const struct hk_limits hk_limits_of[2] = {
         .large_cache_bytes = (size_t)64 << 20,
         .prewarm = 1,
         .depot_bytes = 8 << 20,
+        .stash_bytes = 512 << 10,
         .purge = 0,
     },
     /* LEAN: small caches, no empty slab kept, free memory decommitted and
@@ -40,6 +41,7 @@ static const struct hk_limits hk_limits_of[2] = {
         .large_cache_bytes = 0,
         .prewarm = 0,
         .depot_bytes = 0,
+        .stash_bytes = 0,           /* every flush goes back to the slabs */
         .purge = 1,
     },
 };

@@ -21,6 +21,10 @@
  * the same handshake, so that flushes, epochs and the thief treat it like
  * the others.
  *
+ * Also each thread's stash (hk_types.h): where a full bin's older half
+ * goes first and an empty bin refills from first, so that a working set
+ * bigger than a bin churns within its thread without the class lock.
+ *
  * Also the thief: hk_tcache_steal_all takes the blocks of every other
  * thread's cache, asleep or not, without their help (the handshake is
  * described above struct hk_bin).
@@ -102,16 +106,99 @@ static void mbin_empty(struct hk_tcache *tc)
     }
 }
 
-/* Give back every block of tc's bins. */
+/* ---- the stash (hk_types.h): blocks of class c read and written only
+ * while bin c is closed, by its owner or by a thief ---- */
+
+static struct hk_stash *stash_of(struct hk_tcache *tc)
+{
+    return __atomic_load_n(&tc->stash, __ATOMIC_RELAXED);
+}
+
+static uint32_t stash_n(struct hk_tcache *tc, unsigned cls)
+{
+    struct hk_stash *st = stash_of(tc);
+    return st ? st->n[cls] : 0;
+}
+
+/* Keep the n blocks of class cls at ptrs in tc's stash; false when it
+ * has no room for them (the mode keeps none, its bytes or slots are
+ * full, it could not be mapped): they go to the class then. */
+static bool stash_put(struct hk_tcache *tc, unsigned cls, void *const *ptrs, uint32_t n)
+{
+    struct hk_stash *st = tc->stash;
+    uint32_t bytes = n * hk_class_size[cls];
+    if (!st) {
+        if (!tc->stash_limit || tc->stash_nomap)
+            return false;
+        st = hk_os_map(sizeof *st);
+        if (!st) {
+            tc->stash_nomap = 1;        /* asked again at the next epoch */
+            return false;
+        }
+        __atomic_store_n(&tc->stash, st, __ATOMIC_RELAXED);
+    }
+    if (st->n[cls] + n > HK_STASH_SLOTS ||
+        __atomic_load_n(&st->bytes, __ATOMIC_RELAXED) + bytes > tc->stash_limit)
+        return false;
+    memcpy(&st->slot[cls][st->n[cls]], ptrs, n * sizeof(void *));
+    st->n[cls] += n;
+    __atomic_fetch_add(&st->bytes, bytes, __ATOMIC_RELAXED);
+    return true;
+}
+
+/* Up to want blocks of class cls from tc's stash into out, the last
+ * stashed first; how many. */
+static uint32_t stash_take(struct hk_tcache *tc, unsigned cls, void **out, uint32_t want)
+{
+    struct hk_stash *st = tc->stash;
+    uint32_t n = st ? st->n[cls] : 0;
+    uint32_t k = n < want ? n : want;
+    if (k == 0)
+        return 0;
+    st->n[cls] = n - k;
+    memcpy(out, &st->slot[cls][n - k], k * sizeof(void *));
+    __atomic_fetch_sub(&st->bytes, k * hk_class_size[cls], __ATOMIC_RELAXED);
+    return k;
+}
+
+/* Give the stash's blocks of class cls back to the class, in batches the
+ * depot takes (when the mode keeps one); how many. */
+static uint32_t stash_drain(struct hk_tcache *tc, unsigned cls)
+{
+    struct hk_stash *st = stash_of(tc);
+    uint32_t n = st ? st->n[cls] : 0;
+    for (uint32_t i = 0; i < n; i += HK_DEPOT_BATCH) {
+        uint32_t k = n - i < HK_DEPOT_BATCH ? n - i : HK_DEPOT_BATCH;
+        hk_central_put(cls, &st->slot[cls][i], k, "free");
+    }
+    if (n) {
+        st->n[cls] = 0;
+        __atomic_fetch_sub(&st->bytes, n * hk_class_size[cls], __ATOMIC_RELAXED);
+    }
+    return n;
+}
+
+/* Unmap tc's stash, drained before (hk_tc_lock held, or tc off the list
+ * of caches: no thief or double-free check reads it meanwhile). */
+static void stash_unmap(struct hk_tcache *tc)
+{
+    if (tc->stash)
+        hk_os_unmap(tc->stash, sizeof *tc->stash);
+    __atomic_store_n(&tc->stash, NULL, __ATOMIC_RELAXED);
+    tc->stash_nomap = 0;
+}
+
+/* Give back every block of tc's bins and stash. */
 static void flush_all(struct hk_tcache *tc)
 {
     for (unsigned c = 0; c < HK_NCLASS; c++) {
         struct hk_bin *b = hk_tc_bin(tc, c);
-        if (hk_bin_n(b) == 0)
+        if (hk_bin_n(b) == 0 && stash_n(tc, c) == 0)
             continue;                   /* nothing to give (a thief puts a 0 back as 0) */
         uint32_t n = bin_close(b);
         if (n)
             hk_central_put(c, b->slot, n, "free");
+        stash_drain(tc, c);
         bin_open(b, 0);
     }
     uint32_t n = bin_close(hk_tc_mbin(tc));
@@ -137,8 +224,10 @@ static void tcache_exit(void *arg)
         hk_bin_set_cap(hk_tc_bin(tc, c), 0);
     hk_bin_set_cap(hk_tc_mbin(tc), 0);
     tc->state = HK_T_DEAD;
+    tc->stash_limit = 0;
     pthread_mutex_unlock(&hk_tc_lock);
     flush_all(tc);
+    stash_unmap(tc);
     hk_guard_leave(tc);
 }
 
@@ -188,15 +277,19 @@ static size_t steal_bins(struct hk_tcache *tc, bool take)
         bool medium = c == HK_NCLASS;
         struct hk_bin *b = medium ? hk_tc_mbin(tc) : hk_tc_bin(tc, c);
         uint32_t k = medium ? tc->steal_mn : tc->steal_n[c];
-        if (take && k != 0 && k <= (medium ? HK_MBIN_SLOTS : HK_BIN_SLOTS(c)) && __atomic_load_n(&b->busy, __ATOMIC_RELAXED) == 0 &&
-            hk_bin_n(b) == HK_BIN_STOLEN) {
-            /* The owner is outside every operation on b, and any it starts
-             * sees HK_BIN_STOLEN and waits for hk_tc_lock (and counts its
-             * medium bin's bytes again from n = 0). */
+        bool idle = take && k <= (medium ? HK_MBIN_SLOTS : HK_BIN_SLOTS(c)) &&
+                    __atomic_load_n(&b->busy, __ATOMIC_RELAXED) == 0 && hk_bin_n(b) == HK_BIN_STOLEN;
+        if (idle && (k != 0 || (!medium && stash_n(tc, c)))) {
+            /* The owner is outside every operation on b (and on its
+             * stash's blocks of c), and any it starts sees HK_BIN_STOLEN
+             * and waits for hk_tc_lock (and counts its medium bin's bytes
+             * again from n = 0). */
             if (medium)
                 mslots_put(b->slot, k);
-            else
+            else if (k)
                 hk_central_put(c, b->slot, k, "free");
+            if (!medium)
+                taken += stash_drain(tc, c);
             __atomic_store_n(&b->n, 0, __ATOMIC_RELAXED);
             taken += k;
         } else {
@@ -296,6 +389,10 @@ static void tcache_set_caps(struct hk_tcache *tc)
     for (unsigned c = 0; c < HK_NCLASS; c++)
         hk_bin_set_cap(hk_tc_bin(tc, c), caps[c]);
     hk_bin_set_cap(hk_tc_mbin(tc), lim->medium_cache_bytes ? HK_MBIN_SLOTS : 0);
+    tc->stash_limit = lim->stash_bytes;
+    if (!tc->stash_limit)               /* a mode that keeps none (drained before) */
+        stash_unmap(tc);
+    tc->stash_nomap = 0;
 }
 
 static void tcache_setup(struct hk_tcache *tc)
@@ -364,8 +461,10 @@ static void *tcache_malloc(struct hk_tcache *tc, unsigned cls)
         return p;
     }
     uint32_t cap = hk_bin_cap(b);
-    size_t want = cap / 2 ? cap / 2 : 1;
-    size_t got = hk_central_take(cls, b->slot, want);
+    uint32_t want = cap / 2 ? cap / 2 : 1;
+    size_t got = stash_take(tc, cls, b->slot, want);
+    if (got == 0)
+        got = hk_central_take(cls, b->slot, want);
     if (got == 0) {
         bin_open(b, 0);
         errno = ENOMEM;
@@ -412,14 +511,17 @@ static void check_double_free(struct hk_tcache *tc, void *p, unsigned cls)
         const struct hk_bin *b = medium ? hk_tc_mbin(t) : hk_tc_bin(t, cls);
         uint32_t n = hk_bin_n(b);
         uint32_t slots = medium ? HK_MBIN_SLOTS : HK_BIN_SLOTS(cls);
-        for (uint32_t i = 0; n <= slots && i < n; i++) {
+        bool found = false;
+        for (uint32_t i = 0; n <= slots && i < n && !found; i++) {
             void *q = __atomic_load_n(&b->slot[i], __ATOMIC_RELAXED);
-            if ((medium ? mslot_ptr(q) : q) == p) {
-                mine = t == tc;
-                theirs = t != tc;
-                break;
-            }
+            found = (medium ? mslot_ptr(q) : q) == p;
         }
+        struct hk_stash *st = medium ? NULL : stash_of(t);
+        uint32_t sn = st ? __atomic_load_n(&st->n[cls], __ATOMIC_RELAXED) : 0;
+        for (uint32_t i = 0; sn <= HK_STASH_SLOTS && i < sn && !found; i++)
+            found = __atomic_load_n(&st->slot[cls][i], __ATOMIC_RELAXED) == p;
+        mine = found && t == tc;
+        theirs = found && t != tc;
     }
     pthread_mutex_unlock(&hk_tc_lock);
     if (mine || theirs)
@@ -447,7 +549,8 @@ static void tcache_free(struct hk_tcache *tc, void *p, unsigned cls)
     if (n >= cap) {
         /* Flush the older half: the newer blocks are the cache-warm ones. */
         uint32_t half = n / 2 ? n / 2 : 1;
-        hk_central_put(cls, b->slot, half, "free");
+        if (!stash_put(tc, cls, b->slot, half))
+            hk_central_put(cls, b->slot, half, "free");
         memmove(b->slot, b->slot + half, (n - half) * sizeof(void *));
         n -= half;
     }

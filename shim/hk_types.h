@@ -228,7 +228,7 @@ enum hk_tstate { HK_T_NEW = 0, HK_T_INITING, HK_T_READY, HK_T_DEAD };
  * in a mode that keeps one (hk_limits.stash_bytes), outside TLS; the
  * blocks of class c are read and written only while bin c is closed
  * (the bin's handshake covers them: a thief takes them with the bin). */
-#define HK_STASH_SLOTS 256              /* blocks per class at most */
+#define HK_STASH_SLOTS 2048             /* blocks per class at most */
 struct hk_stash {
     uint32_t bytes;                 /* of all classes' blocks (atomic: a thief) */
     uint32_t n[HK_NCLASS];          /* blocks of class c */

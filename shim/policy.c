@@ -23,7 +23,7 @@ static const struct hk_limits hk_limits_of[2] = {
         .large_cache_bytes = (size_t)64 << 20,
         .prewarm = 1,
         .depot_bytes = 8 << 20,
-        .stash_bytes = 512 << 10,
+        .stash_bytes = 256 << 10,
         .purge = 0,
     },
     /* LEAN: small caches, no empty slab kept, free memory decommitted and

@@ -120,6 +120,17 @@ static uint32_t stash_n(struct hk_tcache *tc, unsigned cls)
     return st ? st->n[cls] : 0;
 }
 
+/* One drained stash of an exited thread kept mapped for the next
+ * thread (programs that start a thread per task: larson's 200 threads
+ * mapped, faulted in and unmapped one each). */
+static struct hk_stash *_Atomic stash_spare;
+
+static struct hk_stash *stash_map(void)
+{
+    struct hk_stash *st = atomic_exchange_explicit(&stash_spare, NULL, memory_order_acquire);
+    return st ? st : hk_os_map(sizeof *st);
+}
+
 /* Keep the n blocks of class cls at ptrs in tc's stash; false when it
  * has no room for them (the mode keeps none, its bytes or slots are
  * full, it could not be mapped): they go to the class then. */
@@ -130,7 +141,7 @@ static bool stash_put(struct hk_tcache *tc, unsigned cls, void *const *ptrs, uin
     if (!st) {
         if (!tc->stash_limit || tc->stash_nomap)
             return false;
-        st = hk_os_map(sizeof *st);
+        st = stash_map();
         if (!st) {
             tc->stash_nomap = 1;        /* asked again at the next epoch */
             return false;
@@ -161,31 +172,46 @@ static uint32_t stash_take(struct hk_tcache *tc, unsigned cls, void **out, uint3
     return k;
 }
 
-/* Give the stash's blocks of class cls back to the class, in batches the
- * depot takes (when the mode keeps one); how many. */
+/* Give the stash's blocks of class cls back to the class: to its slabs
+ * (in one piece, a depot batch only when it is one), where the next
+ * refill of any thread finds them, lowest addresses first. (Cut into
+ * depot batches, the stashes of exiting threads piled up in the depots
+ * of larson's classes, under the batches refills take: 2.6x the RSS.)
+ * How many. */
 static uint32_t stash_drain(struct hk_tcache *tc, unsigned cls)
 {
     struct hk_stash *st = stash_of(tc);
     uint32_t n = st ? st->n[cls] : 0;
-    for (uint32_t i = 0; i < n; i += HK_DEPOT_BATCH) {
-        uint32_t k = n - i < HK_DEPOT_BATCH ? n - i : HK_DEPOT_BATCH;
-        hk_central_put(cls, &st->slot[cls][i], k, "free");
-    }
     if (n) {
+        hk_central_put(cls, st->slot[cls], n, "free");
         st->n[cls] = 0;
         __atomic_fetch_sub(&st->bytes, n * hk_class_size[cls], __ATOMIC_RELAXED);
     }
     return n;
 }
 
-/* Unmap tc's stash, drained before (hk_tc_lock held, or tc off the list
- * of caches: no thief or double-free check reads it meanwhile). */
+
+/* Let go of tc's stash, drained before (hk_tc_lock held, or tc off the
+ * list of caches: no thief or double-free check reads it meanwhile):
+ * kept as the spare while the mode keeps stashes, else unmapped with the
+ * spare. */
 static void stash_unmap(struct hk_tcache *tc)
 {
-    if (tc->stash)
-        hk_os_unmap(tc->stash, sizeof *tc->stash);
+    struct hk_stash *st = tc->stash;
     __atomic_store_n(&tc->stash, NULL, __ATOMIC_RELAXED);
     tc->stash_nomap = 0;
+    if (hk_limits()->stash_bytes) {
+        struct hk_stash *none = NULL;
+        if (st && atomic_compare_exchange_strong_explicit(&stash_spare, &none, st,
+                                                          memory_order_release, memory_order_relaxed))
+            return;
+    } else {
+        struct hk_stash *spare = atomic_exchange_explicit(&stash_spare, NULL, memory_order_acquire);
+        if (spare)
+            hk_os_unmap(spare, sizeof *spare);
+    }
+    if (st)
+        hk_os_unmap(st, sizeof *st);
 }
 
 /* Give back every block of tc's bins and stash. */

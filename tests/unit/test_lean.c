@@ -453,31 +453,39 @@ END_TEST
  * back without their help, and they go on correctly when they wake. */
 static pthread_barrier_t sleep_bar;
 
-static void *sleeper(void *arg)
+/* n blocks of 64 + (i % 4) * step bytes, cached, asleep while CRITICAL
+ * happens, then checked: the bad bytes and shared blocks. */
+static void *sleep_cached(int n, size_t step)
 {
-    unsigned char *p[200];
-    for (int i = 0; i < 200; i++) {
-        p[i] = hk_malloc(64 + (size_t)(i % 4) * 64);
+    unsigned char *p[300];
+    for (int i = 0; i < n; i++) {
+        p[i] = hk_malloc(64 + (size_t)(i % 4) * step);
         memset(p[i], 7, 64);
     }
-    for (int i = 0; i < 200; i++)
+    for (int i = 0; i < n; i++)
         hk_free(p[i]);                  /* into this thread's cache */
     pthread_barrier_wait(&sleep_bar);   /* cached, asleep */
     pthread_barrier_wait(&sleep_bar);   /* CRITICAL happened */
     long bad = 0;
-    for (int i = 0; i < 200; i++) {
-        p[i] = hk_malloc(64 + (size_t)(i % 4) * 64);
+    for (int i = 0; i < n; i++) {
+        p[i] = hk_malloc(64 + (size_t)(i % 4) * step);
         memset(p[i], i, 64);
     }
-    for (int i = 0; i < 200; i++) {
+    for (int i = 0; i < n; i++) {
         for (int j = 0; j < 64; j++)
             bad += p[i][j] != (unsigned char)i;
         for (int k = 0; k < i; k++)
             bad += p[k] == p[i];
     }
-    for (int i = 0; i < 200; i++)
+    for (int i = 0; i < n; i++)
         hk_free(p[i]);
     return (void *)bad;
+}
+
+static void *sleeper(void *arg)
+{
+    (void)arg;
+    return sleep_cached(200, 64);
 }
 
 START_TEST(test_level_critical_takes_sleeping_caches)
@@ -506,34 +514,12 @@ END_TEST
 /* A thread whose working set of one class is bigger than its bin keeps
  * the overflow in its stash (tcache.c); asleep, CRITICAL takes the stash
  * back with the bin, more blocks than a bin can hold. */
-enum { STASH_WS = 300 };
+enum { STASH_WS = 300 };   /* <= sleep_cached's blocks */
 
 static void *stash_sleeper(void *arg)
 {
     (void)arg;
-    unsigned char *p[STASH_WS];
-    for (int i = 0; i < STASH_WS; i++) {
-        p[i] = hk_malloc(64);
-        memset(p[i], 7, 64);
-    }
-    for (int i = 0; i < STASH_WS; i++)
-        hk_free(p[i]);                  /* a bin's worth cached, the rest stashed */
-    pthread_barrier_wait(&sleep_bar);   /* cached, asleep */
-    pthread_barrier_wait(&sleep_bar);   /* CRITICAL happened */
-    long bad = 0;
-    for (int i = 0; i < STASH_WS; i++) {
-        p[i] = hk_malloc(64);
-        memset(p[i], i, 64);
-    }
-    for (int i = 0; i < STASH_WS; i++) {
-        for (int j = 0; j < 64; j++)
-            bad += p[i][j] != (unsigned char)i;
-        for (int k = 0; k < i; k++)
-            bad += p[k] == p[i];
-    }
-    for (int i = 0; i < STASH_WS; i++)
-        hk_free(p[i]);
-    return (void *)bad;
+    return sleep_cached(STASH_WS, 0);   /* one class: a bin's worth cached, the rest stashed */
 }
 
 START_TEST(test_level_critical_takes_sleeping_stash)

@@ -223,6 +223,19 @@ enum hk_tstate { HK_T_NEW = 0, HK_T_INITING, HK_T_READY, HK_T_DEAD };
 #define HK_MBIN_SLOTS  32
 #define HK_MBIN_OFF    HK_BIN_OFF(HK_NCLASS)
 #define HK_TC_BYTES    (HK_MBIN_OFF + HK_BIN_BYTES(HK_MBIN_SLOTS))
+/* The stash (tcache.c): a thread's own second level behind its bins, so
+ * that a bin that overflows and underflows in turn (a working set bigger
+ * than a bin) keeps its blocks in its own thread instead of passing them
+ * through its class's shared depot. Mapped at the thread's first flush
+ * in a mode that keeps one (hk_limits.stash_bytes), outside TLS; the
+ * blocks of class c are read and written only while bin c is closed
+ * (the bin's handshake covers them: a thief takes them with the bin). */
+#define HK_STASH_SLOTS 2048             /* blocks per class at most */
+struct hk_stash {
+    uint32_t bytes;                 /* of all classes' blocks (atomic: a thief) */
+    uint32_t n[HK_NCLASS];          /* blocks of class c */
+    void *slot[HK_NCLASS][HK_STASH_SLOTS];
+};
 struct hk_tcache {
     /* the bins of the small classes at HK_BIN_OFF(class) (hk_tc_bin), then
      * the medium bin at HK_MBIN_OFF (hk_tc_mbin): same handshake as bins.
@@ -236,6 +249,9 @@ struct hk_tcache {
     uint32_t steal_mn;              /* a thief's: what it exchanged from mbin */
     uint32_t state;                 /* enum hk_tstate */
     uint32_t epoch;                 /* hk_epoch when the caps were set */
+    struct hk_stash *stash;         /* NULL until the first flush (atomic for a thief) */
+    uint32_t stash_limit;           /* bytes the stash may hold now; 0: none */
+    uint32_t stash_nomap;           /* 1: mapping the stash failed */
     struct hk_tcache *next;         /* all ready caches, under hk_tc_lock */
     struct hk_tcache *prev;
     uint32_t steal_n[HK_NCLASS];    /* a thief's: what it exchanged (hk_tc_lock) */
@@ -295,6 +311,7 @@ struct hk_limits {
     size_t   large_cache_bytes;     /* ... and their total size, at least */
     uint32_t prewarm;               /* 1: carve hot-class slabs at start */
     uint32_t depot_bytes;           /* bytes of blocks a class's depot may hold */
+    uint32_t stash_bytes;           /* bytes of blocks a thread's stash may hold */
     uint32_t purge;                 /* 1: decommit free pages, retire empty
                                        superslabs (at the purge rounds) */
 };

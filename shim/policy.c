@@ -23,6 +23,7 @@ static const struct hk_limits hk_limits_of[2] = {
         .large_cache_bytes = (size_t)64 << 20,
         .prewarm = 1,
         .depot_bytes = 8 << 20,
+        .stash_bytes = 256 << 10,
         .purge = 0,
     },
     /* LEAN: small caches, no empty slab kept, free memory decommitted and
@@ -42,6 +43,7 @@ static const struct hk_limits hk_limits_of[2] = {
         /* the depot's batches in place only, never a mapping (see
          * hk_policy_depot_max): each purge round drains them first */
         .depot_bytes = HK_DEPOT_INLINE * HK_DEPOT_BATCH * HK_MIN_ALIGN,
+        .stash_bytes = 0,           /* every flush goes to the depot or the slabs */
         .purge = 1,
     },
 };

@@ -21,6 +21,10 @@
  * the same handshake, so that flushes, epochs and the thief treat it like
  * the others.
  *
+ * Also each thread's stash (hk_types.h): where a full bin's older half
+ * goes first and an empty bin refills from first, so that a working set
+ * bigger than a bin churns within its thread without the class lock.
+ *
  * Also the thief: hk_tcache_steal_all takes the blocks of every other
  * thread's cache, asleep or not, without their help (the handshake is
  * described above struct hk_bin).
@@ -153,16 +157,125 @@ static void mbin_empty(struct hk_tcache *tc)
     }
 }
 
-/* Give back every block of tc's bins. */
+/* ---- the stash (hk_types.h): blocks of class c read and written only
+ * while bin c is closed, by its owner or by a thief ---- */
+
+static struct hk_stash *stash_of(struct hk_tcache *tc)
+{
+    return __atomic_load_n(&tc->stash, __ATOMIC_RELAXED);
+}
+
+static uint32_t stash_n(struct hk_tcache *tc, unsigned cls)
+{
+    struct hk_stash *st = stash_of(tc);
+    return st ? st->n[cls] : 0;
+}
+
+/* One drained stash of an exited thread kept mapped for the next
+ * thread (programs that start a thread per task: larson's 200 threads
+ * mapped, faulted in and unmapped one each). */
+static struct hk_stash *_Atomic stash_spare;
+
+static struct hk_stash *stash_map(void)
+{
+    struct hk_stash *st = atomic_exchange_explicit(&stash_spare, NULL, memory_order_acquire);
+    return st ? st : hk_os_map(sizeof *st);
+}
+
+/* Keep the n blocks of class cls at ptrs in tc's stash; false when it
+ * has no room for them (the mode keeps none, its bytes or slots are
+ * full, it could not be mapped): they go to the class then. */
+static bool stash_put(struct hk_tcache *tc, unsigned cls, void *const *ptrs, uint32_t n)
+{
+    struct hk_stash *st = tc->stash;
+    uint32_t bytes = n * hk_class_size[cls];
+    if (!st) {
+        if (!tc->stash_limit || tc->stash_nomap)
+            return false;
+        st = stash_map();
+        if (!st) {
+            tc->stash_nomap = 1;        /* asked again at the next epoch */
+            return false;
+        }
+        __atomic_store_n(&tc->stash, st, __ATOMIC_RELAXED);
+    }
+    if (st->n[cls] + n > HK_STASH_SLOTS ||
+        __atomic_load_n(&st->bytes, __ATOMIC_RELAXED) + bytes > tc->stash_limit)
+        return false;
+    memcpy(&st->slot[cls][st->n[cls]], ptrs, n * sizeof(void *));
+    st->n[cls] += n;
+    __atomic_fetch_add(&st->bytes, bytes, __ATOMIC_RELAXED);
+    return true;
+}
+
+/* Up to want blocks of class cls from tc's stash into out, the last
+ * stashed first; how many. */
+static uint32_t stash_take(struct hk_tcache *tc, unsigned cls, void **out, uint32_t want)
+{
+    struct hk_stash *st = tc->stash;
+    uint32_t n = st ? st->n[cls] : 0;
+    uint32_t k = n < want ? n : want;
+    if (k == 0)
+        return 0;
+    st->n[cls] = n - k;
+    memcpy(out, &st->slot[cls][n - k], k * sizeof(void *));
+    __atomic_fetch_sub(&st->bytes, k * hk_class_size[cls], __ATOMIC_RELAXED);
+    return k;
+}
+
+/* Give the stash's blocks of class cls back to the class: to its slabs
+ * (in one piece, a depot batch only when it is one), where the next
+ * refill of any thread finds them, lowest addresses first. (Cut into
+ * depot batches, the stashes of exiting threads piled up in the depots
+ * of larson's classes, under the batches refills take: 2.6x the RSS.)
+ * How many. */
+static uint32_t stash_drain(struct hk_tcache *tc, unsigned cls)
+{
+    struct hk_stash *st = stash_of(tc);
+    uint32_t n = st ? st->n[cls] : 0;
+    if (n) {
+        hk_central_put(cls, st->slot[cls], n, "free");
+        st->n[cls] = 0;
+        __atomic_fetch_sub(&st->bytes, n * hk_class_size[cls], __ATOMIC_RELAXED);
+    }
+    return n;
+}
+
+
+/* Let go of tc's stash, drained before (hk_tc_lock held, or tc off the
+ * list of caches: no thief or double-free check reads it meanwhile):
+ * kept as the spare while the mode keeps stashes, else unmapped with the
+ * spare. */
+static void stash_unmap(struct hk_tcache *tc)
+{
+    struct hk_stash *st = tc->stash;
+    __atomic_store_n(&tc->stash, NULL, __ATOMIC_RELAXED);
+    tc->stash_nomap = 0;
+    if (hk_limits()->stash_bytes) {
+        struct hk_stash *none = NULL;
+        if (st && atomic_compare_exchange_strong_explicit(&stash_spare, &none, st,
+                                                          memory_order_release, memory_order_relaxed))
+            return;
+    } else {
+        struct hk_stash *spare = atomic_exchange_explicit(&stash_spare, NULL, memory_order_acquire);
+        if (spare)
+            hk_os_unmap(spare, sizeof *spare);
+    }
+    if (st)
+        hk_os_unmap(st, sizeof *st);
+}
+
+/* Give back every block of tc's bins and stash. */
 static void flush_all(struct hk_tcache *tc)
 {
     for (unsigned c = 0; c < HK_NCLASS; c++) {
         struct hk_bin *b = hk_tc_bin(tc, c);
-        if (hk_bin_n(b) == 0)
+        if (hk_bin_n(b) == 0 && stash_n(tc, c) == 0)
             continue;                   /* nothing to give (a thief puts a 0 back as 0) */
         uint32_t n = bin_close(b);
         if (n)
             hk_central_put(c, b->slot, n, "free");
+        stash_drain(tc, c);
         bin_open(b, 0);
     }
     uint32_t n = bin_close(hk_tc_mbin(tc));
@@ -188,8 +301,10 @@ static void tcache_exit(void *arg)
         hk_bin_set_cap(hk_tc_bin(tc, c), 0);
     hk_bin_set_cap(hk_tc_mbin(tc), 0);
     tc->state = HK_T_DEAD;
+    tc->stash_limit = 0;
     pthread_mutex_unlock(&hk_tc_lock);
     flush_all(tc);
+    stash_unmap(tc);
     /* No other thread reaches the bins now (off the list); the fast
      * paths of this one (later destructors) go to hk_tc_none before the
      * piece goes to the next thread. */
@@ -248,15 +363,19 @@ static size_t steal_bins(struct hk_tcache *tc, bool take)
         bool medium = c == HK_NCLASS;
         struct hk_bin *b = medium ? hk_tc_mbin(tc) : hk_tc_bin(tc, c);
         uint32_t k = medium ? tc->steal_mn : tc->steal_n[c];
-        if (take && k != 0 && k <= (medium ? HK_MBIN_SLOTS : HK_BIN_SLOTS(c)) && __atomic_load_n(&b->busy, __ATOMIC_RELAXED) == 0 &&
-            hk_bin_n(b) == HK_BIN_STOLEN) {
-            /* The owner is outside every operation on b, and any it starts
-             * sees HK_BIN_STOLEN and waits for hk_tc_lock (and counts its
-             * medium bin's bytes again from n = 0). */
+        bool idle = take && k <= (medium ? HK_MBIN_SLOTS : HK_BIN_SLOTS(c)) &&
+                    __atomic_load_n(&b->busy, __ATOMIC_RELAXED) == 0 && hk_bin_n(b) == HK_BIN_STOLEN;
+        if (idle && (k != 0 || (!medium && stash_n(tc, c)))) {
+            /* The owner is outside every operation on b (and on its
+             * stash's blocks of c), and any it starts sees HK_BIN_STOLEN
+             * and waits for hk_tc_lock (and counts its medium bin's bytes
+             * again from n = 0). */
             if (medium)
                 mslots_put(b->slot, k);
-            else
+            else if (k)
                 hk_central_put(c, b->slot, k, "free");
+            if (!medium)
+                taken += stash_drain(tc, c);
             __atomic_store_n(&b->n, 0, __ATOMIC_RELAXED);
             taken += k;
         } else {
@@ -356,6 +475,10 @@ static void tcache_set_caps(struct hk_tcache *tc)
     for (unsigned c = 0; c < HK_NCLASS; c++)
         hk_bin_set_cap(hk_tc_bin(tc, c), caps[c]);
     hk_bin_set_cap(hk_tc_mbin(tc), lim->medium_cache_bytes ? HK_MBIN_SLOTS : 0);
+    tc->stash_limit = lim->stash_bytes;
+    if (!tc->stash_limit)               /* a mode that keeps none (drained before) */
+        stash_unmap(tc);
+    tc->stash_nomap = 0;
 }
 
 static void tcache_setup(struct hk_tcache *tc)
@@ -435,8 +558,10 @@ static void *tcache_malloc(struct hk_tcache *tc, unsigned cls)
         return p;
     }
     uint32_t cap = hk_bin_cap(b);
-    size_t want = cap / 2 ? cap / 2 : 1;
-    size_t got = hk_central_take(cls, b->slot, want);
+    uint32_t want = cap / 2 ? cap / 2 : 1;
+    size_t got = stash_take(tc, cls, b->slot, want);
+    if (got == 0)
+        got = hk_central_take(cls, b->slot, want);
     if (got == 0) {
         bin_open(b, 0);
         errno = ENOMEM;
@@ -487,14 +612,17 @@ static void check_double_free(struct hk_tcache *tc, void *p, unsigned cls)
         const struct hk_bin *b = medium ? hk_tc_mbin(t) : hk_tc_bin(t, cls);
         uint32_t n = hk_bin_n(b);
         uint32_t slots = medium ? HK_MBIN_SLOTS : HK_BIN_SLOTS(cls);
-        for (uint32_t i = 0; n <= slots && i < n; i++) {
+        bool found = false;
+        for (uint32_t i = 0; n <= slots && i < n && !found; i++) {
             void *q = __atomic_load_n(&b->slot[i], __ATOMIC_RELAXED);
-            if ((medium ? mslot_ptr(q) : q) == p) {
-                mine = t == tc;
-                theirs = t != tc;
-                break;
-            }
+            found = (medium ? mslot_ptr(q) : q) == p;
         }
+        struct hk_stash *st = medium ? NULL : stash_of(t);
+        uint32_t sn = st ? __atomic_load_n(&st->n[cls], __ATOMIC_RELAXED) : 0;
+        for (uint32_t i = 0; sn <= HK_STASH_SLOTS && i < sn && !found; i++)
+            found = __atomic_load_n(&st->slot[cls][i], __ATOMIC_RELAXED) == p;
+        mine = found && t == tc;
+        theirs = found && t != tc;
     }
     pthread_mutex_unlock(&hk_tc_lock);
     if (mine || theirs)
@@ -522,7 +650,8 @@ static void tcache_free(struct hk_tcache *tc, void *p, unsigned cls)
     if (n >= cap) {
         /* Flush the older half: the newer blocks are the cache-warm ones. */
         uint32_t half = n / 2 ? n / 2 : 1;
-        hk_central_put(cls, b->slot, half, "free");
+        if (!stash_put(tc, cls, b->slot, half))
+            hk_central_put(cls, b->slot, half, "free");
         memmove(b->slot, b->slot + half, (n - half) * sizeof(void *));
         n -= half;
     }

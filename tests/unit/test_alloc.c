@@ -201,6 +201,47 @@ START_TEST(test_thread_exit_returns_cache)
 }
 END_TEST
 
+/* A working set of one class bigger than a bin (FAST): the bin's
+ * overflow stays in the thread (its stash), no batch goes to the class's
+ * shared depot once the stash holds the working set. */
+enum { WS_OVER_BIN = 300 };
+
+START_TEST(test_overflow_stays_in_thread)
+{
+    ck_assert_int_eq(hakmem_set_mode(HAKMEM_MODE_FAST), 0);
+    struct hk_class *c = &hk_classes[hk_class_of(64)];
+    static unsigned char *p[WS_OVER_BIN];
+    for (int round = 0; round < 8; round++) {
+        for (int i = 0; i < WS_OVER_BIN; i++) {
+            p[i] = hk_malloc(64);
+            ck_assert_ptr_nonnull(p[i]);
+            memset(p[i], round + i, 64);
+        }
+        for (int i = 0; i < WS_OVER_BIN; i++)
+            for (int j = 0; j < 64; j++)
+                ck_assert_uint_eq(p[i][j], (unsigned char)(round + i));
+        uint32_t before = __atomic_load_n(&c->ndepot, __ATOMIC_RELAXED);
+        for (int i = 0; i < WS_OVER_BIN; i++)
+            hk_free(p[i]);
+        uint32_t after = __atomic_load_n(&c->ndepot, __ATOMIC_RELAXED);
+        ck_assert_msg(round == 0 || after <= before, "round %d: %u batches went to the depot",
+                      round, after - before);
+    }
+}
+END_TEST
+
+/* A double free of a block that waits in the thread's stash. */
+START_TEST(test_small_double_free_stash_aborts)
+{
+    static void *p[WS_OVER_BIN];
+    for (int i = 0; i < WS_OVER_BIN; i++)
+        p[i] = hk_malloc(64);
+    for (int i = 0; i < WS_OVER_BIN; i++)
+        hk_free(p[i]);                  /* p[0] in the oldest half: stashed */
+    hk_free(p[0]);
+}
+END_TEST
+
 START_TEST(test_foreign_invalid_aborts)
 {
     void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -726,6 +767,7 @@ static Suite *alloc_suite(void)
     tcase_add_test(tc, test_large_extend_and_realloc_in_place);
     tcase_add_test(tc, test_stats_print_format);
     tcase_add_test(tc, test_thread_exit_returns_cache);
+    tcase_add_test(tc, test_overflow_stays_in_thread);
     tcase_add_test(tc, test_foreign_early_block_left_alone);
     tcase_add_test(tc, test_oom_under_rlimit_as);
     tcase_add_test_raise_signal(tc, test_foreign_invalid_aborts, SIGABRT);
@@ -742,6 +784,7 @@ static Suite *alloc_suite(void)
     tcase_add_test(tc, test_free_key_in_user_data);
     tcase_add_test_raise_signal(tc, test_small_double_free_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_small_double_free_later_aborts, SIGABRT);
+    tcase_add_test_raise_signal(tc, test_small_double_free_stash_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_small_double_free_central_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_small_double_free_other_thread_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_interior_free_aborts, SIGABRT);

@@ -453,31 +453,39 @@ END_TEST
  * back without their help, and they go on correctly when they wake. */
 static pthread_barrier_t sleep_bar;
 
-static void *sleeper(void *arg)
+/* n blocks of 64 + (i % 4) * step bytes, cached, asleep while CRITICAL
+ * happens, then checked: the bad bytes and shared blocks. */
+static void *sleep_cached(int n, size_t step)
 {
-    unsigned char *p[200];
-    for (int i = 0; i < 200; i++) {
-        p[i] = hk_malloc(64 + (size_t)(i % 4) * 64);
+    unsigned char *p[300];
+    for (int i = 0; i < n; i++) {
+        p[i] = hk_malloc(64 + (size_t)(i % 4) * step);
         memset(p[i], 7, 64);
     }
-    for (int i = 0; i < 200; i++)
+    for (int i = 0; i < n; i++)
         hk_free(p[i]);                  /* into this thread's cache */
     pthread_barrier_wait(&sleep_bar);   /* cached, asleep */
     pthread_barrier_wait(&sleep_bar);   /* CRITICAL happened */
     long bad = 0;
-    for (int i = 0; i < 200; i++) {
-        p[i] = hk_malloc(64 + (size_t)(i % 4) * 64);
+    for (int i = 0; i < n; i++) {
+        p[i] = hk_malloc(64 + (size_t)(i % 4) * step);
         memset(p[i], i, 64);
     }
-    for (int i = 0; i < 200; i++) {
+    for (int i = 0; i < n; i++) {
         for (int j = 0; j < 64; j++)
             bad += p[i][j] != (unsigned char)i;
         for (int k = 0; k < i; k++)
             bad += p[k] == p[i];
     }
-    for (int i = 0; i < 200; i++)
+    for (int i = 0; i < n; i++)
         hk_free(p[i]);
     return (void *)bad;
+}
+
+static void *sleeper(void *arg)
+{
+    (void)arg;
+    return sleep_cached(200, 64);
 }
 
 START_TEST(test_level_critical_takes_sleeping_caches)
@@ -500,6 +508,36 @@ START_TEST(test_level_critical_takes_sleeping_caches)
         ck_assert_msg(r == NULL, "thread %d: %ld bad bytes or shared blocks", i, (long)r);
     }
     pthread_barrier_destroy(&sleep_bar);
+}
+END_TEST
+
+/* A thread whose working set of one class is bigger than its bin keeps
+ * the overflow in its stash (tcache.c); asleep, CRITICAL takes the stash
+ * back with the bin, more blocks than a bin can hold. */
+enum { STASH_WS = 300 };   /* <= sleep_cached's blocks */
+
+static void *stash_sleeper(void *arg)
+{
+    (void)arg;
+    return sleep_cached(STASH_WS, 0);   /* one class: a bin's worth cached, the rest stashed */
+}
+
+START_TEST(test_level_critical_takes_sleeping_stash)
+{
+    ck_assert_int_eq(hakmem_apply_pressure(HAKMEM_LEVEL_NONE), 0);
+    pthread_t t;
+    pthread_barrier_init(&sleep_bar, NULL, 2);
+    ck_assert_int_eq(pthread_create(&t, NULL, stash_sleeper, NULL), 0);
+    pthread_barrier_wait(&sleep_bar);
+    uint64_t stolen = ctr("tcache_stolen");
+    ck_assert_int_eq(hakmem_apply_pressure(HAKMEM_LEVEL_CRITICAL), 0);
+    ck_assert_uint_gt(ctr("tcache_stolen") - stolen, HK_TC_SLOTS);
+    pthread_barrier_wait(&sleep_bar);
+    void *r;
+    pthread_join(t, &r);
+    ck_assert_msg(r == NULL, "%ld bad bytes or shared blocks", (long)r);
+    pthread_barrier_destroy(&sleep_bar);
+    ck_assert_int_eq(hakmem_apply_pressure(HAKMEM_LEVEL_NONE), 0);
 }
 END_TEST
 
@@ -654,6 +692,7 @@ static Suite *lean_suite(void)
     tcase_add_test(tc, test_level_critical_upgrades_lazy_pages);
     tcase_add_test(tc, test_scattered_pages_go_back_in_few_calls);
     tcase_add_test(tc, test_level_critical_takes_sleeping_caches);
+    tcase_add_test(tc, test_level_critical_takes_sleeping_stash);
     tcase_add_test(tc, test_medium_bin_bounded_and_stolen);
     tcase_add_test(tc, test_level_none_is_the_start_mode);
     suite_add_tcase(s, tc);

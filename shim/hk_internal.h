@@ -107,7 +107,7 @@ struct hk_optdef {
       "1: start in LEAN mode")                                               \
     X(HAKMEM_SS_MEM_LEAN_DECOMMIT, decommit, HK_OPT_ENUM, 0, 0, 1,           \
       "FREE|DONTNEED", "how LEAN decommits: MADV_FREE (lazy) or MADV_DONTNEED (eager)") \
-    X(HAKMEM_SS_LEAN_DELAY_MS, lean_delay_ms, HK_OPT_UINT, 200, 1, 60000, NULL, \
+    X(HAKMEM_SS_LEAN_DELAY_MS, lean_delay_ms, HK_OPT_UINT, 100, 1, 60000, NULL, \
       "LEAN: free memory is decommitted once it has stayed free this long (ms)") \
     X(HAKMEM_SS_DECAY_MS, decay_ms, HK_OPT_UINT, 10000, 0, 3600000, NULL,      \
       "FAST: free memory goes back to the kernel once it has stayed free this long (ms); 0: never") \

@@ -120,10 +120,10 @@ START_TEST(test_load_bad_values_each_type)
     hk_env_load(env, &o);
     const char *out = capture_end(&c);
     ck_assert_uint_eq(o.decommit, HK_DECOMMIT_FREE);
-    ck_assert_uint_eq(o.lean_delay_ms, 200);
+    ck_assert_uint_eq(o.lean_delay_ms, 100);
     ck_assert_str_eq(o.runtime_dir, "/run/hakmem");
     ck_assert_ptr_nonnull(strstr(out, "HAKMEM_SS_MEM_LEAN_DECOMMIT='SOMETIMES' is not valid (expected one of FREE|DONTNEED); using FREE"));
-    ck_assert_ptr_nonnull(strstr(out, "HAKMEM_SS_LEAN_DELAY_MS='0' is not valid (expected an integer from 1 to 60000); using 200"));
+    ck_assert_ptr_nonnull(strstr(out, "HAKMEM_SS_LEAN_DELAY_MS='0' is not valid (expected an integer from 1 to 60000); using 100"));
     ck_assert_ptr_nonnull(strstr(out, "HAKMEM_RUNTIME_DIR='run' is not valid"));
 }
 END_TEST

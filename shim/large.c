@@ -71,11 +71,6 @@ static void large_unmap(struct hk_large *l)
     hk_os_unmap(l, l->map_len);
 }
 
-/* Cut extent l at head (a multiple of HK_SEG_SIZE, below l->map_len):
- * the tail becomes a free extent of its own, with a header, registered,
- * its pages still committed; returned for the caller to cache. Its first
- * block will sit at a fresh extent's offset (user_off 0: see
- * hk_large_alloc). */
 /* Write a free extent's header at at, len bytes long, and register it:
  * for fresh extents, tails cut off and heads grown downward alike. */
 static struct hk_large *large_head(void *at, size_t len)
@@ -89,6 +84,11 @@ static struct hk_large *large_head(void *at, size_t len)
     return t;
 }
 
+/* Cut extent l at head (a multiple of HK_SEG_SIZE, below l->map_len):
+ * the tail becomes a free extent of its own, with a header, registered,
+ * its pages still committed; returned for the caller to cache. Its first
+ * block will sit at a fresh extent's offset (user_off 0: see
+ * hk_large_alloc). */
 static struct hk_large *large_cut(struct hk_large *l, size_t head)
 {
     struct hk_large *t = large_head((char *)l + head, l->map_len - head);
@@ -164,9 +164,6 @@ static void lcache_put(struct hk_large *l)
     }
 }
 
-/* Take from the cache (lock held) the smallest free extent of at least
- * need bytes (a multiple of HK_SEG_SIZE), its tail beyond need split off
- * and cached; NULL when none is big enough. */
 /* Take out of the cache (lock held) the smallest free extent of at least
  * min bytes, or the biggest; NULL when none. */
 static struct hk_large *lcache_pick(size_t min, bool biggest)
@@ -185,6 +182,9 @@ static struct hk_large *lcache_pick(size_t min, bool biggest)
     return best;
 }
 
+/* Take from the cache (lock held) the smallest free extent of at least
+ * need bytes (a multiple of HK_SEG_SIZE), its tail beyond need split off
+ * and cached; NULL when none is big enough. */
 static struct hk_large *lcache_take(size_t need)
 {
     struct hk_large *best = lcache_pick(need, false);

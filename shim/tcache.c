@@ -241,7 +241,6 @@ static uint32_t stash_drain(struct hk_tcache *tc, unsigned cls)
     return n;
 }
 
-
 /* Let go of tc's stash, drained before (hk_tc_lock held, or tc off the
  * list of caches: no thief or double-free check reads it meanwhile):
  * kept as the spare while the mode keeps stashes, else unmapped with the
@@ -602,17 +601,17 @@ void *hk_malloc_slow(struct hk_bin *b)
 
 /* p, a block of class cls, carries the free key: it is free already (a
  * double free), or its user data happen to hold the key. Look where free
- * blocks are -- this thread's cache, every other thread's (a racy read of
- * theirs, enough to know), the central lists -- and abort if it is there. */
-static void check_double_free(struct hk_tcache *tc, void *p, unsigned cls)
+ * blocks are -- every thread's bins and stash (a racy read of other
+ * threads', enough to know), the central lists -- and abort if it is
+ * there. */
+static void check_double_free(void *p, unsigned cls)
 {
-    bool mine = false, theirs = false, medium = cls >= HK_NCLASS;
+    bool found = false, medium = cls >= HK_NCLASS;
     pthread_mutex_lock(&hk_tc_lock);    /* no thief meanwhile; the list holds */
-    for (struct hk_tcache *t = hk_tc_all; t && !mine && !theirs; t = t->next) {
+    for (struct hk_tcache *t = hk_tc_all; t && !found; t = t->next) {
         const struct hk_bin *b = medium ? hk_tc_mbin(t) : hk_tc_bin(t, cls);
         uint32_t n = hk_bin_n(b);
         uint32_t slots = medium ? HK_MBIN_SLOTS : HK_BIN_SLOTS(cls);
-        bool found = false;
         for (uint32_t i = 0; n <= slots && i < n && !found; i++) {
             void *q = __atomic_load_n(&b->slot[i], __ATOMIC_RELAXED);
             found = (medium ? mslot_ptr(q) : q) == p;
@@ -621,11 +620,9 @@ static void check_double_free(struct hk_tcache *tc, void *p, unsigned cls)
         uint32_t sn = st ? __atomic_load_n(&st->n[cls], __ATOMIC_RELAXED) : 0;
         for (uint32_t i = 0; sn <= HK_STASH_SLOTS && i < sn && !found; i++)
             found = __atomic_load_n(&st->slot[cls][i], __ATOMIC_RELAXED) == p;
-        mine = found && t == tc;
-        theirs = found && t != tc;
     }
     pthread_mutex_unlock(&hk_tc_lock);
-    if (mine || theirs)
+    if (found)
         hk_fatal("free(): double free detected in tcache %p", p);
     if (hk_central_has(cls, p))
         hk_fatal("free(): double free detected %p", p);
@@ -635,7 +632,7 @@ static void tcache_free(struct hk_tcache *tc, void *p, unsigned cls)
 {
     uint64_t *w = p;
     if (w[1] == hk_free_key)
-        check_double_free(tc, p, cls);
+        check_double_free(p, cls);
     w[1] = hk_free_key;                 /* free from now on, wherever it goes */
     tc = tcache_get(tc);
     uint32_t cap = tc ? hk_bin_cap(hk_tc_bin(tc, cls)) : 0;
@@ -695,7 +692,7 @@ void hk_tcache_medium_free(void *p, unsigned cls)
     uint64_t *w = p;
     struct hk_tcache *tc = &hk_tls;
     if (w[1] == hk_free_key)
-        check_double_free(tc, p, cls);
+        check_double_free(p, cls);
     tc = tcache_get(tc);
     uint32_t size = hk_class_size[cls], limit = hk_limits()->medium_cache_bytes;
     uint32_t cap = tc ? hk_bin_cap(hk_tc_mbin(tc)) : 0;
